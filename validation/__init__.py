@@ -1,0 +1,1 @@
+"""The evidence that the engines agree, and the `hiercheck` command."""

@@ -1,0 +1,102 @@
+"""Posterior-quantile agreement between two engines.
+
+For every scalar and every theta_i, and each probability q, the two engines' q-quantiles differ by
+
+    z = (Q_a(q) - Q_b(q)) / sqrt(mcse_a(q)^2 + mcse_b(q)^2)
+
+with each Monte Carlo standard error from ArviZ (`mcse(method="quantile")`, which accounts for
+autocorrelation). Under agreement each z is approximately N(0, 1); the many tests are held to one
+family-wise false-alarm rate `alpha` by Holm's step-down correction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from models.engine import SCALARS, az
+
+QUANTILES = (0.025, 0.25, 0.5, 0.75, 0.975)
+VARIABLES = SCALARS + ("theta",)
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """The outcome of `compare`: a row per (variable, school, quantile), and the verdict."""
+
+    table: pd.DataFrame
+    alpha: float
+    engines: tuple[str, str]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.table.agree.all())
+
+    @property
+    def max_abs_z(self) -> float:
+        return float(self.table.z.abs().max())
+
+    @property
+    def min_p_adjusted(self) -> float:
+        return float(self.table.p_holm.min())
+
+    def __str__(self) -> str:
+        a, b = self.engines
+        worst = self.table.reindex(self.table.z.abs().sort_values(ascending=False).index).head(5)
+        verdict = "AGREE" if self.passed else "DISAGREE"
+        return (f"{a} vs {b}: {verdict} at family-wise alpha {self.alpha} (Holm correction over "
+                f"{len(self.table)} quantile comparisons; max |z| {self.max_abs_z:.2f})\n"
+                + worst.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+
+
+def compare(idata_a, idata_b, *, quantiles=QUANTILES, var_names=VARIABLES,
+            alpha: float = 0.01) -> Agreement:
+    """Compare the posterior quantiles of two engines' InferenceData (design: engine interface)."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    rows = []
+    for q in quantiles:
+        value_a, mcse_a = _quantile_and_mcse(idata_a, q, var_names)
+        value_b, mcse_b = _quantile_and_mcse(idata_b, q, var_names)
+        for name in var_names:
+            for school, a, b, se_a, se_b in _flatten(name, value_a, value_b, mcse_a, mcse_b):
+                rows.append({"variable": name, "school": school, "quantile": q, "a": a, "b": b,
+                             "mcse_a": se_a, "mcse_b": se_b})
+    table = pd.DataFrame(rows)
+    table["z"] = (table.a - table.b) / np.hypot(table.mcse_a, table.mcse_b)
+    table["p"] = 2 * stats.norm.sf(np.abs(table.z))
+    table["p_holm"] = holm_adjust(table.p.to_numpy())
+    table["agree"] = table.p_holm > alpha
+    return Agreement(table=table, alpha=alpha, engines=(_engine_name(idata_a), _engine_name(idata_b)))
+
+
+def holm_adjust(p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values: reject where the adjusted p <= alpha keeps the
+    family-wise error rate at alpha under any dependence between the tests."""
+    order = np.argsort(p)
+    k = p.size
+    adjusted = np.maximum.accumulate(np.minimum(1.0, (k - np.arange(k)) * p[order]))
+    out = np.empty(k)
+    out[order] = adjusted
+    return out
+
+
+def _quantile_and_mcse(idata, q: float, var_names):
+    posterior = idata.posterior[list(var_names)]
+    value = posterior.quantile(q, dim=("chain", "draw"))
+    mcse = az.mcse(posterior, method="quantile", prob=q)
+    return value, mcse
+
+
+def _flatten(name, *datasets):
+    """(school label or "", then one number per dataset) for each element of a variable."""
+    arrays = [np.atleast_1d(ds[name].to_numpy()) for ds in datasets]
+    labels = datasets[0][name].coords["school"].to_numpy() if "school" in datasets[0][name].dims else [""]
+    return zip(labels, *arrays)
+
+
+def _engine_name(idata) -> str:
+    return str(idata.posterior.attrs.get("engine", "?"))

@@ -1,0 +1,196 @@
+"""The `hiercheck` command.
+
+Every command takes the same data options (`--dataset NAME`, or `--data CSV --group COL --value COL`)
+and the same prior option (`--prior a=..,b=..`, over the weakly informative priors scaled to the
+data). Bad input ends the run with one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from models import DATASETS, DEFAULT_DATASET, GroupedData, Priors, load_dataset
+
+from .engines import ENGINES, get_engine
+
+USAGE_ERROR = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except ValueError as error:  # every input problem the package detects is a ValueError
+        print(f"hiercheck: error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        print("hiercheck: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a bug, not bad input: one line, the traceback on request
+        if args.debug:
+            raise
+        print(f"hiercheck: internal error: {type(error).__name__}: {error} "
+              "(run with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Reports a usage error as one line (the full usage is one --help away)."""
+
+    def error(self, message):
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="hiercheck",
+        description="Fit the normal hierarchical model three independent ways and check that "
+                    "they agree.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=OneLineParser)
+
+    describe = commands.add_parser("describe", help="school-level summary and the means-vs-size plot")
+    add_common_options(describe)
+    describe.set_defaults(run=run_describe)
+
+    fit = commands.add_parser("fit", help="fit with one engine or all, write the posterior(s)")
+    add_common_options(fit)
+    fit.add_argument("--engine", default="all", choices=[*ENGINES, "all"],
+                     help="which engine; 'all' runs gibbs, eb, exact and nuts (default: all)")
+    add_sampling_options(fit)
+    fit.set_defaults(run=run_fit)
+    return parser
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_argument_group("data (a built-in data set, or a CSV file)")
+    source.add_argument("--dataset", choices=list(DATASETS), default=None,
+                        help=f"built-in data set (default: {DEFAULT_DATASET})")
+    source.add_argument("--data", type=Path, help="CSV file with a header row")
+    source.add_argument("--group", help="the CSV's school column")
+    source.add_argument("--value", help="the CSV's score column")
+    parser.add_argument("--prior", default="",
+                        help="prior settings NAME=NUMBER,... over the weakly informative defaults "
+                             "(names: a b c d nu phi)")
+    parser.add_argument("--out", type=Path, default=Path("hiercheck-out"),
+                        help="folder for the files written (default: hiercheck-out)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+
+
+def add_sampling_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--draws", type=int, default=1000, help="draws kept per chain (default: 1000)")
+    parser.add_argument("--chains", type=int, default=4, help="chains (default: 4)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
+
+def load_data(args) -> GroupedData:
+    """The data the options name; a CSV needs both of its column names."""
+    if args.data is None:
+        if args.group or args.value:
+            raise ValueError("--group and --value go with --data CSV")
+        return load_dataset(args.dataset or DEFAULT_DATASET)
+    if args.dataset:
+        raise ValueError("give either --dataset or --data, not both")
+    missing = [flag for flag, given in (("--group", args.group), ("--value", args.value)) if not given]
+    if missing:
+        raise ValueError(f"--data needs {' and '.join(missing)} (the CSV's column names)")
+    return GroupedData.from_csv(args.data, group=args.group, value=args.value)
+
+
+def load_priors(args, data: GroupedData) -> Priors:
+    return Priors.from_string(args.prior, base=Priors.weakly_informative(data))
+
+
+def output_folder(args) -> Path:
+    args.out.mkdir(parents=True, exist_ok=True)
+    return args.out
+
+
+# -- describe -------------------------------------------------------------------------------------
+
+def run_describe(args) -> int:
+    from .plots import plot_school_means, save
+
+    data = load_data(args)
+    print(describe_text(data))
+    path = output_folder(args) / "school_means.png"
+    save(plot_school_means(data), path)
+    print(f"\nwrote {path}")
+    return 0
+
+
+def describe_text(data: GroupedData, extremes: int = 3) -> str:
+    table = data.school_table()
+    pooled_sd = np.sqrt(data.ss.sum() / (data.N - data.m))
+    lines = [
+        f"{data.name}: {data.N} students in {data.m} schools",
+        f"school sizes: min {data.n.min()}, median {np.median(data.n):g}, max {data.n.max()}"
+        f" ({int((data.n == 1).sum())} with one student)",
+        f"grand mean {data.values.mean():.6g}; school means from {data.ybar.min():.6g} "
+        f"to {data.ybar.max():.6g} (SD {data.ybar.std(ddof=1):.4g}); pooled within-school SD "
+        f"{pooled_sd:.4g}",
+        "",
+        "schools with the most extreme means:",
+    ]
+    ordered = table.sort_values("ybar")
+    extreme = pd.concat([ordered.head(extremes), ordered.tail(extremes)])
+    extreme = extreme.assign(rank=[f"lowest {k + 1}" for k in range(extremes)]
+                             + [f"highest {extremes - k}" for k in range(extremes)])
+    lines.append(extreme[["rank", "school", "n", "ybar", "sd"]].to_string(index=False))
+    small = int((table.n <= np.median(data.n)).sum())
+    among = int((extreme.n <= np.median(data.n)).sum())
+    lines.append(f"\n{among} of these {2 * extremes} are at or below the median size "
+                 f"({small} of {data.m} schools are).")
+    return "\n".join(lines)
+
+
+# -- fit ------------------------------------------------------------------------------------------
+
+FIT_ALL = ("gibbs", "eb", "exact", "nuts")
+
+
+def run_fit(args) -> int:
+    from models.engine import az, check_run_size
+
+    check_run_size(args.draws, args.chains)
+    data = load_data(args)
+    priors = load_priors(args, data)
+    names = FIT_ALL if args.engine == "all" else (args.engine,)
+    folder = output_folder(args)
+    results = {}
+    for name in names:
+        engine = get_engine(name)
+        started = time.perf_counter()
+        print(f"fitting {name} ...", file=sys.stderr, flush=True)
+        results[name] = engine(data, priors, draws=args.draws, chains=args.chains, seed=args.seed)
+        path = folder / f"posterior_{name}.nc"
+        results[name].to_netcdf(path)
+        print(f"  {name}: {time.perf_counter() - started:.1f} s, wrote {path}", file=sys.stderr)
+    if len(names) == 1:
+        print(az.summary(results[names[0]], var_names=["mu", "sigma", "tau", "lam", "omega"]))
+        print()
+    print(f"{data.name}: posterior mean (SD) under priors {priors}")
+    print(estimates_table(results).to_string())
+    return 0
+
+
+def estimates_table(results: dict) -> pd.DataFrame:
+    """Posterior mean (SD) of mu, sigma, tau and the between-school SD tau*sigma, an engine a row."""
+    rows = {}
+    for name, idata in results.items():
+        post = idata.posterior
+        quantities = {"mu": post.mu, "sigma": post.sigma, "tau": post.tau,
+                      "between_sd": post.tau * post.sigma}
+        rows[name] = {q: f"{float(x.mean()):.5g} ({float(x.std()):.2g})" for q, x in quantities.items()}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Figures for people: each titled and labelled for a reader who has not read the code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures are written to files; no screen is assumed
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from models import GroupedData  # noqa: E402
+
+
+def plot_school_means(data: GroupedData, ax=None, label_extremes: int = 3):
+    """School mean against school size, with the band +-2 s_w / sqrt(n) around the grand mean
+    that school means would fill if every school had the same true mean: the funnel shows why
+    the most extreme means come from the smallest schools."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 5))
+    grand = data.values.mean()
+    within_sd = np.sqrt(data.ss.sum() / (data.N - data.m))
+    sizes = np.linspace(max(data.n.min() - 0.5, 0.5), data.n.max() + 1, 200)
+    ax.fill_between(sizes, grand - 2 * within_sd / np.sqrt(sizes), grand + 2 * within_sd / np.sqrt(sizes),
+                    color="0.88", label="grand mean +- 2 within-school SD / sqrt(n)")
+    ax.axhline(grand, color="0.4", lw=1, label=f"grand mean {grand:.4g}")
+    ax.scatter(data.n, data.ybar, s=18, color="C0", alpha=0.8, label="one school")
+    order = np.argsort(data.ybar)
+    for i in np.r_[order[:label_extremes], order[-label_extremes:]]:
+        ax.annotate(f"{data.labels[i]} (n={data.n[i]})", (data.n[i], data.ybar[i]),
+                    textcoords="offset points", xytext=(5, 3), fontsize=8)
+    ax.set_xlabel("students in the school (n_i)")
+    ax.set_ylabel("school mean score (ybar_i)")
+    ax.set_title(f"{Path(data.name).name}: school means against school size\n"
+                 "the most extreme means come from the smallest schools", fontsize=11)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False)
+    return ax
+
+
+def save(ax_or_fig, path) -> None:
+    """Write a figure to `path` and release it."""
+    figure = getattr(ax_or_fig, "figure", ax_or_fig)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
