@@ -5,7 +5,8 @@ Notation of docs/derivation.md. Per school, with theta_i integrated out,
     ybar_i | mu, lam, omega ~ N(mu, 1/(lam w_i)),   w_i = n_i omega / (n_i + omega),
 
 and ss_i carries lam alone. Every function broadcasts: `stats.ybar`, `stats.ss` are (..., m) and
-mu, lam, omega are scalars or arrays of the batch shape (...).
+mu, lam, omega are scalars or arrays of the batch shape (...). omega = inf (tau = 0: no
+between-school variation, every theta_i = mu) is allowed and gives the limits exactly.
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ def _batch(x) -> np.ndarray:
 
 
 def school_weights(n, omega) -> np.ndarray:
-    """w_i = n_i omega / (n_i + omega): the precision of ybar_i about mu, in units of lam."""
+    """w_i = n_i omega / (n_i + omega): the precision of ybar_i about mu, in units of lam.
+
+    Written n_i / (1 + n_i/omega) so that omega = inf (tau = 0) gives w_i = n_i exactly.
+    """
     omega = _batch(omega)
-    return n * omega / (n + omega)
+    return n / (1.0 + n / omega)
 
 
 def theta_conditional(stats: SchoolStats, mu, lam, omega):
@@ -39,7 +43,9 @@ def theta_conditional(stats: SchoolStats, mu, lam, omega):
     """
     omega = _batch(omega)
     total = stats.n + omega
-    mean = (stats.n * stats.ybar + omega * _batch(mu)) / total
+    # mu + (n_i / (n_i + omega)) (ybar_i - mu): at omega = inf (tau = 0) the mean is mu exactly
+    mu = _batch(mu)
+    mean = mu + stats.n / total * (stats.ybar - mu)
     return mean, _batch(lam) * total
 
 
@@ -57,8 +63,7 @@ def log_marginal_likelihood(stats: SchoolStats, mu, lam, omega) -> np.ndarray:
         - lam/2 [ sum_i ss_i + sum_i w_i (ybar_i - mu)^2 ]
     """
     lam = np.asarray(lam, dtype=float)
-    omega_col = _batch(omega)
-    log_ratio = np.log(omega_col) - np.log(stats.n + omega_col)
+    log_ratio = -np.log1p(stats.n / _batch(omega))  # log(omega / (n_i + omega)); 0 at omega = inf
     return 0.5 * (stats.N * (np.log(lam) - LOG_2PI) + log_ratio.sum(-1)
                   - lam * marginal_spread(stats, mu, omega))
 

@@ -1,0 +1,502 @@
+"""Empirical Bayes: the hyperparameters by maximum marginal likelihood, then theta given them.
+
+Notation of docs/derivation.md; every formula below is derived in docs/parts/marginal_likelihood.md.
+With theta integrated out, the log-likelihood of (mu, lam, omega) is
+`samplers.marginal.log_marginal_likelihood`. Two estimators maximize it:
+
+- ML, the maximum of log p(y | mu, lam, omega);
+- REML (`reml=True`), the maximum of the restricted likelihood
+  log p_R(y | lam, omega) = log integral p(y | mu, lam, omega) dmu (mu under a flat prior of
+  density 1), whose maximizer corrects ML's downward bias in the variances.
+
+Two methods find the maximum. `"profile"` (the default) writes everything in the between-to-
+within variance ratio
+
+    r = tau^2 = 1/omega >= 0,
+
+profiles mu and lam out in closed form, and solves a one-dimensional problem in r on [0, inf),
+so the boundary tau = 0 (r = 0, omega = inf) is reached and reported exactly. `"nelder-mead"`
+is the original write-up's method: scipy's Nelder-Mead over (mu, log lam, log omega) (over
+(log lam, log omega) for REML), started from moment estimates; it can only approach tau = 0.
+
+Functions named `profile_*` take r; the others take omega like `samplers.marginal`. A statistic
+of the profile costs O(m) and broadcasts over a batch of r of any shape.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from scipy import optimize
+
+from models import GroupedData, Priors, SchoolStats
+from models.engine import az, check_run_size, to_inference_data
+
+from .marginal import (LOG_2PI, log_marginal_likelihood, marginal_spread, school_weights,
+                       theta_conditional)
+
+METHODS = ("profile", "nelder-mead")
+PARAMETERS = ("mu", "lam", "r")  # the axes of `EBFit.covariance`
+
+# The profile is scanned on a geometric grid of r, in units of mean_i(1/n_i) (the ratio at which a
+# typical school mean is shrunk halfway), from 1e-10 to 1e10 units at 4 points per decade; every
+# rise-then-fall of the score between neighbours brackets a local maximum, solved by brentq.
+SCAN_DECADES = 10
+SCAN_POINTS_PER_DECADE = 4
+SCAN_EXTENSIONS = 5  # how often the top of the scan may grow by 1e10 while the score still rises
+
+# Nelder-Mead: start tau^2 no lower than this fraction of mean_i(1/n_i); stop when the simplex
+# spans less than XATOL on the (mu, log lam, log omega) scale and FATOL in the log-likelihood.
+TAU2_START_FLOOR = 0.1
+NELDER_MEAD_XATOL = 1e-10
+NELDER_MEAD_FATOL = 1e-10
+NELDER_MEAD_MAXFEV = 20_000
+
+
+class EBSettingsError(ValueError):
+    """A setting empirical Bayes cannot run with (method, reml)."""
+
+
+# -- the likelihoods ------------------------------------------------------------------------------
+
+def _omega(r) -> np.ndarray:
+    """omega = 1/r, which is inf at r = 0 (tau = 0)."""
+    with np.errstate(divide="ignore"):
+        return 1.0 / np.asarray(r, dtype=float)
+
+
+def _integrated_means(reml: bool) -> int:
+    """p: the number of mean parameters integrated out, 1 for REML (mu), 0 for ML."""
+    return 1 if reml else 0
+
+
+def gls_mean(stats: SchoolStats, omega) -> np.ndarray:
+    """mu_hat = sum_i w_i ybar_i / sum_i w_i, w_i = n_i omega / (n_i + omega): the maximizer of
+    log p(y | mu, lam, omega) over mu (generalized least squares); free of lam."""
+    w = school_weights(stats.n, omega)
+    return (w * stats.ybar).sum(-1) / w.sum(-1)
+
+
+def restricted_loglik(stats: SchoolStats, lam, omega) -> np.ndarray:
+    """log p_R(y | lam, omega) = log integral p(y | mu, lam, omega) dmu, mu under a flat prior of
+    density 1 (the convention of statsmodels' MixedLM REML):
+
+        log p(y | mu_hat, lam, omega) + 1/2 log 2pi - 1/2 log(lam sum_i w_i)
+    """
+    lam = np.asarray(lam, dtype=float)
+    total_weight = school_weights(stats.n, omega).sum(-1)
+    return (log_marginal_likelihood(stats, gls_mean(stats, omega), lam, omega)
+            + 0.5 * (LOG_2PI - np.log(lam * total_weight)))
+
+
+def profile_lam(stats: SchoolStats, r, *, reml: bool = False) -> np.ndarray:
+    """lam_hat(r) = (N - p) / Q(r), Q(r) = sum_i ss_i + sum_i w_i (ybar_i - mu_hat(r))^2, where
+    p = 0 (ML) or 1 (REML): the maximizer over lam of the (restricted) likelihood at r."""
+    omega = _omega(r)
+    spread = marginal_spread(stats, gls_mean(stats, omega), omega)
+    return (stats.N - _integrated_means(reml)) / spread
+
+
+def profile_loglik(stats: SchoolStats, r, *, reml: bool = False) -> np.ndarray:
+    """The log-likelihood maximized over mu and lam at the variance ratio r = tau^2 = 1/omega:
+
+        ML:   log p(y | mu_hat(r), lam_hat(r), 1/r)
+            = -N/2 [log 2pi + log(Q(r)/N) + 1] - 1/2 sum_i log(1 + n_i r)
+        REML: log p_R(y | lam_hat(r), 1/r)
+            = -(N-1)/2 [log 2pi + log(Q(r)/(N-1)) + 1] - 1/2 sum_i log(1 + n_i r)
+              - 1/2 log sum_i w_i
+    """
+    omega = _omega(r)
+    lam = profile_lam(stats, r, reml=reml)
+    if reml:
+        return restricted_loglik(stats, lam, omega)
+    return log_marginal_likelihood(stats, gls_mean(stats, omega), lam, omega)
+
+
+def profile_score(stats: SchoolStats, r, *, reml: bool = False) -> np.ndarray:
+    """d/dr of `profile_loglik`, with w_i = n_i / (1 + n_i r), e_i = ybar_i - mu_hat(r):
+
+        (N - p) / (2 Q(r)) sum_i w_i^2 e_i^2 - 1/2 sum_i w_i + p/2 sum_i w_i^2 / sum_i w_i
+    """
+    omega = _omega(r)
+    w = school_weights(stats.n, omega)
+    mu = gls_mean(stats, omega)
+    residual = stats.ybar - mu[..., None]
+    p = _integrated_means(reml)
+    spread = marginal_spread(stats, mu, omega)
+    w2 = w * w
+    return (0.5 * (stats.N - p) / spread * (w2 * residual * residual).sum(-1)
+            - 0.5 * w.sum(-1) + 0.5 * p * w2.sum(-1) / w.sum(-1))
+
+
+# -- standard errors ------------------------------------------------------------------------------
+
+def observed_information(stats: SchoolStats, lam: float, r: float, *,
+                         reml: bool = False) -> np.ndarray:
+    """Minus the Hessian in (lam, r) of the criterion with mu profiled out,
+
+        l(lam, r) = (N - p)/2 log lam - lam Q(r)/2 - 1/2 sum_i log(1 + n_i r) - p/2 log W + const,
+
+    W = sum_i w_i, so p = 0 is the ML profile over mu and p = 1 the restricted likelihood:
+
+        J_lam,lam = (N - p) / (2 lam^2)
+        J_lam,r   = -1/2 sum_i w_i^2 e_i^2
+        J_r,r     = lam [sum_i w_i^3 e_i^2 - (sum_i w_i^2 e_i)^2 / W] - 1/2 sum_i w_i^2
+                    + p [sum_i w_i^3 / W - 1/2 (sum_i w_i^2 / W)^2]
+    """
+    omega = _omega(r)
+    w = school_weights(stats.n, omega)
+    total = w.sum()
+    residual = stats.ybar - gls_mean(stats, omega)
+    p = _integrated_means(reml)
+    w2, w3 = w * w, w * w * w
+    lam_lam = (stats.N - p) / (2.0 * lam * lam)
+    lam_r = -0.5 * (w2 * residual * residual).sum()
+    r_r = (lam * ((w3 * residual * residual).sum() - (w2 * residual).sum() ** 2 / total)
+           - 0.5 * w2.sum() + p * (w3.sum() / total - 0.5 * (w2.sum() / total) ** 2))
+    return np.array([[lam_lam, lam_r], [lam_r, r_r]])
+
+
+def estimate_covariance(stats: SchoolStats, lam: float, r: float, *,
+                        reml: bool = False) -> np.ndarray:
+    """Covariance of the estimates of (mu, lam, r) from the observed information:
+
+        C = J^{-1} for (lam, r) (`observed_information`),
+        Var(mu) = 1/(lam W) + mu_hat'(r)^2 Var(r),  Cov(mu, .) = mu_hat'(r) Cov(r, .),
+        mu_hat'(r) = -sum_i w_i^2 e_i / W,
+
+    the GLS variance of mu plus what the uncertainty in r carries through mu_hat(r). For ML this
+    equals the inverse of the full observed information in (mu, lam, r). At r = 0 (the boundary,
+    where the normal approximation for r does not apply) r is held fixed: Var(lam) = 1/J_lam,lam,
+    Var(mu) = 1/(lam W), and every entry involving r is nan, as everything is when J is not
+    positive definite (not a maximum).
+    """
+    omega = _omega(r)
+    w = school_weights(stats.n, omega)
+    total = w.sum()
+    covariance = np.full((3, 3), np.nan)
+    information = observed_information(stats, lam, r, reml=reml)
+    if r == 0.0:
+        covariance[:2, :2] = np.diag([1.0 / (lam * total), 1.0 / information[0, 0]])
+        return covariance
+    if not np.all(np.linalg.eigvalsh(information) > 0):
+        return covariance
+    residual = stats.ybar - gls_mean(stats, omega)
+    slope = -(w * w * residual).sum() / total
+    jacobian = np.array([[0.0, slope], [1.0, 0.0], [0.0, 1.0]])  # (mu_hat(r), lam, r) by (lam, r)
+    covariance = jacobian @ np.linalg.inv(information) @ jacobian.T
+    covariance[0, 0] += 1.0 / (lam * total)
+    return covariance
+
+
+def _delta_method_se(covariance: np.ndarray, gradient: np.ndarray) -> float:
+    """sqrt(g' C g) over the parameters the quantity depends on (g_k != 0), so that an unknown
+    Var(r) at the boundary leaves the standard errors of mu and lam defined."""
+    used = np.flatnonzero(gradient)
+    block = covariance[np.ix_(used, used)]
+    return float(np.sqrt(gradient[used] @ block @ gradient[used]))
+
+
+# -- the fitted model -----------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class EBFit:
+    """Empirical Bayes estimates, their standard errors, and theta given them.
+
+    `variance_ratio` is r = tau^2 = 1/omega, exactly 0 when the maximum is on the boundary.
+    `loglik` is the maximized log p(y | mu, lam, omega) (ML) or log p_R(y | lam, omega) (REML).
+    `covariance` is over (mu, lam, r) (`PARAMETERS`). theta_i | y, estimates ~
+    N(theta_mean_i, theta_sd_i^2), and kappa_i = (ybar_i - theta_mean_i) / ybar_i.
+    """
+
+    data: GroupedData
+    method: str
+    reml: bool
+    mu: float
+    lam: float
+    variance_ratio: float
+    loglik: float
+    covariance: np.ndarray
+    converged: bool
+    evaluations: int
+    message: str
+    theta_mean: np.ndarray
+    theta_sd: np.ndarray
+    kappa: np.ndarray
+    fit_time: float
+
+    @property
+    def omega(self) -> float:
+        return float(_omega(self.variance_ratio))
+
+    @property
+    def sigma(self) -> float:
+        return 1.0 / math.sqrt(self.lam)
+
+    @property
+    def tau(self) -> float:
+        return math.sqrt(self.variance_ratio)
+
+    @property
+    def between_sd(self) -> float:
+        """tau sigma, the SD of the school means theta_i about mu."""
+        return self.tau * self.sigma
+
+    @property
+    def at_boundary(self) -> bool:
+        return self.variance_ratio == 0.0
+
+    @property
+    def criterion(self) -> str:
+        return "REML" if self.reml else "ML"
+
+    @property
+    def standard_errors(self) -> dict[str, float]:
+        """Delta-method standard errors from `covariance`: gradients in (mu, lam, r) of each
+        reported quantity. Those that involve r are nan at the boundary."""
+        lam, r = self.lam, self.variance_ratio
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gradients = {
+                "mu": [1.0, 0.0, 0.0],
+                "lam": [0.0, 1.0, 0.0],
+                "sigma": [0.0, -0.5 * self.sigma / lam, 0.0],
+                "tau": [0.0, 0.0, 0.5 / self.tau if r > 0 else np.nan],
+                "between_sd": [0.0, -0.5 * self.between_sd / lam,
+                               0.5 * self.between_sd / r if r > 0 else np.nan],
+                "omega": [0.0, 0.0, -1.0 / (r * r) if r > 0 else np.nan],
+            }
+        return {name: _delta_method_se(self.covariance, np.array(gradient))
+                for name, gradient in gradients.items()}
+
+    def school_table(self):
+        """One row per school: label, n_i, ybar_i, E[theta_i], SD[theta_i], kappa_i."""
+        import pandas as pd
+
+        return pd.DataFrame({"school": self.data.labels, "n": self.data.n, "ybar": self.data.ybar,
+                             "theta_mean": self.theta_mean, "theta_sd": self.theta_sd,
+                             "kappa": self.kappa})
+
+    def summary(self) -> str:
+        """A text table of the estimates, statsmodels style."""
+        errors = self.standard_errors
+        width = 78
+        left = [("Data:", Path(self.data.name).name), ("Students (N):", str(self.data.N)),
+                ("Schools (m):", str(self.data.m)),
+                ("School sizes:", f"{self.data.n.min()} to {self.data.n.max()}")]
+        right = [("Criterion:", "REML (restricted)" if self.reml else "ML"),
+                 ("Method:", self.method),
+                 ("Log-likelihood:", f"{self.loglik:.6f}"),
+                 ("Converged:", f"{'yes' if self.converged else 'NO'} "
+                                f"({self.evaluations} evaluations)")]
+        lines = ["Empirical Bayes fit of the normal hierarchical model".center(width), "=" * width]
+        lines += [f"{a:<15}{b:<24}{c:<17}{d}" for (a, b), (c, d) in zip(left, right)]
+        lines += ["-" * width, f"{'':<41}{'estimate':>14}{'std.err':>14}", "-" * width]
+        rows = [("mu", "mean of the school means", self.mu),
+                ("sigma", "within-school SD", self.sigma),
+                ("between_sd", "between-school SD, tau sigma", self.between_sd),
+                ("tau", "ratio between / within SD", self.tau),
+                ("lam", "1 / sigma^2", self.lam),
+                ("omega", "1 / tau^2", self.omega)]
+        lines += [f"{name:<11}{meaning:<30}{value:>14.6g}{errors[name]:>14.6g}"
+                  for name, meaning, value in rows]
+        lines.append("-" * width)
+        lines += self._notes()
+        return "\n".join(lines)
+
+    def _notes(self) -> list[str]:
+        pull = 1.0 / (1.0 + self.data.n * self.variance_ratio)  # B_i = omega / (n_i + omega)
+        notes = ["theta_i | y, estimates ~ N(ybar_i - B_i (ybar_i - mu), 1 / (lam (n_i + omega)))",
+                 f"shrinkage B_i = omega / (n_i + omega) from {pull.min():.3g} to {pull.max():.3g}",
+                 self.message]
+        if self.at_boundary:
+            notes += ["tau = 0 is on the boundary: every theta_i = mu, and the standard errors",
+                      "of tau, between_sd and omega are not defined there."]
+        elif np.isnan(self.covariance[0, 0]):
+            notes.append("no standard errors: the observed information is not positive definite "
+                         "here.")
+        return notes
+
+    def to_inference_data(self, draws: int, chains: int, seed=None, *,
+                          priors: Priors | None = None) -> az.InferenceData:
+        """An engine-style result: theta_i drawn from its conditional posterior given the
+        estimates, mu, lam and omega held at the estimates. `priors` (default: the data's
+        `Priors.weakly_informative`) are recorded for the interface; empirical Bayes uses none."""
+        check_run_size(draws, chains)
+        start = time.perf_counter()
+        rng = np.random.default_rng(seed)
+        theta = self.theta_mean + self.theta_sd * rng.standard_normal((chains, draws, self.data.m))
+        scalars = {name: np.full((chains, draws), value)
+                   for name, value in (("mu", self.mu), ("lam", self.lam), ("omega", self.omega))}
+        settings = {"method": self.method, "reml": self.reml, "seed": seed,
+                    "uses_priors": False, "loglik": self.loglik, "converged": self.converged}
+        return to_inference_data({**scalars, "theta": theta}, self.data,
+                                 priors or Priors.weakly_informative(self.data),
+                                 engine="eb", settings=settings,
+                                 sampling_time=self.fit_time + time.perf_counter() - start)
+
+
+# -- the optimizers -------------------------------------------------------------------------------
+
+class _Maximum(NamedTuple):
+    """What an optimizer found."""
+
+    mu: float
+    lam: float
+    r: float
+    loglik: float
+    converged: bool
+    evaluations: int
+    message: str
+
+
+def _typical_inverse_size(stats: SchoolStats) -> float:
+    """mean_i(1/n_i): the ratio r at which a typical school mean is shrunk halfway."""
+    return float(np.mean(1.0 / stats.n))
+
+
+def _maximize_profile(stats: SchoolStats, reml: bool) -> _Maximum:
+    """Every local maximum of the profile in r on [0, inf), then the highest.
+
+    r = 0 is a local maximum when the score there is <= 0 (the loglik falls as r leaves the
+    boundary). Inside, a maximum is a root of the score where it turns from + to -: the scan
+    brackets each one and brentq solves it to full precision.
+    """
+    unit = _typical_inverse_size(stats)
+    exponents = np.arange(-SCAN_DECADES * SCAN_POINTS_PER_DECADE,
+                          SCAN_DECADES * SCAN_POINTS_PER_DECADE + 1) / SCAN_POINTS_PER_DECADE
+    grid = np.concatenate([[0.0], unit * 10.0 ** exponents])
+    score = profile_score(stats, grid, reml=reml)
+    evaluations = grid.size
+    for _ in range(SCAN_EXTENSIONS):
+        if score[-1] <= 0:
+            break
+        grid = np.append(grid, grid[-1] * 10.0 ** SCAN_DECADES)
+        score = np.append(score, profile_score(stats, grid[-1], reml=reml))
+        evaluations += 1
+    candidates = [0.0] if score[0] <= 0 else []
+    for k in np.flatnonzero((score[:-1] > 0) & (score[1:] <= 0)):
+        root, result = optimize.brentq(lambda r: profile_score(stats, r, reml=reml),
+                                       grid[k], grid[k + 1], xtol=1e-300, rtol=4 * np.finfo(float).eps,
+                                       full_output=True)
+        candidates.append(root)
+        evaluations += result.function_calls
+    if not candidates:
+        return _Maximum(mu=np.nan, lam=np.nan, r=np.nan, loglik=np.nan, converged=False,
+                        evaluations=evaluations,
+                        message=f"the profile still rises at r = {grid[-1]:.3g}: no maximum found")
+    logliks = profile_loglik(stats, np.array(candidates), reml=reml)
+    best = float(candidates[int(np.argmax(logliks))])
+    if best == 0.0:
+        message = f"maximum on the boundary r = tau^2 = 0, where the score is {score[0]:.4g} <= 0"
+    else:
+        message = f"interior maximum: the score is 0 at r = tau^2 = {best:.10g}"
+    if len(candidates) > 1:
+        message += f" (the highest of {len(candidates)} local maxima)"
+    return _Maximum(mu=float(gls_mean(stats, _omega(best))),
+                    lam=float(profile_lam(stats, best, reml=reml)), r=best,
+                    loglik=float(np.max(logliks)), converged=True, evaluations=evaluations,
+                    message=message)
+
+
+def moment_estimates(stats: SchoolStats):
+    """(mu, lam, r) by moments: the grand mean, 1 / the pooled within-school variance
+    s_w^2 = sum_i ss_i / (N - m), and r = [var_i(ybar_i) - s_w^2 mean_i(1/n_i)] / s_w^2, raised
+    to at least TAU2_START_FLOOR mean_i(1/n_i) so that log omega is finite."""
+    within = stats.ss.sum() / (stats.N - stats.m)
+    between = np.var(stats.ybar, ddof=1) - within * _typical_inverse_size(stats)
+    r = max(between / within, TAU2_START_FLOOR * _typical_inverse_size(stats))
+    return float((stats.n * stats.ybar).sum() / stats.N), float(1.0 / within), float(r)
+
+
+def _maximize_nelder_mead(stats: SchoolStats, reml: bool) -> _Maximum:
+    """Nelder-Mead on x = (mu, log lam, log omega) for ML, x = (log lam, log omega) for REML
+    (mu is integrated out, then reported as mu_hat), from the moment estimates; the first
+    simplex steps by a typical school mean's standard error in mu and by 1/2 in the logs."""
+    mu, lam, r = moment_estimates(stats)
+    if reml:
+        start = np.array([math.log(lam), -math.log(r)])
+        steps = np.array([0.5, 0.5])
+
+        def loglik(x):
+            return restricted_loglik(stats, math.exp(x[0]), math.exp(x[1]))
+    else:
+        start = np.array([mu, math.log(lam), -math.log(r)])
+        steps = np.array([1.0 / math.sqrt(lam * np.mean(stats.n)), 0.5, 0.5])
+
+        def loglik(x):
+            return log_marginal_likelihood(stats, x[0], math.exp(x[1]), math.exp(x[2]))
+
+    simplex = np.vstack([start, start + np.diag(steps)])
+    result = optimize.minimize(lambda x: -loglik(x), start, method="Nelder-Mead",
+                               options={"initial_simplex": simplex, "xatol": NELDER_MEAD_XATOL,
+                                        "fatol": NELDER_MEAD_FATOL,
+                                        "maxiter": NELDER_MEAD_MAXFEV,
+                                        "maxfev": NELDER_MEAD_MAXFEV})
+    lam, omega = math.exp(result.x[-2]), math.exp(result.x[-1])
+    mu = float(gls_mean(stats, omega)) if reml else float(result.x[0])
+    return _Maximum(mu=mu, lam=lam, r=1.0 / omega, loglik=float(-result.fun),
+                    converged=bool(result.success), evaluations=int(result.nfev),
+                    message=f"Nelder-Mead: {result.message.rstrip('.')}")
+
+
+_OPTIMIZERS = {"profile": _maximize_profile, "nelder-mead": _maximize_nelder_mead}
+
+
+def fit(data: GroupedData, *, method: str = "profile", reml: bool = False) -> EBFit:
+    """Maximize the marginal (ML) or restricted (REML) likelihood with theta integrated out, then
+    give each theta_i its conditional posterior at the estimates (`theta_conditional`):
+
+        theta_i | y ~ N((n_i ybar_i + omega mu) / (n_i + omega), 1 / (lam (n_i + omega))),
+
+    at tau = 0 (omega = inf) exactly theta_i = mu.
+    """
+    if method not in METHODS:
+        raise EBSettingsError(f"unknown method {method!r}; methods are {', '.join(METHODS)}")
+    if not isinstance(reml, (bool, np.bool_)):
+        raise EBSettingsError(f"reml must be True or False, got {reml!r}")
+    start = time.perf_counter()
+    stats = data.stats
+    found = _OPTIMIZERS[method](stats, bool(reml))
+    mean, precision = theta_conditional(stats, found.mu, found.lam, _omega(found.r))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kappa = (stats.ybar - mean) / stats.ybar
+    return EBFit(data=data, method=method, reml=bool(reml), mu=found.mu, lam=found.lam,
+                 variance_ratio=found.r, loglik=found.loglik,
+                 covariance=estimate_covariance(stats, found.lam, found.r, reml=bool(reml)),
+                 converged=found.converged, evaluations=found.evaluations,
+                 message=found.message, theta_mean=mean, theta_sd=1.0 / np.sqrt(precision),
+                 kappa=kappa, fit_time=time.perf_counter() - start)
+
+
+def sample(data: GroupedData, priors: Priors, *, draws: int, chains: int, seed=None,
+           method: str = "profile", reml: bool = False) -> az.InferenceData:
+    """The engine interface: fit, then draw theta given the estimates (`EBFit.to_inference_data`).
+    `priors` are recorded, not used: empirical Bayes estimates the hyperparameters instead."""
+    check_run_size(draws, chains)
+    return fit(data, method=method, reml=reml).to_inference_data(draws, chains, seed,
+                                                                 priors=priors)
+
+
+def plot_shrinkage(fit_result: EBFit, ax=None):
+    """|kappa_i| against n_i: how far empirical Bayes moves each school's mean, relative to the
+    mean itself. Small schools are pulled hardest toward mu. Draws on a new Figure (no pyplot,
+    so it works under any backend, Agg included) when `ax` is None; returns the axes."""
+    if ax is None:
+        from matplotlib.figure import Figure
+
+        ax = Figure(figsize=(7, 4.5)).subplots()
+    ax.scatter(fit_result.data.n, np.abs(fit_result.kappa), s=18, alpha=0.8, color="C0",
+               label="one school")
+    ax.set_xlabel("students in the school, n_i")
+    ax.set_ylabel("|kappa_i| = |ybar_i - E[theta_i | y]| / |ybar_i|")
+    ax.set_title(f"{Path(fit_result.data.name).name}: shrinkage of each school mean toward "
+                 f"mu = {fit_result.mu:.4g}\n(empirical Bayes, {fit_result.criterion}, "
+                 f"between-school SD {fit_result.between_sd:.3g}); small schools shrink most",
+                 fontsize=10)
+    ax.legend(fontsize=8)
+    return ax

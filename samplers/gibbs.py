@@ -1,0 +1,336 @@
+"""The Gibbs sampler: one pure function per full conditional, two sweeps, one batched runner.
+
+Notation of docs/derivation.md; every formula below is derived in docs/parts/conditionals.md.
+
+A draw function has the signature `draw_x(rng, state, stats, priors)` and returns a new value
+of x, a draw from its conditional at `state`. Everything broadcasts over leading batch axes
+(chains, simulated data sets, or both): `state.theta` is (..., m), `state.mu`, `state.lam`,
+`state.omega` are (...), `stats.ybar`, `stats.ss` are (..., m), and the batch shapes of the
+state and the statistics broadcast against each other, e.g. a state of (chains, R) against
+the statistics of R data sets. A draw has the broadcast batch shape of what it reads; the sweeps
+expect a state already spread over the whole batch (`broadcast_state`, which `run` applies).
+
+`Conditionals` bundles the four full conditionals as a value: `Conditionals(draw_omega=mine)`
+is the sampler with one derivation replaced, and runs through the same machinery. `sweep` is
+the textbook sweep, `blocked_sweep` the partially collapsed one; `run` is the batched runner
+that validation calls on bare statistics, and `sample` / `sample_blocked` the engines.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+from models import GroupedData, Priors, SchoolStats
+from models.engine import az, check_run_size, to_inference_data
+
+from .marginal import lam_given_mu_omega, mu_conditional, theta_conditional
+
+DEFAULT_TUNE = 1000
+LOG_JITTER = 1.0     # SD of the starting values' jitter of log lam and log omega: a factor e
+MEAN_JITTER = 2.0    # the jitter of the starting theta_i, in standard errors of ybar_i
+TAU2_FLOOR = 0.1     # smallest starting tau^2, as a fraction of mean_i(1/n_i)
+
+
+class GibbsSettingsError(ValueError):
+    """A setting the sampler cannot run with (tune, thin, scheme, init, conditionals)."""
+
+
+class GibbsState(NamedTuple):
+    """Every unknown: `theta` of shape (..., m), `mu`, `lam`, `omega` of the batch shape (...)."""
+
+    theta: np.ndarray
+    mu: np.ndarray
+    lam: np.ndarray
+    omega: np.ndarray
+
+
+Draw = Callable[[np.random.Generator, GibbsState, SchoolStats, Priors], np.ndarray]
+
+
+# -- shared pieces of the conditionals ----------------------------------------------------------
+
+def _column(x) -> np.ndarray:
+    """A batch of scalars as a column against the school axis."""
+    return np.asarray(x, dtype=float)[..., None]
+
+
+def _normal(rng: np.random.Generator, mean, precision) -> np.ndarray:
+    """A draw from N(mean, 1/precision), broadcast; built in one buffer."""
+    draw = rng.standard_normal(np.broadcast_shapes(np.shape(mean), np.shape(precision)))
+    draw /= np.sqrt(precision)
+    draw += mean
+    return draw
+
+
+def _gamma(rng: np.random.Generator, shape: float, rate) -> np.ndarray:
+    """A draw from Gamma(shape, rate) (scalar shape, rate of any shape)."""
+    draw = rng.standard_gamma(shape, np.shape(rate))
+    draw /= rate
+    return draw
+
+
+def between_spread(state: GibbsState) -> np.ndarray:
+    """sum_i (theta_i - mu)^2: the spread of the school means about mu, shape (...)."""
+    deviation = state.theta - _column(state.mu)
+    return np.einsum("...i,...i->...", deviation, deviation)
+
+
+def within_spread(state: GibbsState, stats: SchoolStats) -> np.ndarray:
+    """sum_i ss_i + sum_i n_i (ybar_i - theta_i)^2 = sum_ij (y_ij - theta_i)^2, shape (...)."""
+    deviation = stats.ybar - state.theta
+    return stats.ss.sum(-1) + np.einsum("i,...i,...i->...", stats.n, deviation, deviation)
+
+
+# -- the four full conditionals -----------------------------------------------------------------
+
+def draw_theta(rng: np.random.Generator, state: GibbsState, stats: SchoolStats,
+               priors: Priors) -> np.ndarray:
+    """theta_i | mu, lam, omega, y ~ N((n_i ybar_i + omega mu)/(n_i + omega), 1/(lam (n_i + omega)))
+
+    independently over the schools i = 1..m. Shape (..., m).
+    """
+    mean, precision = theta_conditional(stats, state.mu, state.lam, state.omega)
+    return _normal(rng, mean, precision)
+
+
+def draw_mu(rng: np.random.Generator, state: GibbsState, stats: SchoolStats,
+            priors: Priors) -> np.ndarray:
+    """mu | theta, lam, omega ~ N((omega lam sum_i theta_i + phi nu)/(omega lam m + phi),
+                                  1/(omega lam m + phi))
+    """
+    theta_precision = np.multiply(state.omega, state.lam)  # omega lam: each theta_i about mu
+    precision = theta_precision * stats.m + priors.phi
+    mean = (theta_precision * np.sum(state.theta, -1) + priors.phi * priors.nu) / precision
+    return _normal(rng, mean, precision)
+
+
+def draw_lam(rng: np.random.Generator, state: GibbsState, stats: SchoolStats,
+             priors: Priors) -> np.ndarray:
+    """lam | theta, mu, omega, y ~ Gamma(a + (N + m)/2,
+        b + [sum_i ss_i + sum_i n_i (ybar_i - theta_i)^2 + omega sum_i (theta_i - mu)^2] / 2)
+    """
+    spread = within_spread(state, stats) + state.omega * between_spread(state)
+    return _gamma(rng, priors.a + (stats.N + stats.m) / 2.0, priors.b + spread / 2.0)
+
+
+def draw_omega(rng: np.random.Generator, state: GibbsState, stats: SchoolStats,
+               priors: Priors) -> np.ndarray:
+    """omega | theta, mu, lam ~ Gamma(c + m/2, d + lam sum_i (theta_i - mu)^2 / 2)"""
+    rate = priors.d + state.lam * between_spread(state) / 2.0
+    return _gamma(rng, priors.c + stats.m / 2.0, rate)
+
+
+# -- the collapsed conditionals of the blocked sweep --------------------------------------------
+
+def draw_lam_collapsed(rng: np.random.Generator, state: GibbsState, stats: SchoolStats,
+                       priors: Priors) -> np.ndarray:
+    """lam | mu, omega, y ~ Gamma(a + N/2, b + [sum_i ss_i + sum_i w_i (ybar_i - mu)^2] / 2),
+
+    theta integrated out, w_i = n_i omega/(n_i + omega) (`samplers.marginal.lam_given_mu_omega`).
+    """
+    shape, rate = lam_given_mu_omega(stats, priors, state.mu, state.omega)
+    return _gamma(rng, shape, rate)
+
+
+def draw_mu_collapsed(rng: np.random.Generator, state: GibbsState, stats: SchoolStats,
+                      priors: Priors) -> np.ndarray:
+    """mu | lam, omega, y ~ N(B/A, 1/A), A = lam sum_i w_i + phi, B = lam sum_i w_i ybar_i + phi nu,
+
+    theta integrated out (`samplers.marginal.mu_conditional`).
+    """
+    mean, precision = mu_conditional(stats, priors, state.lam, state.omega)
+    return _normal(rng, mean, precision)
+
+
+class Conditionals(NamedTuple):
+    """The four full conditionals a sweep draws from; replace any of them by keyword."""
+
+    draw_theta: Draw = draw_theta
+    draw_mu: Draw = draw_mu
+    draw_lam: Draw = draw_lam
+    draw_omega: Draw = draw_omega
+
+    def names(self) -> dict[str, str]:
+        """Each field's function by its dotted name, to record which derivation ran."""
+        return {field: f"{function.__module__}.{function.__qualname__}"
+                for field, function in self._asdict().items()}
+
+
+CORRECT = Conditionals()
+
+
+# -- sweeps -------------------------------------------------------------------------------------
+
+def sweep(rng: np.random.Generator, state: GibbsState, stats: SchoolStats, priors: Priors,
+          conditionals: Conditionals = CORRECT) -> GibbsState:
+    """One textbook Gibbs sweep: theta, mu, lam, omega in turn, each drawn from its full
+    conditional given the state as updated so far."""
+    state = state._replace(theta=conditionals.draw_theta(rng, state, stats, priors))
+    state = state._replace(mu=conditionals.draw_mu(rng, state, stats, priors))
+    state = state._replace(lam=conditionals.draw_lam(rng, state, stats, priors))
+    return state._replace(omega=conditionals.draw_omega(rng, state, stats, priors))
+
+
+def blocked_sweep(rng: np.random.Generator, state: GibbsState, stats: SchoolStats,
+                  priors: Priors, conditionals: Conditionals = CORRECT) -> GibbsState:
+    """One partially collapsed sweep, in this order (docs/parts/conditionals.md says why the
+    order matters):
+
+        omega | theta, mu, lam         complete conditional   (conditionals.draw_omega)
+        lam   | mu, omega, y           theta integrated out   (draw_lam_collapsed)
+        mu    | lam, omega, y          theta integrated out   (draw_mu_collapsed)
+        theta | mu, lam, omega, y      complete conditional   (conditionals.draw_theta)
+
+    `conditionals.draw_mu` and `conditionals.draw_lam` play no part.
+    """
+    state = state._replace(omega=conditionals.draw_omega(rng, state, stats, priors))
+    state = state._replace(lam=draw_lam_collapsed(rng, state, stats, priors))
+    state = state._replace(mu=draw_mu_collapsed(rng, state, stats, priors))
+    return state._replace(theta=conditionals.draw_theta(rng, state, stats, priors))
+
+
+Sweep = Callable[[np.random.Generator, GibbsState, SchoolStats, Priors, Conditionals], GibbsState]
+SCHEMES: dict[str, Sweep] = {"textbook": sweep, "blocked": blocked_sweep}
+ENGINE_NAMES = {"textbook": "gibbs", "blocked": "blocked"}  # as in validation.engines
+
+
+# -- starting values ----------------------------------------------------------------------------
+
+def initial_state(rng: np.random.Generator, stats: SchoolStats, priors: Priors,
+                  batch_shape=None) -> GibbsState:
+    """Dispersed starting values around the data's moment estimates, independent per batch cell
+    (batch_shape defaults to the statistics' batch shape and must broadcast against it):
+
+        lam     = exp(z_1) / s2,   s2 = sum_i ss_i / (N - m)   (pooled within-school variance;
+                                                                b/a when there is none)
+        omega   = exp(z_2) / t2,   t2 = max(var_i(ybar_i)/s2 - mean_i(1/n_i),
+                                            TAU2_FLOOR mean_i(1/n_i))     (moment estimate of tau^2)
+        mu      = mean_i(ybar_i) + z_3 sd_i(ybar_i)
+        theta_i = ybar_i + MEAN_JITTER z_4i sqrt(s2 / n_i)
+
+    with z_1, z_2 ~ N(0, LOG_JITTER^2) and z_3, z_4i ~ N(0, 1). mu's jitter is sqrt(m) times its
+    posterior SD and lam's and omega's a factor e, far wider than their posteriors, so chains
+    that agree have forgotten where they started.
+    """
+    stats_batch = stats.ybar.shape[:-1]
+    shape = np.broadcast_shapes(stats_batch if batch_shape is None else tuple(batch_shape),
+                                stats_batch)
+    total_ss = stats.ss.sum(-1)
+    s2 = np.where(total_ss > 0, total_ss / max(stats.N - stats.m, 1), priors.b / priors.a)
+    inverse_n = np.mean(1.0 / stats.n)
+    t2 = np.maximum(np.var(stats.ybar, -1) / s2 - inverse_n, TAU2_FLOOR * inverse_n)
+    lam = np.exp(rng.normal(0.0, LOG_JITTER, shape)) / s2
+    omega = np.exp(rng.normal(0.0, LOG_JITTER, shape)) / t2
+    mu = np.mean(stats.ybar, -1) + rng.standard_normal(shape) * np.std(stats.ybar, -1)
+    spread = MEAN_JITTER * np.sqrt(_column(s2) / stats.n)
+    theta = stats.ybar + rng.standard_normal(shape + (stats.m,)) * spread
+    return GibbsState(theta=theta, mu=mu, lam=lam, omega=omega)
+
+
+def broadcast_state(state: GibbsState, stats: SchoolStats, batch_shape=()) -> GibbsState:
+    """`state` as float arrays of one batch shape: the broadcast of its own, the statistics' and
+    `batch_shape`. Rejects states that no sampler can start from."""
+    theta = np.asarray(state.theta, dtype=float)
+    scalars = [np.asarray(x, dtype=float) for x in (state.mu, state.lam, state.omega)]
+    if theta.ndim == 0 or theta.shape[-1] != stats.m:
+        raise GibbsSettingsError(f"the state's theta has shape {theta.shape}; its last axis must "
+                                 f"be the {stats.m} schools")
+    try:
+        batch = np.broadcast_shapes(tuple(batch_shape), theta.shape[:-1], stats.ybar.shape[:-1],
+                                    *(x.shape for x in scalars))
+    except ValueError:
+        raise GibbsSettingsError("the state's batch shapes do not broadcast against each other "
+                                 "and the statistics'") from None
+    for name, value in zip(GibbsState._fields, (theta, *scalars)):
+        if not np.all(np.isfinite(value)):
+            raise GibbsSettingsError(f"the state's {name} is not finite")
+        if name in ("lam", "omega") and not np.all(value > 0):
+            raise GibbsSettingsError(f"the state's {name} must be positive (it is a precision)")
+    return GibbsState(np.broadcast_to(theta, batch + (stats.m,)),
+                      *(np.broadcast_to(x, batch) for x in scalars))
+
+
+# -- running ------------------------------------------------------------------------------------
+
+def check_schedule(tune: int, draws: int, thin: int) -> None:
+    """tune >= 0 sweeps, then draws >= 1 kept every thin >= 1 sweeps."""
+    for name, value, least in (("tune", tune, 0), ("draws", draws, 1), ("thin", thin, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            raise GibbsSettingsError(f"{name} must be an integer >= {least}, got {value!r}")
+
+
+def run(rng: np.random.Generator, stats: SchoolStats, priors: Priors, state: GibbsState, *,
+        tune: int, draws: int, thin: int = 1, conditionals: Conditionals = CORRECT,
+        sweep: Sweep = sweep) -> dict[str, np.ndarray]:
+    """Run `tune + draws * thin` sweeps from `state`, keeping every `thin`-th after the first
+    `tune`. The state's batch shape broadcasts against the statistics'; the result is
+    {"theta": (draws, *batch, m), "mu", "lam", "omega": (draws, *batch)}.
+    """
+    check_schedule(tune, draws, thin)
+    state = broadcast_state(state, stats)
+    kept = GibbsState(*(np.empty((draws,) + value.shape) for value in state))
+    for _ in range(tune):
+        state = sweep(rng, state, stats, priors, conditionals)
+    for k in range(draws):
+        for _ in range(thin):
+            state = sweep(rng, state, stats, priors, conditionals)
+        for store, value in zip(kept, state):
+            store[k] = value
+    return kept._asdict()
+
+
+def _sweep_for(scheme: str, conditionals: Conditionals) -> Sweep:
+    if scheme not in SCHEMES:
+        raise GibbsSettingsError(f"unknown scheme {scheme!r}; schemes are {', '.join(SCHEMES)}")
+    if not isinstance(conditionals, Conditionals):
+        raise GibbsSettingsError(f"conditionals must be a samplers.gibbs.Conditionals, "
+                                 f"got {type(conditionals).__name__}")
+    if scheme == "blocked" and (conditionals.draw_mu, conditionals.draw_lam) != (draw_mu, draw_lam):
+        raise GibbsSettingsError("the blocked scheme draws mu and lam with theta integrated out; "
+                                 "only draw_theta and draw_omega can be replaced")
+    return SCHEMES[scheme]
+
+
+def _starting_state(rng, stats: SchoolStats, priors: Priors, chains: int, init) -> GibbsState:
+    if isinstance(init, GibbsState):
+        return broadcast_state(init, stats, (chains,))
+    if isinstance(init, str) and init == "dispersed":
+        return initial_state(rng, stats, priors, (chains,))
+    raise GibbsSettingsError(f"init must be 'dispersed' or a GibbsState, got {init!r}")
+
+
+def sample(data: GroupedData, priors: Priors, *, draws: int, chains: int, seed=None,
+           tune: int = DEFAULT_TUNE, thin: int = 1, conditionals: Conditionals = CORRECT,
+           init="dispersed", scheme: str = "textbook") -> az.InferenceData:
+    """The engine interface: `chains` vectorized chains of `draws` kept draws each, after
+    `tune` sweeps, keeping every `thin`-th (so `tune + draws * thin` sweeps in all).
+
+    `scheme` is "textbook" (`sweep`) or "blocked" (`blocked_sweep`); `init` is "dispersed"
+    (`initial_state`) or a GibbsState broadcast to the chains. The seed (int, SeedSequence or
+    None) determines every draw.
+    """
+    check_run_size(draws, chains)
+    chosen_sweep = _sweep_for(scheme, conditionals)
+    rng = np.random.default_rng(seed)
+    start = time.perf_counter()
+    state = _starting_state(rng, data.stats, priors, chains, init)
+    kept = run(rng, data.stats, priors, state, tune=tune, draws=draws, thin=thin,
+               conditionals=conditionals, sweep=chosen_sweep)
+    elapsed = time.perf_counter() - start
+    posterior = {name: np.moveaxis(values, 0, 1) for name, values in kept.items()}
+    settings = {"scheme": scheme, "tune": tune, "thin": thin, "seed": seed,
+                "init": "dispersed" if isinstance(init, str) else "given",
+                "conditionals": conditionals.names()}
+    return to_inference_data(posterior, data, priors, engine=ENGINE_NAMES[scheme],
+                             settings=settings, sampling_time=elapsed)
+
+
+def sample_blocked(data: GroupedData, priors: Priors, *, draws: int, chains: int, seed=None,
+                   **options) -> az.InferenceData:
+    """The engine interface for the blocked scheme: `sample(..., scheme="blocked")`."""
+    return sample(data, priors, draws=draws, chains=chains, seed=seed, scheme="blocked",
+                  **options)

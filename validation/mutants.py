@@ -1,0 +1,154 @@
+"""A catalogue of wrong derivations: the slips people make, each a value the checks must catch.
+
+A Gibbs mutant is `Conditionals` with one conditional replaced by a wrong formula; an EB mutant
+is a wrong marginal log-likelihood. Each carries a one-line description of the slip. The correct
+forms are in `samplers.gibbs` and docs/derivation.md; each mutant below differs from its correct
+twin in exactly the place its description names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+from samplers import gibbs
+from samplers.marginal import LOG_2PI, marginal_spread
+
+
+class Mutant(NamedTuple):
+    name: str
+    description: str
+    conditionals: gibbs.Conditionals | None = None
+    log_marginal_likelihood: Callable | None = None
+    subtle: bool = False  # documented as hard to catch: not every check is expected to see it
+
+
+def _col(x):
+    return np.asarray(x, dtype=float)[..., None]
+
+
+def _theta_sum_of_squares(state, stats):
+    return (stats.n * (stats.ybar - state.theta) ** 2).sum(-1)
+
+
+def _between_sum_of_squares(state):
+    return ((state.theta - _col(state.mu)) ** 2).sum(-1)
+
+
+# -- theta ----------------------------------------------------------------------------------------
+
+def draw_theta_variance_for_precision(rng, state, stats, priors):
+    """theta_i ~ N((n_i ybar_i + omega mu)/(n_i + omega), lam (n_i + omega))  [precision used as variance]"""
+    omega = _col(state.omega)
+    mean = (stats.n * stats.ybar + omega * _col(state.mu)) / (stats.n + omega)
+    variance = _col(state.lam) * (stats.n + omega)
+    return mean + np.sqrt(variance) * rng.standard_normal(np.broadcast_shapes(mean.shape, variance.shape))
+
+
+def draw_theta_mean_for_total(rng, state, stats, priors):
+    """theta_i ~ N((ybar_i + omega mu)/(n_i + omega), 1/(lam (n_i + omega)))  [school mean for total]"""
+    omega = _col(state.omega)
+    mean = (stats.ybar + omega * _col(state.mu)) / (stats.n + omega)
+    precision = _col(state.lam) * (stats.n + omega)
+    return mean + rng.standard_normal(np.broadcast_shapes(mean.shape, precision.shape)) / np.sqrt(precision)
+
+
+# -- mu -------------------------------------------------------------------------------------------
+
+def draw_mu_precision_missing_lam(rng, state, stats, priors):
+    """mu ~ N((omega sum theta + phi nu)/(omega m + phi), 1/(omega m + phi))  [lam dropped]"""
+    omega = np.asarray(state.omega, dtype=float)
+    precision = omega * stats.m + priors.phi
+    mean = (omega * np.sum(state.theta, -1) + priors.phi * priors.nu) / precision
+    return mean + rng.standard_normal(mean.shape) / np.sqrt(precision)
+
+
+# -- lam ------------------------------------------------------------------------------------------
+
+def _lam_spread(state, stats):
+    return (stats.ss.sum(-1) + _theta_sum_of_squares(state, stats)
+            + state.omega * _between_sum_of_squares(state))
+
+
+def draw_lam_rate_inside_bracket(rng, state, stats, priors):
+    """lam ~ Gamma(a + (N + m)/2, [b + sum ss + sum n (ybar - theta)^2 + omega sum (theta - mu)^2]/2)  [b halved]"""
+    rate = (priors.b + _lam_spread(state, stats)) / 2
+    return rng.standard_gamma(priors.a + (stats.N + stats.m) / 2, np.shape(rate)) / rate
+
+
+def draw_lam_shape_missing_m(rng, state, stats, priors):
+    """lam ~ Gamma(a + N/2, b + [...]/2)  [the m/2 from theta's prior left out of the shape]"""
+    rate = priors.b + _lam_spread(state, stats) / 2
+    return rng.standard_gamma(priors.a + stats.N / 2, np.shape(rate)) / rate
+
+
+def draw_lam_shape_off_by_one(rng, state, stats, priors):
+    """lam ~ Gamma(a + (N + m)/2 - 1, b + [...]/2)  [shape off by one: subtle]"""
+    rate = priors.b + _lam_spread(state, stats) / 2
+    return rng.standard_gamma(priors.a + (stats.N + stats.m) / 2 - 1, np.shape(rate)) / rate
+
+
+# -- omega ----------------------------------------------------------------------------------------
+
+def draw_omega_rate_missing_lam(rng, state, stats, priors):
+    """omega ~ Gamma(c + m/2, d + sum (theta - mu)^2 / 2)  [lam dropped from the rate]"""
+    rate = priors.d + _between_sum_of_squares(state) / 2
+    return rng.standard_gamma(priors.c + stats.m / 2, np.shape(rate)) / rate
+
+
+def draw_omega_shape_off_by_one(rng, state, stats, priors):
+    """omega ~ Gamma(c + (m - 1)/2, d + lam sum (theta - mu)^2 / 2)  [shape off by a half: subtle]"""
+    rate = priors.d + state.lam * _between_sum_of_squares(state) / 2
+    return rng.standard_gamma(priors.c + (stats.m - 1) / 2, np.shape(rate)) / rate
+
+
+# -- empirical Bayes ------------------------------------------------------------------------------
+
+def log_marginal_likelihood_missing_log_ratio(stats, mu, lam, omega):
+    """-N/2 log 2pi + N/2 log lam - lam/2 [sum ss + sum w (ybar - mu)^2]  [1/2 sum log(omega/(n+omega)) left out]"""
+    lam = np.asarray(lam, dtype=float)
+    return 0.5 * (stats.N * (np.log(lam) - LOG_2PI) - lam * marginal_spread(stats, mu, omega))
+
+
+def _mutant(name, description, subtle=False, **replaced):
+    return Mutant(name, description, conditionals=gibbs.Conditionals(**replaced), subtle=subtle)
+
+
+CATALOGUE: tuple[Mutant, ...] = (
+    _mutant("theta-variance-for-precision",
+            "theta_i's conditional uses lam (n_i + omega) as its variance instead of its precision",
+            draw_theta=draw_theta_variance_for_precision),
+    _mutant("theta-mean-for-total",
+            "theta_i's conditional mean uses the school mean ybar_i where the total n_i ybar_i belongs",
+            draw_theta=draw_theta_mean_for_total),
+    _mutant("mu-precision-missing-lam",
+            "mu's conditional precision (and mean) drops the factor lam: omega m + phi",
+            draw_mu=draw_mu_precision_missing_lam),
+    _mutant("lam-rate-b-inside-bracket",
+            "lam's rate puts the prior rate b inside the bracket that is halved",
+            draw_lam=draw_lam_rate_inside_bracket),
+    _mutant("lam-shape-missing-m",
+            "lam's shape misses the m/2 that theta's prior contributes: a + N/2",
+            draw_lam=draw_lam_shape_missing_m),
+    _mutant("omega-rate-missing-lam",
+            "omega's rate drops lam: d + sum (theta_i - mu)^2 / 2",
+            draw_omega=draw_omega_rate_missing_lam),
+    _mutant("lam-shape-off-by-one",
+            "lam's shape is one too small: a + (N + m)/2 - 1", subtle=True,
+            draw_lam=draw_lam_shape_off_by_one),
+    _mutant("omega-shape-off-by-half",
+            "omega's shape counts m - 1 schools: c + (m - 1)/2", subtle=True,
+            draw_omega=draw_omega_shape_off_by_one),
+    Mutant("eb-missing-log-ratio",
+           "the EB marginal likelihood leaves out 1/2 sum_i log(omega / (n_i + omega))",
+           log_marginal_likelihood=log_marginal_likelihood_missing_log_ratio),
+)
+
+
+def get_mutant(name: str) -> Mutant:
+    for mutant in CATALOGUE:
+        if mutant.name == name:
+            return mutant
+    raise ValueError(f"unknown mutant {name!r}; mutants are {', '.join(m.name for m in CATALOGUE)}")

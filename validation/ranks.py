@@ -1,0 +1,122 @@
+"""Is a set of SBC ranks uniform? Two tests and the plots that show the answer.
+
+Under a calibrated engine the rank of the true value among L posterior draws is uniform on
+{0, ..., L}. Two tests of that:
+
+- chi-square on binned ranks, with the exact cell probabilities of the discrete ranks;
+- the ECDF test with simultaneous bands: R F(z_k) ~ Binomial(R, z_k) at z_k = k/(L+1) for each
+  k, and the band's pointwise level gamma is set by simulating uniform ranks so that the whole
+  ECDF stays inside it with probability 1 - alpha (the simulation-based adjustment of
+  Saeilynoja, Buerkner and Vehtari, 2022).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import numpy as np
+from scipy import stats
+
+ECDF_SIMULATIONS = 4000
+
+
+class Uniformity(NamedTuple):
+    chi2: float
+    chi2_p: float
+    ecdf_p: float  # P(a uniform sample's ECDF strays as far as this one's)
+
+
+def rank_bins(draws: int, replications: int, max_bins: int = 20) -> np.ndarray:
+    """Bin edges over the ranks {0..L}: as many bins as keep the expected count >= 5."""
+    bins = int(max(2, min(max_bins, replications // 5, draws + 1)))
+    return np.unique(np.linspace(0, draws + 1, bins + 1).round().astype(int))
+
+
+def chi_square(ranks: np.ndarray, draws: int) -> tuple[float, float]:
+    """Pearson's chi-square of binned ranks against the exact bin probabilities."""
+    edges = rank_bins(draws, ranks.size)
+    observed = np.histogram(ranks, bins=edges)[0]
+    expected = np.diff(edges) / (draws + 1) * ranks.size
+    statistic, p = stats.chisquare(observed, expected)
+    return float(statistic), float(p)
+
+
+def ecdf_evaluation_points(draws: int, replications: int) -> np.ndarray:
+    """z_k = k/(L+1) for the interior rank values, thinned to at most R points."""
+    k = np.arange(1, draws + 1)
+    if k.size > replications:
+        k = np.unique(np.linspace(1, draws, replications).round().astype(int))
+    return k / (draws + 1)
+
+
+def ecdf_tail_probability(ranks: np.ndarray, draws: int) -> float:
+    """The smallest pointwise two-sided binomial tail probability of the ranks' ECDF."""
+    z = ecdf_evaluation_points(draws, ranks.shape[-1])
+    thresholds = z * (draws + 1)  # rank < threshold  <=>  scaled rank < z
+    counts = (ranks[..., None] < thresholds).sum(-2)
+    n = ranks.shape[-1]
+    lower = stats.binom.cdf(counts, n, z)
+    upper = stats.binom.sf(counts - 1, n, z)
+    return np.minimum(1.0, 2 * np.minimum(lower, upper)).min(-1)
+
+
+@functools.lru_cache(maxsize=64)
+def _null_tail_probabilities(draws: int, replications: int) -> np.ndarray:
+    # a fixed seed: the null distribution is a property of (L, R), not of the run
+    rng = np.random.default_rng(20221)
+    ranks = rng.integers(0, draws + 1, size=(ECDF_SIMULATIONS, replications))
+    return np.sort(ecdf_tail_probability(ranks, draws))
+
+
+def ecdf_test(ranks: np.ndarray, draws: int) -> float:
+    """p-value of the simultaneous ECDF test: the share of uniform rank samples whose smallest
+    pointwise tail probability is at most the observed one."""
+    null = _null_tail_probabilities(draws, ranks.size)
+    observed = ecdf_tail_probability(ranks, draws)
+    return float((np.searchsorted(null, observed, side="right") + 1) / (null.size + 1))
+
+
+def simultaneous_band(draws: int, replications: int, alpha: float = 0.05):
+    """(z, lower, upper): the band that the ECDF of uniform ranks leaves with probability alpha."""
+    null = _null_tail_probabilities(draws, replications)
+    gamma = float(np.quantile(null, alpha))
+    z = ecdf_evaluation_points(draws, replications)
+    lower = stats.binom.ppf(gamma / 2, replications, z) / replications
+    upper = stats.binom.ppf(1 - gamma / 2, replications, z) / replications
+    return z, lower, upper
+
+
+def uniformity(ranks: np.ndarray, draws: int) -> Uniformity:
+    statistic, p = chi_square(ranks, draws)
+    return Uniformity(chi2=statistic, chi2_p=p, ecdf_p=ecdf_test(ranks, draws))
+
+
+def plot_ranks(ranks: np.ndarray, draws: int, name: str, axes=None, alpha: float = 0.05):
+    """Rank histogram and ECDF difference (ECDF(z) - z) with its simultaneous 1-alpha band."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    hist_ax, ecdf_ax = axes
+    edges = rank_bins(draws, ranks.size)
+    hist_ax.hist(ranks, bins=edges, color="C0", alpha=0.8)
+    expected = np.diff(edges) / (draws + 1) * ranks.size
+    hist_ax.stairs(stats.binom.ppf(0.995, ranks.size, expected / ranks.size), edges, color="0.5",
+                   ls=":", label="99% per bin")
+    hist_ax.stairs(expected, edges, color="k", label="expected if uniform")
+    hist_ax.set_xlabel(f"rank of the true {name} among {draws} posterior draws")
+    hist_ax.set_ylabel("replications")
+    hist_ax.set_title(f"{name}: rank histogram")
+    hist_ax.legend(fontsize=7)
+    z, lower, upper = simultaneous_band(draws, ranks.size, alpha)
+    ecdf = (ranks[:, None] < z * (draws + 1)).mean(0)
+    ecdf_ax.fill_between(z, lower - z, upper - z, color="0.85", step="mid",
+                         label=f"simultaneous {1 - alpha:.0%} band")
+    ecdf_ax.step(z, ecdf - z, where="mid", color="C0", label="ECDF of ranks - uniform CDF")
+    ecdf_ax.axhline(0, color="k", lw=0.8)
+    ecdf_ax.set_xlabel("scaled rank z")
+    ecdf_ax.set_ylabel("ECDF difference")
+    ecdf_ax.set_title(f"{name}: ECDF difference")
+    ecdf_ax.legend(fontsize=7)
+    return axes

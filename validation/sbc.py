@@ -1,0 +1,240 @@
+"""Simulation-based calibration (SBC).
+
+For a design (the school sizes n) and proper priors, each replication r
+
+    draws (theta, mu, lam, omega) from the prior and scores y given them,
+    fits y with an engine, keeping L (thinned) posterior draws,
+    records rank_r(q) = #{draws with q < q_true} for every test quantity q.
+
+If the engine samples the posterior, each rank is uniform on {0..L}. The test quantities are mu,
+lam, omega, sigma, tau, theta_i of a few schools (the smallest, a middle one and the largest) and
+the log-likelihood log p(y | theta, lam), which depends on the data too.
+
+The Gibbs engine runs every replication as one batch (`run_gibbs_sbc`). Any engine runs through a
+`concurrent.futures.Executor` (`run_engine_sbc`), such as a process pool or dask's
+`Client.get_executor()`. Random streams are spawned per block of replications (Gibbs) or per
+replication (executor), so the ranks depend on the seed alone, not on how many workers ran them.
+Finished units are saved as they come (`validation.store`), and a re-run resumes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from concurrent.futures import Executor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from models import GroupedData, Priors, SchoolStats
+from models.simulate import Parameters, draw_parameters, draw_school_stats, draw_scores
+from samplers import gibbs
+from samplers.marginal import LOG_2PI
+
+from .agreement import holm_adjust
+from .ranks import plot_ranks, uniformity
+from .store import UnitStore
+
+GIBBS_BLOCK = 50  # replications per random stream: the unit of work and of saving
+
+
+def tracked_schools(n: np.ndarray) -> np.ndarray:
+    """Indices of the smallest school, a middle-sized one and the largest."""
+    order = np.argsort(n, kind="stable")
+    return np.unique(order[[0, n.size // 2, -1]])
+
+
+def log_likelihood(stats: SchoolStats, theta, lam) -> np.ndarray:
+    """log p(y | theta, lam) = N/2 (log lam - log 2pi) - lam/2 [sum ss_i + sum n_i (ybar_i - theta_i)^2]"""
+    lam = np.asarray(lam, dtype=float)
+    spread = stats.ss.sum(-1) + (stats.n * (stats.ybar - theta) ** 2).sum(-1)
+    return 0.5 * stats.N * (np.log(lam) - LOG_2PI) - 0.5 * lam * spread
+
+
+def test_quantities(params, stats: SchoolStats, schools: np.ndarray) -> dict[str, np.ndarray]:
+    """Every SBC test quantity of a draw (or a batch of draws) of the parameters."""
+    theta, mu, lam, omega = (np.asarray(x, dtype=float) for x in
+                             (params.theta, params.mu, params.lam, params.omega))
+    quantities = {"mu": mu, "lam": lam, "omega": omega, "sigma": lam ** -0.5, "tau": omega ** -0.5}
+    for i in schools:
+        quantities[f"theta[{i}]"] = theta[..., i]
+    quantities["loglik"] = log_likelihood(stats, theta, lam)
+    return quantities
+
+
+@dataclass
+class SBCResult:
+    """Ranks of every test quantity over the replications, and their uniformity tests."""
+
+    ranks: dict[str, np.ndarray]
+    draws: int
+    engine: str
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def replications(self) -> int:
+        return next(iter(self.ranks.values())).size
+
+    def table(self, alpha: float = 0.01) -> pd.DataFrame:
+        """A row per quantity: chi-square and ECDF p-values, Holm-adjusted over all the tests
+        of this run so that the family-wise false-alarm rate is alpha."""
+        rows = []
+        for name, ranks in self.ranks.items():
+            result = uniformity(ranks, self.draws)
+            rows.append({"quantity": name, "chi2": result.chi2, "chi2_p": result.chi2_p,
+                         "ecdf_p": result.ecdf_p})
+        table = pd.DataFrame(rows)
+        adjusted = holm_adjust(np.r_[table.chi2_p, table.ecdf_p])
+        table["chi2_p_holm"], table["ecdf_p_holm"] = np.split(adjusted, 2)
+        table["uniform"] = (table.chi2_p_holm > alpha) & (table.ecdf_p_holm > alpha)
+        return table
+
+    def passed(self, alpha: float = 0.01) -> bool:
+        return bool(self.table(alpha).uniform.all())
+
+    def plot(self, path=None, names=None):
+        """Rank histograms and ECDF differences, a row per quantity."""
+        import matplotlib.pyplot as plt
+
+        names = list(names or self.ranks)
+        figure, axes = plt.subplots(len(names), 2, figsize=(9, 2.6 * len(names)), squeeze=False)
+        for row, name in zip(axes, names):
+            plot_ranks(self.ranks[name], self.draws, name, axes=row)
+        figure.suptitle(f"SBC of {self.engine}: {self.replications} replications, "
+                        f"{self.draws} draws each", y=1.0)
+        figure.tight_layout()
+        if path is not None:
+            figure.savefig(path, dpi=100)
+            plt.close(figure)
+        return figure
+
+
+# -- Gibbs: all replications in one batch ---------------------------------------------------------
+
+def simulate_block(rng: np.random.Generator, priors: Priors, n: np.ndarray, size: int):
+    """Truth drawn from the prior and the sufficient statistics of scores drawn given it."""
+    truth = draw_parameters(rng, priors, n.size, size=size)
+    return truth, draw_school_stats(rng, truth, n)
+
+
+def gibbs_block_ranks(rng: np.random.Generator, priors: Priors, n: np.ndarray, size: int, *,
+                      draws: int, thin: int, tune: int, conditionals, schools) -> dict[str, np.ndarray]:
+    """Ranks for one block of replications, counted as the chains run: no draw is stored."""
+    truth, stats = simulate_block(rng, priors, n, size)
+    true_values = test_quantities(truth, stats, schools)
+    counts = {name: np.zeros(size, dtype=np.int64) for name in true_values}
+    state = gibbs.initial_state(rng, stats, priors)
+    for sweep in range(tune + draws * thin):
+        state = gibbs.sweep(rng, state, stats, priors, conditionals)
+        if sweep >= tune and (sweep - tune + 1) % thin == 0:
+            for name, value in test_quantities(state, stats, schools).items():
+                counts[name] += value < true_values[name]
+    return counts
+
+
+def run_gibbs_sbc(n, priors: Priors, *, replications: int, draws: int = 100, thin: int = 10,
+                  tune: int = 200, seed=0, conditionals=None, out=None,
+                  progress: bool = False) -> SBCResult:
+    """SBC of a Gibbs sampler with the given conditionals, for school sizes `n`."""
+    n = np.asarray(n)
+    conditionals = conditionals or gibbs.Conditionals()
+    schools = tracked_schools(n)
+    settings = {"engine": "gibbs", "design": n.tolist(), "priors": priors.as_dict(),
+                "replications": replications, "draws": draws, "thin": thin, "tune": tune,
+                "seed": seed, "block": GIBBS_BLOCK, "conditionals": describe_conditionals(conditionals)}
+    blocks = math.ceil(replications / GIBBS_BLOCK)
+    streams = np.random.SeedSequence(seed).spawn(blocks)
+    store = UnitStore(out, settings) if out is not None else None
+    results = {}
+    for block in tqdm(range(blocks), desc="SBC (gibbs)", disable=not progress):
+        if store is not None and block in store.done():
+            results[block] = store.load(block)
+            continue
+        size = min(GIBBS_BLOCK, replications - block * GIBBS_BLOCK)
+        results[block] = gibbs_block_ranks(np.random.default_rng(streams[block]), priors, n, size,
+                                           draws=draws, thin=thin, tune=tune,
+                                           conditionals=conditionals, schools=schools)
+        if store is not None:
+            store.save(block, results[block])
+    ranks = {name: np.concatenate([results[b][name] for b in range(blocks)]) for name in results[0]}
+    return SBCResult(ranks=ranks, draws=draws, engine="gibbs", settings=settings)
+
+
+def describe_conditionals(conditionals) -> dict[str, str]:
+    return {field: f"{fn.__module__}.{fn.__qualname__}" for field, fn in conditionals._asdict().items()}
+
+
+# -- any engine, one replication a task, through an executor --------------------------------------
+
+@dataclass(frozen=True)
+class ReplicationTask:
+    """Everything one replication needs; picklable, so it runs in another process or machine."""
+
+    engine: Callable
+    data: GroupedData
+    priors: Priors
+    draws: int
+    chains: int
+    schools: tuple
+
+    def __call__(self, stream: np.random.SeedSequence) -> dict[str, np.ndarray]:
+        simulate_stream, engine_stream = stream.spawn(2)
+        rng = np.random.default_rng(simulate_stream)
+        truth = draw_parameters(rng, self.priors, self.data.m)
+        data = self.data.with_values(draw_scores(rng, truth, self.data.codes))
+        idata = self.engine(data, self.priors, draws=self.draws, chains=self.chains,
+                            seed=engine_stream)
+        post = idata.posterior
+        draws = Parameters(*(post[name].to_numpy().reshape(-1, *post[name].shape[2:])
+                             for name in ("theta", "mu", "lam", "omega")))
+        schools = np.asarray(self.schools)
+        true_values = test_quantities(truth, data.stats, schools)
+        posterior_values = test_quantities(draws, data.stats, schools)
+        return {name: np.array([(posterior_values[name] < true_values[name]).sum()])
+                for name in true_values}
+
+
+def run_engine_sbc(engine: Callable, design: GroupedData, priors: Priors, *, replications: int,
+                   draws: int = 100, chains: int = 1, seed=0, executor: Executor | None = None,
+                   out=None, progress: bool = False, engine_name: str | None = None) -> SBCResult:
+    """SBC of any engine on the design (school sizes and labels) of `design`.
+
+    Each replication is one task; `draws * chains` posterior draws are ranked against the truth
+    (pass thinned engines for autocorrelated samplers). Without an executor the tasks run here.
+    """
+    engine_name = engine_name or getattr(engine, "__qualname__", str(engine))
+    schools = tuple(int(i) for i in tracked_schools(design.n))
+    settings = {"engine": engine_name, "design": design.n.tolist(), "priors": priors.as_dict(),
+                "replications": replications, "draws": draws, "chains": chains, "seed": seed}
+    store = UnitStore(out, settings) if out is not None else None
+    task = ReplicationTask(engine, design, priors, draws, chains, schools)
+    streams = np.random.SeedSequence(seed).spawn(replications)
+    done = store.done() if store is not None else set()
+    results = {r: store.load(r) for r in done}
+    todo = [r for r in range(replications) if r not in done]
+    bar = tqdm(total=replications, initial=len(done), desc=f"SBC ({engine_name})",
+               disable=not progress)
+    if executor is None:
+        outcomes = ((r, task(streams[r])) for r in todo)
+    else:
+        futures = {executor.submit(task, streams[r]): r for r in todo}
+        outcomes = ((futures[f], f.result()) for f in as_completed(futures))
+    for r, ranks in outcomes:
+        results[r] = ranks
+        if store is not None:
+            store.save(r, ranks)
+        bar.update()
+    bar.close()
+    ranks = {name: np.concatenate([results[r][name] for r in range(replications)])
+             for name in results[0]}
+    return SBCResult(ranks=ranks, draws=draws * chains, engine=engine_name, settings=settings)
+
+
+def save_result(result: SBCResult, folder: Path) -> None:
+    """The uniformity table (CSV) and the rank plots (PNG) of an SBC run."""
+    folder.mkdir(parents=True, exist_ok=True)
+    result.table().to_csv(folder / f"sbc_{result.engine}.csv", index=False)
+    result.plot(folder / f"sbc_{result.engine}.png")
