@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from models import GroupedData
+from models import GroupedData, Priors
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -19,3 +19,10 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def mathtest(shared_data) -> GroupedData:
     return GroupedData.from_csv(shared_data / "mathtest.csv", group="school", value="mathscore")
+
+
+@pytest.fixture(scope="session")
+def mathtest_nuts(mathtest):
+    """PyMC's NUTS on the math-test data under the default priors, run once for every test."""
+    from models.reference import sample_nuts
+    return sample_nuts(mathtest, Priors.weakly_informative(mathtest), draws=2500, chains=4, seed=1)

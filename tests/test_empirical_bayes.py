@@ -20,7 +20,7 @@ from tests.test_docs import DOTTED_NAME, resolve
 BUILT_IN = ("hsb", "dyestuff", "dyestuff2", "rail", "radon", "nlschools", "exam")
 ALL_DATA = BUILT_IN + ("mathtest",)
 CRITERIA = {"ML": False, "REML": True}
-DOCS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "parts" / "marginal_likelihood.md"
+DOCS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "derivation.md"
 
 
 @pytest.fixture(scope="module")

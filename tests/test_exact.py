@@ -27,7 +27,7 @@ CSV = {  # name -> (file, group column, value column) in ../shared/data
     "radon": ("radon_mn.csv", "county", "log.radon"),
     "mathtest": ("mathtest.csv", "school", "mathscore"),
 }
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "parts" / "exact.md"
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "derivation.md"
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ CSV = {  # name -> (file, group column, value column) in ../shared/data
     "radon": ("radon_mn.csv", "county", "log.radon"),  # counties with one home
     "mathtest": ("mathtest.csv", "school", "mathscore"),
 }
-DOC = Path(__file__).resolve().parents[1] / "docs" / "parts" / "conditionals.md"
+DOC = Path(__file__).resolve().parents[1] / "docs" / "derivation.md"
 
 DRAWS = 20_000          # draws of a conditional, in one batched call
 GRID_POINTS = 4001
@@ -560,7 +560,7 @@ def test_textbook_and_blocked_sweeps_agree_on_rail(datasets):
 
 def misordered_blocked_sweep(rng, state, stats, priors, conditionals=Conditionals()):
     """The blocked sweep with omega moved after the collapsed lam step, so that it reads a theta
-    drawn under the previous lam: not a valid sampler (docs/parts/conditionals.md, section 7)."""
+    drawn under the previous lam: not a valid sampler (docs/derivation.md, section 3.2)."""
     state = state._replace(lam=gibbs.draw_lam_collapsed(rng, state, stats, priors))
     state = state._replace(omega=conditionals.draw_omega(rng, state, stats, priors))
     state = state._replace(mu=gibbs.draw_mu_collapsed(rng, state, stats, priors))

@@ -50,12 +50,25 @@ def ecdf_evaluation_points(draws: int, replications: int) -> np.ndarray:
     return k / (draws + 1)
 
 
-def ecdf_tail_probability(ranks: np.ndarray, draws: int) -> float:
-    """The smallest pointwise two-sided binomial tail probability of the ranks' ECDF."""
-    z = ecdf_evaluation_points(draws, ranks.shape[-1])
-    thresholds = z * (draws + 1)  # rank < threshold  <=>  scaled rank < z
-    counts = (ranks[..., None] < thresholds).sum(-2)
+def ecdf_counts(ranks: np.ndarray, draws: int, k: np.ndarray) -> np.ndarray:
+    """#{r : rank_r < k} for each k, over the last axis of `ranks` (shape (..., R) -> (..., K)),
+    from one histogram of the ranks over {0..L} and its running sum: O(R + L), not O(R K)."""
+    ranks = np.asarray(ranks, dtype=np.int64)
+    batch = ranks.shape[:-1]
+    rows = int(np.prod(batch, dtype=np.int64))
+    offsets = (draws + 1) * np.arange(rows).reshape(batch + (1,))
+    histogram = np.bincount((ranks + offsets).ravel(), minlength=rows * (draws + 1))
+    below = np.cumsum(histogram.reshape(batch + (draws + 1,)), axis=-1)  # below[..., j] = #{rank <= j}
+    return below[..., np.asarray(k) - 1]
+
+
+def ecdf_tail_probability(ranks: np.ndarray, draws: int) -> np.ndarray:
+    """min_k 2 min(P(B <= c_k), P(B >= c_k)), B ~ Binomial(R, z_k), c_k = #{rank < k}: the
+    smallest pointwise two-sided tail probability of the ranks' ECDF at z_k = k/(L+1)."""
     n = ranks.shape[-1]
+    z = ecdf_evaluation_points(draws, n)
+    k = np.rint(z * (draws + 1)).astype(np.int64)  # rank < k  <=>  scaled rank < z
+    counts = ecdf_counts(ranks, draws, k)
     lower = stats.binom.cdf(counts, n, z)
     upper = stats.binom.sf(counts - 1, n, z)
     return np.minimum(1.0, 2 * np.minimum(lower, upper)).min(-1)
@@ -88,16 +101,22 @@ def simultaneous_band(draws: int, replications: int, alpha: float = 0.05):
 
 
 def uniformity(ranks: np.ndarray, draws: int) -> Uniformity:
+    """Both tests of one quantity's ranks (integers in {0..L}, L = `draws`)."""
+    ranks = np.asarray(ranks)
+    if ranks.ndim != 1 or ranks.size < 2:
+        raise ValueError(f"ranks must be a 1-d array of at least 2 replications, got shape {ranks.shape}")
+    if ranks.min() < 0 or ranks.max() > draws:
+        raise ValueError(f"ranks must lie in 0..{draws}, got {ranks.min()}..{ranks.max()}")
     statistic, p = chi_square(ranks, draws)
     return Uniformity(chi2=statistic, chi2_p=p, ecdf_p=ecdf_test(ranks, draws))
 
 
 def plot_ranks(ranks: np.ndarray, draws: int, name: str, axes=None, alpha: float = 0.05):
     """Rank histogram and ECDF difference (ECDF(z) - z) with its simultaneous 1-alpha band."""
-    import matplotlib.pyplot as plt
-
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+        from matplotlib.figure import Figure  # no pyplot: works under any backend, Agg included
+
+        axes = Figure(figsize=(9, 3.2)).subplots(1, 2)
     hist_ax, ecdf_ax = axes
     edges = rank_bins(draws, ranks.size)
     hist_ax.hist(ranks, bins=edges, color="C0", alpha=0.8)
@@ -110,7 +129,7 @@ def plot_ranks(ranks: np.ndarray, draws: int, name: str, axes=None, alpha: float
     hist_ax.set_title(f"{name}: rank histogram")
     hist_ax.legend(fontsize=7)
     z, lower, upper = simultaneous_band(draws, ranks.size, alpha)
-    ecdf = (ranks[:, None] < z * (draws + 1)).mean(0)
+    ecdf = ecdf_counts(ranks, draws, np.rint(z * (draws + 1)).astype(np.int64)) / ranks.size
     ecdf_ax.fill_between(z, lower - z, upper - z, color="0.85", step="mid",
                          label=f"simultaneous {1 - alpha:.0%} band")
     ecdf_ax.step(z, ecdf - z, where="mid", color="C0", label="ECDF of ranks - uniform CDF")

@@ -10,11 +10,16 @@ If the engine samples the posterior, each rank is uniform on {0..L}. The test qu
 lam, omega, sigma, tau, theta_i of a few schools (the smallest, a middle one and the largest) and
 the log-likelihood log p(y | theta, lam), which depends on the data too.
 
-The Gibbs engine runs every replication as one batch (`run_gibbs_sbc`). Any engine runs through a
-`concurrent.futures.Executor` (`run_engine_sbc`), such as a process pool or dask's
-`Client.get_executor()`. Random streams are spawned per block of replications (Gibbs) or per
-replication (executor), so the ranks depend on the seed alone, not on how many workers ran them.
-Finished units are saved as they come (`validation.store`), and a re-run resumes.
+The Gibbs engine runs every replication as one batch (`run_gibbs_sbc`: the chains of all the
+replications are one vectorized state). Any engine runs through a `concurrent.futures.Executor`
+(`run_engine_sbc`), such as a process pool or dask's `Client.get_executor()`. Random streams are
+spawned per block of replications (Gibbs) or per replication (executor), so the ranks depend on the
+seed (and the Gibbs block size) alone, not on how many workers ran them or in which order they
+finished. Finished units are saved as they come (`validation.store`), and a re-run resumes.
+
+Each uniformity test holds its false-alarm rate; `SBCResult.table(alpha)` Holm-adjusts the two
+tests of every quantity together, so a calibrated engine fails `passed(alpha)` with probability
+at most alpha (measured in benchmarks/false_alarms.py).
 """
 
 from __future__ import annotations
@@ -38,7 +43,6 @@ from .agreement import holm_adjust
 from .ranks import plot_ranks, uniformity
 from .store import UnitStore
 
-GIBBS_BLOCK = 50  # replications per random stream: the unit of work and of saving
 
 
 def tracked_schools(n: np.ndarray) -> np.ndarray:
@@ -95,20 +99,21 @@ class SBCResult:
     def passed(self, alpha: float = 0.01) -> bool:
         return bool(self.table(alpha).uniform.all())
 
-    def plot(self, path=None, names=None):
-        """Rank histograms and ECDF differences, a row per quantity."""
-        import matplotlib.pyplot as plt
+    def plot(self, path=None, names=None, title: str | None = None):
+        """Rank histograms and ECDF differences with simultaneous 95% bands, a row per quantity;
+        written to `path` when given. Returns the matplotlib Figure."""
+        from matplotlib.figure import Figure  # no pyplot: works under any backend, Agg included
 
         names = list(names or self.ranks)
-        figure, axes = plt.subplots(len(names), 2, figsize=(9, 2.6 * len(names)), squeeze=False)
+        figure = Figure(figsize=(9, 2.6 * len(names) + 0.4))
+        axes = figure.subplots(len(names), 2, squeeze=False)
         for row, name in zip(axes, names):
             plot_ranks(self.ranks[name], self.draws, name, axes=row)
-        figure.suptitle(f"SBC of {self.engine}: {self.replications} replications, "
-                        f"{self.draws} draws each", y=1.0)
+        figure.suptitle(title or f"SBC of {self.engine}: {self.replications} replications, "
+                        f"{self.draws} draws each")
         figure.tight_layout()
         if path is not None:
             figure.savefig(path, dpi=100)
-            plt.close(figure)
         return figure
 
 
@@ -136,29 +141,38 @@ def gibbs_block_ranks(rng: np.random.Generator, priors: Priors, n: np.ndarray, s
 
 
 def run_gibbs_sbc(n, priors: Priors, *, replications: int, draws: int = 100, thin: int = 10,
-                  tune: int = 200, seed=0, conditionals=None, out=None,
+                  tune: int = 200, seed=0, conditionals=None, out=None, block: int | None = None,
                   progress: bool = False) -> SBCResult:
-    """SBC of a Gibbs sampler with the given conditionals, for school sizes `n`."""
+    """SBC of a Gibbs sampler with the given conditionals, for school sizes `n`.
+
+    Each replication runs one chain of `tune + draws * thin` sweeps and ranks its `draws` kept
+    (thinned) draws. The chains of `block` replications (default: all of them) are one batch;
+    each block has its own random stream and is one unit of saving in `out`.
+    """
     n = np.asarray(n)
     conditionals = conditionals or gibbs.Conditionals()
+    block = replications if block is None else block
+    if replications < 1 or block < 1:
+        raise ValueError(f"replications and block must be positive, got {replications}, {block}")
     schools = tracked_schools(n)
     settings = {"engine": "gibbs", "design": n.tolist(), "priors": priors.as_dict(),
                 "replications": replications, "draws": draws, "thin": thin, "tune": tune,
-                "seed": seed, "block": GIBBS_BLOCK, "conditionals": describe_conditionals(conditionals)}
-    blocks = math.ceil(replications / GIBBS_BLOCK)
+                "seed": seed, "block": block, "conditionals": describe_conditionals(conditionals)}
+    blocks = math.ceil(replications / block)
     streams = np.random.SeedSequence(seed).spawn(blocks)
     store = UnitStore(out, settings) if out is not None else None
+    done = store.done() if store is not None else set()
     results = {}
-    for block in tqdm(range(blocks), desc="SBC (gibbs)", disable=not progress):
-        if store is not None and block in store.done():
-            results[block] = store.load(block)
+    for unit in tqdm(range(blocks), desc="SBC (gibbs)", disable=not progress):
+        if unit in done:
+            results[unit] = store.load(unit)
             continue
-        size = min(GIBBS_BLOCK, replications - block * GIBBS_BLOCK)
-        results[block] = gibbs_block_ranks(np.random.default_rng(streams[block]), priors, n, size,
-                                           draws=draws, thin=thin, tune=tune,
-                                           conditionals=conditionals, schools=schools)
+        size = min(block, replications - unit * block)
+        results[unit] = gibbs_block_ranks(np.random.default_rng(streams[unit]), priors, n, size,
+                                          draws=draws, thin=thin, tune=tune,
+                                          conditionals=conditionals, schools=schools)
         if store is not None:
-            store.save(block, results[block])
+            store.save(unit, results[unit])
     ranks = {name: np.concatenate([results[b][name] for b in range(blocks)]) for name in results[0]}
     return SBCResult(ranks=ranks, draws=draws, engine="gibbs", settings=settings)
 
@@ -207,7 +221,10 @@ def run_engine_sbc(engine: Callable, design: GroupedData, priors: Priors, *, rep
     """
     engine_name = engine_name or getattr(engine, "__qualname__", str(engine))
     schools = tuple(int(i) for i in tracked_schools(design.n))
-    settings = {"engine": engine_name, "design": design.n.tolist(), "priors": priors.as_dict(),
+    # the callable by its dotted name, so two engines both called `sample` never share a store
+    callable_name = f"{getattr(engine, '__module__', '')}.{getattr(engine, '__qualname__', engine)}"
+    settings = {"engine": engine_name, "callable": callable_name, "design": design.n.tolist(),
+                "priors": priors.as_dict(),
                 "replications": replications, "draws": draws, "chains": chains, "seed": seed}
     store = UnitStore(out, settings) if out is not None else None
     task = ReplicationTask(engine, design, priors, draws, chains, schools)

@@ -1,0 +1,210 @@
+"""The PyMC reference model: the hierarchy written as the math reads, sampled with NUTS.
+
+    lam     ~ Gamma(a, b)                  (shape a, rate b)
+    omega   ~ Gamma(c, d)
+    mu      ~ N(nu, 1/phi)
+    theta_i ~ N(mu, 1/(omega lam))         i = 1..m          ("centered")
+            = mu + z_i / sqrt(omega lam),  z_i ~ N(0, 1)      ("noncentered")
+    y_ij    ~ N(theta_i, 1/lam)            observed, one term per student
+    sigma = lam^(-1/2),  tau = omega^(-1/2)
+
+The scores and the school of each score enter through `pm.Data`, so one model (and one compiled
+nutpie sampler) takes new scores of the same design; simulation-based calibration relies on this.
+The likelihood is written on the individual scores, not on the sufficient statistics, so that this
+model shares no algebra with the hand-derived engines it checks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from contextlib import contextmanager
+
+import numpy as np
+import pymc as pm
+from pymc.model.transform.conditioning import remove_value_transforms
+
+from .data import GroupedData
+from .engine import POSTERIOR_VARIABLES, az, check_run_size, to_inference_data
+from .priors import Priors
+
+PARAMETRIZATIONS = ("centered", "noncentered")
+BACKENDS = ("pymc", "nutpie")
+MAX_R_HAT = 1.01
+
+
+class NutsSettingsError(ValueError):
+    """An unknown parametrization or backend, or a bad tuning length."""
+
+
+class NutsWarning(UserWarning):
+    """NUTS finished but its diagnostics (divergences, r_hat) say not to trust it blindly."""
+
+
+def build_model(data: GroupedData, priors: Priors, parametrization: str = "centered") -> pm.Model:
+    """The hierarchy as a `pm.Model` with dims `school` (labels) and `student`."""
+    _check_settings("pymc", parametrization, 0)
+    coords = {"school": data.labels, "student": np.arange(data.N)}
+    with pm.Model(coords=coords) as model:
+        school = pm.Data("school_of_student", data.codes, dims="student")
+        scores = pm.Data("scores", data.values, dims="student")
+
+        # PyTensor stores a Python float that float32 represents exactly (2.0, 0.25) as a float32
+        # constant, and then computes log(b) etc. in single precision: pass float64 scalars
+        a, b, c, d, nu, phi = (np.float64(value) for value in priors.as_dict().values())
+        lam = pm.Gamma("lam", alpha=a, beta=b)
+        omega = pm.Gamma("omega", alpha=c, beta=d)
+        mu = pm.Normal("mu", mu=nu, tau=phi)
+        pm.Deterministic("sigma", lam ** -0.5)
+        pm.Deterministic("tau", omega ** -0.5)
+
+        if parametrization == "centered":
+            theta = pm.Normal("theta", mu=mu, tau=omega * lam, dims="school")
+        else:
+            z = pm.Normal("z", mu=0.0, sigma=1.0, dims="school")
+            theta = pm.Deterministic("theta", mu + z / pm.math.sqrt(omega * lam), dims="school")
+
+        pm.Normal("y", mu=theta[school], tau=lam, observed=scores, dims="student")
+    return model
+
+
+def joint_logp_function(data: GroupedData, priors: Priors):
+    """(theta, mu, lam, omega) -> log p(y, theta, mu, lam, omega), compiled once from the
+    centered reference model on the natural scale (log transforms removed, so no Jacobian)."""
+    model = remove_value_transforms(build_model(data, priors, "centered"))
+    compiled = model.compile_logp(jacobian=False)
+
+    def logp(theta, mu, lam, omega) -> float:
+        point = {"theta": np.asarray(theta, dtype=float), "mu": np.asarray(mu, dtype=float),
+                 "lam": np.asarray(lam, dtype=float), "omega": np.asarray(omega, dtype=float)}
+        return float(compiled(point))
+
+    return logp
+
+
+def sample_nuts(data: GroupedData, priors: Priors, *, draws: int = 1000, chains: int = 4,
+                seed=None, tune: int = 1000, backend: str = "pymc",
+                parametrization: str = "centered", target_accept: float = 0.8,
+                cores: int | None = None) -> az.InferenceData:
+    """The engine interface on the reference model: NUTS through PyMC or nutpie.
+
+    The seed (int, SeedSequence, Generator or None) fixes the draws whatever `cores` is. The
+    result carries the divergences and the largest r_hat in its attrs (`divergences`,
+    `max_r_hat`); a `NutsWarning` says when either is bad, without failing.
+    """
+    check_run_size(draws, chains)
+    _check_settings(backend, parametrization, tune)
+    integer_seed = int(np.random.default_rng(seed).integers(2**31))
+    start = time.perf_counter()
+    if backend == "pymc":
+        trace = _sample_pymc(data, priors, parametrization, draws=draws, tune=tune, chains=chains,
+                             seed=integer_seed, target_accept=target_accept, cores=cores)
+    else:
+        trace = _sample_nutpie(data, priors, parametrization, draws=draws, tune=tune,
+                               chains=chains, seed=integer_seed, target_accept=target_accept,
+                               cores=cores)
+    elapsed = time.perf_counter() - start
+    posterior = {name: trace.posterior[name].values for name in POSTERIOR_VARIABLES}
+    diverging = trace.sample_stats["diverging"].values.astype(bool)
+    settings = {"backend": backend, "parametrization": parametrization, "tune": tune,
+                "target_accept": target_accept, "seed": seed}
+    idata = to_inference_data(posterior, data, priors, engine=f"nuts-{backend}", settings=settings,
+                              sampling_time=elapsed, sample_stats={"diverging": diverging})
+    _record_diagnostics(idata)
+    return idata
+
+
+def sample_nutpie(data: GroupedData, priors: Priors, *, draws: int = 1000, chains: int = 4,
+                  seed=None, **settings) -> az.InferenceData:
+    """`sample_nuts` with the nutpie backend (compiled once per design and priors)."""
+    return sample_nuts(data, priors, draws=draws, chains=chains, seed=seed, backend="nutpie",
+                       **settings)
+
+
+def _check_settings(backend: str, parametrization: str, tune: int) -> None:
+    if backend not in BACKENDS:
+        raise NutsSettingsError(f"unknown NUTS backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if parametrization not in PARAMETRIZATIONS:
+        raise NutsSettingsError(f"unknown parametrization {parametrization!r}; "
+                                f"choose from {', '.join(PARAMETRIZATIONS)}")
+    if isinstance(tune, bool) or not isinstance(tune, (int, np.integer)) or tune < 0:
+        raise NutsSettingsError(f"tune must be a non-negative integer, got {tune!r}")
+
+
+def _design_key(data: GroupedData, priors: Priors, parametrization: str):
+    """What a compiled model depends on: the design (labels, school of each score), not the
+    scores, which are swapped in through pm.Data."""
+    return (data.labels.tobytes(), data.labels.dtype.str, data.codes.tobytes(), priors,
+            parametrization)
+
+
+_models: dict = {}
+_nutpie_models: dict = {}
+_CACHE_SIZE = 4
+
+
+def _remember(cache: dict, key, build):
+    if key not in cache:
+        if len(cache) >= _CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+        cache[key] = build()
+    return cache[key]
+
+
+def _model_for(data: GroupedData, priors: Priors, parametrization: str) -> pm.Model:
+    model = _remember(_models, _design_key(data, priors, parametrization),
+                      lambda: build_model(data, priors, parametrization))
+    model.set_data("scores", data.values)
+    return model
+
+
+def _sample_pymc(data, priors, parametrization, *, draws, tune, chains, seed, target_accept,
+                 cores) -> az.InferenceData:
+    model = _model_for(data, priors, parametrization)
+    with model, warnings.catch_warnings(), _quiet_graph_rewriter():
+        warnings.simplefilter("ignore", RuntimeWarning)  # PyMC repeats what we report below
+        return pm.sample(draws=draws, tune=tune, chains=chains, cores=cores or min(chains, 2),
+                         random_seed=seed, target_accept=target_accept, progressbar=False,
+                         compute_convergence_checks=False, var_names=list(POSTERIOR_VARIABLES))
+
+
+def _sample_nutpie(data, priors, parametrization, *, draws, tune, chains, seed, target_accept,
+                   cores) -> az.InferenceData:
+    import nutpie
+
+    compiled = _remember(
+        _nutpie_models, _design_key(data, priors, parametrization),
+        lambda: nutpie.compile_pymc_model(build_model(data, priors, parametrization)))
+    return nutpie.sample(compiled.with_data(scores=data.values), draws=draws, tune=tune,
+                         chains=chains, cores=cores or min(chains, 2), seed=seed,
+                         target_accept=target_accept, progress_bar=False)
+
+
+@contextmanager
+def _quiet_graph_rewriter():
+    """PyTensor 2.38's elemwise fusion fails on a graph pm.sample compiles and logs a traceback
+    at ERROR level; the rewrite is then skipped, which costs speed, not correctness."""
+    logger = logging.getLogger("pytensor.graph.rewriting.basic")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _record_diagnostics(idata: az.InferenceData) -> None:
+    divergences = int(idata.sample_stats["diverging"].sum())
+    r_hat = az.rhat(idata, var_names=list(POSTERIOR_VARIABLES))
+    max_r_hat = float(max(float(r_hat[name].max()) for name in POSTERIOR_VARIABLES))
+    for group in idata.groups():
+        idata[group].attrs.update(divergences=divergences, max_r_hat=max_r_hat)
+    problems = []
+    if divergences:
+        problems.append(f"{divergences} divergent transitions")
+    if idata.posterior.sizes["chain"] > 1 and max_r_hat > MAX_R_HAT:
+        problems.append(f"r_hat up to {max_r_hat:.3f} (> {MAX_R_HAT})")
+    if problems:
+        warnings.warn(f"NUTS on {idata.posterior.attrs['data']}: {' and '.join(problems)}",
+                      NutsWarning, stacklevel=3)
