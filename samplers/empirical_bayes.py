@@ -333,7 +333,8 @@ class EBFit:
         scalars = {name: np.full((chains, draws), value)
                    for name, value in (("mu", self.mu), ("lam", self.lam), ("omega", self.omega))}
         settings = {"method": self.method, "reml": self.reml, "seed": seed,
-                    "uses_priors": False, "loglik": self.loglik, "converged": self.converged}
+                    "uses_priors": False, "loglik": self.loglik, "converged": self.converged,
+                    "standard_errors": self.standard_errors}
         return to_inference_data({**scalars, "theta": theta}, self.data,
                                  priors or Priors.weakly_informative(self.data),
                                  engine="eb", settings=settings,
@@ -463,8 +464,7 @@ def fit(data: GroupedData, *, method: str = "profile", reml: bool = False) -> EB
     stats = data.stats
     found = _OPTIMIZERS[method](stats, bool(reml))
     mean, precision = theta_conditional(stats, found.mu, found.lam, _omega(found.r))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kappa = (stats.ybar - mean) / stats.ybar
+    kappa = shrinkage(stats.ybar, mean)
     return EBFit(data=data, method=method, reml=bool(reml), mu=found.mu, lam=found.lam,
                  variance_ratio=found.r, loglik=found.loglik,
                  covariance=estimate_covariance(stats, found.lam, found.r, reml=bool(reml)),
@@ -482,21 +482,34 @@ def sample(data: GroupedData, priors: Priors, *, draws: int, chains: int, seed=N
                                                                  priors=priors)
 
 
-def plot_shrinkage(fit_result: EBFit, ax=None):
+def shrinkage(ybar, theta_mean) -> np.ndarray:
+    """kappa_i = (ybar_i - E[theta_i]) / ybar_i, the share of its own mean a school gives up."""
+    ybar = np.asarray(ybar, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a school mean of 0 has no kappa
+        return (ybar - np.asarray(theta_mean, dtype=float)) / ybar
+
+
+def plot_shrinkage(fit_result: EBFit, ax=None, posterior_means=None):
     """|kappa_i| against n_i: how far empirical Bayes moves each school's mean, relative to the
-    mean itself. Small schools are pulled hardest toward mu. Draws on a new Figure (no pyplot,
-    so it works under any backend, Agg included) when `ax` is None; returns the axes."""
+    mean itself. Small schools are pulled hardest toward mu. `posterior_means` maps an engine's
+    name to its posterior means of theta, drawn beside EB's (a fully Bayesian posterior shrinks
+    a little differently: it averages over the hyperparameters instead of fixing them).
+    Draws on a new Figure (no pyplot, so it works under any backend, Agg included) when `ax` is
+    None; returns the axes."""
     if ax is None:
         from matplotlib.figure import Figure
 
         ax = Figure(figsize=(7, 4.5)).subplots()
-    ax.scatter(fit_result.data.n, np.abs(fit_result.kappa), s=18, alpha=0.8, color="C0",
-               label="one school")
+    data = fit_result.data
+    ax.scatter(data.n, np.abs(fit_result.kappa), s=18, alpha=0.8, color="C0",
+               label=f"empirical Bayes ({fit_result.criterion})")
+    for k, (name, theta_mean) in enumerate((posterior_means or {}).items(), start=1):
+        ax.scatter(data.n, np.abs(shrinkage(data.ybar, theta_mean)), s=18, marker="x",
+                   alpha=0.8, color=f"C{k}", label=f"{name} posterior mean")
     ax.set_xlabel("students in the school, n_i")
     ax.set_ylabel("|kappa_i| = |ybar_i - E[theta_i | y]| / |ybar_i|")
-    ax.set_title(f"{Path(fit_result.data.name).name}: shrinkage of each school mean toward "
-                 f"mu = {fit_result.mu:.4g}\n(empirical Bayes, {fit_result.criterion}, "
-                 f"between-school SD {fit_result.between_sd:.3g}); small schools shrink most",
-                 fontsize=10)
+    ax.set_title(f"{Path(data.name).name}: shrinkage of each school mean toward "
+                 f"mu = {fit_result.mu:.4g}\n(empirical Bayes between-school SD "
+                 f"{fit_result.between_sd:.3g}); small schools shrink most", fontsize=10)
     ax.legend(fontsize=8)
     return ax

@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from models import load_dataset
 from tests.test_data import BAD_CSV
 from validation.cli import main
 
@@ -76,3 +77,20 @@ def test_installed_command_runs_without_traceback(tmp_path):
                            "--group", "g", "--value", "y"], capture_output=True, text=True)
     assert done.returncode == 2
     assert done.stderr.startswith("hiercheck: error:") and "Traceback" not in done.stderr
+
+
+def test_fit_writes_posteriors_a_table_and_the_shrinkage_plot(capsys, tmp_path):
+    """eb, exact and gibbs side by side on rail; the EB row carries standard errors, which match
+    `EBFit.standard_errors`."""
+    from samplers import empirical_bayes
+
+    for engine in ("eb", "exact", "gibbs"):
+        assert main(["fit", "--dataset", "rail", "--engine", engine, "--draws", "200",
+                     "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "posterior mean (SD)" in out
+    for engine in ("eb", "exact", "gibbs"):
+        assert (tmp_path / f"posterior_{engine}.nc").is_file()
+    assert (tmp_path / "shrinkage.png").stat().st_size > 10_000
+    fit = empirical_bayes.fit(load_dataset("rail"))
+    assert f"{fit.mu:.5g} ({fit.standard_errors['mu']:.2g})" in out

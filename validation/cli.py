@@ -8,7 +8,9 @@ data). Bad input ends the run with one line on stderr and exit code 2, never a t
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import warnings
 import time
 from pathlib import Path
 
@@ -25,6 +27,7 @@ USAGE_ERROR = 2
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    quiet_libraries()
     try:
         return args.run(args)
     except ValueError as error:  # every input problem the package detects is a ValueError
@@ -39,6 +42,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hiercheck: internal error: {type(error).__name__}: {error} "
               "(run with --debug for the traceback)", file=sys.stderr)
         return 1
+
+
+def quiet_libraries() -> None:
+    """Warnings as one line each; PyMC's progress chatter and PyTensor's advice about BLAS
+    (which this model, all elementwise, does not use) off."""
+    # PyMC turns its INFO chatter on at import only when the root logger has no handler yet
+    logging.basicConfig(level=logging.WARNING, format="hiercheck: %(name)s: %(message)s")
+    warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
+    warnings.showwarning = lambda message, category, *_, **__: print(
+        f"hiercheck: warning: {message}", file=sys.stderr)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -174,22 +187,48 @@ def run_fit(args) -> int:
         results[name].to_netcdf(path)
         print(f"  {name}: {time.perf_counter() - started:.1f} s, wrote {path}", file=sys.stderr)
     if len(names) == 1:
-        print(az.summary(results[names[0]], var_names=["mu", "sigma", "tau", "lam", "omega"]))
+        summary = az.summary(results[names[0]], var_names=["mu", "sigma", "tau", "lam", "omega"])
+        print(summary.to_string())
         print()
-    print(f"{data.name}: posterior mean (SD) under priors {priors}")
+    print(f"{data.name}: posterior mean (SD), and for eb the estimate (standard error), "
+          f"under priors {priors}")
     print(estimates_table(results).to_string())
+    if "eb" in results:
+        print(f"wrote {write_shrinkage_plot(data, results, folder)}", file=sys.stderr)
     return 0
 
 
 def estimates_table(results: dict) -> pd.DataFrame:
-    """Posterior mean (SD) of mu, sigma, tau and the between-school SD tau*sigma, an engine a row."""
+    """mu, sigma, tau and the between-school SD tau*sigma, an engine a row: the posterior mean
+    (SD), or for empirical Bayes the estimate (standard error from the observed information)."""
+    from models.engine import engine_settings
+
     rows = {}
     for name, idata in results.items():
         post = idata.posterior
         quantities = {"mu": post.mu, "sigma": post.sigma, "tau": post.tau,
                       "between_sd": post.tau * post.sigma}
-        rows[name] = {q: f"{float(x.mean()):.5g} ({float(x.std()):.2g})" for q, x in quantities.items()}
+        errors = engine_settings(idata).get("standard_errors")
+        rows[name] = {q: f"{float(x.mean()):.5g} "
+                         f"({float(errors[q] if errors else x.std()):.2g})"
+                      for q, x in quantities.items()}
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def write_shrinkage_plot(data: GroupedData, results: dict, folder: Path) -> Path:
+    """shrinkage.png: |kappa_i| against n_i for empirical Bayes and every sampled posterior."""
+    from models.engine import engine_settings
+    from samplers import empirical_bayes
+
+    from .plots import save
+
+    settings = engine_settings(results["eb"])
+    eb_fit = empirical_bayes.fit(data, method=settings["method"], reml=settings["reml"])
+    posterior_means = {name: idata.posterior.theta.mean(("chain", "draw")).values
+                       for name, idata in results.items() if name != "eb"}
+    path = folder / "shrinkage.png"
+    save(empirical_bayes.plot_shrinkage(eb_fit, posterior_means=posterior_means), path)
+    return path
 
 
 if __name__ == "__main__":
