@@ -1,6 +1,6 @@
 """Empirical Bayes: the hyperparameters by maximum marginal likelihood, then theta given them.
 
-Notation of docs/derivation.md; every formula below is derived in docs/parts/marginal_likelihood.md.
+Every formula below is derived in docs/derivation.md, section 4, in its notation.
 With theta integrated out, the log-likelihood of (mu, lam, omega) is
 `samplers.marginal.log_marginal_likelihood`. Two estimators maximize it:
 

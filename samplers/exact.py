@@ -16,7 +16,7 @@ than any power of the spacing. Every summary follows from the grid's weights w_k
     theta_i | y = sum_k w_k N(m_ik, v_ik)
 
 and the marginal CDFs of log lam and log omega come from sinc interpolation of their marginal
-densities on the grid, which has the same accuracy. See docs/parts/exact.md.
+densities on the grid, which has the same accuracy. See docs/derivation.md, section 5.
 """
 
 from __future__ import annotations

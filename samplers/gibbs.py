@@ -1,6 +1,6 @@
 """The Gibbs sampler: one pure function per full conditional, two sweeps, one batched runner.
 
-Notation of docs/derivation.md; every formula below is derived in docs/parts/conditionals.md.
+Every formula below is derived in docs/derivation.md, sections 2 and 3, in its notation.
 
 A draw function has the signature `draw_x(rng, state, stats, priors)` and returns a new value
 of x, a draw from its conditional at `state`. Everything broadcasts over leading batch axes
@@ -177,7 +177,7 @@ def sweep(rng: np.random.Generator, state: GibbsState, stats: SchoolStats, prior
 
 def blocked_sweep(rng: np.random.Generator, state: GibbsState, stats: SchoolStats,
                   priors: Priors, conditionals: Conditionals = CORRECT) -> GibbsState:
-    """One partially collapsed sweep, in this order (docs/parts/conditionals.md says why the
+    """One partially collapsed sweep, in this order (docs/derivation.md, section 3.2, says why the
     order matters):
 
         omega | theta, mu, lam         complete conditional   (conditionals.draw_omega)
