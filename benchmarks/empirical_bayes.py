@@ -79,13 +79,13 @@ def frame_of(data) -> pd.DataFrame:
     return pd.DataFrame({"y": data.values, "group": data.codes})
 
 
-def fit_hiercheck(data, frame, reml: bool, method: str):
+def fit_hiercheck(data, reml: bool, method: str):
     result = empirical_bayes.fit(data, method=method, reml=reml)
     return {"mu": result.mu, "s2": 1.0 / result.lam, "g": result.variance_ratio / result.lam,
             "self_loglik": result.loglik, "converged": result.converged, "note": result.message}
 
 
-def fit_statsmodels(data, frame, reml: bool):
+def fit_statsmodels(frame: pd.DataFrame, reml: bool):
     import statsmodels.formula.api as smf
 
     with warnings.catch_warnings(record=True) as caught:
@@ -98,7 +98,7 @@ def fit_statsmodels(data, frame, reml: bool):
             "converged": bool(result.converged), "note": "; ".join(notes)}
 
 
-def fit_scipy(data, frame, reml: bool, moments: Moments):
+def fit_scipy(frame: pd.DataFrame, reml: bool, moments: Moments):
     """Nelder-Mead with scipy's defaults over (mu, log s2, log g) for ML, (log s2, log g) for
     REML, from mu = mean(y), s2 = g = var(y)/2: what one writes without thinking about scales."""
     y = frame["y"].to_numpy()
@@ -126,10 +126,10 @@ def benchmark_dataset(name: str, repeats: int) -> tuple[list[dict], dict]:
     rows = []
     for reml in (False, True):
         calls = {
-            "profile": lambda: fit_hiercheck(data, frame, reml, "profile"),
-            "nelder-mead": lambda: fit_hiercheck(data, frame, reml, "nelder-mead"),
-            "statsmodels": lambda: fit_statsmodels(data, frame, reml),
-            "scipy-nm": lambda: fit_scipy(data, frame, reml, moments),
+            "profile": lambda: fit_hiercheck(data, reml, "profile"),
+            "nelder-mead": lambda: fit_hiercheck(data, reml, "nelder-mead"),
+            "statsmodels": lambda: fit_statsmodels(frame, reml),
+            "scipy-nm": lambda: fit_scipy(frame, reml, moments),
         }
         found = []
         for method in METHODS:

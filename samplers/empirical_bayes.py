@@ -414,10 +414,12 @@ def moment_estimates(stats: SchoolStats):
     return float((stats.n * stats.ybar).sum() / stats.N), float(1.0 / within), float(r)
 
 
-def _maximize_nelder_mead(stats: SchoolStats, reml: bool) -> _Maximum:
+def _maximize_nelder_mead(stats: SchoolStats, reml: bool,
+                          objective=log_marginal_likelihood) -> _Maximum:
     """Nelder-Mead on x = (mu, log lam, log omega) for ML, x = (log lam, log omega) for REML
     (mu is integrated out, then reported as mu_hat), from the moment estimates; the first
-    simplex steps by a typical school mean's standard error in mu and by 1/2 in the logs."""
+    simplex steps by a typical school mean's standard error in mu and by 1/2 in the logs.
+    `objective(stats, mu, lam, omega)` is the ML objective (a user's derivation may replace it)."""
     mu, lam, r = moment_estimates(stats)
     if reml:
         start = np.array([math.log(lam), -math.log(r)])
@@ -430,7 +432,7 @@ def _maximize_nelder_mead(stats: SchoolStats, reml: bool) -> _Maximum:
         steps = np.array([1.0 / math.sqrt(lam * np.mean(stats.n)), 0.5, 0.5])
 
         def loglik(x):
-            return log_marginal_likelihood(stats, x[0], math.exp(x[1]), math.exp(x[2]))
+            return objective(stats, x[0], math.exp(x[1]), math.exp(x[2]))
 
     simplex = np.vstack([start, start + np.diag(steps)])
     result = optimize.minimize(lambda x: -loglik(x), start, method="Nelder-Mead",
@@ -448,21 +450,31 @@ def _maximize_nelder_mead(stats: SchoolStats, reml: bool) -> _Maximum:
 _OPTIMIZERS = {"profile": _maximize_profile, "nelder-mead": _maximize_nelder_mead}
 
 
-def fit(data: GroupedData, *, method: str = "profile", reml: bool = False) -> EBFit:
+def fit(data: GroupedData, *, method: str = "profile", reml: bool = False,
+        objective=None) -> EBFit:
     """Maximize the marginal (ML) or restricted (REML) likelihood with theta integrated out, then
     give each theta_i its conditional posterior at the estimates (`theta_conditional`):
 
         theta_i | y ~ N((n_i ybar_i + omega mu) / (n_i + omega), 1 / (lam (n_i + omega))),
 
     at tau = 0 (omega = inf) exactly theta_i = mu.
+
+    `objective`, a function (stats, mu, lam, omega) -> log p(y | mu, lam, omega), replaces the
+    package's `log_marginal_likelihood` (a user's own derivation, say); only the Nelder-Mead ML
+    search, which treats it as a black box, can take one.
     """
     if method not in METHODS:
         raise EBSettingsError(f"unknown method {method!r}; methods are {', '.join(METHODS)}")
     if not isinstance(reml, (bool, np.bool_)):
         raise EBSettingsError(f"reml must be True or False, got {reml!r}")
+    if objective is not None and (method != "nelder-mead" or reml):
+        raise EBSettingsError("a user's objective needs method='nelder-mead' and reml=False")
     start = time.perf_counter()
     stats = data.stats
-    found = _OPTIMIZERS[method](stats, bool(reml))
+    if objective is None:
+        found = _OPTIMIZERS[method](stats, bool(reml))
+    else:
+        found = _maximize_nelder_mead(stats, False, objective)
     mean, precision = theta_conditional(stats, found.mu, found.lam, _omega(found.r))
     kappa = shrinkage(stats.ybar, mean)
     return EBFit(data=data, method=method, reml=bool(reml), mu=found.mu, lam=found.lam,

@@ -95,8 +95,11 @@ def geweke_test(priors: Priors, n, *, conditionals=None, chains: int = 400, step
                 burn: int = 20, independent: int = 100_000, seed=0, alpha: float = 0.01) -> GewekeResult:
     """Compare the means of every test function under the two simulators.
 
-    z = (mean_sc - mean_mc) / sqrt(var(chain averages)/K + var_mc/M); Holm's correction over the
-    test functions holds the family-wise false-alarm rate at alpha.
+    z = (mean_sc - mean_mc) / sqrt(var(chain averages)/K + var_mc/M), two-sided normal p-values;
+    Holm's correction over the test functions holds the family-wise false-alarm rate at alpha
+    (0.01 by default; measured in benchmarks/false_alarms.py). The defaults take ~0.3 s for a
+    design of 6 schools and catch every Gibbs mutant of validation.mutants on
+    `sbc.QUICK_DESIGN` with `sbc.QUICK_PRIORS`.
     """
     n = np.asarray(n)
     conditionals = conditionals or gibbs.Conditionals()
@@ -106,10 +109,12 @@ def geweke_test(priors: Priors, n, *, conditionals=None, chains: int = 400, step
                                 conditionals)
     rows = []
     for name in mc:
-        # a chain that diverged (a wrong conditional can send lam to 0 or inf) is a failure, not NaN
-        sc_values = np.where(np.isfinite(sc[name]), sc[name], np.inf)
-        se = np.sqrt(np.var(sc_values) / chains + np.var(mc[name]) / independent)
-        z = (np.mean(sc_values) - np.mean(mc[name])) / se if np.isfinite(se) else np.inf
+        sc_values = sc[name]
+        if np.all(np.isfinite(sc_values)):
+            se = np.sqrt(np.var(sc_values) / chains + np.var(mc[name]) / independent)
+            z = (np.mean(sc_values) - np.mean(mc[name])) / se
+        else:  # a chain that diverged (a wrong conditional can send lam to 0 or inf) fails
+            se, z = np.nan, np.inf
         rows.append({"function": name, "successive": np.mean(sc_values), "marginal": np.mean(mc[name]),
                      "se": se, "z": z})
     table = pd.DataFrame(rows)

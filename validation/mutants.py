@@ -98,7 +98,7 @@ def draw_omega_rate_missing_lam(rng, state, stats, priors):
     return rng.standard_gamma(priors.c + stats.m / 2, np.shape(rate)) / rate
 
 
-def draw_omega_shape_off_by_one(rng, state, stats, priors):
+def draw_omega_shape_off_by_half(rng, state, stats, priors):
     """omega ~ Gamma(c + (m - 1)/2, d + lam sum (theta - mu)^2 / 2)  [shape off by a half: subtle]"""
     rate = priors.d + state.lam * _between_sum_of_squares(state) / 2
     return rng.standard_gamma(priors.c + (stats.m - 1) / 2, np.shape(rate)) / rate
@@ -140,7 +140,7 @@ CATALOGUE: tuple[Mutant, ...] = (
             draw_lam=draw_lam_shape_off_by_one),
     _mutant("omega-shape-off-by-half",
             "omega's shape counts m - 1 schools: c + (m - 1)/2", subtle=True,
-            draw_omega=draw_omega_shape_off_by_one),
+            draw_omega=draw_omega_shape_off_by_half),
     Mutant("eb-missing-log-ratio",
            "the EB marginal likelihood leaves out 1/2 sum_i log(omega / (n_i + omega))",
            log_marginal_likelihood=log_marginal_likelihood_missing_log_ratio),

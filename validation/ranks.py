@@ -28,9 +28,13 @@ class Uniformity(NamedTuple):
 
 
 def rank_bins(draws: int, replications: int, max_bins: int = 20) -> np.ndarray:
-    """Bin edges over the ranks {0..L}: as many bins as keep the expected count >= 5."""
-    bins = int(max(2, min(max_bins, replications // 5, draws + 1)))
-    return np.unique(np.linspace(0, draws + 1, bins + 1).round().astype(int))
+    """Bin edges over the ranks {0..L}: nearly equal integer bins, as many (up to `max_bins`) as
+    keep the expected count of the narrowest bin >= 5, so that Pearson's chi-square is accurate."""
+    values = draws + 1
+    for bins in range(int(min(max_bins, values)), 1, -1):
+        if values // bins / values * replications >= 5:
+            break
+    return np.unique(np.linspace(0, values, bins + 1).round().astype(int))
 
 
 def chi_square(ranks: np.ndarray, draws: int) -> tuple[float, float]:
@@ -91,13 +95,20 @@ def ecdf_test(ranks: np.ndarray, draws: int) -> float:
 
 
 def simultaneous_band(draws: int, replications: int, alpha: float = 0.05):
-    """(z, lower, upper): the band that the ECDF of uniform ranks leaves with probability alpha."""
+    """(z, lower, upper): at each z_k, the ECDF values whose pointwise tail probability is at least
+    gamma, with gamma the largest level at which uniform ranks stray below it somewhere with
+    probability at most alpha. So the whole ECDF of uniform ranks leaves the band with probability
+    at most alpha (a little less, the counts being discrete)."""
     null = _null_tail_probabilities(draws, replications)
-    gamma = float(np.quantile(null, alpha))
+    gamma = float(null[int(np.floor(alpha * null.size))])  # #{null < gamma} <= alpha * size
     z = ecdf_evaluation_points(draws, replications)
-    lower = stats.binom.ppf(gamma / 2, replications, z) / replications
-    upper = stats.binom.ppf(1 - gamma / 2, replications, z) / replications
-    return z, lower, upper
+    counts = np.arange(replications + 1)
+    tails = np.minimum(1.0, 2 * np.minimum(stats.binom.cdf(counts, replications, z[:, None]),
+                                           stats.binom.sf(counts - 1, replications, z[:, None])))
+    inside = tails >= gamma
+    lower = np.argmax(inside, axis=1)
+    upper = replications - np.argmax(inside[:, ::-1], axis=1)
+    return z, lower / replications, upper / replications
 
 
 def uniformity(ranks: np.ndarray, draws: int) -> Uniformity:

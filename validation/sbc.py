@@ -24,6 +24,7 @@ at most alpha (measured in benchmarks/false_alarms.py).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from concurrent.futures import Executor, as_completed
@@ -42,6 +43,14 @@ from samplers.marginal import LOG_2PI
 from .agreement import holm_adjust
 from .ranks import plot_ranks, uniformity
 from .store import UnitStore
+
+# The quick settings the suite uses: the Dyestuff design (6 batches of 5) and proper priors under
+# which the data inform every parameter without swamping the prior (sigma about 1.6, tau about
+# 0.8, mu about 0 +- 1). 1000 replications in one batch take about half a second on one core and
+# catch every mutant of validation.mutants, the subtle ones included (docs/validation.md).
+QUICK_DESIGN = np.full(6, 5)
+QUICK_PRIORS = Priors(a=3, b=6, c=3, d=2, nu=0, phi=1)
+QUICK_SBC = {"replications": 1000, "draws": 100, "thin": 10, "tune": 200}
 
 
 
@@ -211,6 +220,16 @@ class ReplicationTask:
                 for name in true_values}
 
 
+def describe_engine(engine: Callable) -> str:
+    """The engine by its dotted name (with a partial's arguments), the same in every process, so
+    that two engines both called `sample` never share a store and a re-run recognizes its own."""
+    if isinstance(engine, functools.partial):
+        arguments = [repr(a) for a in engine.args] + [f"{k}={v!r}" for k, v in engine.keywords.items()]
+        return f"{describe_engine(engine.func)}({', '.join(arguments)})"
+    named = engine if hasattr(engine, "__qualname__") else type(engine)
+    return f"{named.__module__}.{named.__qualname__}"
+
+
 def run_engine_sbc(engine: Callable, design: GroupedData, priors: Priors, *, replications: int,
                    draws: int = 100, chains: int = 1, seed=0, executor: Executor | None = None,
                    out=None, progress: bool = False, engine_name: str | None = None) -> SBCResult:
@@ -219,11 +238,9 @@ def run_engine_sbc(engine: Callable, design: GroupedData, priors: Priors, *, rep
     Each replication is one task; `draws * chains` posterior draws are ranked against the truth
     (pass thinned engines for autocorrelated samplers). Without an executor the tasks run here.
     """
-    engine_name = engine_name or getattr(engine, "__qualname__", str(engine))
+    engine_name = engine_name or describe_engine(engine)
     schools = tuple(int(i) for i in tracked_schools(design.n))
-    # the callable by its dotted name, so two engines both called `sample` never share a store
-    callable_name = f"{getattr(engine, '__module__', '')}.{getattr(engine, '__qualname__', engine)}"
-    settings = {"engine": engine_name, "callable": callable_name, "design": design.n.tolist(),
+    settings = {"engine": engine_name, "callable": describe_engine(engine), "design": design.n.tolist(),
                 "priors": priors.as_dict(),
                 "replications": replications, "draws": draws, "chains": chains, "seed": seed}
     store = UnitStore(out, settings) if out is not None else None

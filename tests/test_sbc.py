@@ -1,0 +1,146 @@
+"""validation.sbc: simulation-based calibration of the Gibbs sampler (one batch), of any engine
+through an executor (threads, processes, dask), resuming from a store, and of empirical Bayes."""
+
+import shutil
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+
+from models import GroupedData
+from samplers import empirical_bayes, exact
+from validation import mutants, sbc
+from validation.agreement import holm_adjust
+from validation.store import StoreMismatchError
+
+QUICK = dict(n=sbc.QUICK_DESIGN, priors=sbc.QUICK_PRIORS, **sbc.QUICK_SBC)
+EXECUTOR_REPLICATIONS = 8  # the exact engine takes ~0.1 s a replication
+
+
+@pytest.fixture(scope="module")
+def design(shared_data):
+    return GroupedData.from_csv(shared_data / "dyestuff.csv", group="Batch", value="Yield")
+
+
+@pytest.fixture(scope="module")
+def serial_exact(design):
+    return sbc.run_engine_sbc(exact.sample, design, sbc.QUICK_PRIORS,
+                              replications=EXECUTOR_REPLICATIONS, draws=50, seed=7)
+
+
+def test_correct_gibbs_sampler_is_calibrated():
+    """Quick settings, seed 1: family-wise false-alarm rate 0.01 (benchmarks/false_alarms.py)."""
+    result = sbc.run_gibbs_sbc(**QUICK, seed=1)
+    table = result.table(alpha=0.01)
+    assert result.passed(alpha=0.01), table.to_string()
+    assert result.replications == 1000
+    assert set(table.quantity) == {"mu", "lam", "omega", "sigma", "tau", "theta[0]", "theta[3]",
+                                   "theta[5]", "loglik"}
+    holm = holm_adjust(np.r_[table.chi2_p, table.ecdf_p])
+    np.testing.assert_allclose(np.r_[table.chi2_p_holm, table.ecdf_p_holm], holm)
+
+
+@pytest.mark.parametrize("mutant", [m for m in mutants.CATALOGUE
+                                    if m.conditionals is not None and not m.subtle],
+                         ids=lambda m: m.name)
+def test_quick_sbc_catches_mutant(mutant):
+    result = sbc.run_gibbs_sbc(**QUICK, seed=1, conditionals=mutant.conditionals)
+    assert not result.passed(alpha=0.01)
+
+
+def test_gibbs_sbc_resumes_after_an_interruption(tmp_path):
+    """Blocks saved as they come: a run that lost some blocks recomputes only those and gives
+    the same ranks as an uninterrupted run (no store)."""
+    settings = dict(n=sbc.QUICK_DESIGN, priors=sbc.QUICK_PRIORS, replications=120, draws=20,
+                    thin=2, tune=20, seed=3, block=40)
+    whole = sbc.run_gibbs_sbc(**settings)
+    sbc.run_gibbs_sbc(**settings, out=tmp_path / "run")
+    (tmp_path / "run" / "unit-000001.npz").unlink()  # as if killed before block 1 was written
+    resumed = sbc.run_gibbs_sbc(**settings, out=tmp_path / "run")
+    for name in whole.ranks:
+        np.testing.assert_array_equal(resumed.ranks[name], whole.ranks[name])
+    with pytest.raises(StoreMismatchError, match="seed"):
+        sbc.run_gibbs_sbc(**{**settings, "seed": 4}, out=tmp_path / "run")
+
+
+class InterruptAfter:
+    """The exact engine, killed (an exception) after `calls` replications; None never."""
+
+    def __init__(self, calls):
+        self.calls = calls
+
+    def __call__(self, data, priors, *, draws, chains, seed):
+        if self.calls is not None:
+            if self.calls == 0:
+                raise KeyboardInterrupt("stopped")
+            self.calls -= 1
+        return exact.sample(data, priors, draws=draws, chains=chains, seed=seed)
+
+
+def test_engine_sbc_resumes_after_an_interruption(tmp_path, design, serial_exact):
+    run = dict(replications=EXECUTOR_REPLICATIONS, draws=50, seed=7, out=tmp_path / "run",
+               engine_name="exact")
+    with pytest.raises(KeyboardInterrupt):
+        sbc.run_engine_sbc(InterruptAfter(3), design, sbc.QUICK_PRIORS, **run)
+    assert len(list((tmp_path / "run").glob("unit-*.npz"))) == 3
+    resumed = sbc.run_engine_sbc(InterruptAfter(None), design, sbc.QUICK_PRIORS, **run)
+    for name in serial_exact.ranks:
+        np.testing.assert_array_equal(resumed.ranks[name], serial_exact.ranks[name])
+
+
+@pytest.mark.parametrize("pool", [ThreadPoolExecutor, ProcessPoolExecutor])
+def test_same_seed_same_ranks_on_two_workers(pool, design, serial_exact, tmp_path):
+    with pool(max_workers=2) as executor:
+        result = sbc.run_engine_sbc(exact.sample, design, sbc.QUICK_PRIORS,
+                                    replications=EXECUTOR_REPLICATIONS, draws=50, seed=7,
+                                    executor=executor, out=tmp_path / "run")
+    assert len(list((tmp_path / "run").glob("unit-*.npz"))) == EXECUTOR_REPLICATIONS
+    for name in serial_exact.ranks:
+        np.testing.assert_array_equal(result.ranks[name], serial_exact.ranks[name])
+
+
+@pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
+def test_same_seed_same_ranks_on_a_dask_cluster(processes, design, serial_exact):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=processes,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        result = sbc.run_engine_sbc(exact.sample, design, sbc.QUICK_PRIORS,
+                                    replications=EXECUTOR_REPLICATIONS, draws=50, seed=7,
+                                    executor=client.get_executor())
+    for name in serial_exact.ranks:
+        np.testing.assert_array_equal(result.ranks[name], serial_exact.ranks[name])
+
+
+def test_empirical_bayes_theta_is_miscalibrated_on_a_small_design(design, tmp_path):
+    """EB plugs in point estimates of (mu, lam, omega) and ignores their uncertainty, so on 6
+    schools of 5 its theta_i intervals are too narrow: too many ranks in the extremes. Seed 0,
+    200 replications; every theta fails uniformity at family-wise alpha 0.01. (Were EB calibrated,
+    this test would fail with probability at most 0.01.)"""
+    result = sbc.run_engine_sbc(empirical_bayes.sample, design, sbc.QUICK_PRIORS,
+                                replications=200, draws=100, seed=0, engine_name="eb")
+    table = result.table(alpha=0.01).set_index("quantity")
+    thetas = [name for name in result.ranks if name.startswith("theta")]
+    assert not table.loc[thetas].uniform.any(), table.to_string()
+    extremes = np.mean([np.mean((result.ranks[t] <= 4) | (result.ranks[t] >= 96)) for t in thetas])
+    assert extremes > 0.2  # 10 of 101 rank values: 0.099 expected if calibrated
+    figure = result.plot(tmp_path / "eb.png", names=thetas)
+    assert len(figure.axes) == 2 * len(thetas)
+    assert (tmp_path / "eb.png").stat().st_size > 10_000
+
+
+def test_sbc_validates_its_sizes():
+    with pytest.raises(ValueError, match="positive"):
+        sbc.run_gibbs_sbc(sbc.QUICK_DESIGN, sbc.QUICK_PRIORS, replications=0)
+
+
+def test_describe_engine_names_partials_reproducibly():
+    import functools
+
+    name = sbc.describe_engine(functools.partial(exact.sample, spacing=0.5))
+    assert name == "samplers.exact.sample(spacing=0.5)"
+    assert sbc.describe_engine(InterruptAfter(None)).endswith("test_sbc.InterruptAfter")
