@@ -8,6 +8,7 @@ data). Bad input ends the run with one line on stderr and exit code 2, never a t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import warnings
@@ -79,6 +80,32 @@ def build_parser() -> argparse.ArgumentParser:
                      help="which engine; 'all' runs gibbs, eb, exact and nuts (default: all)")
     add_sampling_options(fit)
     fit.set_defaults(run=run_fit)
+
+    validate = commands.add_parser(
+        "validate", help="every check of the hand-derived inference against the other engines")
+    add_common_options(validate)
+    depth = validate.add_mutually_exclusive_group()
+    depth.add_argument("--quick", dest="quick", action="store_true", default=True,
+                       help="the settings that finish in about a minute (default)")
+    depth.add_argument("--full", dest="quick", action="store_false",
+                       help="several times the power, and SBC of NUTS as well")
+    validate.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    validate.set_defaults(run=run_validate)
+
+    sbc = commands.add_parser("sbc", help="simulation-based calibration of one engine")
+    add_common_options(sbc)
+    sbc.add_argument("--engine", default="gibbs", choices=list(SBC_ENGINES),
+                     help="which engine (default: gibbs)")
+    sbc.add_argument("--reps", type=int, default=500, help="replications (default: 500)")
+    sbc.add_argument("--draws", type=int, default=100,
+                     help="posterior draws ranked per replication (default: 100)")
+    sbc.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    workers = sbc.add_mutually_exclusive_group()
+    workers.add_argument("--jobs", type=int, default=1,
+                         help="replications in parallel in local processes (default: 1)")
+    workers.add_argument("--scheduler", metavar="ADDRESS",
+                         help="a dask.distributed scheduler to send the replications to")
+    sbc.set_defaults(run=run_sbc)
     return parser
 
 
@@ -95,6 +122,12 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("hiercheck-out"),
                         help="folder for the files written (default: hiercheck-out)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+
+
+def positive(name: str, value: int) -> int:
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value}")
+    return value
 
 
 def add_sampling_options(parser: argparse.ArgumentParser) -> None:
@@ -229,6 +262,147 @@ def write_shrinkage_plot(data: GroupedData, results: dict, folder: Path) -> Path
     path = folder / "shrinkage.png"
     save(empirical_bayes.plot_shrinkage(eb_fit, posterior_means=posterior_means), path)
     return path
+
+
+# -- validate -------------------------------------------------------------------------------------
+
+def run_validate(args) -> int:
+    from .suite import check_sampler
+
+    data = load_data(args)
+    priors = load_priors(args, data)
+    folder = output_folder(args)
+    print(f"validating on {data.name} ({data.N} students in {data.m} schools), "
+          f"{'quick' if args.quick else 'full'} settings", file=sys.stderr)
+    verdict = check_sampler(data=data, priors=priors, quick=args.quick, seed=args.seed,
+                            progress=True)
+    if not args.quick:
+        verdict = verdict.with_outcome(nuts_sbc_outcome(args.seed, folder / "sbc-nuts"))
+    written = verdict.save(folder) + write_validation_plots(verdict, folder)
+    print(verdict)
+    print(f"wrote {len(written)} files to {folder}", file=sys.stderr)
+    return 0 if verdict.passed else 1
+
+
+def small_design_data() -> GroupedData:
+    """The suite's small design as a data set (its scores are placeholders: SBC simulates)."""
+    from .suite import SMALL_DESIGN
+
+    codes = np.repeat(np.arange(SMALL_DESIGN.size), SMALL_DESIGN)
+    return GroupedData.from_arrays(codes, np.arange(codes.size, dtype=float), name="small design")
+
+
+def nuts_sbc_outcome(seed: int, folder: Path):
+    """SBC of NUTS (nutpie, compiled once) on the small design of the suite's Gibbs SBC."""
+    from .sbc import run_engine_sbc
+    from .suite import ALPHA, SMALL_PRIORS, CheckOutcome
+
+    started = time.perf_counter()
+    result = run_engine_sbc(sbc_engine("nuts"), small_design_data(), SMALL_PRIORS,
+                            replications=200, draws=100, seed=seed, out=folder, progress=True,
+                            engine_name="nuts")
+    table = result.table(ALPHA)
+    p_min = float(table[["chi2_p_holm", "ecdf_p_holm"]].min().min())
+    return CheckOutcome("sbc (nuts)", "min Holm-adjusted p", p_min, ALPHA, result.passed(ALPHA),
+                        time.perf_counter() - started, table, result)
+
+
+def write_validation_plots(verdict, folder: Path) -> list[Path]:
+    """SBC rank plots, and the posterior densities of mu, sigma, tau by engine."""
+    from models.engine import az
+
+    from .plots import save
+    from .suite import slug
+
+    written = []
+    for outcome in verdict.outcomes:
+        if outcome.check.startswith("sbc"):
+            written.append(folder / f"{slug(outcome.check)}.png")
+            outcome.result.plot(written[-1])
+    posteriors = {"exact": verdict.references.exact}
+    if "nuts" in vars(verdict.references):  # computed only when the agreement check ran
+        posteriors["nuts"] = verdict.references.nuts
+    agreement = next((o for o in verdict.outcomes if o.check == "agreement vs exact"), None)
+    if agreement is not None:
+        posteriors["gibbs"] = agreement.result.posterior
+    axes = az.plot_density(list(posteriors.values()), data_labels=list(posteriors),
+                           var_names=["mu", "sigma", "tau"], shade=0.1, figsize=(11, 3.6))
+    written.append(folder / "posteriors.png")
+    save(np.ravel(axes)[0].figure, written[-1])
+    return written
+
+
+# -- sbc ------------------------------------------------------------------------------------------
+
+SBC_ENGINES = ("gibbs", "nuts", "eb", "exact")
+
+
+def sbc_engine(name: str):
+    """The engine SBC runs for `name`; NUTS through nutpie, which compiles once per process."""
+    import functools
+
+    if name == "nuts":
+        from models.reference import sample_nuts
+
+        return functools.partial(sample_nuts, backend="nutpie", tune=500)
+    return get_engine(name)
+
+
+def run_sbc(args) -> int:
+    from .sbc import run_engine_sbc, run_gibbs_sbc
+
+    positive("--reps", args.reps)
+    positive("--draws", args.draws)
+    positive("--jobs", args.jobs)
+    data = load_data(args)
+    priors = load_priors(args, data)
+    folder = output_folder(args) / f"sbc-{args.engine}"
+    print(f"SBC of {args.engine} on the design of {data.name} ({data.m} schools), "
+          f"{args.reps} replications of {args.draws} draws; saved as they finish in {folder}, "
+          "so a re-run resumes", file=sys.stderr)
+    if args.engine == "gibbs":
+        result = run_gibbs_sbc(data.n, priors, replications=args.reps, draws=args.draws,
+                               seed=args.seed, out=folder, block=50, progress=True)
+    else:
+        with sbc_executor(args) as executor:
+            result = run_engine_sbc(sbc_engine(args.engine), data, priors,
+                                    replications=args.reps, draws=args.draws, seed=args.seed,
+                                    executor=executor, out=folder, progress=True,
+                                    engine_name=args.engine)
+    table = result.table()
+    table.to_csv(folder / "uniformity.csv", index=False)
+    result.plot(folder / "ranks.png")
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    verdict = "uniform: calibrated" if result.passed() else "NOT uniform: miscalibrated"
+    print(f"{args.engine} on {data.name}: ranks {verdict} (Holm-corrected, alpha 0.01); "
+          f"wrote {folder}")
+    return 0 if result.passed() else 1
+
+
+def sbc_executor(args):
+    """A context manager giving the executor the options ask for (None: run here)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    if args.scheduler:
+        return dask_executor(args.scheduler)
+    if args.jobs > 1:
+        return ProcessPoolExecutor(args.jobs)
+    return contextlib.nullcontext(None)
+
+
+@contextlib.contextmanager
+def dask_executor(address: str):
+    """An Executor on the dask.distributed cluster whose scheduler is at `address`."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ValueError("--scheduler needs dask.distributed: pip install 'hiercheck[distributed]'") from None
+    try:
+        client = Client(address, timeout="20s")
+    except OSError as error:
+        raise ValueError(f"cannot reach the dask scheduler at {address} ({error})") from None
+    with client:
+        yield client.get_executor()
 
 
 if __name__ == "__main__":

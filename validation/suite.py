@@ -85,12 +85,22 @@ class CheckOutcome:
     passed: bool
     seconds: float
     detail: pd.DataFrame = field(repr=False)
+    result: object = field(repr=False, default=None)  # the check's own result, for its plots
+
+
+def slug(check: str) -> str:
+    """A check's name as a file name: 'consistency (small)' -> 'consistency_small'."""
+    return re.sub(r"[^a-z0-9]+", "_", check).strip("_")
 
 
 @dataclass(frozen=True)
 class Verdict:
     outcomes: tuple[CheckOutcome, ...]
     subject: str
+    references: References | None = field(default=None, repr=False)
+
+    def with_outcome(self, outcome: CheckOutcome) -> Verdict:
+        return Verdict(self.outcomes + (outcome,), self.subject, self.references)
 
     @property
     def passed(self) -> bool:
@@ -125,8 +135,7 @@ class Verdict:
                                           "checks": self.table.to_dict(orient="records")},
                                          indent=2, default=float))
         for outcome in self.outcomes:
-            slug = re.sub(r"[^a-z0-9]+", "_", outcome.check).strip("_")
-            written.append(folder / f"check_{slug}.csv")
+            written.append(folder / f"check_{slug(outcome.check)}.csv")
             outcome.detail.to_csv(written[-1], index=False)
         return written
 
@@ -180,7 +189,7 @@ def _timed(check: str, statistic: str, run: Callable, summarize: Callable) -> Ch
     result = run()
     value, threshold, passed, detail = summarize(result)
     return CheckOutcome(check, statistic, float(value), float(threshold), bool(passed),
-                        time.perf_counter() - start, detail)
+                        time.perf_counter() - start, detail, result)
 
 
 def _min_holm_p(table: pd.DataFrame) -> float:
@@ -202,12 +211,29 @@ def consistency_check(conditionals, data, priors, logp, settings: Settings, seed
         draws=settings.consistency_draws, seed=seed, alpha=ALPHA, logp=logp), _p_value_summary)
 
 
+@dataclass(frozen=True)
+class SampledAgreement:
+    """The sampler's posterior and its agreement with a reference engine."""
+
+    posterior: object  # arviz.InferenceData
+    agreement: agreement.Agreement
+
+    @property
+    def table(self) -> pd.DataFrame:
+        return self.agreement.table
+
+    @property
+    def passed(self) -> bool:
+        return self.agreement.passed
+
+
 def agreement_check(conditionals, references: References, reference: str, seed) -> CheckOutcome:
     def run():
         draws = gibbs.sample(references.data, references.priors,
                              draws=references.settings.gibbs_draws, chains=4, seed=seed,
                              conditionals=conditionals)
-        return agreement.compare(draws, getattr(references, reference), alpha=ALPHA)
+        return SampledAgreement(draws, agreement.compare(draws, getattr(references, reference),
+                                                         alpha=ALPHA))
     return _timed(f"agreement vs {reference}", "min Holm-adjusted p", run, _p_value_summary)
 
 
@@ -302,7 +328,7 @@ def check_sampler(conditionals: gibbs.Conditionals | None = None, *,
     for name, run in tqdm(runs, desc="checks", disable=not progress):
         outcomes.append(run())
     subject = _describe(conditionals, log_marginal_likelihood)
-    return Verdict(tuple(outcomes), subject=f"{subject} on {data.name}")
+    return Verdict(tuple(outcomes), subject=f"{subject} on {data.name}", references=references)
 
 
 def _describe(conditionals, log_marginal_likelihood) -> str:
