@@ -173,9 +173,11 @@ def _sample_nutpie(data, priors, parametrization, *, draws, tune, chains, seed, 
                    cores) -> az.InferenceData:
     import nutpie
 
-    compiled = _remember(
-        _nutpie_models, _design_key(data, priors, parametrization),
-        lambda: nutpie.compile_pymc_model(build_model(data, priors, parametrization)))
+    def compile_model():
+        with _quiet_graph_rewriter():
+            return nutpie.compile_pymc_model(build_model(data, priors, parametrization))
+
+    compiled = _remember(_nutpie_models, _design_key(data, priors, parametrization), compile_model)
     return nutpie.sample(compiled.with_data(scores=data.values), draws=draws, tune=tune,
                          chains=chains, cores=cores or min(chains, 2), seed=seed,
                          target_accept=target_accept, progress_bar=False)
@@ -183,8 +185,8 @@ def _sample_nutpie(data, priors, parametrization, *, draws, tune, chains, seed, 
 
 @contextmanager
 def _quiet_graph_rewriter():
-    """PyTensor 2.38's elemwise fusion fails on a graph pm.sample compiles and logs a traceback
-    at ERROR level; the rewrite is then skipped, which costs speed, not correctness."""
+    """PyTensor 2.38's elemwise fusion fails on graphs that pm.sample and nutpie compile and logs
+    a traceback at ERROR level; the rewrite is then skipped, which costs speed, not correctness."""
     logger = logging.getLogger("pytensor.graph.rewriting.basic")
     level = logger.level
     logger.setLevel(logging.CRITICAL)

@@ -344,12 +344,16 @@ def _describe(conditionals, log_marginal_likelihood) -> str:
 
 
 def detection_matrix(mutants: Iterable[Mutant] = CATALOGUE, *, data: GroupedData | None = None,
-                     quick: bool = True, seed=0, progress: bool = False) -> pd.DataFrame:
+                     quick: bool = True, seed=0, references: References | None = None,
+                     progress: bool = False) -> pd.DataFrame:
     """Every check on the correct derivation and on every mutant: a row each, a column per check,
     True where the check failed the derivation (caught it), '' where the check does not apply,
-    and `caught_by`, the number of checks that caught it. The correct row must catch nothing."""
-    data = data if data is not None else load_dataset()
-    references = References(data, Priors.weakly_informative(data), QUICK if quick else FULL, seed)
+    and `caught_by`, the number of checks that caught it. The correct row must catch nothing.
+    `references` (data, priors and settings included) replaces `data` and `quick`."""
+    if references is None:
+        data = data if data is not None else load_dataset()
+        references = References(data, Priors.weakly_informative(data), QUICK if quick else FULL,
+                                seed)
     subjects = [("correct", "the derivation in docs/derivation.md", False,
                  gibbs.Conditionals(), correct_log_marginal_likelihood)]
     subjects += [(m.name, m.description, m.subtle, m.conditionals, m.log_marginal_likelihood)

@@ -1,0 +1,91 @@
+"""The whole suite on hsb in quick settings: the correct derivation passes every check, every
+mutant that is not documented as subtle is caught by at least two different checks, and a wrong
+derivation from outside the catalogue goes through the same checks unchanged.
+
+Each statistical check holds its family-wise false-alarm rate at 0.01, so the correct derivation
+fails some check with probability at most 0.06 (six checks) at a given seed; seed 0 is fixed, and
+`benchmarks/false_alarms.py` measures the rate over 20 seeds (docs/validation.md).
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from models import Priors, load_dataset
+from samplers import gibbs
+from validation import suite
+from validation.mutants import CATALOGUE
+
+
+@pytest.fixture(scope="module")
+def references():
+    data = load_dataset("hsb")
+    return suite.References(data, Priors.weakly_informative(data), suite.QUICK, seed=0)
+
+
+@pytest.fixture(scope="module")
+def matrix(references):
+    return suite.detection_matrix(references=references).set_index("derivation")
+
+
+def test_the_correct_derivation_passes_every_check(matrix):
+    assert matrix.loc["correct", "caught_by"] == 0
+
+
+@pytest.mark.parametrize("mutant", [m.name for m in CATALOGUE if not m.subtle])
+def test_every_plain_mutant_is_caught_by_two_checks(matrix, mutant):
+    assert matrix.loc[mutant, "caught_by"] >= 2
+
+
+@pytest.mark.parametrize("mutant", [m.name for m in CATALOGUE if m.subtle])
+def test_the_subtle_mutants_are_still_caught(matrix, mutant):
+    assert matrix.loc[mutant, "caught_by"] >= 1
+
+
+def test_the_matrix_marks_checks_that_do_not_apply(matrix):
+    assert matrix.loc["eb-missing-log-ratio", "geweke"] == ""
+    assert matrix.loc["theta-mean-for-total", "marginal likelihood"] == ""
+
+
+def draw_omega_unhalved(rng, state, stats, priors):
+    """A slip not in the catalogue: omega ~ Gamma(c + m/2, d + lam sum (theta_i - mu)^2)."""
+    spread = ((np.asarray(state.theta) - np.asarray(state.mu)[..., None]) ** 2).sum(-1)
+    rate = priors.d + np.asarray(state.lam) * spread
+    return rng.standard_gamma(priors.c + stats.m / 2, np.shape(rate)) / rate
+
+
+def test_a_users_wrong_conditional_goes_through_unchanged(references):
+    verdict = suite.check_sampler(gibbs.Conditionals(draw_omega=draw_omega_unhalved),
+                                  references=references, seed=0)
+    assert not verdict.passed
+    assert sum(not outcome.passed for outcome in verdict.outcomes) >= 2
+    assert "draw_omega=draw_omega_unhalved" in verdict.subject
+    assert [o.check for o in verdict.outcomes] == list(suite.SAMPLER_CHECKS)
+
+
+def test_the_verdict_is_a_table_and_files(references, tmp_path):
+    verdict = suite.check_sampler(references=references,
+                                  checks=("consistency (small)", "marginal likelihood"))
+    assert verdict.passed
+    assert list(verdict.table.columns) == ["check", "statistic", "value", "threshold", "passed",
+                                           "seconds"]
+    assert verdict["marginal likelihood"].value < 1e-12
+    assert "PASSED" in str(verdict)
+    written = verdict.save(tmp_path)
+    assert all(path.is_file() for path in written)
+    assert json.loads((tmp_path / "verdict.json").read_text())["passed"] is True
+    with pytest.raises(KeyError, match="no check 'sbc'"):
+        verdict["sbc"]
+
+
+def test_the_same_seed_gives_the_same_verdict(references):
+    checks = ("consistency (small)", "geweke", "sbc")
+    first, second = (suite.check_sampler(references=references, seed=3, checks=checks)
+                     for _ in range(2))
+    assert [o.value for o in first.outcomes] == [o.value for o in second.outcomes]
+
+
+def test_an_unknown_check_is_named(references):
+    with pytest.raises(ValueError, match="unknown check 'vibes'"):
+        suite.check_sampler(references=references, checks=("vibes",))
