@@ -144,3 +144,19 @@ def test_describe_engine_names_partials_reproducibly():
     name = sbc.describe_engine(functools.partial(exact.sample, spacing=0.5))
     assert name == "samplers.exact.sample(spacing=0.5)"
     assert sbc.describe_engine(InterruptAfter(None)).endswith("test_sbc.InterruptAfter")
+
+
+def test_nuts_replications_reuse_one_compiled_model(design):
+    """NUTS through nutpie: every replication after the first samples the model compiled for the
+    first (the scores change through pm.Data), so the cache gains one entry for the whole run."""
+    import functools
+
+    from models import reference
+
+    engine = functools.partial(reference.sample_nuts, backend="nutpie", tune=200)
+    before = set(reference._nutpie_models)
+    result = sbc.run_engine_sbc(engine, design, sbc.QUICK_PRIORS, replications=4, draws=50,
+                                seed=2)
+    assert len(set(reference._nutpie_models) - before) == 1
+    assert all(ranks.shape == (4,) and np.all((0 <= ranks) & (ranks <= 50))
+               for ranks in result.ranks.values())

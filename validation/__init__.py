@@ -1,1 +1,14 @@
-"""The evidence that the engines agree, and the `hiercheck` command."""
+"""Evidence that hand-derived inference is right: the checks, the mutants they must catch, and the
+`hiercheck` command. `check_sampler`, `detection_matrix` and `Verdict` (from `validation.suite`)
+load on first use, so the command starts without importing the numerical stack."""
+
+_SUITE = ("check_sampler", "detection_matrix", "Verdict")
+
+__all__ = list(_SUITE)
+
+
+def __getattr__(name):
+    if name in _SUITE:
+        from . import suite
+        return getattr(suite, name)
+    raise AttributeError(f"module 'validation' has no attribute {name!r}")

@@ -2,11 +2,18 @@
 
 For every scalar and every theta_i, and each probability q, the two engines' q-quantiles differ by
 
-    z = (Q_a(q) - Q_b(q)) / sqrt(mcse_a(q)^2 + mcse_b(q)^2)
+    z = (Q_a(q) - Q_b(q)) / sqrt(mcse_a(q)^2 + mcse_b(q)^2),
+    mcse_e(q) = sqrt(q (1 - q) / ESS_e(q)) / f(Q(q))
 
-with each Monte Carlo standard error from ArviZ (`mcse(method="quantile")`, which accounts for
-autocorrelation). Under agreement each z is approximately N(0, 1); the many tests are held to one
-family-wise false-alarm rate `alpha` by Holm's step-down correction.
+where ESS_e(q) is engine e's effective sample size for the indicator I(x <= Q(q)) (ArviZ's
+`ess(method="quantile")`, which accounts for autocorrelation) and f(Q(q)) the density at the
+quantile. Under agreement both engines sample one distribution, so f is estimated from their
+draws pooled, as 2 delta / (Q(q + delta) - Q(q - delta)) with delta = min(q, 1 - q)/2. (ArviZ's
+own quantile MCSE reads the density off a narrow band of order statistics of one engine's draws;
+in the tails that estimate is noisy enough that |z| > 4.4 turned up for a correct sampler about
+once in ten runs of 800 comparisons. The wide window is steady and, for unimodal tails, errs
+toward a larger MCSE.) Under agreement each z is approximately N(0, 1); the many tests are held to
+one family-wise false-alarm rate `alpha` by Holm's step-down correction.
 """
 
 from __future__ import annotations
@@ -58,9 +65,13 @@ def compare(idata_a, idata_b, *, quantiles=QUANTILES, var_names=VARIABLES,
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     rows = []
+    posterior_a = idata_a.posterior[list(var_names)]
+    posterior_b = idata_b.posterior[list(var_names)]
     for q in quantiles:
-        value_a, mcse_a = _quantile_and_mcse(idata_a, q, var_names)
-        value_b, mcse_b = _quantile_and_mcse(idata_b, q, var_names)
+        value_a, value_b = (p.quantile(q, dim=("chain", "draw")) for p in (posterior_a, posterior_b))
+        density = _pooled_density_at_quantile(posterior_a, posterior_b, q)
+        mcse_a, mcse_b = (np.sqrt(q * (1 - q) / az.ess(p, method="quantile", prob=q)) / density
+                          for p in (posterior_a, posterior_b))
         for name in var_names:
             for school, a, b, se_a, se_b in _flatten(name, value_a, value_b, mcse_a, mcse_b):
                 rows.append({"variable": name, "school": school, "quantile": q, "a": a, "b": b,
@@ -84,11 +95,17 @@ def holm_adjust(p: np.ndarray) -> np.ndarray:
     return out
 
 
-def _quantile_and_mcse(idata, q: float, var_names):
-    posterior = idata.posterior[list(var_names)]
-    value = posterior.quantile(q, dim=("chain", "draw"))
-    mcse = az.mcse(posterior, method="quantile", prob=q)
-    return value, mcse
+def _pooled_density_at_quantile(posterior_a, posterior_b, q: float):
+    """2 delta / (Q(q + delta) - Q(q - delta)) of the two engines' draws pooled, delta =
+    min(q, 1 - q)/2: the density at the q-quantile, averaged over a window holding 2 delta of
+    the mass."""
+    import xarray as xr
+
+    delta = min(q, 1 - q) / 2
+    pooled = xr.concat([p.stack(sample=("chain", "draw")).drop_vars(["chain", "draw", "sample"])
+                        for p in (posterior_a, posterior_b)], dim="sample")
+    upper, lower = (pooled.quantile(level, dim="sample") for level in (q + delta, q - delta))
+    return 2 * delta / (upper - lower)
 
 
 def _flatten(name, *datasets):
