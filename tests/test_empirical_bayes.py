@@ -4,11 +4,9 @@ one-way ANOVA F statistic."""
 
 import functools
 import math
-import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import integrate, optimize, stats
 
@@ -16,6 +14,7 @@ from models import GroupedData, Priors, load_dataset
 from models.engine import POSTERIOR_VARIABLES, engine_settings
 from samplers import empirical_bayes as eb
 from tests.test_docs import DOTTED_NAME, resolve
+from validation import statsmodels_check
 
 BUILT_IN = ("hsb", "dyestuff", "dyestuff2", "rail", "radon", "nlschools", "exam")
 ALL_DATA = BUILT_IN + ("mathtest",)
@@ -33,22 +32,8 @@ def eb_fit(data: GroupedData, method: str, reml: bool) -> eb.EBFit:
     return eb.fit(data, method=method, reml=reml)
 
 
-@functools.cache
-def statsmodels_fit(data: GroupedData, reml: bool):
-    """statsmodels at its best: Powell then L-BFGS, polished by BFGS from there; the higher of the
-    two maxima (statsmodels stops early on its per-observation objective)."""
-    import statsmodels.formula.api as smf
-    from statsmodels.tools.sm_exceptions import ConvergenceWarning, SingularMatrixWarning
-
-    frame = pd.DataFrame({"y": data.values, "school": data.codes})
-    model = smf.mixedlm("y ~ 1", frame, groups="school")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        warnings.simplefilter("ignore", SingularMatrixWarning)  # its steps toward tau = 0
-        first = model.fit(reml=reml, method=["powell", "lbfgs"])
-        polished = model.fit(reml=reml, method="bfgs", start_params=first.params, gtol=1e-12,
-                             maxiter=1000)
-    return model, max((first, polished), key=lambda result: result.llf)
+# statsmodels at its best (Powell, L-BFGS, polished by BFGS), once per data set and criterion
+statsmodels_fit = functools.cache(statsmodels_check.statsmodels_fit)
 
 
 # -- independent likelihoods: dense normal densities of the raw scores, no closed forms ------------

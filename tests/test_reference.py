@@ -1,7 +1,6 @@
 """The PyMC reference model: its structure, its joint density against scipy's densities term by
 term, and NUTS on the math-test data (no divergences, r_hat <= 1.01, the engine interface)."""
 
-import warnings
 
 import arviz as az
 import numpy as np

@@ -1,7 +1,6 @@
 """validation.sbc: simulation-based calibration of the Gibbs sampler (one batch), of any engine
 through an executor (threads, processes, dask), resuming from a store, and of empirical Bayes."""
 
-import shutil
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import matplotlib

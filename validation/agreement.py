@@ -26,21 +26,18 @@ from scipy import stats
 
 from models.engine import SCALARS, az
 
+from .result import CheckTable
+
 QUANTILES = (0.025, 0.25, 0.5, 0.75, 0.975)
 VARIABLES = SCALARS + ("theta",)
 
 
 @dataclass(frozen=True)
-class Agreement:
+class Agreement(CheckTable):
     """The outcome of `compare`: a row per (variable, school, quantile), and the verdict."""
 
-    table: pd.DataFrame
     alpha: float
     engines: tuple[str, str]
-
-    @property
-    def passed(self) -> bool:
-        return bool(self.table.agree.all())
 
     @property
     def max_abs_z(self) -> float:

@@ -37,6 +37,7 @@ from models.simulate import draw_parameters, draw_scores
 from samplers import exact, gibbs
 
 from .agreement import holm_adjust
+from .result import CheckTable
 
 GRID_POINTS = 2001
 GRID_HALF_WIDTH = 14.0  # Laplace SDs either side of the conditional's mode
@@ -45,13 +46,8 @@ MARGINAL_TOLERANCE = 1e-7  # relative: far above rounding, far below any missing
 
 
 @dataclass(frozen=True)
-class ConsistencyResult:
-    table: pd.DataFrame
+class ConsistencyResult(CheckTable):
     alpha: float
-
-    @property
-    def passed(self) -> bool:
-        return bool(self.table.agree.all())
 
     @property
     def min_p_adjusted(self) -> float:
@@ -173,13 +169,8 @@ def simulated_data(n, priors: Priors, seed=0) -> GroupedData:
 # -- the marginal likelihood ----------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class MarginalLikelihoodResult:
-    table: pd.DataFrame
+class MarginalLikelihoodResult(CheckTable):
     tolerance: float
-
-    @property
-    def passed(self) -> bool:
-        return bool(self.table.agree.all())
 
     @property
     def max_relative_error(self) -> float:

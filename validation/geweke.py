@@ -25,6 +25,7 @@ from models.simulate import Parameters, draw_parameters, draw_school_stats
 from samplers import gibbs
 
 from .agreement import holm_adjust
+from .result import CheckTable
 
 
 def test_functions(params, stats: SchoolStats) -> dict[str, np.ndarray]:
@@ -59,13 +60,8 @@ def test_functions(params, stats: SchoolStats) -> dict[str, np.ndarray]:
 
 
 @dataclass(frozen=True)
-class GewekeResult:
-    table: pd.DataFrame
+class GewekeResult(CheckTable):
     alpha: float
-
-    @property
-    def passed(self) -> bool:
-        return bool(self.table.agree.all())
 
     @property
     def max_abs_z(self) -> float:

@@ -20,6 +20,7 @@ from models import GroupedData
 from samplers import empirical_bayes
 
 from .consistency import dense_log_likelihood
+from .result import CheckTable
 
 # A search that ends at the true maximum scores within a tiny fraction of a log-likelihood unit
 # of statsmodels (which itself stops short by up to ~1e-6); a wrong likelihood's argmax costs
@@ -29,13 +30,7 @@ SEARCH_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
-class StatsmodelsComparison:
-    table: pd.DataFrame
-
-    @property
-    def passed(self) -> bool:
-        return bool(self.table.agree.all())
-
+class StatsmodelsComparison(CheckTable):
     @property
     def max_shortfall(self) -> float:
         return float(self.table.shortfall.max())
