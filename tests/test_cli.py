@@ -52,6 +52,8 @@ def test_bad_csv_is_one_line_and_exit_2(capsys, tmp_path, contents, group, value
     (["fit", "--dataset", "rail", "--prior", "beta=1"], "expected NAME=NUMBER"),
     (["sbc", "--reps", "0"], "--reps must be a positive integer"),
     (["sbc", "--engine", "exact", "--jobs", "-1"], "--jobs must be a positive integer"),
+    (["mutants", "--write", "nowhere.md"], "nowhere.md: no such file"),
+    (["mutants", "--write", "pyproject.toml"], "no <!-- detection matrix -->"),
 ])
 def test_bad_options_are_one_line_and_exit_2(capsys, tmp_path, argv, message):
     code, _, err = run(capsys, *argv, "--out", str(tmp_path))

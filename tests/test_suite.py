@@ -89,3 +89,14 @@ def test_the_same_seed_gives_the_same_verdict(references):
 def test_an_unknown_check_is_named(references):
     with pytest.raises(ValueError, match="unknown check 'vibes'"):
         suite.check_sampler(references=references, checks=("vibes",))
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/derivation.md"])
+def test_the_published_matrix_is_the_one_computed(matrix, page):
+    """The tables in the README and the derivation are written by `hiercheck mutants --write`;
+    this recomputation (same data, settings and seed) must give them cell for cell."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / page).read_text()
+    expected = suite.replace_matrix_block(text, suite.matrix_markdown(matrix.reset_index()))
+    assert text == expected, f"{page}: rerun `hiercheck mutants --write {page}`"

@@ -106,6 +106,19 @@ def build_parser() -> argparse.ArgumentParser:
     workers.add_argument("--scheduler", metavar="ADDRESS",
                          help="a dask.distributed scheduler to send the replications to")
     sbc.set_defaults(run=run_sbc)
+
+    report = commands.add_parser(
+        "report", help="a self-contained HTML report: fits, plots and the validation verdicts")
+    add_common_options(report)
+    report.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    report.set_defaults(run=run_report)
+
+    mutants = commands.add_parser(
+        "mutants", help="every check on every wrong derivation of the catalogue: which catches which")
+    add_common_options(mutants)
+    mutants.add_argument("--write", type=Path, nargs="*", default=[], metavar="FILE",
+                         help="also replace the detection-matrix block of these Markdown files")
+    mutants.set_defaults(run=run_mutants)
     return parser
 
 
@@ -332,6 +345,31 @@ def write_validation_plots(verdict, folder: Path) -> list[Path]:
     return written
 
 
+# -- mutants --------------------------------------------------------------------------------------
+
+def run_mutants(args) -> int:
+    from .suite import detection_matrix, matrix_markdown, replace_matrix_block
+
+    data = load_data(args)
+    for path in args.write:  # before the long run: a bad file should fail fast
+        if not path.is_file():
+            raise ValueError(f"{path}: no such file")
+        try:
+            replace_matrix_block(path.read_text(), "")
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+    matrix = detection_matrix(data=data, progress=True)
+    output_folder(args)
+    matrix.to_csv(args.out / "detection_matrix.csv", index=False)
+    table = matrix_markdown(matrix)
+    print(f"which check catches which derivation on {data.name} (quick settings, seed 0):")
+    print(table)
+    for path in args.write:
+        path.write_text(replace_matrix_block(path.read_text(), table))
+        print(f"wrote the matrix into {path}", file=sys.stderr)
+    return 0
+
+
 # -- sbc ------------------------------------------------------------------------------------------
 
 SBC_ENGINES = ("gibbs", "nuts", "eb", "exact")
@@ -403,6 +441,21 @@ def dask_executor(address: str):
         raise ValueError(f"cannot reach the dask scheduler at {address} ({error})") from None
     with client:
         yield client.get_executor()
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+def run_report(args) -> int:
+    """Writes OUT/index.html; exits 0 once it is written, whatever the verdict it shows."""
+    from .report import write_report
+
+    data = load_data(args)
+    priors = load_priors(args, data)
+    print(f"report on {data.name} ({data.N} students in {data.m} schools)", file=sys.stderr)
+    path, verdict = write_report(data, priors, output_folder(args), seed=args.seed,
+                                 progress=True)
+    print(f"validation {'PASSED' if verdict.passed else 'FAILED'}; wrote {path}")
+    return 0
 
 
 if __name__ == "__main__":

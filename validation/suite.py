@@ -368,3 +368,30 @@ def detection_matrix(mutants: Iterable[Mutant] = CATALOGUE, *, data: GroupedData
                      **{check: caught.get(check, "") for check in CHECKS},
                      "caught_by": sum(caught.values()), "description": description})
     return pd.DataFrame(rows)
+
+
+def matrix_markdown(matrix: pd.DataFrame) -> str:
+    """The detection matrix as a GitHub table: 'caught', '-' (not caught) or blank (the check
+    does not apply), a row per derivation."""
+    def cell(value):
+        if value == "":
+            return ""
+        return "caught" if value else "-"
+    columns = ["derivation", *CHECKS, "caught_by"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    for row in matrix.to_dict(orient="records"):
+        name = f"{row['derivation']} (subtle)" if row["subtle"] else row["derivation"]
+        cells = [name, *(cell(row[check]) for check in CHECKS), str(row["caught_by"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+MATRIX_START, MATRIX_END = "<!-- detection matrix -->", "<!-- /detection matrix -->"
+
+
+def replace_matrix_block(text: str, table: str) -> str:
+    """`text` with the lines between the detection-matrix markers replaced by `table`."""
+    start, end = text.find(MATRIX_START), text.find(MATRIX_END)
+    if start < 0 or end < start:
+        raise ValueError(f"no {MATRIX_START} ... {MATRIX_END} block to replace")
+    return text[:start + len(MATRIX_START)] + "\n" + table + "\n" + text[end:]
