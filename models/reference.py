@@ -171,7 +171,10 @@ def _sample_pymc(data, priors, parametrization, *, draws, tune, chains, seed, ta
 
 def _sample_nutpie(data, priors, parametrization, *, draws, tune, chains, seed, target_accept,
                    cores) -> az.InferenceData:
-    import nutpie
+    try:
+        import nutpie
+    except ImportError:
+        raise NutsSettingsError("the nutpie backend needs nutpie: pip install 'hiercheck[nutpie]'") from None
 
     def compile_model():
         with _quiet_graph_rewriter():

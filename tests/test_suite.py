@@ -2,8 +2,8 @@
 mutant that is not documented as subtle is caught by at least two different checks, and a wrong
 derivation from outside the catalogue goes through the same checks unchanged.
 
-Each statistical check holds its family-wise false-alarm rate at 0.01, so the correct derivation
-fails some check with probability at most 0.06 (six checks) at a given seed; seed 0 is fixed, and
+Each statistical check holds its family-wise false-alarm rate at 0.001, so the correct derivation
+fails some check with probability at most 0.006 (six checks) at a given seed; seed 0 is fixed, and
 `benchmarks/false_alarms.py` measures the rate over 20 seeds (docs/validation.md).
 """
 
