@@ -1,0 +1,258 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Math tests in 100 schools: a derivation checked three ways
+#
+# 1993 students in 100 schools took the same math test (the SDS 383D data, `mathtest.csv`:
+# columns `school`, `mathscore`; 4 to 32 students per school). We want each school's true mean
+# score. The normal hierarchical model, in the notation of `docs/derivation.md`:
+#
+#     y_ij | theta_i   ~ N(theta_i, sigma^2)          school i = 1..m, student j = 1..n_i
+#     theta_i | mu     ~ N(mu, tau^2 sigma^2)
+#     lam = 1/sigma^2  ~ Gamma(a, b),   omega = 1/tau^2 ~ Gamma(c, d),   mu ~ N(nu, 1/phi)
+#
+# `tau` is a ratio: the between-school SD is `tau * sigma`. We fit it with empirical Bayes and
+# a hand-derived Gibbs sampler, state the same model in PyMC and sample it with NUTS, compare
+# all of them with the exact posterior, and then ask the package whether the derivation behind
+# the Gibbs sampler is right.
+#
+# **Running this notebook.** It is a plain Python script in jupytext's percent format, paired
+# with a notebook: `jupytext --to notebook notebooks/math_tests.py` makes `math_tests.ipynb`,
+# and `python notebooks/math_tests.py` runs it top to bottom (under a minute on 2 cores).
+# Two environment variables:
+#
+# - `HIERCHECK_DATA`: the folder holding `mathtest.csv`; default `../shared/data` beside the
+#   repository's root (where the project keeps its data sets).
+# - `HIERCHECK_FIGURES`: if set, every figure is also written there as a PNG (the test suite
+#   uses this to check the figures are drawn).
+
+# %%
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import matplotlib
+
+if "MPLBACKEND" not in os.environ and "ipykernel" not in sys.modules:
+    matplotlib.use("Agg")  # run as a script: draw to files, no screen assumed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+warnings.filterwarnings("ignore", category=FutureWarning)  # ArviZ's notice of its 1.x refactor
+# PyTensor advises on BLAS, which this model (all elementwise) does not use
+warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
+
+from models import GroupedData, Priors  # noqa: E402
+from models.engine import az  # noqa: E402
+from samplers import empirical_bayes, exact, gibbs  # noqa: E402
+
+
+def repository_root() -> Path:
+    """The folder with pyproject.toml, from this file or (under Jupyter, where there is no
+    __file__) from the working directory upward."""
+    start = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+    for folder in (start, *start.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "samplers").is_dir():
+            return folder
+    raise FileNotFoundError(f"no hiercheck repository at or above {start}")
+
+
+DATA = Path(os.environ.get("HIERCHECK_DATA", repository_root().parent / "shared" / "data"))
+FIGURES = Path(os.environ["HIERCHECK_FIGURES"]) if os.environ.get("HIERCHECK_FIGURES") else None
+
+
+def show(figure, name: str) -> None:
+    """Display the figure (in Jupyter), and write FIGURES/name.png when asked to."""
+    if FIGURES is not None:
+        FIGURES.mkdir(parents=True, exist_ok=True)
+        figure.savefig(FIGURES / f"{name}.png", dpi=100, bbox_inches="tight")
+    if "ipykernel" in sys.modules:
+        from IPython.display import display
+
+        display(figure)
+    plt.close(figure)
+
+
+mathtest = GroupedData.from_csv(DATA / "mathtest.csv", group="school", value="mathscore")
+priors = Priors.weakly_informative(mathtest)
+print(mathtest)
+print("priors (scaled to the data):", priors)
+
+# %% [markdown]
+# ## 1. The raw school means, and why the extremes are small schools
+#
+# A school's mean `ybar_i` estimates `theta_i` with standard error `sigma / sqrt(n_i)`. Even if
+# every school had the same true mean, a school of 4 students would scatter about three times as
+# far as one of 32. The band in the plot is that null scatter, the grand mean plus or minus two
+# pooled within-school SDs over `sqrt(n)`: it is a funnel, and the most extreme means sit in its
+# wide end.
+
+# %%
+from validation.plots import plot_school_means  # noqa: E402
+
+show(plot_school_means(mathtest).figure, "school_means")
+
+table = mathtest.school_table()
+distance = (table.ybar - mathtest.values.mean()).abs()
+extremes = table.assign(distance=distance).nlargest(10, "distance")
+print(extremes[["school", "n", "ybar"]].to_string(index=False))
+print(f"median size of the 10 most extreme schools: {extremes.n.median():g}; "
+      f"of all schools: {np.median(mathtest.n):g}")
+
+# %% [markdown]
+# ## 2. Empirical Bayes
+#
+# Integrate `theta` out: `ybar_i | mu, lam, omega ~ N(mu, (1/n_i + 1/omega) / lam)`, and the
+# within-school sum of squares `ss_i` carries `lam` alone. Maximize that marginal likelihood over
+# `(mu, lam, omega)` (`samplers.marginal.log_marginal_likelihood`; derivation in
+# `docs/derivation.md`), then give each school its conditional posterior at the estimates,
+#
+#     theta_i | y ~ N(ybar_i - B_i (ybar_i - mu), 1 / (lam (n_i + omega))),  B_i = omega / (n_i + omega).
+#
+# `B_i` is the pull toward `mu`: largest for the smallest schools.
+
+# %%
+eb_fit = empirical_bayes.fit(mathtest)
+print(eb_fit.summary())
+
+# %% [markdown]
+# ## 3. The Gibbs sampler
+#
+# Four full conditionals, each a function in `samplers/gibbs.py` named after it (`draw_theta`,
+# `draw_mu`, `draw_lam`, `draw_omega`), each with its formula in its docstring. A sweep draws them
+# in turn; four chains run at once as one batch.
+
+# %%
+gibbs_posterior = gibbs.sample(mathtest, priors, draws=2000, chains=4, seed=1)
+print(az.summary(gibbs_posterior, var_names=["mu", "sigma", "tau", "lam", "omega"]).to_string())
+
+# %% [markdown]
+# ## 4. The same model in PyMC
+#
+# `models.reference.build_model` states the model as the math reads, with the likelihood on the
+# individual scores rather than the sufficient statistics, so that it shares no algebra with the
+# hand-derived engines. NUTS needs nothing but this density and its gradient.
+
+# %%
+import importlib.util  # noqa: E402
+import shutil  # noqa: E402
+
+import pymc as pm  # noqa: E402
+
+from models.reference import build_model, sample_nuts  # noqa: E402
+
+model = build_model(mathtest, priors)
+# the graph needs the optional graphviz binding and its `dot` program; without them, PyMC's text
+if importlib.util.find_spec("graphviz") and shutil.which("dot"):
+    graph = pm.model_to_graphviz(model)
+    if "ipykernel" in sys.modules:
+        from IPython.display import display
+
+        display(graph)
+    else:
+        print(graph.source)
+else:
+    print(model.str_repr())
+
+# %%
+nuts_posterior = sample_nuts(mathtest, priors, draws=1000, chains=4, seed=2)
+print(az.summary(nuts_posterior, var_names=["mu", "sigma", "tau"]).to_string())
+print(f"divergences: {nuts_posterior.posterior.attrs['divergences']}, "
+      f"largest r_hat: {nuts_posterior.posterior.attrs['max_r_hat']:.4f}")
+
+# %% [markdown]
+# ## 5. The engines side by side
+#
+# A fourth engine needs no sampler at all: with `theta` integrated out, the posterior of
+# `(lam, omega)` is two-dimensional and `samplers.exact` computes it by quadrature, then draws
+# i.i.d. from it. The table gives the posterior mean (SD) of each quantity, and for empirical
+# Bayes the estimate (standard error).
+
+# %%
+from validation.cli import estimates_table  # noqa: E402
+
+exact_posterior = exact.sample(mathtest, priors, draws=2000, chains=4, seed=3)
+posteriors = {"eb": eb_fit.to_inference_data(1000, 4, seed=4, priors=priors),
+              "gibbs": gibbs_posterior, "nuts": nuts_posterior, "exact": exact_posterior}
+print(estimates_table(posteriors).to_string())
+
+# %% [markdown]
+# Per school: the posterior of `theta_i` under each engine for 20 schools spread over the sizes.
+# The black tick is the school's raw mean; small schools are pulled from it toward `mu`.
+
+# %%
+from validation.report import plot_theta_forest  # noqa: E402
+
+show(plot_theta_forest(posteriors, mathtest), "theta_forest")
+
+# %% [markdown]
+# ## 6. Shrinkage against school size
+#
+# The shrinkage coefficient `kappa_i = (ybar_i - E[theta_i | y]) / ybar_i` is the share of its
+# own mean a school gives up. Under empirical Bayes `|kappa_i| = B_i |ybar_i - mu| / |ybar_i|`:
+# it falls with `n_i` and grows with the school's distance from `mu`. The fully Bayesian
+# posteriors (crosses) average over `(mu, lam, omega)` instead of fixing them, and land close.
+
+# %%
+show(empirical_bayes.plot_shrinkage(eb_fit, posterior_means={
+    name: posterior.posterior.theta.mean(("chain", "draw")).values
+    for name, posterior in posteriors.items() if name != "eb"}).figure, "shrinkage")
+
+# %% [markdown]
+# ## 7. Is the derivation right? The validation checks
+#
+# Agreement of the estimates is encouraging, not proof. `validation.check_sampler` runs every
+# check on the package's own derivation, on this data: each conditional against the PyMC joint
+# density, posterior quantiles against the exact posterior and NUTS, Geweke's joint-distribution
+# test, simulation-based calibration, and the marginal likelihood against a dense computation
+# and against statsmodels. Each check holds its false-alarm rate at `validation.suite.ALPHA`
+# (the p-value threshold in the table; the statistics are in `docs/validation.md`).
+# The suite's "agreement vs nuts" would run NUTS again; we already have a NUTS run (section 4),
+# so that comparison is made on it instead, with the same function the suite uses.
+
+# %%
+from validation import agreement, check_sampler  # noqa: E402
+from validation.suite import ALPHA, CHECKS  # noqa: E402
+
+verdict = check_sampler(data=mathtest, priors=priors, seed=0,
+                        checks=[check for check in CHECKS if check != "agreement vs nuts"])
+print(verdict)
+print()
+print(agreement.compare(gibbs_posterior, nuts_posterior, alpha=ALPHA))
+
+# %% [markdown]
+# Simulation-based calibration: for data simulated from the prior, the rank of each true value
+# among the sampler's posterior draws is uniform when the sampler is right. Flat histograms and
+# ECDF differences inside their bands.
+
+# %%
+from validation.report import sbc_figure  # noqa: E402  # result.plot(), room kept for its title
+
+show(sbc_figure(verdict["sbc"].result), "sbc")
+
+# %% [markdown]
+# ## 8. And a wrong derivation?
+#
+# The same checks on a classic slip from `validation.mutants`: `omega`'s conditional with its
+# rate missing the factor `lam`. The consistency check compares that conditional's draws with the
+# full conditional implied by the PyMC density, and fails it.
+
+# %%
+from validation.mutants import get_mutant  # noqa: E402
+
+slip = get_mutant("omega-rate-missing-lam")
+print(slip.description)
+print(check_sampler(slip.conditionals, data=mathtest, priors=priors, seed=0,
+                    checks=["consistency", "geweke"], references=verdict.references))
