@@ -15,7 +15,8 @@ chains; ESS per second divides it by the wall time of the engine call (warm-up i
     nutpie          the second call on the same design (the compiled model is reused); the
                     first call's extra time is reported as `compile_s`.
 
-The Gibbs cost per sweep per chain is timed separately with `samplers.gibbs.run` on 4 and on
+The Gibbs cost per sweep per chain is timed separately with `samplers.gibbs.run` (its compiled
+kernel when numba is installed; `python -m benchmarks` times the numpy reference too) on 4 and on
 256 vectorized chains (the fastest of SWEEP_REPEATS timings of SWEEPS sweeps).
 
 Because ESS per draw does not depend on how busy the machine is and wall time does, the table

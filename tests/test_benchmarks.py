@@ -99,3 +99,46 @@ def test_engines_quick(tmp_path):
         assert 0 < row["rss_start"] <= row["peak_rss"]
         assert row["tracemalloc_peak"] > 0
     assert rows[1]["tune"] == 0  # the exact sampler has no warm-up
+
+
+def test_the_benchmark_entry_point_quick(tmp_path):
+    """`python -m benchmarks --quick --skip-nuts`: every section runs, the JSON holds what the
+    tables show, and each ratio is the quotient of the numbers beside it."""
+    out = tmp_path / "bench.json"
+    completed = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--skip-nuts",
+                                "--json", str(out)], cwd=REPO, capture_output=True, text=True,
+                               timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "## Ratios from this run" in completed.stdout
+
+    def reject(constant):
+        raise AssertionError(f"{constant} in the JSON: not strict JSON")
+    payload = json.loads(out.read_text(), parse_constant=reject)
+    assert payload["settings"]["quick"] is True and payload["bars"] == []
+    sections, ratios = payload["sections"], payload["ratios"]
+    rows = {row["engine"]: row for row in sections["ess"]["rows"]}
+    assert list(rows) == ["gibbs", "blocked", "gibbs-numpy", "exact"]
+    for row in rows.values():
+        assert 0 < row["ess"]["min"] == min(row["ess"]["bulk"], row["ess"]["tail"])
+    assert rows["exact"]["min_ess_per_s"] == pytest.approx(
+        rows["exact"]["ess"]["min"] / rows["exact"]["wall_s"])
+    assert ratios["gibbs_vs_gibbs_numpy"] == pytest.approx(
+        rows["gibbs"]["min_ess_per_s"] / rows["gibbs-numpy"]["min_ess_per_s"])
+    eb = {row["method"]: row for row in sections["eb"]["rows"]}
+    assert list(eb) == ["profile", "nelder-mead", "statsmodels"]
+    assert eb["profile"]["diff_to_best"] > -1e-9  # the profile fit reaches the best optimum
+    assert ratios["eb_profile_vs_statsmodels"] == pytest.approx(
+        eb["statsmodels"]["time_ms"] / eb["profile"]["time_ms"])
+    sbc = sections["sbc"]["rows"]
+    assert [(row["engine"], row["thin"]) for row in sbc] == [("gibbs", 1), ("gibbs", 10)]
+    assert ratios["gibbs_sbc_s"] == sbc[0]["wall_s"]
+    assert all(row["sweeps"] == row["tune"] + row["draws"] * row["thin"] for row in sbc)
+    scaling = sections["scaling"]["rows"]
+    assert [row["m"] for row in scaling] == [10, 100]
+    for row in scaling:
+        assert row["N"] >= 2 * row["m"] and row["kept_draws"] == 200
+        assert row["build_and_eb_s"] == pytest.approx(row["build_s"] + row["eb_s"])
+        assert row["peak_rss_gib"] >= row["rss_after_simulation_gib"] > 0
+    for row in sections["profile"]["per_chain_sweep"]:
+        assert row["chains"] in (4, 256)
+        assert all(value > 0 for key, value in row.items() if key.endswith("_us"))

@@ -599,3 +599,52 @@ def test_the_derivation_names_functions_that_exist():
     for name in names:
         module, attribute = name.rsplit(".", 1)
         assert hasattr(importlib.import_module(module), attribute), f"{DOC.name} names {name}"
+
+
+# -- the compiled kernels against the reference sweeps, draw for draw -----------------------------
+
+KERNEL_CASES = [  # (data set, state batch, statistics batch (rescaled copies of the data))
+    ("mathtest", (4,), ()), ("rail", (), ()), ("radon", (2, 3), (3,)), ("rail", (5,), (5,)),
+]
+
+
+@pytest.mark.parametrize("scheme", list(gibbs.SCHEMES))
+@pytest.mark.parametrize("name, state_batch, stats_batch", KERNEL_CASES)
+def test_the_compiled_kernel_draws_what_the_reference_sweeps_draw(datasets, scheme, name,
+                                                                  state_batch, stats_batch):
+    """`run` with the package's own conditionals goes through the compiled kernel; the sweeps
+    themselves (`_run_reference`) are the reference. From one seed both consume the same
+    variates, so every kept draw agrees to rounding (relative 1e-11: the sums add in another
+    order) and both leave the Generator in the same state. The caller's state is not written."""
+    pytest.importorskip("numba")
+    data = datasets[name]
+    priors = Priors.weakly_informative(data)
+    copies = [rescaled(data, 1.0 + r, 3.0 * r) for r in range(int(np.prod(stats_batch)))]
+    stats = (data.stats if stats_batch == () else
+             school_stats(data.n, np.stack([d.ybar for d in copies]).reshape(stats_batch + (-1,)),
+                          np.stack([d.ss for d in copies]).reshape(stats_batch + (-1,))))
+    start = gibbs.initial_state(np.random.default_rng(1), stats, priors, state_batch)
+    untouched = [np.copy(x) for x in start]
+    sweep = gibbs.SCHEMES[scheme]
+    assert gibbs._kernel_for(np.random.default_rng(), sweep, Conditionals()) is not None
+    fast_rng, reference_rng = np.random.default_rng(2), np.random.default_rng(2)
+    fast = gibbs.run(fast_rng, stats, priors, start, tune=7, draws=40, thin=3, sweep=sweep)
+    reference = gibbs._run_reference(reference_rng, stats, priors,
+                                     gibbs.broadcast_state(start, stats), tune=7, draws=40,
+                                     thin=3, conditionals=Conditionals(), sweep=sweep)
+    for variable in GibbsState._fields:
+        assert fast[variable].shape == reference[variable].shape
+        np.testing.assert_allclose(fast[variable], reference[variable], rtol=1e-11, atol=0,
+                                   err_msg=variable)
+    assert fast_rng.integers(2**62) == reference_rng.integers(2**62)
+    for before, after in zip(untouched, start):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_only_the_package_conditionals_and_sweeps_have_a_kernel():
+    """A replaced conditional, another sweep or a legacy RandomState takes the reference path,
+    whatever numba can do."""
+    rng = np.random.default_rng()
+    assert gibbs._kernel_for(rng, gibbs.sweep, Conditionals(draw_omega=fixed_omega)) is None
+    assert gibbs._kernel_for(rng, misordered_blocked_sweep, Conditionals()) is None
+    assert gibbs._kernel_for(np.random.RandomState(0), gibbs.sweep, Conditionals()) is None
