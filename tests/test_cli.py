@@ -132,3 +132,17 @@ def test_sbc_shows_empirical_bayes_miscalibrated_on_a_small_design(capsys, tmp_p
                        "--out", str(tmp_path))
     assert code == 1
     assert "NOT uniform" in out
+
+
+def test_sbc_on_a_dask_scheduler_gives_the_ranks_of_a_local_run(capsys, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    argv = ["sbc", "--engine", "exact", "--dataset", "dyestuff", "--reps", "8", "--draws", "50"]
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        code, _, _ = run(capsys, *argv, "--scheduler", cluster.scheduler_address,
+                         "--out", str(tmp_path / "cluster"))
+    assert code == 0
+    assert run(capsys, *argv, "--out", str(tmp_path / "here"))[0] == 0
+    tables = [(tmp_path / where / "sbc-exact" / "uniformity.csv").read_text()
+              for where in ("cluster", "here")]
+    assert tables[0] == tables[1]
