@@ -200,15 +200,19 @@ def _quiet_graph_rewriter():
 
 
 def _record_diagnostics(idata: az.InferenceData) -> None:
+    """Divergences and the largest r_hat (nan for one chain, where r_hat is undefined) into the
+    attrs, and a warning when either is bad."""
     divergences = int(idata.sample_stats["diverging"].sum())
-    r_hat = az.rhat(idata, var_names=list(POSTERIOR_VARIABLES))
-    max_r_hat = float(max(float(r_hat[name].max()) for name in POSTERIOR_VARIABLES))
+    max_r_hat = float("nan")
+    if idata.posterior.sizes["chain"] > 1:
+        r_hat = az.rhat(idata, var_names=list(POSTERIOR_VARIABLES))
+        max_r_hat = float(max(float(r_hat[name].max()) for name in POSTERIOR_VARIABLES))
     for group in idata.groups():
         idata[group].attrs.update(divergences=divergences, max_r_hat=max_r_hat)
     problems = []
     if divergences:
         problems.append(f"{divergences} divergent transitions")
-    if idata.posterior.sizes["chain"] > 1 and max_r_hat > MAX_R_HAT:
+    if max_r_hat > MAX_R_HAT:
         problems.append(f"r_hat up to {max_r_hat:.3f} (> {MAX_R_HAT})")
     if problems:
         warnings.warn(f"NUTS on {idata.posterior.attrs['data']}: {' and '.join(problems)}",
