@@ -238,9 +238,8 @@ print(agreement.compare(gibbs_posterior, nuts_posterior, alpha=ALPHA))
 # ECDF differences inside their bands.
 
 # %%
-from validation.report import sbc_figure  # noqa: E402  # result.plot(), room kept for its title
 
-show(sbc_figure(verdict["sbc"].result), "sbc")
+show(verdict["sbc"].result.plot(), "sbc")
 
 # %% [markdown]
 # ## 8. And a wrong derivation?

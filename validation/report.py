@@ -191,14 +191,6 @@ def plot_densities(posteriors: dict, data_name: str):
     return figure
 
 
-def sbc_figure(result):
-    """The SBC result's rank histograms and ECDF plots, laid out again with half an inch kept
-    above the axes: its own layout lets the overall title run into the first row's titles."""
-    figure = result.plot()
-    figure.tight_layout(rect=(0, 0, 1, 1 - 0.5 / figure.get_figheight()))
-    return figure
-
-
 def png_base64(figure) -> str:
     """The figure as a base64 PNG; the figure is released."""
     buffer = io.BytesIO()
@@ -338,7 +330,7 @@ def render(data: GroupedData, priors: Priors, verdict: Verdict, posteriors: dict
         parts.append(f"<h3>{html.escape(outcome.check)}</h3>")
         parts.append(html_table(outcome.result.table(ALPHA), _verdict_class))
         parts.append(figure_html(
-            sbc_figure(outcome.result),
+            outcome.result.plot(),
             "Simulation-based calibration on simulated data sets: for a correct sampler the "
             "rank of each true value among its posterior draws is uniform, so the histograms "
             "are flat and the ECDF differences stay inside their 95% bands.",

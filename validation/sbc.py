@@ -120,7 +120,7 @@ class SBCResult:
             plot_ranks(self.ranks[name], self.draws, name, axes=row)
         figure.suptitle(title or f"SBC of {self.engine}: {self.replications} replications, "
                         f"{self.draws} draws each")
-        figure.tight_layout()
+        figure.tight_layout(rect=(0, 0, 1, 1 - 0.5 / figure.get_figheight()))  # room for the title
         if path is not None:
             figure.savefig(path, dpi=100)
         return figure
