@@ -163,6 +163,12 @@ class GroupedData:
         values = np.asarray(values, dtype=float)
         if values.shape != self.values.shape:
             raise DataError(f"{self.name}: expected {self.values.shape} scores, got {values.shape}")
+        finite = np.isfinite(values)
+        # unchecked, one NaN passes silently into its school's ybar and ss (and all-NaN scores
+        # were misreported as "no within-school variation")
+        if not finite.all():
+            first = int(np.argmin(finite))
+            raise DataError(f"{self.name}: new score {first} is {values[first]}, not a finite number")
         return GroupedData(labels=self.labels, codes=self.codes, values=values, name=self.name)
 
 
@@ -193,7 +199,10 @@ def _read_header(path: Path) -> list[str]:
             raise DataError(f"{path}: file is empty") from None
         except (csv.Error, UnicodeDecodeError) as error:
             raise DataError(f"{path}: not a readable CSV ({error})") from None
-    return [name.strip() for name in header]
+    header = [name.strip() for name in header]
+    if not any(header):  # pandas would stop with a message that does not name the file
+        raise DataError(f"{path}: line 1 is blank; expected a header row of column names")
+    return header
 
 
 def _numeric_column(column: pd.Series, name: str, where: _Where) -> np.ndarray:
@@ -254,6 +263,8 @@ def _labels_as_numbers_if_all_numeric(column: pd.Series) -> pd.Series:
     as_numbers = pd.to_numeric(column, errors="coerce")
     if as_numbers.isna().any():
         return column
+    if as_numbers.nunique() != column.nunique():  # "01" and "1" are two schools in the file
+        return column
     if (as_numbers == np.round(as_numbers)).all():
         return as_numbers.astype(np.int64)
     return column
@@ -261,7 +272,8 @@ def _labels_as_numbers_if_all_numeric(column: pd.Series) -> pd.Series:
 
 def _check_design(data: GroupedData) -> None:
     if data.m < 2:
-        raise DataError(f"{data.name}: only one school ({data.labels[0]!r}); "
+        label = data.labels[0].item() if isinstance(data.labels[0], np.generic) else data.labels[0]
+        raise DataError(f"{data.name}: only one school ({label!r}); "
                         "the hierarchical model needs at least two")
     if (data.n == 1).all():
         raise DataError(f"{data.name}: every school has one student, "
