@@ -416,11 +416,14 @@ def moment_estimates(stats: SchoolStats):
 
 def _maximize_nelder_mead(stats: SchoolStats, reml: bool,
                           objective=log_marginal_likelihood) -> _Maximum:
-    """Nelder-Mead on x = (mu, log lam, log omega) for ML, x = (log lam, log omega) for REML
-    (mu is integrated out, then reported as mu_hat), from the moment estimates; the first
-    simplex steps by a typical school mean's standard error in mu and by 1/2 in the logs.
+    """Nelder-Mead on x = ((mu - mu_0)/s, log lam, log omega) for ML, x = (log lam, log omega)
+    for REML (mu is integrated out, then reported as mu_hat), from the moment estimates (mu_0,
+    ...); s = 1/sqrt(lam_0 mean(n_i)) is a typical school mean's standard error, so every
+    coordinate, and the search's tolerance on it, is free of the scores' units. The first simplex
+    steps by 1 in the first coordinate and by 1/2 in the logs.
     `objective(stats, mu, lam, omega)` is the ML objective (a user's derivation may replace it)."""
-    mu, lam, r = moment_estimates(stats)
+    mu_start, lam, r = moment_estimates(stats)
+    mu_scale = 1.0 / math.sqrt(lam * np.mean(stats.n))
     if reml:
         start = np.array([math.log(lam), -math.log(r)])
         steps = np.array([0.5, 0.5])
@@ -428,11 +431,11 @@ def _maximize_nelder_mead(stats: SchoolStats, reml: bool,
         def loglik(x):
             return restricted_loglik(stats, math.exp(x[0]), math.exp(x[1]))
     else:
-        start = np.array([mu, math.log(lam), -math.log(r)])
-        steps = np.array([1.0 / math.sqrt(lam * np.mean(stats.n)), 0.5, 0.5])
+        start = np.array([0.0, math.log(lam), -math.log(r)])
+        steps = np.array([1.0, 0.5, 0.5])
 
         def loglik(x):
-            return objective(stats, x[0], math.exp(x[1]), math.exp(x[2]))
+            return objective(stats, mu_start + mu_scale * x[0], math.exp(x[1]), math.exp(x[2]))
 
     simplex = np.vstack([start, start + np.diag(steps)])
     result = optimize.minimize(lambda x: -loglik(x), start, method="Nelder-Mead",
@@ -441,7 +444,7 @@ def _maximize_nelder_mead(stats: SchoolStats, reml: bool,
                                         "maxiter": NELDER_MEAD_MAXFEV,
                                         "maxfev": NELDER_MEAD_MAXFEV})
     lam, omega = math.exp(result.x[-2]), math.exp(result.x[-1])
-    mu = float(gls_mean(stats, omega)) if reml else float(result.x[0])
+    mu = float(gls_mean(stats, omega)) if reml else float(mu_start + mu_scale * result.x[0])
     return _Maximum(mu=mu, lam=lam, r=1.0 / omega, loglik=float(-result.fun),
                     converged=bool(result.success), evaluations=int(result.nfev),
                     message=f"Nelder-Mead: {result.message.rstrip('.')}")

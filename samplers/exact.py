@@ -404,7 +404,10 @@ class _NormalMixture:
         return np.tensordot(self.weights, values, axes=(0, values.ndim - self.means.ndim))
 
     def mean(self) -> np.ndarray:
-        return self._over_components(self.means)
+        """sum_k w_k means_k, summed as means_0 + sum_k w_k (means_k - means_0): the offsets are
+        small where the means are large (scores near 1e6), so rounding does not pile up."""
+        reference = self.means[0]
+        return reference + self._over_components(self.means - reference)
 
     def sd(self) -> np.ndarray:
         deviation = self.means - self.mean()

@@ -207,20 +207,12 @@ def test_eb_profile_fit_matches_the_exact_anova_ml_estimates(name):
     assert fit.loglik == pytest.approx(float(want), rel=1e-13, abs=1e-9)
 
 
-NELDER_MEAD_SCALE_BUG = pytest.mark.xfail(strict=True, reason=(
-    "BUG in samplers/empirical_bayes.py: NELDER_MEAD_XATOL = 1e-10 is an absolute tolerance on "
-    "mu in the scores' units; when |mu| >= ~1e6 it is below one ulp of mu, so the simplex can "
-    "never meet it: 20,000 evaluations, converged=False (and at scale 1e-8 it is ~0.03 SE, "
-    "loose). It should be relative to mu's standard error (the simplex's first mu step)."))
-
-
 @pytest.mark.parametrize("name", [
     "offset 1e6, spread 1e-3", "spread 1e-8", "between-school variance exactly zero",
-    pytest.param("spread 1e8", marks=NELDER_MEAD_SCALE_BUG),
-    pytest.param("between-school variance 1e16 times within", marks=NELDER_MEAD_SCALE_BUG),
+    "spread 1e8", "between-school variance 1e16 times within",
 ])
 def test_eb_nelder_mead_fit_matches_the_exact_anova_ml_estimates(name):
-    """Nelder-Mead on (mu, log lam, log omega) stops at xatol = fatol = 1e-10: estimates to 1e-6
+    """Nelder-Mead on (mu in SE units, log lam, log omega) stops at xatol = fatol = 1e-10: estimates to 1e-6
     relatively, mu to 1e-3 of its SE. At the boundary it can only approach omega = inf."""
     data = GroupedData.from_arrays(BALANCED_GROUPS, BALANCED[name])
     stats = stored_stats(data)
@@ -283,16 +275,7 @@ def test_one_huge_school_beside_schools_of_one_gibbs_agrees_with_the_exact_poste
 
 # -- the exact posterior and the Gibbs sampler, by equivariance -----------------------------------
 
-EXACT_OFFSET_BUG = pytest.mark.xfail(strict=True, reason=(
-    "BUG (precision) in samplers/exact.py _NormalMixture.mean: tensordot(weights, means) over "
-    "12,726 grid nodes whose theta means are ~1e6 accumulates rounding of the 1e6 itself: theta "
-    "means off by 3e-6..6e-6 posterior SDs (SD 4e-4), against the 1e-7 the grid resolves. "
-    "Measured: summing w_k (m_k - m_0) and adding m_0 back makes the error 0 at printed "
-    "precision; mu's mean is off 9e-7 SD the same way."))
-
-
-@pytest.mark.parametrize("name", [pytest.param(name, marks=EXACT_OFFSET_BUG)
-                                  if TRANSFORMS[name][0] else name for name in sorted(TRANSFORMS)])
+@pytest.mark.parametrize("name", sorted(TRANSFORMS))
 def test_exact_posterior_at_extreme_scales_is_the_mapped_well_scaled_one(name):
     offset, scale = TRANSFORMS[name]
     data0, priors0 = well_scaled(name)

@@ -199,13 +199,14 @@ def describe_text(data: GroupedData, extremes: int = 3) -> str:
         "schools with the most extreme means:",
     ]
     ordered = table.sort_values("ybar")
-    extreme = pd.concat([ordered.head(extremes), ordered.tail(extremes)])
-    extreme = extreme.assign(rank=[f"lowest {k + 1}" for k in range(extremes)]
-                             + [f"highest {extremes - k}" for k in range(extremes)])
+    each = min(extremes, data.m // 2)  # so that no school is listed as both lowest and highest
+    extreme = pd.concat([ordered.head(each), ordered.tail(each)])
+    extreme = extreme.assign(rank=[f"lowest {k + 1}" for k in range(each)]
+                             + [f"highest {each - k}" for k in range(each)])
     lines.append(extreme[["rank", "school", "n", "ybar", "sd"]].to_string(index=False))
     small = int((table.n <= np.median(data.n)).sum())
     among = int((extreme.n <= np.median(data.n)).sum())
-    lines.append(f"\n{among} of these {2 * extremes} are at or below the median size "
+    lines.append(f"\n{among} of these {2 * each} are at or below the median size "
                  f"({small} of {data.m} schools are).")
     return "\n".join(lines)
 
