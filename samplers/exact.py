@@ -33,6 +33,7 @@ from scipy import optimize, special
 from models import GroupedData, Priors, SchoolStats
 from models.engine import az, check_run_size, to_inference_data
 
+from .empirical_bayes import moment_estimates
 from .marginal import log_evidence_given_variances, mu_conditional, theta_conditional
 
 VARIABLES = ("mu", "lam", "omega", "sigma", "tau", "theta")
@@ -112,9 +113,10 @@ def _log_density_table(stats: SchoolStats, priors: Priors, log_lam, log_omega) -
 # -- locating the posterior ---------------------------------------------------------------------
 
 def _starting_point(stats: SchoolStats) -> np.ndarray:
-    """(log lam, log omega) from the pooled within-school variance and tau = 1."""
-    within = stats.ss.sum() / max(stats.N - stats.m, 1)
-    return np.array([-math.log(within), 0.0])
+    """(log lam, log omega) at the moment estimates (`empirical_bayes.moment_estimates`): from
+    tau = 1 instead, a search for a mode at tau = 1e8 runs off to the grid's bounds."""
+    _, lam, variance_ratio = moment_estimates(stats)
+    return np.array([math.log(lam), -math.log(variance_ratio)])
 
 
 def _gradient(function, x: np.ndarray, step: float) -> np.ndarray:
