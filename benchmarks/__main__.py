@@ -24,7 +24,7 @@ ess      Minimum ESS per second on mathtest: the smallest ArviZ ESS, bulk and ta
 eb       Empirical Bayes on hsb (ML): `empirical_bayes.fit` by profile and by Nelder-Mead, and
          statsmodels' MixedLM from a data frame, median of EB_REPEATS; every optimum scored by
          one log-likelihood formula (benchmarks/empirical_bayes.py).
-sbc      Gibbs SBC (`validation.sbc.run_gibbs_sbc`, one batch, one process) of SBC_REPS
+sbc      Gibbs SBC (`validation.sbc.run_gibbs_sbc`, vectorized blocks of 50, one process) of SBC_REPS
          replications x SBC_DRAWS kept draws on the mathtest design, with thin 1 (the headline)
          and thin 10; NUTS SBC (`validation.cli.sbc_engine("nuts")`: nutpie, compiled once per
          worker process) through a 2-process executor: NUTS_SBC_REPS replications of SBC_DRAWS

@@ -85,7 +85,7 @@ def test_cli_sbc_killed_with_sigkill_resumes_to_the_uninterrupted_ranks(tmp_path
 
     data = load_dataset("dyestuff")
     priors = Priors.weakly_informative(data)
-    whole = sbc.run_gibbs_sbc(data.n, priors, replications=reps, draws=50, seed=5, block=50)
+    whole = sbc.run_gibbs_sbc(data.n, priors, replications=reps, draws=50, seed=5)
     got = stored_ranks(folder, whole.settings, blocks)
     assert set(got) == set(whole.ranks)
     for name in whole.ranks:

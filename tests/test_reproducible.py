@@ -14,8 +14,7 @@ This file adds: the same draws in a fresh interpreter with another hash seed (nu
 kernel, import order and dict order must not matter); engine SBC of a Markov-chain engine
 (Gibbs) and of EB on 1 and 2 worker processes; runs that differ only in length share their
 common prefix (replication r's stream is SeedSequence(seed).spawn(...)[r], whatever the count);
-and the Gibbs SBC's block size, which by design selects the random streams, being part of the
-stored configuration so that a resumed run cannot mix two block sizes.
+and Gibbs SBC, whose blocks of a fixed size share a stream, doing the same at block boundaries.
 """
 
 from __future__ import annotations
@@ -34,7 +33,6 @@ import pytest
 from models import Priors, load_dataset
 from samplers import empirical_bayes, exact, gibbs
 from validation import sbc
-from validation.store import StoreMismatchError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,20 +114,17 @@ def test_a_shorter_engine_sbc_run_is_a_prefix_of_a_longer_one(design):
         np.testing.assert_array_equal(long.ranks[name][:4], short.ranks[name], err_msg=name)
 
 
-def test_gibbs_sbc_blocks_are_a_prefix_and_the_block_size_is_part_of_the_run(tmp_path):
-    """Block k's stream is SeedSequence(seed).spawn(...)[k], so 80 replications in blocks of 40
-    begin with the 40 of a one-block run. The block size selects the streams (all replications
-    of a block share one vectorized stream), so it is stored with the run: resuming with another
-    block size is refused rather than mixing ranks of two experiments."""
-    settings = dict(n=sbc.QUICK_DESIGN, priors=sbc.QUICK_PRIORS, draws=20, thin=2, tune=20,
-                    seed=6, block=40)
-    short = sbc.run_gibbs_sbc(**settings, replications=40, out=tmp_path / "short")
-    long = sbc.run_gibbs_sbc(**settings, replications=80)
+def test_gibbs_sbc_ranks_depend_on_the_seed_alone(tmp_path):
+    """Block k (GIBBS_BLOCK replications) has stream SeedSequence(seed).spawn(...)[k], whatever
+    the number of replications: a run of 150 begins with the ranks of a run of 100 (two whole
+    blocks). The block size is a constant, not a setting, so no other choice could change them;
+    resuming the finished run recomputes nothing and returns the same ranks."""
+    settings = dict(n=sbc.QUICK_DESIGN, priors=sbc.QUICK_PRIORS, draws=20, thin=2, tune=20, seed=6)
+    assert sbc.GIBBS_BLOCK == 50
+    short = sbc.run_gibbs_sbc(**settings, replications=100, out=tmp_path / "short")
+    long = sbc.run_gibbs_sbc(**settings, replications=150)
     for name in short.ranks:
-        np.testing.assert_array_equal(long.ranks[name][:40], short.ranks[name], err_msg=name)
-    with pytest.raises(StoreMismatchError, match="block"):
-        sbc.run_gibbs_sbc(**{**settings, "block": 20}, replications=40, out=tmp_path / "short")
-    # the store's copy is the same run: resuming the finished run recomputes nothing
-    again = sbc.run_gibbs_sbc(**settings, replications=40, out=tmp_path / "short")
+        np.testing.assert_array_equal(long.ranks[name][:100], short.ranks[name], err_msg=name)
+    again = sbc.run_gibbs_sbc(**settings, replications=100, out=tmp_path / "short")
     for name in short.ranks:
         np.testing.assert_array_equal(again.ranks[name], short.ranks[name])

@@ -55,7 +55,7 @@ def test_gibbs_sbc_resumes_after_an_interruption(tmp_path):
     """Blocks saved as they come: a run that lost some blocks recomputes only those and gives
     the same ranks as an uninterrupted run (no store)."""
     settings = dict(n=sbc.QUICK_DESIGN, priors=sbc.QUICK_PRIORS, replications=120, draws=20,
-                    thin=2, tune=20, seed=3, block=40)
+                    thin=2, tune=20, seed=3)
     whole = sbc.run_gibbs_sbc(**settings)
     sbc.run_gibbs_sbc(**settings, out=tmp_path / "run")
     (tmp_path / "run" / "unit-000001.npz").unlink()  # as if killed before block 1 was written

@@ -401,7 +401,7 @@ def run_sbc(args) -> int:
           "so a re-run resumes", file=sys.stderr)
     if args.engine == "gibbs":
         result = run_gibbs_sbc(data.n, priors, replications=args.reps, draws=args.draws,
-                               seed=args.seed, out=folder, block=50, progress=True)
+                               seed=args.seed, out=folder, progress=True)
     else:
         with sbc_executor(args) as executor:
             result = run_engine_sbc(sbc_engine(args.engine), data, priors,

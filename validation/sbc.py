@@ -10,12 +10,14 @@ If the engine samples the posterior, each rank is uniform on {0..L}. The test qu
 lam, omega, sigma, tau, theta_i of a few schools (the smallest, a middle one and the largest) and
 the log-likelihood log p(y | theta, lam), which depends on the data too.
 
-The Gibbs engine runs every replication as one batch (`run_gibbs_sbc`: the chains of all the
-replications are one vectorized state). Any engine runs through a `concurrent.futures.Executor`
-(`run_engine_sbc`), such as a process pool or dask's `Client.get_executor()`. Random streams are
-spawned per block of replications (Gibbs) or per replication (executor), so the ranks depend on the
-seed (and the Gibbs block size) alone, not on how many workers ran them or in which order they
-finished. Finished units are saved as they come (`validation.store`), and a re-run resumes.
+The Gibbs engine runs its replications in vectorized batches (`run_gibbs_sbc`: the chains of a
+block of GIBBS_BLOCK replications are one state). Any engine runs through a
+`concurrent.futures.Executor` (`run_engine_sbc`), such as a process pool or dask's
+`Client.get_executor()`. Random streams are spawned per block of replications (Gibbs; the block
+size is a constant, so it is not a setting the ranks could depend on) or per replication
+(executor), so the ranks depend on the seed alone, not on how many workers ran them or in which
+order they finished; a run of R replications begins with the ranks of any shorter run that ends on
+a block boundary. Finished units are saved as they come (`validation.store`), and a re-run resumes.
 
 Each uniformity test holds its false-alarm rate; `SBCResult.table(alpha)` Holm-adjusts the two
 tests of every quantity together, so a calibrated engine fails `passed(alpha)` with probability
@@ -48,6 +50,7 @@ from .store import UnitStore
 # which the data inform every parameter without swamping the prior (sigma about 1.6, tau about
 # 0.8, mu about 0 +- 1). 1000 replications in one batch take about half a second on one core and
 # catch every mutant of validation.mutants, the subtle ones included (docs/validation.md).
+GIBBS_BLOCK = 50  # replications per random stream and per saved unit, fixed so ranks never depend on it
 QUICK_DESIGN = np.full(6, 5)
 QUICK_PRIORS = Priors(a=3, b=6, c=3, d=2, nu=0, phi=1)
 QUICK_SBC = {"replications": 1000, "draws": 100, "thin": 10, "tune": 200}
@@ -126,7 +129,7 @@ class SBCResult:
         return figure
 
 
-# -- Gibbs: all replications in one batch ---------------------------------------------------------
+# -- Gibbs: replications in vectorized blocks ------------------------------------------------------
 
 def simulate_block(rng: np.random.Generator, priors: Priors, n: np.ndarray, size: int):
     """Truth drawn from the prior and the sufficient statistics of scores drawn given it."""
@@ -150,24 +153,24 @@ def gibbs_block_ranks(rng: np.random.Generator, priors: Priors, n: np.ndarray, s
 
 
 def run_gibbs_sbc(n, priors: Priors, *, replications: int, draws: int = 100, thin: int = 10,
-                  tune: int = 200, seed=0, conditionals=None, out=None, block: int | None = None,
+                  tune: int = 200, seed=0, conditionals=None, out=None,
                   progress: bool = False) -> SBCResult:
     """SBC of a Gibbs sampler with the given conditionals, for school sizes `n`.
 
     Each replication runs one chain of `tune + draws * thin` sweeps and ranks its `draws` kept
-    (thinned) draws. The chains of `block` replications (default: all of them) are one batch;
-    each block has its own random stream and is one unit of saving in `out`.
+    (thinned) draws. The chains of each block of GIBBS_BLOCK replications are one batch with its
+    own random stream, and one unit of saving in `out`.
     """
     n = np.asarray(n)
     conditionals = conditionals or gibbs.Conditionals()
-    block = replications if block is None else block
-    if replications < 1 or block < 1:
-        raise ValueError(f"replications and block must be positive, got {replications}, {block}")
+    if replications < 1:
+        raise ValueError(f"replications must be positive, got {replications}")
     schools = tracked_schools(n)
     settings = {"engine": "gibbs", "design": n.tolist(), "priors": priors.as_dict(),
                 "replications": replications, "draws": draws, "thin": thin, "tune": tune,
-                "seed": seed, "block": block, "conditionals": describe_conditionals(conditionals)}
-    blocks = math.ceil(replications / block)
+                "seed": seed, "block": GIBBS_BLOCK,
+                "conditionals": describe_conditionals(conditionals)}
+    blocks = math.ceil(replications / GIBBS_BLOCK)
     streams = np.random.SeedSequence(seed).spawn(blocks)
     store = UnitStore(out, settings) if out is not None else None
     done = store.done() if store is not None else set()
@@ -176,7 +179,7 @@ def run_gibbs_sbc(n, priors: Priors, *, replications: int, draws: int = 100, thi
         if unit in done:
             results[unit] = store.load(unit)
             continue
-        size = min(block, replications - unit * block)
+        size = min(GIBBS_BLOCK, replications - unit * GIBBS_BLOCK)
         results[unit] = gibbs_block_ranks(np.random.default_rng(streams[unit]), priors, n, size,
                                           draws=draws, thin=thin, tune=tune,
                                           conditionals=conditionals, schools=schools)

@@ -11,7 +11,7 @@ summarizes, its value, the threshold, and whether it passed.
     agreement vs exact    the sampler's posterior quantiles against exact i.i.d. draws
     agreement vs nuts     ... against PyMC's NUTS on the reference model
     geweke                marginal-conditional against successive-conditional simulation
-    sbc                   simulation-based calibration of the sampler, all replications batched
+    sbc                   simulation-based calibration of the sampler, replications batched in blocks
     marginal likelihood   the function against the dense normal density and quadrature over theta
     eb vs statsmodels     its maximum, found as a black box, against statsmodels' MixedLM
 
