@@ -181,7 +181,7 @@ print(f"divergences: {nuts_posterior.posterior.attrs['divergences']}, "
 # Bayes the estimate (standard error).
 
 # %%
-from validation.cli import estimates_table  # noqa: E402
+from validation.engines import estimates_table  # noqa: E402
 
 exact_posterior = exact.sample(mathtest, priors, draws=2000, chains=4, seed=3)
 posteriors = {"eb": eb_fit.to_inference_data(1000, 4, seed=4, priors=priors),

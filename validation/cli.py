@@ -20,7 +20,7 @@ import pandas as pd
 
 from models import DATASETS, DEFAULT_DATASET, GroupedData, Priors, load_dataset
 
-from .engines import ENGINES, get_engine
+from .engines import ENGINES, estimates_table, get_engine
 
 USAGE_ERROR = 2
 
@@ -243,23 +243,6 @@ def run_fit(args) -> int:
     if "eb" in results:
         print(f"wrote {write_shrinkage_plot(data, results, folder)}", file=sys.stderr)
     return 0
-
-
-def estimates_table(results: dict) -> pd.DataFrame:
-    """mu, sigma, tau and the between-school SD tau*sigma, an engine a row: the posterior mean
-    (SD), or for empirical Bayes the estimate (standard error from the observed information)."""
-    from models.engine import engine_settings
-
-    rows = {}
-    for name, idata in results.items():
-        post = idata.posterior
-        quantities = {"mu": post.mu, "sigma": post.sigma, "tau": post.tau,
-                      "between_sd": post.tau * post.sigma}
-        errors = engine_settings(idata).get("standard_errors")
-        rows[name] = {q: f"{float(x.mean()):.5g} "
-                         f"({float(errors[q] if errors else x.std()):.2g})"
-                      for q, x in quantities.items()}
-    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def write_shrinkage_plot(data: GroupedData, results: dict, folder: Path) -> Path:

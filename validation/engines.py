@@ -1,8 +1,11 @@
-"""The posterior engines by name, imported only when asked for (PyMC takes seconds to import)."""
+"""The posterior engines by name, imported only when asked for (PyMC takes seconds to import),
+and the table that sets their estimates side by side."""
 
 from __future__ import annotations
 
 import importlib
+
+import pandas as pd
 
 from models.engine import Engine
 
@@ -29,3 +32,20 @@ def get_engine(name: str) -> Engine:
         raise UnknownEngineError(f"unknown engine {name!r}; engines are {', '.join(ENGINES)}")
     module, attribute, _ = ENGINES[name]
     return getattr(importlib.import_module(module), attribute)
+
+
+def estimates_table(results: dict) -> pd.DataFrame:
+    """mu, sigma, tau and the between-school SD tau*sigma, an engine a row: the posterior mean
+    (SD), or for empirical Bayes the estimate (standard error from the observed information)."""
+    from models.engine import engine_settings
+
+    rows = {}
+    for name, idata in results.items():
+        post = idata.posterior
+        quantities = {"mu": post.mu, "sigma": post.sigma, "tau": post.tau,
+                      "between_sd": post.tau * post.sigma}
+        errors = engine_settings(idata).get("standard_errors")
+        rows[name] = {q: f"{float(x.mean()):.5g} "
+                         f"({float(errors[q] if errors else x.std()):.2g})"
+                      for q, x in quantities.items()}
+    return pd.DataFrame.from_dict(rows, orient="index")

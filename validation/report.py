@@ -30,6 +30,7 @@ from models import GroupedData, Priors
 from models.engine import az
 from samplers import empirical_bayes
 
+from .engines import estimates_table
 from .plots import plot_school_means, plt
 from .suite import ALPHA, Verdict, check_sampler
 
@@ -72,8 +73,6 @@ def data_summary(data: GroupedData) -> pd.DataFrame:
 
 def engine_table(posteriors: dict) -> pd.DataFrame:
     """The engines' estimates, as `hiercheck fit` prints them, with each engine's run time."""
-    from .cli import estimates_table
-
     table = estimates_table(posteriors)
     table.insert(0, "engine", table.index)
     table["seconds"] = [f"{idata.posterior.attrs['sampling_time']:.2f}"
