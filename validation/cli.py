@@ -47,7 +47,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def quiet_libraries() -> None:
     """Warnings as one line each; PyMC's progress chatter and PyTensor's advice about BLAS
-    (which this model, all elementwise, does not use) off."""
+    (which this model, all elementwise, does not use) off; figures drawn for files, not a screen
+    (the library leaves the backend to its user, a notebook say)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
     # PyMC turns its INFO chatter on at import only when the root logger has no handler yet
     logging.basicConfig(level=logging.WARNING, format="hiercheck: %(name)s: %(message)s")
     warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")

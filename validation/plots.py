@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")  # figures are written to files; no screen is assumed
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from models import GroupedData  # noqa: E402
+from models import GroupedData
 
 
 def plot_school_means(data: GroupedData, ax=None, label_extremes: int = 3):
