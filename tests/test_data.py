@@ -165,15 +165,8 @@ BAD_CSV = [
 ]
 
 
-@pytest.mark.parametrize("contents, group, value, message", BAD_CSV)
-def test_bad_csv_gets_one_line_naming_the_problem(tmp_path, contents, group, value, message):
-    path = tmp_path / "scores.csv"
-    path.write_text(contents)
-    with pytest.raises(DataError) as caught:
-        GroupedData.from_csv(path, group=group, value=value)
-    text = str(caught.value)
-    assert message in text
-    assert "scores.csv" in text and "\n" not in text
+# BAD_CSV is read through GroupedData.from_csv in tests/test_reliability.py, with the cases
+# that need raw bytes, and through every command in tests/test_cli.py.
 
 
 def test_missing_file_is_named(tmp_path):

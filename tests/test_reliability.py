@@ -54,8 +54,8 @@ def one_line(text: str) -> bool:
     return "\n" not in text.strip() and "Traceback" not in text
 
 
-@pytest.mark.parametrize("contents, group, value, message", MORE_BAD_CSV)
-def test_more_bad_csv_gets_one_line_naming_the_problem(tmp_path, contents, group, value, message):
+@pytest.mark.parametrize("contents, group, value, message", ALL_BAD_CSV)
+def test_bad_csv_gets_one_line_naming_the_problem(tmp_path, contents, group, value, message):
     path = tmp_path / "scores.csv"
     path.write_bytes(contents)
     with pytest.raises(DataError) as caught:
