@@ -26,7 +26,7 @@ eb       Empirical Bayes on hsb (ML): `empirical_bayes.fit` by profile and by Ne
          one log-likelihood formula (benchmarks/empirical_bayes.py).
 sbc      Gibbs SBC (`validation.sbc.run_gibbs_sbc`, vectorized blocks of 50, one process) of SBC_REPS
          replications x SBC_DRAWS kept draws on the mathtest design, with thin 1 (the headline)
-         and thin 10; NUTS SBC (`validation.cli.sbc_engine("nuts")`: nutpie, compiled once per
+         and thin 10; NUTS SBC (`validation.engines.sbc_engine("nuts")`: nutpie, compiled once per
          worker process) through a 2-process executor: NUTS_SBC_REPS replications of SBC_DRAWS
          draws after a 2-replication warm-up that compiles the model in both workers.
 scaling  Simulated designs from m = 10 to 100,000 schools of 100 students on average (N up to
@@ -244,7 +244,7 @@ def section_eb(quick: bool) -> dict:
 # -- SBC ----------------------------------------------------------------------------------------
 
 def section_sbc(quick: bool, skip_nuts: bool) -> dict:
-    from validation.cli import sbc_engine
+    from validation.engines import sbc_engine
     from validation.sbc import run_engine_sbc, run_gibbs_sbc
 
     data = common.load("mathtest")

@@ -20,7 +20,7 @@ import pandas as pd
 
 from models import DATASETS, DEFAULT_DATASET, GroupedData, Priors, load_dataset
 
-from .engines import ENGINES, estimates_table, get_engine
+from .engines import ENGINES, estimates_table, get_engine, sbc_engine
 
 USAGE_ERROR = 2
 
@@ -268,7 +268,7 @@ def write_shrinkage_plot(data: GroupedData, results: dict, folder: Path) -> Path
 # -- validate -------------------------------------------------------------------------------------
 
 def run_validate(args) -> int:
-    from .suite import check_sampler
+    from .suite import check_sampler, nuts_sbc_check
 
     data = load_data(args)
     priors = load_priors(args, data)
@@ -278,34 +278,11 @@ def run_validate(args) -> int:
     verdict = check_sampler(data=data, priors=priors, quick=args.quick, seed=args.seed,
                             progress=True)
     if not args.quick:
-        verdict = verdict.with_outcome(nuts_sbc_outcome(args.seed, folder / "sbc-nuts"))
+        verdict = verdict.with_outcome(nuts_sbc_check(args.seed, folder / "sbc-nuts"))
     written = verdict.save(folder) + write_validation_plots(verdict, folder)
     print(verdict)
     print(f"wrote {len(written)} files to {folder}", file=sys.stderr)
     return 0 if verdict.passed else 1
-
-
-def small_design_data() -> GroupedData:
-    """The suite's small design as a data set (its scores are placeholders: SBC simulates)."""
-    from .suite import SMALL_DESIGN
-
-    codes = np.repeat(np.arange(SMALL_DESIGN.size), SMALL_DESIGN)
-    return GroupedData.from_arrays(codes, np.arange(codes.size, dtype=float), name="small design")
-
-
-def nuts_sbc_outcome(seed: int, folder: Path):
-    """SBC of NUTS (nutpie, compiled once) on the small design of the suite's Gibbs SBC."""
-    from .sbc import run_engine_sbc
-    from .suite import ALPHA, SMALL_PRIORS, CheckOutcome
-
-    started = time.perf_counter()
-    result = run_engine_sbc(sbc_engine("nuts"), small_design_data(), SMALL_PRIORS,
-                            replications=200, draws=100, seed=seed, out=folder, progress=True,
-                            engine_name="nuts")
-    table = result.table(ALPHA)
-    p_min = float(table[["chi2_p_holm", "ecdf_p_holm"]].min().min())
-    return CheckOutcome("sbc (nuts)", "min Holm-adjusted p", p_min, ALPHA, result.passed(ALPHA),
-                        time.perf_counter() - started, table, result)
 
 
 def write_validation_plots(verdict, folder: Path) -> list[Path]:
@@ -361,17 +338,6 @@ def run_mutants(args) -> int:
 # -- sbc ------------------------------------------------------------------------------------------
 
 SBC_ENGINES = ("gibbs", "nuts", "eb", "exact")
-
-
-def sbc_engine(name: str):
-    """The engine SBC runs for `name`; NUTS through nutpie, which compiles once per process."""
-    import functools
-
-    if name == "nuts":
-        from models.reference import sample_nuts
-
-        return functools.partial(sample_nuts, backend="nutpie", tune=500)
-    return get_engine(name)
 
 
 def run_sbc(args) -> int:

@@ -3,6 +3,7 @@ and the table that sets their estimates side by side."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 
 import pandas as pd
@@ -32,6 +33,15 @@ def get_engine(name: str) -> Engine:
         raise UnknownEngineError(f"unknown engine {name!r}; engines are {', '.join(ENGINES)}")
     module, attribute, _ = ENGINES[name]
     return getattr(importlib.import_module(module), attribute)
+
+
+def sbc_engine(name: str) -> Engine:
+    """The engine SBC runs for `name`; NUTS through nutpie, which compiles once per process."""
+    if name == "nuts":
+        from models.reference import sample_nuts
+
+        return functools.partial(sample_nuts, backend="nutpie", tune=500)
+    return get_engine(name)
 
 
 def estimates_table(results: dict) -> pd.DataFrame:

@@ -202,7 +202,7 @@ def _min_holm_p(table: pd.DataFrame) -> float:
 
 def _p_value_summary(result):
     """(min Holm-adjusted p, ALPHA, passed, table) of a result with `.table` and `.passed`."""
-    table = result.table() if callable(result.table) else result.table
+    table = result.table(ALPHA) if callable(result.table) else result.table
     passed = result.passed(ALPHA) if callable(result.passed) else result.passed
     return _min_holm_p(table), ALPHA, passed, table
 
@@ -252,6 +252,17 @@ def sbc_check(conditionals, settings: Settings, seed) -> CheckOutcome:
         SMALL_DESIGN, SMALL_PRIORS, replications=settings.sbc_replications,
         draws=settings.sbc_draws, thin=settings.sbc_thin, tune=settings.sbc_tune, seed=seed,
         conditionals=conditionals), _p_value_summary)
+
+
+def nuts_sbc_check(seed, folder: Path | None = None, replications: int = 200) -> CheckOutcome:
+    """SBC of NUTS (nutpie, compiled once) on the small design, saved in `folder` as it goes;
+    the reference model's own calibration, which `hiercheck validate --full` adds."""
+    from .engines import sbc_engine
+
+    design = consistency.simulated_data(SMALL_DESIGN, SMALL_PRIORS, seed)  # SBC replaces its scores
+    return _timed("sbc (nuts)", "min Holm-adjusted p", lambda: sbc.run_engine_sbc(
+        sbc_engine("nuts"), design, SMALL_PRIORS, replications=replications, draws=100,
+        seed=seed, out=folder, progress=True, engine_name="nuts"), _p_value_summary)
 
 
 def statsmodels_comparison_check(function, data) -> CheckOutcome:
