@@ -24,9 +24,9 @@ ess      Minimum ESS per second on mathtest: the smallest ArviZ ESS, bulk and ta
 eb       Empirical Bayes on hsb (ML): `empirical_bayes.fit` by profile and by Nelder-Mead, and
          statsmodels' MixedLM from a data frame, median of EB_REPEATS; every optimum scored by
          one log-likelihood formula (benchmarks/empirical_bayes.py).
-sbc      Gibbs SBC (`validation.sbc.run_gibbs_sbc`, vectorized blocks of 50, one process) of SBC_REPS
+sbc      Gibbs SBC (`hiercheck.validation.sbc.run_gibbs_sbc`, vectorized blocks of 50, one process) of SBC_REPS
          replications x SBC_DRAWS kept draws on the mathtest design, with thin 1 (the headline)
-         and thin 10; NUTS SBC (`validation.engines.sbc_engine("nuts")`: nutpie, compiled once per
+         and thin 10; NUTS SBC (`hiercheck.validation.engines.sbc_engine("nuts")`: nutpie, compiled once per
          worker process) through a 2-process executor: NUTS_SBC_REPS replications of SBC_DRAWS
          draws after a 2-replication warm-up that compiles the model in both workers.
 scaling  Simulated designs from m = 10 to 100,000 schools of 100 students on average (N up to
@@ -61,9 +61,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts import `
 import common  # noqa: E402
 import empirical_bayes as eb_bench  # noqa: E402
 
-from models import GroupedData, Priors  # noqa: E402
-from models.engine import POSTERIOR_VARIABLES, az  # noqa: E402
-from samplers import empirical_bayes, exact, gibbs  # noqa: E402
+from hiercheck.models import GroupedData, Priors  # noqa: E402
+from hiercheck.models.engine import POSTERIOR_VARIABLES, az  # noqa: E402
+from hiercheck.samplers import empirical_bayes, exact, gibbs  # noqa: E402
 
 SECTIONS = ("ess", "eb", "sbc", "scaling", "profile")
 SEED = 20261125
@@ -148,7 +148,7 @@ def _nothing():
 def nuts_rows(data, priors, tune: int, draws: int) -> list[dict]:
     import nutpie
 
-    from models import reference
+    from hiercheck.models import reference
 
     rows = []
     with warnings.catch_warnings():
@@ -244,8 +244,8 @@ def section_eb(quick: bool) -> dict:
 # -- SBC ----------------------------------------------------------------------------------------
 
 def section_sbc(quick: bool, skip_nuts: bool) -> dict:
-    from validation.engines import sbc_engine
-    from validation.sbc import run_engine_sbc, run_gibbs_sbc
+    from hiercheck.validation.engines import sbc_engine
+    from hiercheck.validation.sbc import run_engine_sbc, run_gibbs_sbc
 
     data = common.load("mathtest")
     priors = Priors.weakly_informative(data)
@@ -257,7 +257,7 @@ def section_sbc(quick: bool, skip_nuts: bool) -> dict:
             data.n, priors, replications=reps, draws=draws, thin=thin, tune=tune, seed=SEED))
         rows.append({"engine": "gibbs", "replications": reps, "draws": draws, "thin": thin,
                      "tune": tune, "sweeps": tune + draws * thin, "wall_s": seconds,
-                     "reps_per_s": reps / seconds, "uniform": result.passed(),
+                     "reps_per_s": reps / seconds, "uniform": result.passed,
                      "not_uniform": _not_uniform(result)})
     nuts_reps = 0 if skip_nuts else (QUICK["nuts_sbc_reps"] if quick else NUTS_SBC_REPS)
     if nuts_reps:
@@ -273,7 +273,7 @@ def section_sbc(quick: bool, skip_nuts: bool) -> dict:
         rows.append({"engine": "nuts (nutpie, 2 processes)", "replications": nuts_reps,
                      "draws": draws, "thin": 1, "tune": 500, "warm_up_s": warm_s,
                      "wall_s": seconds, "reps_per_s": nuts_reps / seconds,
-                     "uniform": result.passed(), "not_uniform": _not_uniform(result)})
+                     "uniform": result.passed, "not_uniform": _not_uniform(result)})
     ratios = {"gibbs_sbc_s": rows[0]["wall_s"]}
     if nuts_reps:
         ratios["gibbs_vs_nuts_sbc_reps_per_s"] = rows[0]["reps_per_s"] / rows[-1]["reps_per_s"]
@@ -282,7 +282,7 @@ def section_sbc(quick: bool, skip_nuts: bool) -> dict:
 
 def _not_uniform(result) -> str:
     """The quantities whose ranks fail uniformity (Holm, alpha 0.01), with their p-values."""
-    table = result.table()
+    table = result.table
     return "; ".join(f"{row.quantity} (chi2 p {row.chi2_p_holm:.2g}, ecdf p {row.ecdf_p_holm:.2g})"
                      for row in table[~table.uniform].itertuples())
 

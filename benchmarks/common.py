@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models import GroupedData, load_dataset
-from models.engine import az
+from hiercheck.models import GroupedData, load_dataset
+from hiercheck.models.engine import az
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -4,8 +4,8 @@
 
 On every built-in data set (`models.DATASETS`) and mathtest, for ML and for REML:
 
-    profile       samplers.empirical_bayes.fit(data, method="profile", reml=...)
-    nelder-mead   samplers.empirical_bayes.fit(data, method="nelder-mead", reml=...)
+    profile       hiercheck.samplers.empirical_bayes.fit(data, method="profile", reml=...)
+    nelder-mead   hiercheck.samplers.empirical_bayes.fit(data, method="nelder-mead", reml=...)
     statsmodels   smf.mixedlm("y ~ 1", frame, groups=frame["group"]).fit(reml=...), formula
                   and model construction included, as a user would call it
     scipy-nm      scipy.optimize.minimize(method="Nelder-Mead") with its default tolerances on
@@ -23,7 +23,7 @@ N(mu 1, s2 I + g 1 1') with s2 = sigma^2 and g = tau^2 sigma^2 the between-schoo
 (REML with mu under a flat prior of density 1, statsmodels' convention). `diff_to_best` is that
 score minus the best score of any method on the same data and criterion; `self_minus_ours` is the
 method's own reported log-likelihood minus that score (0 up to rounding when both agree on the
-likelihood's constants). The exact posterior's time (`samplers.exact.posterior`, default priors)
+likelihood's constants). The exact posterior's time (`hiercheck.samplers.exact.posterior`, default priors)
 is the median of REPEATS calls too.
 """
 
@@ -38,8 +38,8 @@ import pandas as pd
 from scipy import optimize
 
 import common
-from models import DATASETS, Priors
-from samplers import empirical_bayes, exact
+from hiercheck.models import DATASETS, Priors
+from hiercheck.samplers import empirical_bayes, exact
 
 REPEATS = 5
 METHODS = ("profile", "nelder-mead", "statsmodels", "scipy-nm")

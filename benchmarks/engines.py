@@ -55,15 +55,15 @@ QUICK = {"tune": 20, "pilot": 50, "target": 50}
 def _engine(name: str):
     """The engine as `f(data, priors, draws, tune, seed) -> InferenceData`."""
     if name in ("gibbs", "blocked"):
-        from samplers import gibbs
+        from hiercheck.samplers import gibbs
         scheme = "textbook" if name == "gibbs" else "blocked"
         return lambda data, priors, draws, tune, seed: gibbs.sample(
             data, priors, draws=draws, chains=CHAINS, seed=seed, tune=tune, scheme=scheme)
     if name == "exact":
-        from samplers import exact
+        from hiercheck.samplers import exact
         return lambda data, priors, draws, tune, seed: exact.sample(
             data, priors, draws=draws, chains=CHAINS, seed=seed)
-    from models.reference import sample_nuts
+    from hiercheck.models.reference import sample_nuts
     backend = "pymc" if name == "nuts-pymc" else "nutpie"
 
     def nuts(data, priors, draws, tune, seed):
@@ -80,7 +80,7 @@ def _mib(kilobytes: int) -> float:
 
 def measure(name: str, quick: bool) -> dict:
     """Everything about one engine, in this process."""
-    from models import Priors
+    from hiercheck.models import Priors
 
     tune, pilot, target = ((QUICK["tune"], QUICK["pilot"], QUICK["target"]) if quick
                            else (TUNE, PILOT_DRAWS, TARGET))

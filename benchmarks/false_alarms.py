@@ -6,7 +6,7 @@ matrix (which check catches which mutant), in the settings `hiercheck validate` 
     python benchmarks/false_alarms.py --json false_alarms.json
     python benchmarks/false_alarms.py --tabulate false_alarms.json   # the table again, no run
 
-For each seed s, `validation.check_sampler(seed=s)` runs all the checks on the package's own
+For each seed s, `hiercheck.validation.check_sampler(seed=s)` runs all the checks on the package's own
 derivation; a false alarm is a check failing it. Every statistical check is built to hold its
 family-wise false-alarm rate at its alpha (the suite's ALPHA); the table also counts the runs
 whose p-value fell at or below 0.01, the level of each check used on its own. The deterministic
@@ -26,8 +26,8 @@ import pandas as pd
 
 warnings.simplefilter("ignore")  # NUTS diagnostics and library notices: not what is measured
 
-from models import load_dataset  # noqa: E402
-from validation.suite import ALPHA, check_sampler, detection_matrix, matrix_markdown  # noqa: E402
+from hiercheck.models import load_dataset  # noqa: E402
+from hiercheck.validation.suite import ALPHA, check_sampler, detection_matrix, matrix_markdown  # noqa: E402
 
 
 P_VALUE_CHECKS = ("consistency", "consistency (small)", "agreement vs exact", "agreement vs nuts",

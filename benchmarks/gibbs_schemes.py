@@ -15,7 +15,7 @@ chains; ESS per second divides it by the wall time of the engine call (warm-up i
     nutpie          the second call on the same design (the compiled model is reused); the
                     first call's extra time is reported as `compile_s`.
 
-The Gibbs cost per sweep per chain is timed separately with `samplers.gibbs.run` (its compiled
+The Gibbs cost per sweep per chain is timed separately with `hiercheck.samplers.gibbs.run` (its compiled
 kernel when numba is installed; `python -m benchmarks` times the numpy reference too) on 4 and on
 256 vectorized chains (the fastest of SWEEP_REPEATS timings of SWEEPS sweeps).
 
@@ -32,9 +32,9 @@ import numpy as np
 import pandas as pd
 
 import common
-from models import Priors
-from models.engine import az
-from samplers import gibbs
+from hiercheck.models import Priors
+from hiercheck.models.engine import az
+from hiercheck.samplers import gibbs
 
 DATASETS = ("mathtest", "hsb", "rail")
 ENGINES = ("gibbs", "blocked", "nuts-pymc", "nutpie")
@@ -51,7 +51,7 @@ QUICK = {"datasets": ("rail",), "tune": 20, "draws": 50, "replicates": 2, "sweep
 
 
 def _nuts(backend: str):
-    from models.reference import sample_nuts
+    from hiercheck.models.reference import sample_nuts
 
     def engine(data, priors, *, draws, chains, seed, tune):
         with warnings.catch_warnings():

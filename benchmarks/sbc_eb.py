@@ -22,9 +22,9 @@ import numpy as np
 
 warnings.simplefilter("ignore", FutureWarning)
 
-from models import GroupedData  # noqa: E402
-from samplers import empirical_bayes  # noqa: E402
-from validation import sbc  # noqa: E402
+from hiercheck.models import GroupedData  # noqa: E402
+from hiercheck.samplers import empirical_bayes  # noqa: E402
+from hiercheck.validation import sbc  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -56,7 +56,7 @@ def main() -> None:
                                         replications=args.replications, draws=args.draws,
                                         seed=args.seed, executor=executor, engine_name="eb")
             thetas = [name for name in result.ranks if name.startswith("theta")]
-            table = result.table(alpha=0.01).set_index("quantity").loc[thetas]
+            table = result.table.set_index("quantity").loc[thetas]
             sizes = {t: int(design.n[int(t[6:-1])]) for t in thetas}
             table["n_i"] = [sizes[t] for t in thetas]
             table["outer 10%"] = [extreme_share(result.ranks[t], args.draws) for t in thetas]
@@ -64,9 +64,10 @@ def main() -> None:
                   f"priors {sbc.QUICK_PRIORS}")
             print(table[["n_i", "chi2", "chi2_p", "ecdf_p", "chi2_p_holm", "ecdf_p_holm",
                          "uniform", "outer 10%"]].to_string(float_format=lambda x: f"{x:.3g}"))
-            result.plot(figures / f"sbc_eb_{key}.png", names=thetas,
-                        title=f"SBC of empirical Bayes, {label}: {args.replications} "
-                              f"replications, {args.draws} draws")
+            save(result.plot(names=thetas,
+                             title=f"SBC of empirical Bayes, {label}: {args.replications} "
+                                   f"replications, {args.draws} draws"),
+                 figures / f"sbc_eb_{key}.png")
 
 
 if __name__ == "__main__":

@@ -21,9 +21,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-
-class DataError(ValueError):
-    """Input that cannot be a data set; the message is one line naming the problem and where."""
+from hiercheck.errors import DataError
 
 
 class SchoolStats(NamedTuple):
@@ -37,6 +35,16 @@ class SchoolStats(NamedTuple):
     ss: np.ndarray
     N: int
     m: int
+
+    @property
+    def pooled_variance(self) -> np.ndarray:
+        """s_w^2 = sum_i ss_i / (N - m): the pooled within-school variance, of the batch shape."""
+        return self.ss.sum(-1) / (self.N - self.m)
+
+
+def as_column(x) -> np.ndarray:
+    """A batch of scalars (shape (...)) as a column (..., 1) against the school axis."""
+    return np.asarray(x, dtype=float)[..., None]
 
 
 def school_stats(n, ybar, ss) -> SchoolStats:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .data import DataError, GroupedData
+from hiercheck.errors import DataError
+
+from .data import GroupedData
 
 
 class BuiltIn(NamedTuple):

@@ -18,6 +18,8 @@ from typing import Protocol
 
 import numpy as np
 
+from hiercheck.errors import UserFunctionError, require_integer
+
 from .data import GroupedData
 from .priors import Priors
 
@@ -36,9 +38,8 @@ class Engine(Protocol):
 
 def check_run_size(draws: int, chains: int) -> None:
     """Reject sample sizes that cannot produce a posterior."""
-    for name, value in (("draws", draws), ("chains", chains)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    require_integer("draws", draws)
+    require_integer("chains", chains)
 
 
 def to_inference_data(posterior: Mapping[str, np.ndarray], data: GroupedData, priors: Priors, *,
@@ -51,7 +52,7 @@ def to_inference_data(posterior: Mapping[str, np.ndarray], data: GroupedData, pr
     variables.setdefault("tau", 1.0 / np.sqrt(variables["omega"]))
     missing = [name for name in POSTERIOR_VARIABLES if name not in variables]
     if missing:
-        raise ValueError(f"engine {engine!r} returned no {', '.join(missing)}")
+        raise UserFunctionError(f"engine {engine!r} returned no {', '.join(missing)}")
     coords = {"school": data.labels}
     dims = {"theta": ["school"], "n": ["school"], "ybar": ["school"], "ss": ["school"]}
     idata = az.from_dict(

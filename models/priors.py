@@ -14,12 +14,10 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 from scipy import special
 
+from hiercheck.errors import PriorError
+
 if TYPE_CHECKING:
     from .data import GroupedData
-
-
-class PriorError(ValueError):
-    """A prior that is not proper; the message names the parameter."""
 
 
 class Hyperparameters(NamedTuple):
@@ -69,7 +67,7 @@ class Priors:
         Each prior carries the weight of about one or two observations, so the posterior is the
         data's; omega's prior is scale-free (tau is a ratio) and stays as in the defaults.
         """
-        within = float(data.ss.sum() / max(data.N - data.m, 1))
+        within = float(data.stats.pooled_variance)
         total = float(np.var(data.values)) or within
         return cls(a=1.0, b=within, c=1.0, d=0.25, nu=float(np.mean(data.values)),
                    phi=1.0 / (100.0 * total))

@@ -25,6 +25,8 @@ import numpy as np
 import pymc as pm
 from pymc.model.transform.conditioning import remove_value_transforms
 
+from hiercheck.errors import NutsWarning, SettingsError, require_integer
+
 from .data import GroupedData
 from .engine import POSTERIOR_VARIABLES, az, check_run_size, to_inference_data
 from .priors import Priors
@@ -32,14 +34,6 @@ from .priors import Priors
 PARAMETRIZATIONS = ("centered", "noncentered")
 BACKENDS = ("pymc", "nutpie")
 MAX_R_HAT = 1.01
-
-
-class NutsSettingsError(ValueError):
-    """An unknown parametrization or backend, or a bad tuning length."""
-
-
-class NutsWarning(UserWarning):
-    """NUTS finished but its diagnostics (divergences, r_hat) say not to trust it blindly."""
 
 
 def build_model(data: GroupedData, priors: Priors, parametrization: str = "centered") -> pm.Model:
@@ -124,12 +118,11 @@ def sample_nutpie(data: GroupedData, priors: Priors, *, draws: int = 1000, chain
 
 def _check_settings(backend: str, parametrization: str, tune: int) -> None:
     if backend not in BACKENDS:
-        raise NutsSettingsError(f"unknown NUTS backend {backend!r}; choose from {', '.join(BACKENDS)}")
+        raise SettingsError(f"unknown NUTS backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if parametrization not in PARAMETRIZATIONS:
-        raise NutsSettingsError(f"unknown parametrization {parametrization!r}; "
+        raise SettingsError(f"unknown parametrization {parametrization!r}; "
                                 f"choose from {', '.join(PARAMETRIZATIONS)}")
-    if isinstance(tune, bool) or not isinstance(tune, (int, np.integer)) or tune < 0:
-        raise NutsSettingsError(f"tune must be a non-negative integer, got {tune!r}")
+    require_integer("tune", tune, least=0)
 
 
 def _design_key(data: GroupedData, priors: Priors, parametrization: str):
@@ -174,7 +167,7 @@ def _sample_nutpie(data, priors, parametrization, *, draws, tune, chains, seed, 
     try:
         import nutpie
     except ImportError:
-        raise NutsSettingsError("the nutpie backend needs nutpie: pip install 'hiercheck[nutpie]'") from None
+        raise SettingsError("the nutpie backend needs nutpie: pip install 'hiercheck[nutpie]'") from None
 
     def compile_model():
         with _quiet_graph_rewriter():

@@ -47,16 +47,16 @@ import matplotlib
 
 if "MPLBACKEND" not in os.environ and "ipykernel" not in sys.modules:
     matplotlib.use("Agg")  # run as a script: draw to files, no screen assumed
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 warnings.filterwarnings("ignore", category=FutureWarning)  # ArviZ's notice of its 1.x refactor
 # PyTensor advises on BLAS, which this model (all elementwise) does not use
 warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
 
-from models import GroupedData, Priors  # noqa: E402
-from models.engine import az  # noqa: E402
-from samplers import empirical_bayes, exact, gibbs  # noqa: E402
+from hiercheck.models import GroupedData, Priors  # noqa: E402
+from hiercheck.models.engine import az  # noqa: E402
+from hiercheck.samplers import empirical_bayes, exact, gibbs  # noqa: E402
+from hiercheck.validation.plots import figure_of  # noqa: E402
 
 
 def repository_root() -> Path:
@@ -73,8 +73,9 @@ DATA = Path(os.environ.get("HIERCHECK_DATA", repository_root().parent / "shared"
 FIGURES = Path(os.environ["HIERCHECK_FIGURES"]) if os.environ.get("HIERCHECK_FIGURES") else None
 
 
-def show(figure, name: str) -> None:
-    """Display the figure (in Jupyter), and write FIGURES/name.png when asked to."""
+def show(drawn, name: str) -> None:
+    """Display what a plot function drew (in Jupyter), and write FIGURES/name.png when asked to."""
+    figure = figure_of(drawn)
     if FIGURES is not None:
         FIGURES.mkdir(parents=True, exist_ok=True)
         figure.savefig(FIGURES / f"{name}.png", dpi=100, bbox_inches="tight")
@@ -82,7 +83,6 @@ def show(figure, name: str) -> None:
         from IPython.display import display
 
         display(figure)
-    plt.close(figure)
 
 
 mathtest = GroupedData.from_csv(DATA / "mathtest.csv", group="school", value="mathscore")
@@ -100,9 +100,9 @@ print("priors (scaled to the data):", priors)
 # wide end.
 
 # %%
-from validation.plots import plot_school_means  # noqa: E402
+from hiercheck.validation.plots import plot_school_means  # noqa: E402
 
-show(plot_school_means(mathtest).figure, "school_means")
+show(plot_school_means(mathtest), "school_means")
 
 table = mathtest.school_table()
 distance = (table.ybar - mathtest.values.mean()).abs()
@@ -116,7 +116,7 @@ print(f"median size of the 10 most extreme schools: {extremes.n.median():g}; "
 #
 # Integrate `theta` out: `ybar_i | mu, lam, omega ~ N(mu, (1/n_i + 1/omega) / lam)`, and the
 # within-school sum of squares `ss_i` carries `lam` alone. Maximize that marginal likelihood over
-# `(mu, lam, omega)` (`samplers.marginal.log_marginal_likelihood`; derivation in
+# `(mu, lam, omega)` (`hiercheck.samplers.marginal.log_marginal_likelihood`; derivation in
 # `docs/derivation.md`), then give each school its conditional posterior at the estimates,
 #
 #     theta_i | y ~ N(ybar_i - B_i (ybar_i - mu), 1 / (lam (n_i + omega))),  B_i = omega / (n_i + omega).
@@ -125,7 +125,7 @@ print(f"median size of the 10 most extreme schools: {extremes.n.median():g}; "
 
 # %%
 eb_fit = empirical_bayes.fit(mathtest)
-print(eb_fit.summary())
+print(eb_fit)
 
 # %% [markdown]
 # ## 3. The Gibbs sampler
@@ -141,7 +141,7 @@ print(az.summary(gibbs_posterior, var_names=["mu", "sigma", "tau", "lam", "omega
 # %% [markdown]
 # ## 4. The same model in PyMC
 #
-# `models.reference.build_model` states the model as the math reads, with the likelihood on the
+# `hiercheck.models.reference.build_model` states the model as the math reads, with the likelihood on the
 # individual scores rather than the sufficient statistics, so that it shares no algebra with the
 # hand-derived engines. NUTS needs nothing but this density and its gradient.
 
@@ -151,7 +151,7 @@ import shutil  # noqa: E402
 
 import pymc as pm  # noqa: E402
 
-from models.reference import build_model, sample_nuts  # noqa: E402
+from hiercheck.models.reference import build_model, sample_nuts  # noqa: E402
 
 model = build_model(mathtest, priors)
 # the graph needs the optional graphviz binding and its `dot` program; without them, PyMC's text
@@ -176,12 +176,12 @@ print(f"divergences: {nuts_posterior.posterior.attrs['divergences']}, "
 # ## 5. The engines side by side
 #
 # A fourth engine needs no sampler at all: with `theta` integrated out, the posterior of
-# `(lam, omega)` is two-dimensional and `samplers.exact` computes it by quadrature, then draws
+# `(lam, omega)` is two-dimensional and `hiercheck.samplers.exact` computes it by quadrature, then draws
 # i.i.d. from it. The table gives the posterior mean (SD) of each quantity, and for empirical
 # Bayes the estimate (standard error).
 
 # %%
-from validation.engines import estimates_table  # noqa: E402
+from hiercheck.validation.engines import estimates_table, posterior_means_of_theta  # noqa: E402
 
 exact_posterior = exact.sample(mathtest, priors, draws=2000, chains=4, seed=3)
 posteriors = {"eb": eb_fit.to_inference_data(1000, 4, seed=4, priors=priors),
@@ -193,7 +193,7 @@ print(estimates_table(posteriors).to_string())
 # The black tick is the school's raw mean; small schools are pulled from it toward `mu`.
 
 # %%
-from validation.report import plot_theta_forest  # noqa: E402
+from hiercheck.validation.report import plot_theta_forest  # noqa: E402
 
 show(plot_theta_forest(posteriors, mathtest), "theta_forest")
 
@@ -206,25 +206,24 @@ show(plot_theta_forest(posteriors, mathtest), "theta_forest")
 # posteriors (crosses) average over `(mu, lam, omega)` instead of fixing them, and land close.
 
 # %%
-show(empirical_bayes.plot_shrinkage(eb_fit, posterior_means={
-    name: posterior.posterior.theta.mean(("chain", "draw")).values
-    for name, posterior in posteriors.items() if name != "eb"}).figure, "shrinkage")
+show(empirical_bayes.plot_shrinkage(eb_fit, posterior_means=posterior_means_of_theta(posteriors)),
+     "shrinkage")
 
 # %% [markdown]
 # ## 7. Is the derivation right? The validation checks
 #
-# Agreement of the estimates is encouraging, not proof. `validation.check_sampler` runs every
+# Agreement of the estimates is encouraging, not proof. `hiercheck.validation.check_sampler` runs every
 # check on the package's own derivation, on this data: each conditional against the PyMC joint
 # density, posterior quantiles against the exact posterior and NUTS, Geweke's joint-distribution
 # test, simulation-based calibration, and the marginal likelihood against a dense computation
-# and against statsmodels. Each check holds its false-alarm rate at `validation.suite.ALPHA`
+# and against statsmodels. Each check holds its false-alarm rate at `hiercheck.validation.suite.ALPHA`
 # (the p-value threshold in the table; the statistics are in `docs/validation.md`).
 # The suite's "agreement vs nuts" would run NUTS again; we already have a NUTS run (section 4),
 # so that comparison is made on it instead, with the same function the suite uses.
 
 # %%
-from validation import agreement, check_sampler  # noqa: E402
-from validation.suite import ALPHA, CHECKS  # noqa: E402
+from hiercheck.validation import agreement, check_sampler  # noqa: E402
+from hiercheck.validation.suite import ALPHA, CHECKS  # noqa: E402
 
 verdict = check_sampler(data=mathtest, priors=priors, seed=0,
                         checks=[check for check in CHECKS if check != "agreement vs nuts"])
@@ -244,12 +243,12 @@ show(verdict["sbc"].result.plot(), "sbc")
 # %% [markdown]
 # ## 8. And a wrong derivation?
 #
-# The same checks on a classic slip from `validation.mutants`: `omega`'s conditional with its
+# The same checks on a classic slip from `hiercheck.validation.mutants`: `omega`'s conditional with its
 # rate missing the factor `lam`. The consistency check compares that conditional's draws with the
 # full conditional implied by the PyMC density, and fails it.
 
 # %%
-from validation.mutants import get_mutant  # noqa: E402
+from hiercheck.validation.mutants import get_mutant  # noqa: E402
 
 slip = get_mutant("omega-rate-missing-lam")
 print(slip.description)

@@ -2,7 +2,7 @@
 
 Every formula below is derived in docs/derivation.md, section 4, in its notation.
 With theta integrated out, the log-likelihood of (mu, lam, omega) is
-`samplers.marginal.log_marginal_likelihood`. Two estimators maximize it:
+`hiercheck.samplers.marginal.log_marginal_likelihood`. Two estimators maximize it:
 
 - ML, the maximum of log p(y | mu, lam, omega);
 - REML (`reml=True`), the maximum of the restricted likelihood
@@ -19,23 +19,27 @@ so the boundary tau = 0 (r = 0, omega = inf) is reached and reported exactly. `"
 is the original write-up's method: scipy's Nelder-Mead over (mu, log lam, log omega) (over
 (log lam, log omega) for REML), started from moment estimates; it can only approach tau = 0.
 
-Functions named `profile_*` take r; the others take omega like `samplers.marginal`. A statistic
+Functions named `profile_*` take r; the others take omega like `hiercheck.samplers.marginal`. A statistic
 of the profile costs O(m) and broadcasts over a batch of r of any shape.
 """
 
 from __future__ import annotations
 
+import html
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 from scipy import optimize
 
-from models import GroupedData, Priors, SchoolStats
-from models.engine import az, check_run_size, to_inference_data
+from hiercheck.errors import ConvergenceWarning, SettingsError
+from hiercheck.models import GroupedData, Priors, SchoolStats
+from hiercheck.models.engine import az, check_run_size, to_inference_data
 
 from .marginal import (LOG_2PI, log_marginal_likelihood, marginal_spread, school_weights,
                        theta_conditional)
@@ -56,10 +60,6 @@ TAU2_START_FLOOR = 0.1
 NELDER_MEAD_XATOL = 1e-10
 NELDER_MEAD_FATOL = 1e-10
 NELDER_MEAD_MAXFEV = 20_000
-
-
-class EBSettingsError(ValueError):
-    """A setting empirical Bayes cannot run with (method, reml)."""
 
 
 # -- the likelihoods ------------------------------------------------------------------------------
@@ -202,6 +202,11 @@ def _delta_method_se(covariance: np.ndarray, gradient: np.ndarray) -> float:
     return float(np.sqrt(gradient[used] @ block @ gradient[used]))
 
 
+SUMMARY_ROWS = (("mu", "mean of the school means"), ("sigma", "within-school SD"),
+                ("between_sd", "between-school SD, tau sigma"),
+                ("tau", "ratio between / within SD"), ("lam", "1 / sigma^2"), ("omega", "1 / tau^2"))
+
+
 # -- the fitted model -----------------------------------------------------------------------------
 
 @dataclass(frozen=True, eq=False)
@@ -275,13 +280,32 @@ class EBFit:
 
     def school_table(self):
         """One row per school: label, n_i, ybar_i, E[theta_i], SD[theta_i], kappa_i."""
-        import pandas as pd
-
         return pd.DataFrame({"school": self.data.labels, "n": self.data.n, "ybar": self.data.ybar,
                              "theta_mean": self.theta_mean, "theta_sd": self.theta_sd,
                              "kappa": self.kappa})
 
-    def summary(self) -> str:
+    def summary(self) -> pd.DataFrame:
+        """The estimates and their standard errors, a row per quantity.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index mu, sigma, between_sd, tau, lam, omega; columns `meaning`, `estimate`,
+            `std_err` (nan where the observed information gives none).
+        """
+        errors = self.standard_errors
+        rows = [(name, meaning, getattr(self, name), errors[name])
+                for name, meaning in SUMMARY_ROWS]
+        return pd.DataFrame(rows, columns=["quantity", "meaning", "estimate", "std_err"]
+                            ).set_index("quantity")
+
+    def _repr_html_(self) -> str:
+        caption = (f"Empirical Bayes ({self.criterion}, {self.method}) on "
+                   f"{html.escape(Path(self.data.name).name)}: log-likelihood {self.loglik:.6f}")
+        return f"<p><b>{caption}</b></p>" + self.summary().to_html(
+            float_format=lambda x: f"{x:.6g}")
+
+    def __str__(self) -> str:
         """A text table of the estimates, statsmodels style."""
         errors = self.standard_errors
         width = 78
@@ -296,14 +320,8 @@ class EBFit:
         lines = ["Empirical Bayes fit of the normal hierarchical model".center(width), "=" * width]
         lines += [f"{a:<15}{b:<24}{c:<17}{d}" for (a, b), (c, d) in zip(left, right)]
         lines += ["-" * width, f"{'':<41}{'estimate':>14}{'std.err':>14}", "-" * width]
-        rows = [("mu", "mean of the school means", self.mu),
-                ("sigma", "within-school SD", self.sigma),
-                ("between_sd", "between-school SD, tau sigma", self.between_sd),
-                ("tau", "ratio between / within SD", self.tau),
-                ("lam", "1 / sigma^2", self.lam),
-                ("omega", "1 / tau^2", self.omega)]
-        lines += [f"{name:<11}{meaning:<30}{value:>14.6g}{errors[name]:>14.6g}"
-                  for name, meaning, value in rows]
+        lines += [f"{name:<11}{meaning:<30}{getattr(self, name):>14.6g}{errors[name]:>14.6g}"
+                  for name, meaning in SUMMARY_ROWS]
         lines.append("-" * width)
         lines += self._notes()
         return "\n".join(lines)
@@ -408,7 +426,7 @@ def moment_estimates(stats: SchoolStats):
     """(mu, lam, r) by moments: the grand mean, 1 / the pooled within-school variance
     s_w^2 = sum_i ss_i / (N - m), and r = [var_i(ybar_i) - s_w^2 mean_i(1/n_i)] / s_w^2, raised
     to at least TAU2_START_FLOOR mean_i(1/n_i) so that log omega is finite."""
-    within = stats.ss.sum() / (stats.N - stats.m)
+    within = stats.pooled_variance
     between = np.var(stats.ybar, ddof=1) - within * _typical_inverse_size(stats)
     r = max(between / within, TAU2_START_FLOOR * _typical_inverse_size(stats))
     return float((stats.n * stats.ybar).sum() / stats.N), float(1.0 / within), float(r)
@@ -467,17 +485,20 @@ def fit(data: GroupedData, *, method: str = "profile", reml: bool = False,
     search, which treats it as a black box, can take one.
     """
     if method not in METHODS:
-        raise EBSettingsError(f"unknown method {method!r}; methods are {', '.join(METHODS)}")
+        raise SettingsError(f"unknown method {method!r}; methods are {', '.join(METHODS)}")
     if not isinstance(reml, (bool, np.bool_)):
-        raise EBSettingsError(f"reml must be True or False, got {reml!r}")
+        raise SettingsError(f"reml must be True or False, got {reml!r}")
     if objective is not None and (method != "nelder-mead" or reml):
-        raise EBSettingsError("a user's objective needs method='nelder-mead' and reml=False")
+        raise SettingsError("a user's objective needs method='nelder-mead' and reml=False")
     start = time.perf_counter()
     stats = data.stats
     if objective is None:
         found = _OPTIMIZERS[method](stats, bool(reml))
     else:
         found = _maximize_nelder_mead(stats, False, objective)
+    if not found.converged:
+        warnings.warn(f"empirical Bayes ({method}, {'REML' if reml else 'ML'}) on {data.name} "
+                      f"did not converge: {found.message}", ConvergenceWarning, stacklevel=2)
     mean, precision = theta_conditional(stats, found.mu, found.lam, _omega(found.r))
     kappa = shrinkage(stats.ybar, mean)
     return EBFit(data=data, method=method, reml=bool(reml), mu=found.mu, lam=found.lam,

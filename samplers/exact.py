@@ -1,6 +1,6 @@
 """The exact posterior: quadrature over (log lam, log omega), and exact i.i.d. draws.
 
-theta and mu integrate out in closed form (`samplers.marginal`), which leaves a two-dimensional
+theta and mu integrate out in closed form (`hiercheck.samplers.marginal`), which leaves a two-dimensional
 posterior over the variances. In u = log lam, v = log omega (Jacobian lam omega),
 
     log p(u, v | y) = log p(lam) + log p(omega) + log p(y | lam, omega) + u + v + const.
@@ -21,6 +21,7 @@ densities on the grid, which has the same accuracy. See docs/derivation.md, sect
 
 from __future__ import annotations
 
+import html
 import math
 import time
 from dataclasses import dataclass
@@ -30,8 +31,9 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
-from models import GroupedData, Priors, SchoolStats
-from models.engine import az, check_run_size, to_inference_data
+from hiercheck.errors import QuadratureError, SettingsError
+from hiercheck.models import GroupedData, Priors, SchoolStats
+from hiercheck.models.engine import az, check_run_size, to_inference_data
 
 from .empirical_bayes import moment_estimates
 from .marginal import log_evidence_given_variances, mu_conditional, theta_conditional
@@ -52,15 +54,6 @@ DIFFERENCE_STEP = 1e-3  # finite-difference step in log lam and log omega, to fi
 AXIS_NAMES = ("log lam", "log omega")
 
 
-class QuadratureError(ValueError):
-    """The grid cannot hold the posterior (improper-looking, or piled at a boundary), or its
-    settings are invalid."""
-
-
-class PosteriorQueryError(ValueError):
-    """A question the exact posterior cannot answer: an unknown variable or a bad probability."""
-
-
 # -- the densities ------------------------------------------------------------------------------
 
 def log_posterior_variances(stats: SchoolStats, priors: Priors, log_lam, log_omega) -> np.ndarray:
@@ -68,7 +61,7 @@ def log_posterior_variances(stats: SchoolStats, priors: Priors, log_lam, log_ome
 
         log Gamma(lam; a, b) + log Gamma(omega; c, d) + log p(y | lam, omega) + u + v
 
-    where log p(y | lam, omega) is `samplers.marginal.log_evidence_given_variances` and u + v is
+    where log p(y | lam, omega) is `hiercheck.samplers.marginal.log_evidence_given_variances` and u + v is
     the Jacobian of (lam, omega) -> (u, v). Broadcasts log_lam against log_omega.
     """
     log_lam = np.asarray(log_lam, dtype=float)
@@ -622,7 +615,7 @@ class ExactPosterior:
 
     def _variable(self, name: str):
         if name not in self._variables:
-            raise PosteriorQueryError(f"unknown variable {name!r}; variables are "
+            raise SettingsError(f"unknown variable {name!r}; variables are "
                                       f"{', '.join(VARIABLES)}")
         return self._variables[name]
 
@@ -643,7 +636,7 @@ class ExactPosterior:
         variable = self._variable(name)
         q = np.asarray(q, dtype=float)
         if not np.all((q > 0) & (q < 1)):
-            raise PosteriorQueryError(f"quantile levels must lie strictly between 0 and 1, "
+            raise SettingsError(f"quantile levels must lie strictly between 0 and 1, "
                                       f"got {q.tolist()}")
         return variable.quantile(q)
 
@@ -656,6 +649,12 @@ class ExactPosterior:
         for q in quantiles:
             columns[f"{100 * q:g}%"] = np.hstack([self.quantile(name, q) for name in VARIABLES])
         return pd.DataFrame(columns, index=index)
+
+    def _repr_html_(self) -> str:
+        caption = (f"Exact posterior of {html.escape(self.data.name)} by quadrature, "
+                   f"log evidence {self.log_evidence:.6f}")
+        return f"<p><b>{caption}</b></p>" + self.summary().to_html(
+            float_format=lambda x: f"{x:.6g}")
 
     def draw(self, rng: np.random.Generator, size) -> dict[str, np.ndarray]:
         """Exact i.i.d. draws of (mu, lam, omega, theta) with leading shape `size`: (lam, omega)

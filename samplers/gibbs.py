@@ -39,8 +39,10 @@ try:
 except ImportError:  # without it every run takes the reference path: the sweeps below
     numba = None
 
-from models import GroupedData, Priors, SchoolStats
-from models.engine import az, check_run_size, to_inference_data
+from hiercheck.errors import SettingsError, require_integer
+from hiercheck.models import GroupedData, Priors, SchoolStats
+from hiercheck.models.data import as_column
+from hiercheck.models.engine import az, check_run_size, to_inference_data
 
 from .marginal import lam_given_mu_omega, mu_conditional, theta_conditional
 
@@ -48,10 +50,6 @@ DEFAULT_TUNE = 1000
 LOG_JITTER = 1.0     # SD of the starting values' jitter of log lam and log omega: a factor e
 MEAN_JITTER = 2.0    # the jitter of the starting theta_i, in standard errors of ybar_i
 TAU2_FLOOR = 0.1     # smallest starting tau^2, as a fraction of mean_i(1/n_i)
-
-
-class GibbsSettingsError(ValueError):
-    """A setting the sampler cannot run with (tune, thin, scheme, init, conditionals)."""
 
 
 class GibbsState(NamedTuple):
@@ -67,11 +65,6 @@ Draw = Callable[[np.random.Generator, GibbsState, SchoolStats, Priors], np.ndarr
 
 
 # -- shared pieces of the conditionals ----------------------------------------------------------
-
-def _column(x) -> np.ndarray:
-    """A batch of scalars as a column against the school axis."""
-    return np.asarray(x, dtype=float)[..., None]
-
 
 def _normal(rng: np.random.Generator, mean, precision) -> np.ndarray:
     """A draw from N(mean, 1/precision), broadcast; built in one buffer."""
@@ -90,7 +83,7 @@ def _gamma(rng: np.random.Generator, shape: float, rate) -> np.ndarray:
 
 def between_spread(state: GibbsState) -> np.ndarray:
     """sum_i (theta_i - mu)^2: the spread of the school means about mu, shape (...)."""
-    deviation = state.theta - _column(state.mu)
+    deviation = state.theta - as_column(state.mu)
     return np.einsum("...i,...i->...", deviation, deviation)
 
 
@@ -145,7 +138,7 @@ def draw_lam_collapsed(rng: np.random.Generator, state: GibbsState, stats: Schoo
                        priors: Priors) -> np.ndarray:
     """lam | mu, omega, y ~ Gamma(a + N/2, b + [sum_i ss_i + sum_i w_i (ybar_i - mu)^2] / 2),
 
-    theta integrated out, w_i = n_i omega/(n_i + omega) (`samplers.marginal.lam_given_mu_omega`).
+    theta integrated out, w_i = n_i omega/(n_i + omega) (`hiercheck.samplers.marginal.lam_given_mu_omega`).
     """
     shape, rate = lam_given_mu_omega(stats, priors, state.mu, state.omega)
     return _gamma(rng, shape, rate)
@@ -155,7 +148,7 @@ def draw_mu_collapsed(rng: np.random.Generator, state: GibbsState, stats: School
                       priors: Priors) -> np.ndarray:
     """mu | lam, omega, y ~ N(B/A, 1/A), A = lam sum_i w_i + phi, B = lam sum_i w_i ybar_i + phi nu,
 
-    theta integrated out (`samplers.marginal.mu_conditional`).
+    theta integrated out (`hiercheck.samplers.marginal.mu_conditional`).
     """
     mean, precision = mu_conditional(stats, priors, state.lam, state.omega)
     return _normal(rng, mean, precision)
@@ -210,7 +203,7 @@ def blocked_sweep(rng: np.random.Generator, state: GibbsState, stats: SchoolStat
 
 Sweep = Callable[[np.random.Generator, GibbsState, SchoolStats, Priors, Conditionals], GibbsState]
 SCHEMES: dict[str, Sweep] = {"textbook": sweep, "blocked": blocked_sweep}
-ENGINE_NAMES = {"textbook": "gibbs", "blocked": "blocked"}  # as in validation.engines
+ENGINE_NAMES = {"textbook": "gibbs", "blocked": "blocked"}  # as in hiercheck.validation.engines
 
 
 # -- starting values ----------------------------------------------------------------------------
@@ -235,13 +228,13 @@ def initial_state(rng: np.random.Generator, stats: SchoolStats, priors: Priors,
     shape = np.broadcast_shapes(stats_batch if batch_shape is None else tuple(batch_shape),
                                 stats_batch)
     total_ss = stats.ss.sum(-1)
-    s2 = np.where(total_ss > 0, total_ss / max(stats.N - stats.m, 1), priors.b / priors.a)
+    s2 = np.where(total_ss > 0, stats.pooled_variance, priors.b / priors.a)
     inverse_n = np.mean(1.0 / stats.n)
     t2 = np.maximum(np.var(stats.ybar, -1) / s2 - inverse_n, TAU2_FLOOR * inverse_n)
     lam = np.exp(rng.normal(0.0, LOG_JITTER, shape)) / s2
     omega = np.exp(rng.normal(0.0, LOG_JITTER, shape)) / t2
     mu = np.mean(stats.ybar, -1) + rng.standard_normal(shape) * np.std(stats.ybar, -1)
-    spread = MEAN_JITTER * np.sqrt(_column(s2) / stats.n)
+    spread = MEAN_JITTER * np.sqrt(as_column(s2) / stats.n)
     theta = stats.ybar + rng.standard_normal(shape + (stats.m,)) * spread
     return GibbsState(theta=theta, mu=mu, lam=lam, omega=omega)
 
@@ -252,19 +245,19 @@ def broadcast_state(state: GibbsState, stats: SchoolStats, batch_shape=()) -> Gi
     theta = np.asarray(state.theta, dtype=float)
     scalars = [np.asarray(x, dtype=float) for x in (state.mu, state.lam, state.omega)]
     if theta.ndim == 0 or theta.shape[-1] != stats.m:
-        raise GibbsSettingsError(f"the state's theta has shape {theta.shape}; its last axis must "
+        raise SettingsError(f"the state's theta has shape {theta.shape}; its last axis must "
                                  f"be the {stats.m} schools")
     try:
         batch = np.broadcast_shapes(tuple(batch_shape), theta.shape[:-1], stats.ybar.shape[:-1],
                                     *(x.shape for x in scalars))
     except ValueError:
-        raise GibbsSettingsError("the state's batch shapes do not broadcast against each other "
+        raise SettingsError("the state's batch shapes do not broadcast against each other "
                                  "and the statistics'") from None
     for name, value in zip(GibbsState._fields, (theta, *scalars)):
         if not np.all(np.isfinite(value)):
-            raise GibbsSettingsError(f"the state's {name} is not finite")
+            raise SettingsError(f"the state's {name} is not finite")
         if name in ("lam", "omega") and not np.all(value > 0):
-            raise GibbsSettingsError(f"the state's {name} must be positive (it is a precision)")
+            raise SettingsError(f"the state's {name} must be positive (it is a precision)")
     return GibbsState(np.broadcast_to(theta, batch + (stats.m,)),
                       *(np.broadcast_to(x, batch) for x in scalars))
 
@@ -273,9 +266,9 @@ def broadcast_state(state: GibbsState, stats: SchoolStats, batch_shape=()) -> Gi
 
 def check_schedule(tune: int, draws: int, thin: int) -> None:
     """tune >= 0 sweeps, then draws >= 1 kept every thin >= 1 sweeps."""
-    for name, value, least in (("tune", tune, 0), ("draws", draws, 1), ("thin", thin, 1)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
-            raise GibbsSettingsError(f"{name} must be an integer >= {least}, got {value!r}")
+    require_integer("tune", tune, least=0)
+    require_integer("draws", draws)
+    require_integer("thin", thin)
 
 
 def run(rng: np.random.Generator, stats: SchoolStats, priors: Priors, state: GibbsState, *,
@@ -458,12 +451,12 @@ def _run_kernel(kernel, rng: np.random.Generator, stats: SchoolStats, priors: Pr
 
 def _sweep_for(scheme: str, conditionals: Conditionals) -> Sweep:
     if scheme not in SCHEMES:
-        raise GibbsSettingsError(f"unknown scheme {scheme!r}; schemes are {', '.join(SCHEMES)}")
+        raise SettingsError(f"unknown scheme {scheme!r}; schemes are {', '.join(SCHEMES)}")
     if not isinstance(conditionals, Conditionals):
-        raise GibbsSettingsError(f"conditionals must be a samplers.gibbs.Conditionals, "
+        raise SettingsError(f"conditionals must be a hiercheck.samplers.gibbs.Conditionals, "
                                  f"got {type(conditionals).__name__}")
     if scheme == "blocked" and (conditionals.draw_mu, conditionals.draw_lam) != (draw_mu, draw_lam):
-        raise GibbsSettingsError("the blocked scheme draws mu and lam with theta integrated out; "
+        raise SettingsError("the blocked scheme draws mu and lam with theta integrated out; "
                                  "only draw_theta and draw_omega can be replaced")
     return SCHEMES[scheme]
 
@@ -473,7 +466,7 @@ def _starting_state(rng, stats: SchoolStats, priors: Priors, chains: int, init) 
         return broadcast_state(init, stats, (chains,))
     if isinstance(init, str) and init == "dispersed":
         return initial_state(rng, stats, priors, (chains,))
-    raise GibbsSettingsError(f"init must be 'dispersed' or a GibbsState, got {init!r}")
+    raise SettingsError(f"init must be 'dispersed' or a GibbsState, got {init!r}")
 
 
 def sample(data: GroupedData, priors: Priors, *, draws: int, chains: int, seed=None,

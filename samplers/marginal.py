@@ -15,14 +15,10 @@ import math
 
 import numpy as np
 
-from models import Priors, SchoolStats
+from hiercheck.models import Priors, SchoolStats
+from hiercheck.models.data import as_column
 
 LOG_2PI = math.log(2.0 * math.pi)
-
-
-def _batch(x) -> np.ndarray:
-    """A batch of scalars as a column against the school axis."""
-    return np.asarray(x, dtype=float)[..., None]
 
 
 def school_weights(n, omega) -> np.ndarray:
@@ -30,7 +26,7 @@ def school_weights(n, omega) -> np.ndarray:
 
     Written n_i / (1 + n_i/omega) so that omega = inf (tau = 0) gives w_i = n_i exactly.
     """
-    omega = _batch(omega)
+    omega = as_column(omega)
     return n / (1.0 + n / omega)
 
 
@@ -41,18 +37,18 @@ def theta_conditional(stats: SchoolStats, mu, lam, omega):
 
     Returns (m, p), each of shape (..., m).
     """
-    omega = _batch(omega)
+    omega = as_column(omega)
     total = stats.n + omega
     # mu + (n_i / (n_i + omega)) (ybar_i - mu): at omega = inf (tau = 0) the mean is mu exactly
-    mu = _batch(mu)
+    mu = as_column(mu)
     mean = mu + stats.n / total * (stats.ybar - mu)
-    return mean, _batch(lam) * total
+    return mean, as_column(lam) * total
 
 
 def marginal_spread(stats: SchoolStats, mu, omega) -> np.ndarray:
     """Q = sum_i ss_i + sum_i w_i (ybar_i - mu)^2: the scores' quadratic form, in units of 1/lam,
     once theta is integrated out."""
-    deviation = stats.ybar - _batch(mu)
+    deviation = stats.ybar - as_column(mu)
     return stats.ss.sum(-1) + (school_weights(stats.n, omega) * deviation * deviation).sum(-1)
 
 
@@ -63,7 +59,7 @@ def log_marginal_likelihood(stats: SchoolStats, mu, lam, omega) -> np.ndarray:
         - lam/2 [ sum_i ss_i + sum_i w_i (ybar_i - mu)^2 ]
     """
     lam = np.asarray(lam, dtype=float)
-    log_ratio = -np.log1p(stats.n / _batch(omega))  # log(omega / (n_i + omega)); 0 at omega = inf
+    log_ratio = -np.log1p(stats.n / as_column(omega))  # log(omega / (n_i + omega)); 0 at omega = inf
     return 0.5 * (stats.N * (np.log(lam) - LOG_2PI) + log_ratio.sum(-1)
                   - lam * marginal_spread(stats, mu, omega))
 

@@ -1,12 +1,36 @@
-"""Shared fixtures: the real data sets in ../shared/data beside the repository."""
+"""Shared fixtures (the real data sets in ../shared/data beside the repository), and the guard that
+keeps `pytest -m "not slow"` fast: a test that compiles a PyTensor function (every PyMC model's
+log density, NUTS, nutpie) fails unless it is marked `slow`."""
 
 from pathlib import Path
 
 import pytest
 
-from models import GroupedData, Priors
+from hiercheck.models import GroupedData, Priors
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Around the whole of a test not marked slow, fixtures of every scope included, compiling a
+    PyTensor function fails the test. (Compiling in a subprocess is not seen: such tests are
+    marked by hand.)"""
+    if item.get_closest_marker("slow") is not None:
+        yield
+        return
+    from pytensor.compile.function import types
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"{item.nodeid} compiles a PyTensor function (PyMC or nutpie): "
+                             "mark it @pytest.mark.slow")
+
+    original = types.FunctionMaker.__init__
+    types.FunctionMaker.__init__ = refuse
+    try:
+        yield
+    finally:
+        types.FunctionMaker.__init__ = original
 
 
 @pytest.fixture(scope="session")
@@ -24,5 +48,5 @@ def mathtest(shared_data) -> GroupedData:
 @pytest.fixture(scope="session")
 def mathtest_nuts(mathtest):
     """PyMC's NUTS on the math-test data under the default priors, run once for every test."""
-    from models.reference import sample_nuts
+    from hiercheck.models.reference import sample_nuts
     return sample_nuts(mathtest, Priors.weakly_informative(mathtest), draws=2500, chains=4, seed=1)

@@ -1,12 +1,12 @@
-"""validation.agreement: posterior-quantile comparison of two engines, Holm-corrected."""
+"""hiercheck.validation.agreement: posterior-quantile comparison of two engines, Holm-corrected."""
 
 import numpy as np
 import pytest
 from statsmodels.stats.multitest import multipletests
 
-from models import GroupedData, Priors
-from samplers import exact
-from validation import agreement
+from hiercheck.models import GroupedData, Priors
+from hiercheck.samplers import exact
+from hiercheck.validation import agreement
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from models import load_dataset
+from hiercheck.models import load_dataset
 from tests.test_data import BAD_CSV
-from validation.cli import main
+from hiercheck.validation.cli import main
 
 
 def run(capsys, *argv):
@@ -50,8 +50,8 @@ def test_bad_csv_is_one_line_and_exit_2(capsys, tmp_path, contents, group, value
      "either --dataset or --data"),
     (["fit", "--dataset", "rail", "--prior", "b=0"], "b (the rate of lam) must be positive"),
     (["fit", "--dataset", "rail", "--prior", "beta=1"], "expected NAME=NUMBER"),
-    (["sbc", "--reps", "0"], "--reps must be a positive integer"),
-    (["sbc", "--engine", "exact", "--jobs", "-1"], "--jobs must be a positive integer"),
+    (["sbc", "--reps", "0"], "--reps must be an integer >= 1"),
+    (["sbc", "--engine", "exact", "--jobs", "-1"], "--jobs must be an integer >= 1"),
     (["mutants", "--write", "nowhere.md"], "nowhere.md: no such file"),
     (["mutants", "--write", "pyproject.toml"], "no <!-- detection matrix -->"),
 ])
@@ -79,7 +79,7 @@ def test_usage_errors_are_one_line_and_exit_2(capsys, argv, message):
 def test_installed_command_runs_without_traceback(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("g,y\n1,2\n")
-    done = subprocess.run([sys.executable, "-m", "validation.cli", "describe", "--data", str(bad),
+    done = subprocess.run([sys.executable, "-m", "hiercheck.validation.cli", "describe", "--data", str(bad),
                            "--group", "g", "--value", "y"], capture_output=True, text=True)
     assert done.returncode == 2
     assert done.stderr.startswith("hiercheck: error:") and "Traceback" not in done.stderr
@@ -88,7 +88,7 @@ def test_installed_command_runs_without_traceback(tmp_path):
 def test_fit_writes_posteriors_a_table_and_the_shrinkage_plot(capsys, tmp_path):
     """eb, exact and gibbs side by side on rail; the EB row carries standard errors, which match
     `EBFit.standard_errors`."""
-    from samplers import empirical_bayes
+    from hiercheck.samplers import empirical_bayes
 
     for engine in ("eb", "exact", "gibbs"):
         assert main(["fit", "--dataset", "rail", "--engine", engine, "--draws", "200",
@@ -102,6 +102,7 @@ def test_fit_writes_posteriors_a_table_and_the_shrinkage_plot(capsys, tmp_path):
     assert f"{fit.mu:.5g} ({fit.standard_errors['mu']:.2g})" in out
 
 
+@pytest.mark.slow
 def test_validate_prints_the_verdict_and_writes_tables_and_plots(capsys, tmp_path):
     code, out, _ = run(capsys, "validate", "--dataset", "rail", "--quick", "--out", str(tmp_path))
     assert code == 0

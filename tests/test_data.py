@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models import DATASETS, DataError, GroupedData, load_dataset
+from hiercheck.models import DATASETS, DataError, GroupedData, load_dataset
 
 # (name, schools, students) as documented by each data set's R package
 BUILT_IN_SIZES = {

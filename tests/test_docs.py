@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-DOTTED_NAME = re.compile(r"`((?:models|samplers|validation)(?:\.\w+)+)`")
+DOTTED_NAME = re.compile(r"`(hiercheck\.(?:models|samplers|validation)(?:\.\w+)+)`")
 
 
 def referenced_names():
@@ -59,8 +59,8 @@ def test_the_derivation_is_one_page():
 
 
 def test_every_mutant_is_listed_with_its_function_among_the_slips():
-    from samplers import gibbs
-    from validation.mutants import CATALOGUE
+    from hiercheck.samplers import gibbs
+    from hiercheck.validation.mutants import CATALOGUE
 
     slips = section(6)
     for mutant in CATALOGUE:
@@ -80,8 +80,8 @@ def test_the_eb_mutant_lacks_exactly_the_log_ratio_and_so_prefers_omega_to_0(mat
     fixed (mu, lam) it rises as omega falls, while the correct one has an interior maximum."""
     import numpy as np
 
-    from samplers.marginal import log_marginal_likelihood
-    from validation.mutants import get_mutant
+    from hiercheck.samplers.marginal import log_marginal_likelihood
+    from hiercheck.validation.mutants import get_mutant
 
     wrong = get_mutant("eb-missing-log-ratio").log_marginal_likelihood
     stats = mathtest.stats
@@ -104,7 +104,7 @@ def test_the_careful_sums_of_squares_of_section_0():
 
     import numpy as np
 
-    from models.data import group_moments
+    from hiercheck.models.data import group_moments
 
     y = 1e6 + 1e-3 * np.random.default_rng(0).standard_normal(1000)
     exact = [Fraction(v) for v in y]

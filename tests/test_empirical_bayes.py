@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize, stats
 
-from models import GroupedData, Priors, load_dataset
-from models.engine import POSTERIOR_VARIABLES, engine_settings
-from samplers import empirical_bayes as eb
+from hiercheck.errors import SettingsError
+from hiercheck.models import GroupedData, Priors, load_dataset
+from hiercheck.models.engine import POSTERIOR_VARIABLES, engine_settings
+from hiercheck.samplers import empirical_bayes as eb
 from tests.test_docs import DOTTED_NAME, resolve
-from validation import statsmodels_check
+from hiercheck.validation import statsmodels_check
 
 BUILT_IN = ("hsb", "dyestuff", "dyestuff2", "rail", "radon", "nlschools", "exam")
 ALL_DATA = BUILT_IN + ("mathtest",)
@@ -407,7 +408,7 @@ def test_engine_at_the_boundary_draws_theta_equal_to_mu(datasets):
 
 @pytest.mark.parametrize("settings", [{"method": "newton"}, {"reml": "yes"}])
 def test_bad_settings_are_named(datasets, settings):
-    with pytest.raises(eb.EBSettingsError, match=next(iter(settings))) as raised:
+    with pytest.raises(SettingsError, match=next(iter(settings))) as raised:
         eb.fit(datasets["rail"], **settings)
     assert "\n" not in str(raised.value)
 
@@ -421,16 +422,20 @@ def test_bad_run_size_is_refused(datasets):
 @pytest.mark.parametrize("criterion", CRITERIA)
 def test_summary_reports_the_fit(datasets, criterion):
     fit = eb_fit(datasets["hsb"], "profile", CRITERIA[criterion])
-    text = fit.summary()
+    text = str(fit)
     errors = fit.standard_errors
+    summary = fit.summary()
     for name in ("mu", "sigma", "between_sd", "tau", "lam", "omega"):
         row = next(line for line in text.splitlines() if line.startswith(name + " "))
         assert f"{getattr(fit, name):.6g}" in row and f"{errors[name]:.6g}" in row
+        assert summary.loc[name, "estimate"] == getattr(fit, name)
+        assert summary.loc[name, "std_err"] == errors[name]
     assert f"{fit.loglik:.6f}" in text and criterion in text
+    assert criterion in fit._repr_html_() and "<table" in fit._repr_html_()
 
 
 def test_summary_explains_the_boundary(datasets):
-    text = eb_fit(datasets["dyestuff2"], "profile", False).summary()
+    text = str(eb_fit(datasets["dyestuff2"], "profile", False))
     assert "boundary" in text and "inf" in text
 
 

@@ -11,8 +11,8 @@ import arviz as az
 import numpy as np
 import pytest
 
-from models import Priors
-from samplers import exact, gibbs
+from hiercheck.models import Priors
+from hiercheck.samplers import exact, gibbs
 
 CHECKED = ("mu", "sigma", "tau", "theta")
 
@@ -59,5 +59,6 @@ def test_gibbs_agrees_with_the_exact_posterior(gibbs_run, truth):
     check_against_truth(gibbs_run, truth)
 
 
+@pytest.mark.slow
 def test_nuts_agrees_with_the_exact_posterior(mathtest_nuts, truth):
     check_against_truth(mathtest_nuts, truth)

@@ -13,10 +13,11 @@ import pytest
 from scipy import integrate, linalg, special
 from scipy import stats as scipy_stats
 
-from models import GroupedData, Priors
-from models.engine import POSTERIOR_VARIABLES, engine_settings
-from samplers import exact
-from samplers.marginal import mu_conditional
+from hiercheck.errors import QuadratureError, SettingsError
+from hiercheck.models import GroupedData, Priors
+from hiercheck.models.engine import POSTERIOR_VARIABLES, engine_settings
+from hiercheck.samplers import exact
+from hiercheck.samplers.marginal import mu_conditional
 
 SCALARS = ("mu", "lam", "omega", "sigma", "tau")
 LEVELS = np.array([0.025, 0.5, 0.975])
@@ -338,7 +339,7 @@ def test_dyestuff2_grid_reaches_where_the_prior_cuts_omega_off(posteriors):
 def test_posterior_beyond_the_grids_reach_raises(datasets, c, d, message):
     data = datasets["dyestuff2"]
     priors = dataclasses.replace(Priors.weakly_informative(data), c=c, d=d)
-    with pytest.raises(exact.QuadratureError, match=f"{message}.*improper or piles up"):
+    with pytest.raises(QuadratureError, match=f"{message}.*improper or piles up"):
         exact.posterior(data, priors)
 
 
@@ -346,7 +347,7 @@ def test_posterior_beyond_the_grids_reach_raises(datasets, c, d, message):
                                      {"edge_tol": 0.1}])
 def test_bad_grid_settings_raise(datasets, setting):
     data = datasets["rail"]
-    with pytest.raises(exact.QuadratureError, match=next(iter(setting))):
+    with pytest.raises(QuadratureError, match=next(iter(setting))):
         exact.posterior(data, Priors.weakly_informative(data), **setting)
 
 
@@ -357,7 +358,7 @@ def test_bad_grid_settings_raise(datasets, setting):
     ("theta", float("nan"), "strictly between 0 and 1"),
 ])
 def test_bad_queries_raise(posteriors, name, q, message):
-    with pytest.raises(exact.PosteriorQueryError, match=message):
+    with pytest.raises(SettingsError, match=message):
         posteriors["rail"].quantile(name, q)
 
 
@@ -393,7 +394,7 @@ def test_engine_result_follows_the_interface(datasets):
     np.testing.assert_allclose(posterior["sigma"], posterior["lam"] ** -0.5)
     assert posterior.attrs["engine"] == "exact"
     assert engine_settings(idata)["spacing"] == exact.DEFAULT_SPACING
-    with pytest.raises(ValueError, match="draws must be a positive integer"):
+    with pytest.raises(ValueError, match="draws must be an integer >= 1"):
         exact.sample(data, priors, draws=0, chains=1, seed=1)
 
 
@@ -497,7 +498,7 @@ def test_cell_mass_of_a_tilt_is_its_integral(slope):
 # -- the documentation --------------------------------------------------------------------------
 
 def test_docs_name_functions_that_exist():
-    names = set(re.findall(r"`((?:models|samplers)\.[\w.]+)`", DOCS.read_text()))
+    names = set(re.findall(r"`(hiercheck\.(?:models|samplers)\.[\w.]+)`", DOCS.read_text()))
     assert len(names) >= 8
     for name in sorted(names):
         module_name, _, attribute = name.rpartition(".")

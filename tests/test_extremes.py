@@ -24,9 +24,10 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from models import GroupedData, Priors
-from samplers import empirical_bayes, exact, gibbs
-from samplers.marginal import log_marginal_likelihood
+from hiercheck.errors import QuadratureError
+from hiercheck.models import GroupedData, Priors
+from hiercheck.samplers import empirical_bayes, exact, gibbs
+from hiercheck.samplers.marginal import log_marginal_likelihood
 
 DIGITS = 60
 PI = Decimal("3.14159265358979323846264338327950288419716939937510582097494459")
@@ -339,7 +340,7 @@ def test_zero_between_variance_under_a_far_reaching_omega_prior_refuses(c, d, me
     resolve. The exact posterior must say so rather than return numbers."""
     data = GroupedData.from_arrays(BALANCED_GROUPS, zero_between_scores())
     priors = Priors(**{**Priors.weakly_informative(data).as_dict(), "c": c, "d": d})
-    with pytest.raises(exact.QuadratureError, match=f"{message}.*improper or piles up"):
+    with pytest.raises(QuadratureError, match=f"{message}.*improper or piles up"):
         exact.posterior(data, priors)
 
 

@@ -1,14 +1,14 @@
-"""validation.geweke: the joint-distribution test of a set of Gibbs conditionals."""
+"""hiercheck.validation.geweke: the joint-distribution test of a set of Gibbs conditionals."""
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from models.simulate import draw_parameters, draw_school_stats
-from samplers import gibbs
-from validation import geweke, mutants
-from validation.agreement import holm_adjust
-from validation.sbc import QUICK_DESIGN, QUICK_PRIORS
+from hiercheck.models.simulate import draw_parameters, draw_school_stats
+from hiercheck.samplers import gibbs
+from hiercheck.validation import geweke, mutants
+from hiercheck.validation.agreement import holm_adjust
+from hiercheck.validation.sbc import QUICK_DESIGN, QUICK_PRIORS
 
 
 def test_correct_conditionals_pass():
@@ -36,7 +36,7 @@ def test_standardized_test_functions_are_standard_normal_under_the_joint():
     rng = np.random.default_rng(0)
     n = np.array([2, 3, 7, 20])
     truth = draw_parameters(rng, QUICK_PRIORS, n.size, size=20_000)
-    values = geweke.test_functions(truth, draw_school_stats(rng, truth, n))
+    values = geweke.geweke_functions(truth, draw_school_stats(rng, truth, n))
     for name in ("e_0", "r_0 (data)", "z (data)"):
         assert stats.kstest(values[name], "norm").pvalue > 0.001, name
 

@@ -19,10 +19,11 @@ import pytest
 from scipy import integrate, optimize
 from scipy import stats as st
 
-from models import GroupedData, Priors, school_stats
-from models.engine import POSTERIOR_VARIABLES, SCALARS, az
-from samplers import gibbs
-from samplers.gibbs import Conditionals, GibbsSettingsError, GibbsState
+from hiercheck.models import GroupedData, Priors, school_stats
+from hiercheck.models.engine import POSTERIOR_VARIABLES, SCALARS, az
+from hiercheck.samplers import gibbs
+from hiercheck.errors import SettingsError
+from hiercheck.samplers.gibbs import Conditionals, GibbsState
 
 CSV = {  # name -> (file, group column, value column) in ../shared/data
     "rail": ("rail.csv", "Rail", "travel"),
@@ -246,8 +247,8 @@ def test_collapsed_draw_follows_the_theta_integrated_conditional(cases, name, va
 
 
 def catalogued_slips():
-    """(mutant name, variable, wrong draw) for every Gibbs mutant of validation.mutants."""
-    from validation.mutants import CATALOGUE
+    """(mutant name, variable, wrong draw) for every Gibbs mutant of hiercheck.validation.mutants."""
+    from hiercheck.validation.mutants import CATALOGUE
     return [(mutant.name, field.removeprefix("draw_"), draw)
             for mutant in CATALOGUE if mutant.conditionals is not None
             for field, draw in mutant.conditionals._asdict().items()
@@ -401,7 +402,7 @@ def test_sample_returns_the_engine_interface(rail_run):
     assert json.loads(post.attrs["priors"]) == priors.as_dict()
     settings = json.loads(post.attrs["settings"])
     assert settings["tune"] == 20 and settings["thin"] == 1 and settings["scheme"] == "textbook"
-    assert settings["conditionals"]["draw_lam"] == "samplers.gibbs.draw_lam"
+    assert settings["conditionals"]["draw_lam"] == "hiercheck.samplers.gibbs.draw_lam"
     assert post.attrs["sampling_time"] > 0
 
 
@@ -467,7 +468,7 @@ def test_a_replaced_conditional_runs_through_sample(datasets, scheme):
     assert np.unique(idata.posterior.mu.values).size == 60
     names = json.loads(idata.posterior.attrs["settings"])["conditionals"]
     assert names["draw_omega"].endswith("fixed_omega")
-    assert names["draw_mu"] == "samplers.gibbs.draw_mu"
+    assert names["draw_mu"] == "hiercheck.samplers.gibbs.draw_mu"
 
 
 def stay(name):
@@ -497,7 +498,7 @@ def test_one_student_schools_sample(datasets):
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"draws": 0}, "draws"), ({"chains": 0}, "chains"),  # models.engine.check_run_size
+    ({"draws": 0}, "draws"), ({"chains": 0}, "chains"),  # hiercheck.models.engine.check_run_size
 ])
 def test_bad_run_sizes_are_refused(datasets, options, message):
     data = datasets["rail"]
@@ -518,7 +519,7 @@ def test_bad_run_sizes_are_refused(datasets, options, message):
 ])
 def test_bad_settings_are_refused_by_name(datasets, options, message):
     data = datasets["rail"]
-    with pytest.raises(GibbsSettingsError, match=message):
+    with pytest.raises(SettingsError, match=message):
         gibbs.sample(data, Priors.weakly_informative(data),
                      **({"draws": 10, "chains": 2, "seed": 0} | options))
 
@@ -592,10 +593,10 @@ def test_the_order_of_the_blocked_sweep_matters():
 # -- the derivation names the code ---------------------------------------------------------------
 
 def test_the_derivation_names_functions_that_exist():
-    names = set(re.findall(r"`(samplers\.\w+\.\w+)`", DOC.read_text()))
+    names = set(re.findall(r"`(hiercheck\.samplers\.\w+\.\w+)`", DOC.read_text()))
     for function in ("draw_theta", "draw_mu", "draw_lam", "draw_omega", "draw_lam_collapsed",
                      "draw_mu_collapsed", "sweep", "blocked_sweep"):
-        assert f"samplers.gibbs.{function}" in names
+        assert f"hiercheck.samplers.gibbs.{function}" in names
     for name in names:
         module, attribute = name.rsplit(".", 1)
         assert hasattr(importlib.import_module(module), attribute), f"{DOC.name} names {name}"

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models import Priors, load_dataset
-from validation import sbc
-from validation.store import UnitStore
+from hiercheck.models import Priors, load_dataset
+from hiercheck.validation import sbc
+from hiercheck.validation.store import UnitStore
 
 ROOT = Path(__file__).resolve().parents[1]
 KILL_AFTER_UNITS = 3
@@ -69,7 +69,7 @@ def test_cli_sbc_killed_with_sigkill_resumes_to_the_uninterrupted_ranks(tmp_path
     """`hiercheck sbc` (Gibbs, blocks of 50) on Dyestuff's design, 600 replications = 12 blocks,
     killed after 3 blocks are saved, then run again to the end."""
     reps, blocks = 600, 12
-    argv = ["-m", "validation.cli", "sbc", "--dataset", "dyestuff", "--reps", str(reps),
+    argv = ["-m", "hiercheck.validation.cli", "sbc", "--dataset", "dyestuff", "--reps", str(reps),
             "--draws", "50", "--seed", "5", "--out", str(tmp_path)]
     folder = tmp_path / "sbc-gibbs"
     saved = kill_after(start(argv), folder, KILL_AFTER_UNITS, blocks)
@@ -94,9 +94,9 @@ def test_cli_sbc_killed_with_sigkill_resumes_to_the_uninterrupted_ranks(tmp_path
 
 ENGINE_RUN = textwrap.dedent("""
     import sys
-    from models import GroupedData
-    from samplers import exact
-    from validation import sbc
+    from hiercheck.models import GroupedData
+    from hiercheck.samplers import exact
+    from hiercheck.validation import sbc
     design = GroupedData.from_csv(sys.argv[1], group="Batch", value="Yield")
     sbc.run_engine_sbc(exact.sample, design, sbc.QUICK_PRIORS, replications=int(sys.argv[3]),
                        draws=50, seed=7, out=sys.argv[2], engine_name="exact")
@@ -105,8 +105,8 @@ ENGINE_RUN = textwrap.dedent("""
 
 def test_engine_sbc_killed_with_sigkill_resumes_to_the_uninterrupted_ranks(tmp_path, shared_data):
     """`run_engine_sbc` with the exact engine, one replication a unit, killed after 3."""
-    from models import GroupedData
-    from samplers import exact
+    from hiercheck.models import GroupedData
+    from hiercheck.samplers import exact
 
     reps = 10
     csv = shared_data / "dyestuff.csv"
@@ -134,8 +134,8 @@ def test_a_dask_worker_killed_mid_run_changes_no_rank(tmp_path, shared_data):
     import threading
 
     distributed = pytest.importorskip("distributed")
-    from models import GroupedData
-    from samplers import exact
+    from hiercheck.models import GroupedData
+    from hiercheck.samplers import exact
 
     reps = 24
     design = GroupedData.from_csv(shared_data / "dyestuff.csv", group="Batch", value="Yield")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from models import PriorError, Priors, load_dataset
+from hiercheck.models import PriorError, Priors, load_dataset
 
 PRIORS = Priors(a=3.0, b=2.0, c=1.5, d=0.5, nu=10.0, phi=0.25)
 

@@ -1,4 +1,4 @@
-"""The uniformity tests of SBC ranks (validation.ranks): counts, chi-square, the ECDF test and its
+"""The uniformity tests of SBC ranks (hiercheck.validation.ranks): counts, chi-square, the ECDF test and its
 simultaneous band, each against an independent computation or simulation."""
 
 import matplotlib
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from validation import ranks as rk
+from hiercheck.validation import ranks as rk
 
 
 def test_ecdf_counts_match_brute_force():

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from models import GroupedData, Priors
-from models import reference
-from models.engine import POSTERIOR_VARIABLES, engine_settings
+from hiercheck.errors import SettingsError
+from hiercheck.models import GroupedData, Priors
+from hiercheck.models import reference
+from hiercheck.models.engine import POSTERIOR_VARIABLES, engine_settings
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +46,7 @@ def scipy_joint_logp(data, priors, theta, mu, lam, omega):
             + st.gamma.logpdf(omega, priors.c, scale=1 / priors.d))
 
 
+@pytest.mark.slow
 def test_the_joint_density_matches_scipy_term_by_term(small):
     priors = Priors(a=2, b=3, c=1.5, d=0.5, nu=1, phi=0.25)
     logp = reference.joint_logp_function(small, priors)
@@ -57,11 +59,11 @@ def test_the_joint_density_matches_scipy_term_by_term(small):
 
 
 def test_bad_settings_are_named(small):
-    with pytest.raises(reference.NutsSettingsError, match="parametrization 'sideways'"):
+    with pytest.raises(SettingsError, match="parametrization 'sideways'"):
         reference.build_model(small, Priors(), "sideways")
-    with pytest.raises(reference.NutsSettingsError, match="backend 'stan'"):
+    with pytest.raises(SettingsError, match="backend 'stan'"):
         reference.sample_nuts(small, Priors(), draws=10, chains=1, backend="stan")
-    with pytest.raises(reference.NutsSettingsError, match="tune"):
+    with pytest.raises(SettingsError, match="tune"):
         reference.sample_nuts(small, Priors(), draws=10, chains=1, tune=-1)
     with pytest.raises(ValueError, match="draws"):
         reference.sample_nuts(small, Priors(), draws=0, chains=1)
@@ -69,6 +71,7 @@ def test_bad_settings_are_named(small):
 
 # -- NUTS on the math-test data ------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_nuts_on_mathtest_is_clean(mathtest, mathtest_nuts):
     idata = mathtest_nuts
     assert idata.posterior.attrs["divergences"] == 0
@@ -80,6 +83,7 @@ def test_nuts_on_mathtest_is_clean(mathtest, mathtest_nuts):
     assert not idata.sample_stats.diverging.values.any()
 
 
+@pytest.mark.slow
 def test_nuts_follows_the_engine_interface(mathtest, mathtest_nuts):
     idata = mathtest_nuts
     np.testing.assert_array_equal(idata.constant_data.n.values, mathtest.n)
@@ -91,6 +95,7 @@ def test_nuts_follows_the_engine_interface(mathtest, mathtest_nuts):
     np.testing.assert_allclose(idata.posterior.tau.values, idata.posterior.omega.values ** -0.5)
 
 
+@pytest.mark.slow
 def test_nutpie_compiles_once_and_takes_new_scores(mathtest):
     """A second data set of the same design reuses the compiled model; shifting every score by
     s shifts mu's posterior by s (up to Monte Carlo error: 6 MCSE, false alarm < 1e-8)."""
@@ -108,6 +113,7 @@ def test_nutpie_compiles_once_and_takes_new_scores(mathtest):
     assert abs(difference - shift) < 6 * mcse
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_the_same_draws_whatever_the_cores(small):
     priors = Priors.weakly_informative(small)
     runs = [reference.sample_nuts(small, priors, draws=50, chains=2, tune=50, seed=11, cores=k)
@@ -115,6 +121,7 @@ def test_the_same_seed_gives_the_same_draws_whatever_the_cores(small):
     np.testing.assert_array_equal(runs[0].posterior.theta.values, runs[1].posterior.theta.values)
 
 
+@pytest.mark.slow
 def test_divergences_are_warned_and_recorded():
     """Ten schools whose means are all equal put tau's posterior against zero: the centered
     parametrization, briefly tuned, diverges (a warning, not a failure)."""

@@ -28,12 +28,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models import DataError, GroupedData, Priors, load_dataset
-from models.priors import PriorError
-from samplers import empirical_bayes, exact, gibbs
+from hiercheck.models import DataError, GroupedData, Priors, load_dataset
+from hiercheck.samplers import empirical_bayes, exact, gibbs
 from tests.test_data import BAD_ARRAYS, BAD_CSV
-from validation.cli import main
-from validation.engines import UnknownEngineError, get_engine
+from hiercheck.validation.cli import main
+from hiercheck.errors import PriorError, SettingsError
+from hiercheck.validation.engines import get_engine
 
 # -- CSV ------------------------------------------------------------------------------------------
 
@@ -236,7 +236,7 @@ def test_bad_prior_option_is_one_line_and_exit_2(capsys, tmp_path, command, sett
 # -- engines and run sizes ------------------------------------------------------------------------
 
 def nuts(data, priors, *, draws, chains, seed):
-    from models.reference import sample_nuts
+    from hiercheck.models.reference import sample_nuts
     return sample_nuts(data, priors, draws=draws, chains=chains, seed=seed)
 
 
@@ -246,11 +246,11 @@ ENGINES = {"gibbs": gibbs.sample, "blocked": gibbs.sample_blocked, "exact": exac
 
 @pytest.mark.parametrize("engine", sorted(ENGINES))
 @pytest.mark.parametrize("draws, chains, message", [
-    (0, 2, "draws must be a positive integer, got 0"),
-    (-3, 2, "draws must be a positive integer, got -3"),
-    (10, 0, "chains must be a positive integer, got 0"),
-    (2.5, 2, "draws must be a positive integer, got 2.5"),
-    (10, True, "chains must be a positive integer, got True"),
+    (0, 2, "draws must be an integer >= 1, got 0"),
+    (-3, 2, "draws must be an integer >= 1, got -3"),
+    (10, 0, "chains must be an integer >= 1, got 0"),
+    (2.5, 2, "draws must be an integer >= 1, got 2.5"),
+    (10, True, "chains must be an integer >= 1, got True"),
 ])
 def test_run_sizes_are_checked_by_every_engine(engine, draws, chains, message):
     data = load_dataset("rail")
@@ -260,15 +260,15 @@ def test_run_sizes_are_checked_by_every_engine(engine, draws, chains, message):
 
 
 def test_unknown_engine_lists_the_engines():
-    with pytest.raises(UnknownEngineError, match="unknown engine 'metropolis'; engines are gibbs"):
+    with pytest.raises(SettingsError, match="unknown engine 'metropolis'; engines are gibbs"):
         get_engine("metropolis")
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["fit", "--engine", "gibbs", "--draws", "0"], "draws must be a positive integer, got 0"),
-    (["fit", "--engine", "exact", "--chains", "0"], "chains must be a positive integer, got 0"),
-    (["fit", "--engine", "eb", "--draws", "-5"], "draws must be a positive integer, got -5"),
-    (["sbc", "--draws", "0"], "--draws must be a positive integer, got 0"),
+    (["fit", "--engine", "gibbs", "--draws", "0"], "draws must be an integer >= 1, got 0"),
+    (["fit", "--engine", "exact", "--chains", "0"], "chains must be an integer >= 1, got 0"),
+    (["fit", "--engine", "eb", "--draws", "-5"], "draws must be an integer >= 1, got -5"),
+    (["sbc", "--draws", "0"], "--draws must be an integer >= 1, got 0"),
     (["sbc", "--reps", "-1"], "--reps must be a positive integer, got -1"),
     (["sbc", "--engine", "exact", "--jobs", "0"], "--jobs must be a positive integer, got 0"),
 ])

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from validation.cli import main
-from validation.report import spread_schools
+from hiercheck.validation.cli import main
+from hiercheck.validation.report import spread_schools
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
         "track", "wbr"}
@@ -66,6 +66,7 @@ def embedded_pngs(parser: PageParser) -> list[bytes]:
             for tag, attrs in parser.tags if tag == "img" and attrs.get("src", "").startswith(prefix)]
 
 
+@pytest.mark.slow
 def test_page_parses_with_properly_nested_tags(report):
     _, page, parser = report
     assert page.startswith("<!DOCTYPE html>")
@@ -74,6 +75,7 @@ def test_page_parses_with_properly_nested_tags(report):
     assert headings == ["data", "engines", "schools", "mixing", "validation"]
 
 
+@pytest.mark.slow
 def test_at_least_six_figures_all_decoding_as_png(report):
     from matplotlib import image
 
@@ -89,6 +91,7 @@ def test_at_least_six_figures_all_decoding_as_png(report):
     assert all(attrs.get("alt") for attrs in images)
 
 
+@pytest.mark.slow
 def test_no_external_address_and_no_script(report):
     _, page, parser = report
     for tag, attrs in parser.tags:
@@ -102,8 +105,9 @@ def test_no_external_address_and_no_script(report):
     assert "http:" not in text_outside_images and "https:" not in text_outside_images
 
 
+@pytest.mark.slow
 def test_tables_show_every_engine_and_every_check(report):
-    from validation.suite import CHECKS
+    from hiercheck.validation.suite import CHECKS
 
     _, page, _ = report
     for engine in ("eb", "gibbs", "nuts", "exact"):
@@ -253,6 +257,7 @@ def render_page(path: Path, profile: Path) -> dict:
             "screenshot": base64.b64decode(screenshot["data"])}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine: Debian's package "
                     "`chromium` provides it (apt-get install chromium)")
 def test_renders_in_headless_chromium_with_every_image_loaded(report, tmp_path):

@@ -30,17 +30,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models import Priors, load_dataset
-from samplers import empirical_bayes, exact, gibbs
-from validation import sbc
+from hiercheck.models import Priors, load_dataset
+from hiercheck.samplers import empirical_bayes, exact, gibbs
+from hiercheck.validation import sbc
 
 ROOT = Path(__file__).resolve().parents[1]
 
 DRAWS = textwrap.dedent("""
     import sys
     import numpy as np
-    from models import Priors, load_dataset
-    from samplers import empirical_bayes, exact, gibbs
+    from hiercheck.models import Priors, load_dataset
+    from hiercheck.samplers import empirical_bayes, exact, gibbs
 
     ENGINES = {"gibbs": gibbs.sample, "blocked": gibbs.sample_blocked, "exact": exact.sample,
                "eb": empirical_bayes.sample}

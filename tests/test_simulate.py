@@ -5,8 +5,8 @@ import math
 import numpy as np
 from scipy import stats
 
-from models import GroupedData, Priors
-from models.simulate import Parameters, draw_parameters, draw_school_stats, draw_scores
+from hiercheck.models import GroupedData, Priors
+from hiercheck.models.simulate import Parameters, draw_parameters, draw_school_stats, draw_scores
 
 PRIORS = Priors(a=4.0, b=3.0, c=2.0, d=1.0, nu=-1.0, phi=0.5)
 

@@ -1,9 +1,10 @@
-"""validation.store: units saved atomically, found again by a re-run with the same settings."""
+"""hiercheck.validation.store: units saved atomically, found again by a re-run with the same settings."""
 
 import numpy as np
 import pytest
 
-from validation.store import StoreMismatchError, UnitStore
+from hiercheck.errors import StoreMismatchError
+from hiercheck.validation.store import UnitStore
 
 
 def test_units_round_trip_and_are_listed(tmp_path):

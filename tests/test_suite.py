@@ -12,10 +12,13 @@ import json
 import numpy as np
 import pytest
 
-from models import Priors, load_dataset
-from samplers import gibbs
-from validation import suite
-from validation.mutants import CATALOGUE
+from hiercheck.models import Priors, load_dataset
+from hiercheck.samplers import gibbs
+from hiercheck.validation import suite
+from hiercheck.validation.mutants import CATALOGUE
+
+
+pytestmark = pytest.mark.slow  # every test checks against PyMC's joint density and NUTS
 
 
 @pytest.fixture(scope="module")

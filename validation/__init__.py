@@ -1,5 +1,5 @@
 """Evidence that hand-derived inference is right: the checks, the mutants they must catch, and the
-`hiercheck` command. `check_sampler`, `detection_matrix` and `Verdict` (from `validation.suite`)
+`hiercheck` command. `check_sampler`, `detection_matrix` and `Verdict` (from `hiercheck.validation.suite`)
 load on first use, so the command starts without importing the numerical stack."""
 
 _SUITE = ("check_sampler", "detection_matrix", "Verdict")

@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from models.engine import SCALARS, az
+from hiercheck.errors import SettingsError
+from hiercheck.models.engine import SCALARS, az
 
 from .result import CheckTable
 
@@ -43,10 +44,6 @@ class Agreement(CheckTable):
     def max_abs_z(self) -> float:
         return float(self.table.z.abs().max())
 
-    @property
-    def min_p_adjusted(self) -> float:
-        return float(self.table.p_holm.min())
-
     def __str__(self) -> str:
         a, b = self.engines
         worst = self.table.reindex(self.table.z.abs().sort_values(ascending=False).index).head(5)
@@ -60,7 +57,7 @@ def compare(idata_a, idata_b, *, quantiles=QUANTILES, var_names=VARIABLES,
             alpha: float = 0.01) -> Agreement:
     """Compare the posterior quantiles of two engines' InferenceData (design: engine interface)."""
     if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+        raise SettingsError(f"alpha must be in (0, 1), got {alpha}")
     rows = []
     posterior_a = idata_a.posterior[list(var_names)]
     posterior_b = idata_b.posterior[list(var_names)]

@@ -13,16 +13,19 @@ import logging
 import sys
 import warnings
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from models import DATASETS, DEFAULT_DATASET, GroupedData, Priors, load_dataset
+from hiercheck.errors import DataError, HiercheckError, SettingsError, require_integer
+from hiercheck.models import DATASETS, DEFAULT_DATASET, GroupedData, Priors, load_dataset
 
-from .engines import ENGINES, estimates_table, get_engine, sbc_engine
+from .engines import ENGINES, estimates_table, get_engine, posterior_means_of_theta, sbc_engine
 
 USAGE_ERROR = 2
+INTERNAL_ERROR = 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_libraries()
     try:
         return args.run(args)
-    except ValueError as error:  # every input problem the package detects is a ValueError
+    except HiercheckError as error:  # every input problem the package detects
         print(f"hiercheck: error: {error}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
@@ -39,10 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as error:  # a bug, not bad input: one line, the traceback on request
         if args.debug:
-            raise
-        print(f"hiercheck: internal error: {type(error).__name__}: {error} "
-              "(run with --debug for the traceback)", file=sys.stderr)
-        return 1
+            traceback.print_exc()
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        hint = "" if args.debug else " (run with --debug for the traceback)"
+        print(f"hiercheck: internal error: {type(error).__name__}: {first_line}{hint}",
+              file=sys.stderr)
+        return INTERNAL_ERROR
 
 
 def quiet_libraries() -> None:
@@ -141,12 +146,6 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
 
 
-def positive(name: str, value: int) -> int:
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value}")
-    return value
-
-
 def add_sampling_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--draws", type=int, default=1000, help="draws kept per chain (default: 1000)")
     parser.add_argument("--chains", type=int, default=4, help="chains (default: 4)")
@@ -157,13 +156,13 @@ def load_data(args) -> GroupedData:
     """The data the options name; a CSV needs both of its column names."""
     if args.data is None:
         if args.group or args.value:
-            raise ValueError("--group and --value go with --data CSV")
+            raise SettingsError("--group and --value go with --data CSV")
         return load_dataset(args.dataset or DEFAULT_DATASET)
     if args.dataset:
-        raise ValueError("give either --dataset or --data, not both")
+        raise SettingsError("give either --dataset or --data, not both")
     missing = [flag for flag, given in (("--group", args.group), ("--value", args.value)) if not given]
     if missing:
-        raise ValueError(f"--data needs {' and '.join(missing)} (the CSV's column names)")
+        raise SettingsError(f"--data needs {' and '.join(missing)} (the CSV's column names)")
     return GroupedData.from_csv(args.data, group=args.group, value=args.value)
 
 
@@ -191,7 +190,7 @@ def run_describe(args) -> int:
 
 def describe_text(data: GroupedData, extremes: int = 3) -> str:
     table = data.school_table()
-    pooled_sd = np.sqrt(data.ss.sum() / (data.N - data.m))
+    pooled_sd = np.sqrt(data.stats.pooled_variance)
     lines = [
         f"{data.name}: {data.N} students in {data.m} schools",
         f"school sizes: min {data.n.min()}, median {np.median(data.n):g}, max {data.n.max()}"
@@ -221,7 +220,7 @@ FIT_ALL = ("gibbs", "eb", "exact", "nuts")
 
 
 def run_fit(args) -> int:
-    from models.engine import az, check_run_size
+    from hiercheck.models.engine import az, check_run_size
 
     check_run_size(args.draws, args.chains)
     data = load_data(args)
@@ -251,15 +250,14 @@ def run_fit(args) -> int:
 
 def write_shrinkage_plot(data: GroupedData, results: dict, folder: Path) -> Path:
     """shrinkage.png: |kappa_i| against n_i for empirical Bayes and every sampled posterior."""
-    from models.engine import engine_settings
-    from samplers import empirical_bayes
+    from hiercheck.models.engine import engine_settings
+    from hiercheck.samplers import empirical_bayes
 
     from .plots import save
 
     settings = engine_settings(results["eb"])
     eb_fit = empirical_bayes.fit(data, method=settings["method"], reml=settings["reml"])
-    posterior_means = {name: idata.posterior.theta.mean(("chain", "draw")).values
-                       for name, idata in results.items() if name != "eb"}
+    posterior_means = posterior_means_of_theta(results)
     path = folder / "shrinkage.png"
     save(empirical_bayes.plot_shrinkage(eb_fit, posterior_means=posterior_means), path)
     return path
@@ -287,7 +285,7 @@ def run_validate(args) -> int:
 
 def write_validation_plots(verdict, folder: Path) -> list[Path]:
     """SBC rank plots, and the posterior densities of mu, sigma, tau by engine."""
-    from models.engine import az
+    from hiercheck.models.engine import az
 
     from .plots import save
     from .suite import slug
@@ -296,7 +294,7 @@ def write_validation_plots(verdict, folder: Path) -> list[Path]:
     for outcome in verdict.outcomes:
         if outcome.check.startswith("sbc"):
             written.append(folder / f"{slug(outcome.check)}.png")
-            outcome.result.plot(written[-1])
+            save(outcome.result.plot(), written[-1])
     posteriors = {"exact": verdict.references.exact}
     if "nuts" in vars(verdict.references):  # computed only when the agreement check ran
         posteriors["nuts"] = verdict.references.nuts
@@ -318,11 +316,11 @@ def run_mutants(args) -> int:
     data = load_data(args)
     for path in args.write:  # before the long run: a bad file should fail fast
         if not path.is_file():
-            raise ValueError(f"{path}: no such file")
+            raise DataError(f"{path}: no such file")
         try:
             replace_matrix_block(path.read_text(), "")
-        except ValueError as error:
-            raise ValueError(f"{path}: {error}") from None
+        except HiercheckError as error:
+            raise DataError(f"{path}: {error}") from None
     matrix = detection_matrix(data=data, progress=True)
     output_folder(args)
     matrix.to_csv(args.out / "detection_matrix.csv", index=False)
@@ -341,11 +339,11 @@ SBC_ENGINES = ("gibbs", "nuts", "eb", "exact")
 
 
 def run_sbc(args) -> int:
+    from .plots import save
     from .sbc import run_engine_sbc, run_gibbs_sbc
 
-    positive("--reps", args.reps)
-    positive("--draws", args.draws)
-    positive("--jobs", args.jobs)
+    for flag in ("reps", "draws", "jobs"):
+        require_integer(f"--{flag}", getattr(args, flag))
     data = load_data(args)
     priors = load_priors(args, data)
     folder = output_folder(args) / f"sbc-{args.engine}"
@@ -361,14 +359,13 @@ def run_sbc(args) -> int:
                                     replications=args.reps, draws=args.draws, seed=args.seed,
                                     executor=executor, out=folder, progress=True,
                                     engine_name=args.engine)
-    table = result.table()
-    table.to_csv(folder / "uniformity.csv", index=False)
-    result.plot(folder / "ranks.png")
-    print(table.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
-    verdict = "uniform: calibrated" if result.passed() else "NOT uniform: miscalibrated"
-    print(f"{args.engine} on {data.name}: ranks {verdict} (Holm-corrected, alpha 0.01); "
-          f"wrote {folder}")
-    return 0 if result.passed() else 1
+    result.table.to_csv(folder / "uniformity.csv", index=False)
+    save(result.plot(), folder / "ranks.png")
+    print(result.table.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    verdict = "uniform: calibrated" if result.passed else "NOT uniform: miscalibrated"
+    print(f"{args.engine} on {data.name}: ranks {verdict} (Holm-corrected, alpha "
+          f"{result.alpha}); wrote {folder}")
+    return 0 if result.passed else 1
 
 
 def sbc_executor(args):
@@ -388,11 +385,11 @@ def dask_executor(address: str):
     try:
         from distributed import Client
     except ImportError:
-        raise ValueError("--scheduler needs dask.distributed: pip install 'hiercheck[distributed]'") from None
+        raise SettingsError("--scheduler needs dask.distributed: pip install 'hiercheck[distributed]'") from None
     try:
         client = Client(address, timeout="20s")
     except OSError as error:
-        raise ValueError(f"cannot reach the dask scheduler at {address} ({error})") from None
+        raise SettingsError(f"cannot reach the dask scheduler at {address} ({error})") from None
     with client:
         yield client.get_executor()
 

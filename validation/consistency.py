@@ -32,9 +32,9 @@ import pandas as pd
 from scipy import integrate, optimize
 from scipy import stats as st
 
-from models import GroupedData, Priors
-from models.simulate import draw_parameters, draw_scores
-from samplers import exact, gibbs
+from hiercheck.models import GroupedData, Priors
+from hiercheck.models.simulate import draw_parameters, draw_scores
+from hiercheck.samplers import exact, gibbs
 
 from .agreement import holm_adjust
 from .result import CheckTable
@@ -48,10 +48,6 @@ MARGINAL_TOLERANCE = 1e-7  # relative: far above rounding, far below any missing
 @dataclass(frozen=True)
 class ConsistencyResult(CheckTable):
     alpha: float
-
-    @property
-    def min_p_adjusted(self) -> float:
-        return float(self.table[["ks_p_holm", "mean_p_holm", "var_p_holm"]].min().min())
 
 
 def states_from_exact_posterior(data: GroupedData, priors: Priors, points: int, seed) -> list:
@@ -128,7 +124,7 @@ def check_conditionals(conditionals, data: GroupedData, priors: Priors, *, point
                        draws: int = 4000, schools: int = 4, seed=0, alpha: float = 0.01,
                        logp=None) -> ConsistencyResult:
     """Run the comparison for every conditional at `points` states (see the module docstring)."""
-    from models.reference import joint_logp_function
+    from hiercheck.models.reference import joint_logp_function
 
     logp = logp or joint_logp_function(data, priors)
     state_seed, draw_seed = np.random.SeedSequence(seed).spawn(2)

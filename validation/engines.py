@@ -8,29 +8,26 @@ import importlib
 
 import pandas as pd
 
-from models.engine import Engine
+from hiercheck.errors import SettingsError
+from hiercheck.models.engine import Engine
 
 # name -> (module, callable, one-line description)
 ENGINES: dict[str, tuple[str, str, str]] = {
-    "gibbs": ("samplers.gibbs", "sample", "textbook Gibbs sampler from the four full conditionals"),
-    "blocked": ("samplers.gibbs", "sample_blocked",
+    "gibbs": ("hiercheck.samplers.gibbs", "sample", "textbook Gibbs sampler from the four full conditionals"),
+    "blocked": ("hiercheck.samplers.gibbs", "sample_blocked",
                 "blocked Gibbs sampler: (mu, theta) and lam drawn with theta integrated out"),
-    "eb": ("samplers.empirical_bayes", "sample",
+    "eb": ("hiercheck.samplers.empirical_bayes", "sample",
            "empirical Bayes: theta given the marginal-likelihood estimates"),
-    "exact": ("samplers.exact", "sample", "exact i.i.d. draws from the quadrature posterior"),
-    "nuts": ("models.reference", "sample_nuts", "PyMC's NUTS on the reference model"),
-    "nutpie": ("models.reference", "sample_nutpie", "nutpie's NUTS on the reference model"),
+    "exact": ("hiercheck.samplers.exact", "sample", "exact i.i.d. draws from the quadrature posterior"),
+    "nuts": ("hiercheck.models.reference", "sample_nuts", "PyMC's NUTS on the reference model"),
+    "nutpie": ("hiercheck.models.reference", "sample_nutpie", "nutpie's NUTS on the reference model"),
 }
-
-
-class UnknownEngineError(ValueError):
-    """An engine name that is not in `ENGINES`."""
 
 
 def get_engine(name: str) -> Engine:
     """The engine called `name`: a callable following the one engine interface."""
     if name not in ENGINES:
-        raise UnknownEngineError(f"unknown engine {name!r}; engines are {', '.join(ENGINES)}")
+        raise SettingsError(f"unknown engine {name!r}; engines are {', '.join(ENGINES)}")
     module, attribute, _ = ENGINES[name]
     return getattr(importlib.import_module(module), attribute)
 
@@ -38,7 +35,7 @@ def get_engine(name: str) -> Engine:
 def sbc_engine(name: str) -> Engine:
     """The engine SBC runs for `name`; NUTS through nutpie, which compiles once per process."""
     if name == "nuts":
-        from models.reference import sample_nuts
+        from hiercheck.models.reference import sample_nuts
 
         return functools.partial(sample_nuts, backend="nutpie", tune=500)
     return get_engine(name)
@@ -47,7 +44,7 @@ def sbc_engine(name: str) -> Engine:
 def estimates_table(results: dict) -> pd.DataFrame:
     """mu, sigma, tau and the between-school SD tau*sigma, an engine a row: the posterior mean
     (SD), or for empirical Bayes the estimate (standard error from the observed information)."""
-    from models.engine import engine_settings
+    from hiercheck.models.engine import engine_settings
 
     rows = {}
     for name, idata in results.items():
@@ -59,3 +56,10 @@ def estimates_table(results: dict) -> pd.DataFrame:
                          f"({float(errors[q] if errors else x.std()):.2g})"
                       for q, x in quantities.items()}
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def posterior_means_of_theta(posteriors: dict) -> dict:
+    """Each sampled engine's posterior means of theta, by name (EB left out: it fixes the
+    hyperparameters, and its shrinkage is what the others are set beside)."""
+    return {name: idata.posterior.theta.mean(("chain", "draw")).values
+            for name, idata in posteriors.items() if name != "eb"}

@@ -20,15 +20,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
-from models import Priors, SchoolStats
-from models.simulate import Parameters, draw_parameters, draw_school_stats
-from samplers import gibbs
+from hiercheck.models import Priors, SchoolStats
+from hiercheck.models.simulate import Parameters, draw_parameters, draw_school_stats
+from hiercheck.samplers import gibbs
 
 from .agreement import holm_adjust
 from .result import CheckTable
 
 
-def test_functions(params, stats: SchoolStats) -> dict[str, np.ndarray]:
+def geweke_functions(params, stats: SchoolStats) -> dict[str, np.ndarray]:
     """g(params, y): functions whose every moment exists under the joint, so that means of a few
     hundred chain averages are close to normal and the z-test holds its level:
 
@@ -70,7 +70,7 @@ class GewekeResult(CheckTable):
 
 def marginal_conditional(rng, priors: Priors, n: np.ndarray, size: int) -> dict[str, np.ndarray]:
     truth = draw_parameters(rng, priors, n.size, size=size)
-    return test_functions(truth, draw_school_stats(rng, truth, n))
+    return geweke_functions(truth, draw_school_stats(rng, truth, n))
 
 
 def successive_conditional(rng, priors: Priors, n: np.ndarray, chains: int, steps: int, burn: int,
@@ -81,7 +81,7 @@ def successive_conditional(rng, priors: Priors, n: np.ndarray, chains: int, step
     for step in range(burn + steps):
         data = draw_school_stats(rng, Parameters(*state), n)
         if step >= burn:
-            values = test_functions(state, data)
+            values = geweke_functions(state, data)
             totals = values if totals is None else {k: totals[k] + v for k, v in values.items()}
         state = gibbs.sweep(rng, state, data, priors, conditionals)
     return {name: total / steps for name, total in totals.items()}
@@ -94,7 +94,7 @@ def geweke_test(priors: Priors, n, *, conditionals=None, chains: int = 400, step
     z = (mean_sc - mean_mc) / sqrt(var(chain averages)/K + var_mc/M), two-sided normal p-values;
     Holm's correction over the test functions holds the family-wise false-alarm rate at alpha
     (0.01 by default; measured in benchmarks/false_alarms.py). The defaults take ~0.3 s for a
-    design of 6 schools and catch every Gibbs mutant of validation.mutants on
+    design of 6 schools and catch every Gibbs mutant of hiercheck.validation.mutants on
     `sbc.QUICK_DESIGN` with `sbc.QUICK_PRIORS`.
     """
     n = np.asarray(n)

@@ -2,7 +2,7 @@
 
 A Gibbs mutant is `Conditionals` with one conditional replaced by a wrong formula; an EB mutant
 is a wrong marginal log-likelihood. Each carries a one-line description of the slip. The correct
-forms are in `samplers.gibbs` and docs/derivation.md; each mutant below differs from its correct
+forms are in `hiercheck.samplers.gibbs` and docs/derivation.md; each mutant below differs from its correct
 twin in exactly the place its description names.
 """
 
@@ -13,8 +13,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from samplers import gibbs
-from samplers.marginal import LOG_2PI, marginal_spread
+from hiercheck.errors import SettingsError
+from hiercheck.models.data import as_column
+from hiercheck.samplers import gibbs
+from hiercheck.samplers.marginal import LOG_2PI, marginal_spread
 
 
 class Mutant(NamedTuple):
@@ -25,33 +27,29 @@ class Mutant(NamedTuple):
     subtle: bool = False  # documented as hard to catch: not every check is expected to see it
 
 
-def _col(x):
-    return np.asarray(x, dtype=float)[..., None]
-
-
 def _theta_sum_of_squares(state, stats):
     return (stats.n * (stats.ybar - state.theta) ** 2).sum(-1)
 
 
 def _between_sum_of_squares(state):
-    return ((state.theta - _col(state.mu)) ** 2).sum(-1)
+    return ((state.theta - as_column(state.mu)) ** 2).sum(-1)
 
 
 # -- theta ----------------------------------------------------------------------------------------
 
 def draw_theta_variance_for_precision(rng, state, stats, priors):
     """theta_i ~ N((n_i ybar_i + omega mu)/(n_i + omega), lam (n_i + omega))  [precision used as variance]"""
-    omega = _col(state.omega)
-    mean = (stats.n * stats.ybar + omega * _col(state.mu)) / (stats.n + omega)
-    variance = _col(state.lam) * (stats.n + omega)
+    omega = as_column(state.omega)
+    mean = (stats.n * stats.ybar + omega * as_column(state.mu)) / (stats.n + omega)
+    variance = as_column(state.lam) * (stats.n + omega)
     return mean + np.sqrt(variance) * rng.standard_normal(np.broadcast_shapes(mean.shape, variance.shape))
 
 
 def draw_theta_mean_for_total(rng, state, stats, priors):
     """theta_i ~ N((ybar_i + omega mu)/(n_i + omega), 1/(lam (n_i + omega)))  [school mean for total]"""
-    omega = _col(state.omega)
-    mean = (stats.ybar + omega * _col(state.mu)) / (stats.n + omega)
-    precision = _col(state.lam) * (stats.n + omega)
+    omega = as_column(state.omega)
+    mean = (stats.ybar + omega * as_column(state.mu)) / (stats.n + omega)
+    precision = as_column(state.lam) * (stats.n + omega)
     return mean + rng.standard_normal(np.broadcast_shapes(mean.shape, precision.shape)) / np.sqrt(precision)
 
 
@@ -151,4 +149,4 @@ def get_mutant(name: str) -> Mutant:
     for mutant in CATALOGUE:
         if mutant.name == name:
             return mutant
-    raise ValueError(f"unknown mutant {name!r}; mutants are {', '.join(m.name for m in CATALOGUE)}")
+    raise SettingsError(f"unknown mutant {name!r}; mutants are {', '.join(m.name for m in CATALOGUE)}")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
-from models import GroupedData
+from hiercheck.models import GroupedData
 
 
 def plot_school_means(data: GroupedData, ax=None, label_extremes: int = 3):
@@ -15,9 +15,9 @@ def plot_school_means(data: GroupedData, ax=None, label_extremes: int = 3):
     that school means would fill if every school had the same true mean: the funnel shows why
     the most extreme means come from the smallest schools."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(8, 5))
+        ax = new_axes(figsize=(8, 5))
     grand = data.values.mean()
-    within_sd = np.sqrt(data.ss.sum() / (data.N - data.m))
+    within_sd = np.sqrt(data.stats.pooled_variance)
     sizes = np.linspace(max(data.n.min() - 0.5, 0.5), data.n.max() + 1, 200)
     ax.fill_between(sizes, grand - 2 * within_sd / np.sqrt(sizes), grand + 2 * within_sd / np.sqrt(sizes),
                     color="0.88", label="grand mean +- 2 within-school SD / sqrt(n)")
@@ -35,9 +35,22 @@ def plot_school_means(data: GroupedData, ax=None, label_extremes: int = 3):
     return ax
 
 
-def save(ax_or_fig, path) -> None:
-    """Write a figure to `path` and release it."""
-    figure = getattr(ax_or_fig, "figure", ax_or_fig)
-    figure.tight_layout()
+def new_axes(rows: int = 1, columns: int = 1, *, figsize, squeeze: bool = True):
+    """Axes on a new Figure made without pyplot, so that library code never touches pyplot's
+    global state (its current figure, its backend) and works under any backend, Agg included."""
+    return Figure(figsize=figsize).subplots(rows, columns, squeeze=squeeze)
+
+
+def figure_of(drawn) -> Figure:
+    """The Figure behind what a plot function returns: an Axes, an array of them, or a Figure."""
+    if isinstance(drawn, Figure):
+        return drawn
+    return np.ravel(drawn)[0].figure
+
+
+def save(drawn, path, *, layout: bool = True) -> None:
+    """Write what a plot function drew (Axes, array of Axes, or Figure) to `path` as an image."""
+    figure = figure_of(drawn)
+    if layout:
+        figure.tight_layout()
     figure.savefig(path, dpi=120)
-    plt.close(figure)

@@ -18,6 +18,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats
 
+from hiercheck.errors import SettingsError
+
 ECDF_SIMULATIONS = 4000
 
 
@@ -115,9 +117,9 @@ def uniformity(ranks: np.ndarray, draws: int) -> Uniformity:
     """Both tests of one quantity's ranks (integers in {0..L}, L = `draws`)."""
     ranks = np.asarray(ranks)
     if ranks.ndim != 1 or ranks.size < 2:
-        raise ValueError(f"ranks must be a 1-d array of at least 2 replications, got shape {ranks.shape}")
+        raise SettingsError(f"ranks must be a 1-d array of at least 2 replications, got shape {ranks.shape}")
     if ranks.min() < 0 or ranks.max() > draws:
-        raise ValueError(f"ranks must lie in 0..{draws}, got {ranks.min()}..{ranks.max()}")
+        raise SettingsError(f"ranks must lie in 0..{draws}, got {ranks.min()}..{ranks.max()}")
     statistic, p = chi_square(ranks, draws)
     return Uniformity(chi2=statistic, chi2_p=p, ecdf_p=ecdf_test(ranks, draws))
 

@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models import GroupedData, Priors
-from models.engine import az
-from samplers import empirical_bayes
+from hiercheck.models import GroupedData, Priors
+from hiercheck.models.engine import az
+from hiercheck.samplers import empirical_bayes
 
-from .engines import estimates_table
-from .plots import plot_school_means, plt
+from .engines import estimates_table, posterior_means_of_theta
+from .plots import figure_of, new_axes, plot_school_means
 from .suite import ALPHA, Verdict, check_sampler
 
 SCALARS = ["mu", "sigma", "tau"]
@@ -58,7 +58,7 @@ def fit_all(data: GroupedData, priors: Priors, *, seed=0, quick: bool = True,
 
 def data_summary(data: GroupedData) -> pd.DataFrame:
     """The data in a few numbers: sizes, the grand mean, the spread within and between schools."""
-    pooled_sd = np.sqrt(data.ss.sum() / (data.N - data.m))
+    pooled_sd = np.sqrt(data.stats.pooled_variance)
     rows = [
         ("students (N)", f"{data.N}"),
         ("schools (m)", f"{data.m}"),
@@ -101,15 +101,14 @@ def spread_schools(n: np.ndarray, count: int = FOREST_SCHOOLS) -> np.ndarray:
     return order[picks]
 
 
-def plot_theta_forest(posteriors: dict, data: GroupedData, count: int = FOREST_SCHOOLS):
+def plot_theta_forest(posteriors: dict, data: GroupedData, count: int = FOREST_SCHOOLS, ax=None):
     """Posterior mean and central 95% interval of theta_i for each engine, for `count` schools
     spread over the range of sizes, with the school's own mean ybar_i: the intervals narrow as n_i
-    grows, and small schools' estimates sit between ybar_i and mu."""
-    from matplotlib.figure import Figure
-
+    grows, and small schools' estimates sit between ybar_i and mu. Returns the axes."""
     chosen = spread_schools(data.n, count)
-    figure = Figure(figsize=(9, 0.42 * chosen.size + 2.0))
-    ax = figure.subplots()
+    if ax is None:
+        ax = new_axes(figsize=(9, 0.42 * chosen.size + 2.0))
+    figure = ax.figure
     rows = np.arange(chosen.size)
     offsets = np.linspace(-0.27, 0.27, len(posteriors))
     for k, (name, idata) in enumerate(posteriors.items()):
@@ -133,19 +132,15 @@ def plot_theta_forest(posteriors: dict, data: GroupedData, count: int = FOREST_S
     # below the axis label: half an inch under the axes, whatever the figure's height
     ax.legend(fontsize=8, loc="upper center", ncol=3, frameon=False,
               bbox_to_anchor=(0.5, -0.5 / (figure.get_figheight() - 1.2)))
-    return figure
+    return ax
 
 
-def plot_shrinkage(eb_fit, posteriors: dict):
-    """|kappa_i| against n_i for EB and the sampled engines' posterior means."""
-    means = {name: idata.posterior.theta.mean(("chain", "draw")).values
-             for name, idata in posteriors.items() if name != "eb"}
-    return empirical_bayes.plot_shrinkage(eb_fit, posterior_means=means).figure
-
-
-def plot_trace(idata, name: str, data_name: str):
-    """ArviZ's trace plot of mu, sigma, tau: densities by chain (left), draws in order (right)."""
-    axes = az.plot_trace(idata, var_names=SCALARS, compact=False, figsize=(10, 6.5))
+def plot_trace(idata, name: str, data_name: str, axes=None):
+    """ArviZ's trace plot of mu, sigma, tau: densities by chain (left), draws in order (right).
+    `axes` is a (3, 2) array; returns it."""
+    if axes is None:
+        axes = new_axes(len(SCALARS), 2, figsize=(10, 6.5))
+    axes = az.plot_trace(idata, var_names=SCALARS, compact=False, axes=axes)
     for ax in axes[:, 1]:
         ax.set_xlabel("draw (iteration)", fontsize=8)
         ax.set_ylabel("value", fontsize=8)
@@ -157,44 +152,48 @@ def plot_trace(idata, name: str, data_name: str):
     figure.suptitle(f"{data_name}: {name} trace of mu, sigma, tau, one line per chain "
                     "(chains should overlap and the draws look like noise)", fontsize=10,
                     y=0.96)
-    return figure
+    return axes
 
 
-def plot_rank(idata, name: str, data_name: str):
+def plot_rank(idata, name: str, data_name: str, axes=None):
     """ArviZ's rank plot: the ranks of each chain's draws among all chains'; uniform bars mean
-    the chains explore the same distribution."""
-    axes = np.ravel(az.plot_rank(idata, var_names=SCALARS, figsize=(10, 3.4)))
+    the chains explore the same distribution. `axes` holds one Axes per scalar; returns them."""
+    if axes is None:
+        axes = new_axes(1, len(SCALARS), figsize=(10, 3.4))
+    axes = np.ravel(az.plot_rank(idata, var_names=SCALARS, ax=np.ravel(axes)))
     for ax in axes:
         ax.set_xlabel("rank of the draw among all chains", fontsize=8)
         ax.set_ylabel("chain", fontsize=8)
     figure = axes[0].figure
     figure.suptitle(f"{data_name}: {name} rank plot (flat bars in every chain: the chains "
                     "agree)", fontsize=10, y=1.04)  # above the axes' own titles
-    return figure
+    return axes
 
 
-def plot_densities(posteriors: dict, data_name: str):
-    """Posterior densities of mu, sigma, tau for the sampled engines, overlaid."""
+def plot_densities(posteriors: dict, data_name: str, axes=None):
+    """Posterior densities of mu, sigma, tau for the sampled engines, overlaid. `axes` holds one
+    Axes per scalar; returns them."""
+    if axes is None:
+        axes = new_axes(1, len(SCALARS), figsize=(11, 3.6))
     names = [name for name in posteriors if name != "eb"]  # EB fixes them: a point, no density
     # each engine in the colour it has in the forest and shrinkage plots
     colors = [f"C{k}" for k, name in enumerate(posteriors) if name != "eb"]
     axes = np.ravel(az.plot_density([posteriors[name] for name in names], data_labels=names,
                                     var_names=SCALARS, shade=0.1, colors=colors,
-                                    figsize=(11, 3.6)))
+                                    ax=np.ravel(axes)))
     for ax in axes:
         ax.set_ylabel("density", fontsize=8)
         ax.set_xlabel("value", fontsize=8)
     figure = axes[0].figure
     figure.suptitle(f"{data_name}: posterior densities of mu, sigma, tau by engine "
                     "(the curves should lie on top of each other)", fontsize=10, y=1.04)
-    return figure
+    return axes
 
 
-def png_base64(figure) -> str:
-    """The figure as a base64 PNG; the figure is released."""
+def png_base64(drawn) -> str:
+    """What a plot function drew (Axes, array of Axes, or Figure) as a base64 PNG."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(figure)  # ArviZ draws through pyplot, which keeps its figures until closed
+    figure_of(drawn).savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -247,8 +246,8 @@ def _verdict_class(column, value):
     return None
 
 
-def figure_html(figure, caption: str, alt: str) -> str:
-    return (f'<figure><img src="data:image/png;base64,{png_base64(figure)}" '
+def figure_html(drawn, caption: str, alt: str) -> str:
+    return (f'<figure><img src="data:image/png;base64,{png_base64(drawn)}" '
             f'alt="{html.escape(alt)}"><figcaption>{html.escape(caption)}</figcaption></figure>')
 
 
@@ -278,7 +277,7 @@ def render(data: GroupedData, priors: Priors, verdict: Verdict, posteriors: dict
 
         '<h2 id="data">Data</h2>',
         html_table(data_summary(data)),
-        figure_html(plot_school_means(data).figure,
+        figure_html(plot_school_means(data),
                     "Each dot is a school. The grey band is where school means would fall if "
                     "every school had the same true mean: it is wide for small schools, which is "
                     "why the most extreme means come from the smallest schools.",
@@ -301,7 +300,8 @@ def render(data: GroupedData, priors: Priors, verdict: Verdict, posteriors: dict
                     "Small schools are pulled from ybar_i toward mu; EB's intervals are a little "
                     "narrower because it treats mu, sigma and tau as known.",
                     "forest plot of theta_i by engine"),
-        figure_html(plot_shrinkage(eb_fit, posteriors),
+        figure_html(empirical_bayes.plot_shrinkage(
+            eb_fit, posterior_means=posterior_means_of_theta(posteriors)),
                     "The shrinkage coefficient |kappa_i| = |ybar_i - E[theta_i | y]| / |ybar_i|, "
                     "the share of its own mean each school gives up, against its size.",
                     "shrinkage against school size"),
@@ -327,7 +327,7 @@ def render(data: GroupedData, priors: Priors, verdict: Verdict, posteriors: dict
     ]
     for outcome in sbc_outcomes:
         parts.append(f"<h3>{html.escape(outcome.check)}</h3>")
-        parts.append(html_table(outcome.result.table(ALPHA), _verdict_class))
+        parts.append(html_table(outcome.result.table, _verdict_class))
         parts.append(figure_html(
             outcome.result.plot(),
             "Simulation-based calibration on simulated data sets: for a correct sampler the "

@@ -17,30 +17,31 @@ block of GIBBS_BLOCK replications are one state). Any engine runs through a
 size is a constant, so it is not a setting the ranks could depend on) or per replication
 (executor), so the ranks depend on the seed alone, not on how many workers ran them or in which
 order they finished; a run of R replications begins with the ranks of any shorter run that ends on
-a block boundary. Finished units are saved as they come (`validation.store`), and a re-run resumes.
+a block boundary. Finished units are saved as they come (`hiercheck.validation.store`), and a re-run resumes.
 
-Each uniformity test holds its false-alarm rate; `SBCResult.table(alpha)` Holm-adjusts the two
-tests of every quantity together, so a calibrated engine fails `passed(alpha)` with probability
-at most alpha (measured in benchmarks/false_alarms.py).
+Each uniformity test holds its false-alarm rate; `SBCResult.table` Holm-adjusts the two tests of
+every quantity together at the result's `alpha`, so a calibrated engine fails `passed` with
+probability at most alpha (measured in benchmarks/false_alarms.py).
 """
 
 from __future__ import annotations
 
 import functools
+from functools import cached_property
 import math
 from collections.abc import Callable
 from concurrent.futures import Executor, as_completed
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from models import GroupedData, Priors, SchoolStats
-from models.simulate import Parameters, draw_parameters, draw_school_stats, draw_scores
-from samplers import gibbs
-from samplers.marginal import LOG_2PI
+from hiercheck.errors import require_integer
+from hiercheck.models import GroupedData, Priors, SchoolStats
+from hiercheck.models.simulate import Parameters, draw_parameters, draw_school_stats, draw_scores
+from hiercheck.samplers import gibbs
+from hiercheck.samplers.marginal import LOG_2PI
 
 from .agreement import holm_adjust
 from .ranks import plot_ranks, uniformity
@@ -49,7 +50,7 @@ from .store import UnitStore
 # The quick settings the suite uses: the Dyestuff design (6 batches of 5) and proper priors under
 # which the data inform every parameter without swamping the prior (sigma about 1.6, tau about
 # 0.8, mu about 0 +- 1). 1000 replications in one batch take about half a second on one core and
-# catch every mutant of validation.mutants, the subtle ones included (docs/validation.md).
+# catch every mutant of hiercheck.validation.mutants, the subtle ones included (docs/validation.md).
 GIBBS_BLOCK = 50  # replications per random stream and per saved unit, fixed so ranks never depend on it
 QUICK_DESIGN = np.full(6, 5)
 QUICK_PRIORS = Priors(a=3, b=6, c=3, d=2, nu=0, phi=1)
@@ -70,7 +71,7 @@ def log_likelihood(stats: SchoolStats, theta, lam) -> np.ndarray:
     return 0.5 * stats.N * (np.log(lam) - LOG_2PI) - 0.5 * lam * spread
 
 
-def test_quantities(params, stats: SchoolStats, schools: np.ndarray) -> dict[str, np.ndarray]:
+def sbc_quantities(params, stats: SchoolStats, schools: np.ndarray) -> dict[str, np.ndarray]:
     """Every SBC test quantity of a draw (or a batch of draws) of the parameters."""
     theta, mu, lam, omega = (np.asarray(x, dtype=float) for x in
                              (params.theta, params.mu, params.lam, params.omega))
@@ -81,22 +82,29 @@ def test_quantities(params, stats: SchoolStats, schools: np.ndarray) -> dict[str
     return quantities
 
 
-@dataclass
+DEFAULT_ALPHA = 0.01  # family-wise, of one SBC run on its own (the suite passes its own)
+
+
+@dataclass(frozen=True, eq=False)
 class SBCResult:
-    """Ranks of every test quantity over the replications, and their uniformity tests."""
+    """Ranks of every test quantity over the replications, and their uniformity tests at the
+    family-wise false-alarm rate `alpha`."""
 
     ranks: dict[str, np.ndarray]
     draws: int
     engine: str
     settings: dict = field(default_factory=dict)
+    alpha: float = DEFAULT_ALPHA
 
     @property
     def replications(self) -> int:
         return next(iter(self.ranks.values())).size
 
-    def table(self, alpha: float = 0.01) -> pd.DataFrame:
+    @cached_property
+    def table(self) -> pd.DataFrame:
         """A row per quantity: chi-square and ECDF p-values, Holm-adjusted over all the tests
-        of this run so that the family-wise false-alarm rate is alpha."""
+        of this run so that the family-wise false-alarm rate is `alpha`."""
+        alpha = self.alpha
         rows = []
         for name, ranks in self.ranks.items():
             result = uniformity(ranks, self.draws)
@@ -108,25 +116,28 @@ class SBCResult:
         table["uniform"] = (table.chi2_p_holm > alpha) & (table.ecdf_p_holm > alpha)
         return table
 
-    def passed(self, alpha: float = 0.01) -> bool:
-        return bool(self.table(alpha).uniform.all())
+    @property
+    def passed(self) -> bool:
+        return bool(self.table.uniform.all())
 
-    def plot(self, path=None, names=None, title: str | None = None):
-        """Rank histograms and ECDF differences with simultaneous 95% bands, a row per quantity;
-        written to `path` when given. Returns the matplotlib Figure."""
-        from matplotlib.figure import Figure  # no pyplot: works under any backend, Agg included
-
+    def plot(self, axes=None, names=None, title: str | None = None):
+        """Rank histograms and ECDF differences with simultaneous 95% bands, a row per quantity
+        (`names`, default all). `axes`, an array of shape (len(names), 2), is drawn on; without
+        it a new Figure is made (no pyplot, so any backend works). Returns the axes."""
         names = list(names or self.ranks)
-        figure = Figure(figsize=(9, 2.6 * len(names) + 0.4))
-        axes = figure.subplots(len(names), 2, squeeze=False)
+        if axes is None:
+            from matplotlib.figure import Figure
+
+            figure = Figure(figsize=(9, 2.6 * len(names) + 0.4))
+            axes = figure.subplots(len(names), 2, squeeze=False)
+        axes = np.asarray(axes).reshape(len(names), 2)
         for row, name in zip(axes, names):
             plot_ranks(self.ranks[name], self.draws, name, axes=row)
+        figure = axes[0, 0].figure
         figure.suptitle(title or f"SBC of {self.engine}: {self.replications} replications, "
                         f"{self.draws} draws each")
         figure.tight_layout(rect=(0, 0, 1, 1 - 0.5 / figure.get_figheight()))  # room for the title
-        if path is not None:
-            figure.savefig(path, dpi=100)
-        return figure
+        return axes
 
 
 # -- Gibbs: replications in vectorized blocks ------------------------------------------------------
@@ -141,20 +152,20 @@ def gibbs_block_ranks(rng: np.random.Generator, priors: Priors, n: np.ndarray, s
                       draws: int, thin: int, tune: int, conditionals, schools) -> dict[str, np.ndarray]:
     """Ranks for one block of replications, counted as the chains run: no draw is stored."""
     truth, stats = simulate_block(rng, priors, n, size)
-    true_values = test_quantities(truth, stats, schools)
+    true_values = sbc_quantities(truth, stats, schools)
     counts = {name: np.zeros(size, dtype=np.int64) for name in true_values}
     state = gibbs.initial_state(rng, stats, priors)
     for sweep in range(tune + draws * thin):
         state = gibbs.sweep(rng, state, stats, priors, conditionals)
         if sweep >= tune and (sweep - tune + 1) % thin == 0:
-            for name, value in test_quantities(state, stats, schools).items():
+            for name, value in sbc_quantities(state, stats, schools).items():
                 counts[name] += value < true_values[name]
     return counts
 
 
 def run_gibbs_sbc(n, priors: Priors, *, replications: int, draws: int = 100, thin: int = 10,
                   tune: int = 200, seed=0, conditionals=None, out=None,
-                  progress: bool = False) -> SBCResult:
+                  progress: bool = False, alpha: float = DEFAULT_ALPHA) -> SBCResult:
     """SBC of a Gibbs sampler with the given conditionals, for school sizes `n`.
 
     Each replication runs one chain of `tune + draws * thin` sweeps and ranks its `draws` kept
@@ -163,13 +174,12 @@ def run_gibbs_sbc(n, priors: Priors, *, replications: int, draws: int = 100, thi
     """
     n = np.asarray(n)
     conditionals = conditionals or gibbs.Conditionals()
-    if replications < 1:
-        raise ValueError(f"replications must be positive, got {replications}")
+    require_integer("replications", replications)
     schools = tracked_schools(n)
     settings = {"engine": "gibbs", "design": n.tolist(), "priors": priors.as_dict(),
                 "replications": replications, "draws": draws, "thin": thin, "tune": tune,
                 "seed": seed, "block": GIBBS_BLOCK,
-                "conditionals": describe_conditionals(conditionals)}
+                "conditionals": conditionals.names()}
     blocks = math.ceil(replications / GIBBS_BLOCK)
     streams = np.random.SeedSequence(seed).spawn(blocks)
     store = UnitStore(out, settings) if out is not None else None
@@ -186,11 +196,7 @@ def run_gibbs_sbc(n, priors: Priors, *, replications: int, draws: int = 100, thi
         if store is not None:
             store.save(unit, results[unit])
     ranks = {name: np.concatenate([results[b][name] for b in range(blocks)]) for name in results[0]}
-    return SBCResult(ranks=ranks, draws=draws, engine="gibbs", settings=settings)
-
-
-def describe_conditionals(conditionals) -> dict[str, str]:
-    return {field: f"{fn.__module__}.{fn.__qualname__}" for field, fn in conditionals._asdict().items()}
+    return SBCResult(ranks=ranks, draws=draws, engine="gibbs", settings=settings, alpha=alpha)
 
 
 # -- any engine, one replication a task, through an executor --------------------------------------
@@ -217,8 +223,8 @@ class ReplicationTask:
         draws = Parameters(*(post[name].to_numpy().reshape(-1, *post[name].shape[2:])
                              for name in ("theta", "mu", "lam", "omega")))
         schools = np.asarray(self.schools)
-        true_values = test_quantities(truth, data.stats, schools)
-        posterior_values = test_quantities(draws, data.stats, schools)
+        true_values = sbc_quantities(truth, data.stats, schools)
+        posterior_values = sbc_quantities(draws, data.stats, schools)
         return {name: np.array([(posterior_values[name] < true_values[name]).sum()])
                 for name in true_values}
 
@@ -235,7 +241,8 @@ def describe_engine(engine: Callable) -> str:
 
 def run_engine_sbc(engine: Callable, design: GroupedData, priors: Priors, *, replications: int,
                    draws: int = 100, chains: int = 1, seed=0, executor: Executor | None = None,
-                   out=None, progress: bool = False, engine_name: str | None = None) -> SBCResult:
+                   out=None, progress: bool = False, engine_name: str | None = None,
+                   alpha: float = DEFAULT_ALPHA) -> SBCResult:
     """SBC of any engine on the design (school sizes and labels) of `design`.
 
     Each replication is one task; `draws * chains` posterior draws are ranked against the truth
@@ -267,11 +274,6 @@ def run_engine_sbc(engine: Callable, design: GroupedData, priors: Priors, *, rep
     bar.close()
     ranks = {name: np.concatenate([results[r][name] for r in range(replications)])
              for name in results[0]}
-    return SBCResult(ranks=ranks, draws=draws * chains, engine=engine_name, settings=settings)
+    return SBCResult(ranks=ranks, draws=draws * chains, engine=engine_name, settings=settings,
+                     alpha=alpha)
 
-
-def save_result(result: SBCResult, folder: Path) -> None:
-    """The uniformity table (CSV) and the rank plots (PNG) of an SBC run."""
-    folder.mkdir(parents=True, exist_ok=True)
-    result.table().to_csv(folder / f"sbc_{result.engine}.csv", index=False)
-    result.plot(folder / f"sbc_{result.engine}.png")

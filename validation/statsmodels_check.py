@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from models import GroupedData
-from samplers import empirical_bayes
+from hiercheck.models import GroupedData
+from hiercheck.samplers import empirical_bayes
 
 from .consistency import dense_log_likelihood
 from .result import CheckTable

@@ -15,9 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-class StoreMismatchError(ValueError):
-    """The folder holds a run with other settings; resuming it would mix two experiments."""
+from hiercheck.errors import StoreMismatchError
 
 
 class UnitStore:

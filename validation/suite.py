@@ -1,6 +1,6 @@
 """Every check on one derivation, and the verdict: `check_sampler` and `detection_matrix`.
 
-A derivation is a `samplers.gibbs.Conditionals` (four draw functions), a marginal likelihood
+A derivation is a `hiercheck.samplers.gibbs.Conditionals` (four draw functions), a marginal likelihood
 `f(stats, mu, lam, omega)` (the empirical-Bayes objective), or both. Each check that applies runs
 with its own random stream, spawned from one seed, and reports one row: the statistic it
 summarizes, its value, the threshold, and whether it passed.
@@ -21,6 +21,7 @@ the suite's overall false-alarm rate is then at most ALPHA times the number of c
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import time
@@ -33,9 +34,10 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from models import GroupedData, Priors, load_dataset
-from samplers import exact, gibbs
-from samplers.marginal import log_marginal_likelihood as correct_log_marginal_likelihood
+from hiercheck.errors import DataError, SettingsError
+from hiercheck.models import GroupedData, Priors, load_dataset
+from hiercheck.samplers import exact, gibbs
+from hiercheck.samplers.marginal import log_marginal_likelihood as correct_log_marginal_likelihood
 
 from . import agreement, consistency, geweke, sbc, statsmodels_check
 from .mutants import CATALOGUE, Mutant
@@ -79,7 +81,7 @@ FULL = Settings(consistency_points=8, consistency_draws=20000, gibbs_draws=10000
 
 @dataclass(frozen=True)
 class CheckOutcome:
-    """One row of a verdict; `detail` is the check's own table."""
+    """One row of a verdict; `table` is the check's own table, `result` its own result."""
 
     check: str
     statistic: str
@@ -87,7 +89,7 @@ class CheckOutcome:
     threshold: float
     passed: bool
     seconds: float
-    detail: pd.DataFrame = field(repr=False)
+    table: pd.DataFrame = field(repr=False)
     result: object = field(repr=False, default=None)  # the check's own result, for its plots
 
 
@@ -115,6 +117,22 @@ class Verdict:
                               "threshold": o.threshold, "passed": o.passed,
                               "seconds": round(o.seconds, 1)} for o in self.outcomes])
 
+    def summary(self) -> pd.DataFrame:
+        """The verdict as a table, a row per check (the same as `table`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns check, statistic, value, threshold, passed, seconds.
+        """
+        return self.table
+
+    def _repr_html_(self) -> str:
+        status = "PASSED" if self.passed else "FAILED"
+        color = "#1a6b1a" if self.passed else "#a11"
+        return (f'<p>{html.escape(self.subject)}: <b style="color:{color}">{status}</b></p>'
+                + self.table.to_html(index=False, float_format=lambda x: f"{x:.3g}"))
+
     def __getitem__(self, check: str) -> CheckOutcome:
         for outcome in self.outcomes:
             if outcome.check == check:
@@ -139,7 +157,7 @@ class Verdict:
                                          indent=2, default=float))
         for outcome in self.outcomes:
             written.append(folder / f"check_{slug(outcome.check)}.csv")
-            outcome.detail.to_csv(written[-1], index=False)
+            outcome.table.to_csv(written[-1], index=False)
         return written
 
 
@@ -158,14 +176,14 @@ class References:
 
     @cached_property
     def nuts(self):
-        from models.reference import sample_nuts
+        from hiercheck.models.reference import sample_nuts
 
         return sample_nuts(self.data, self.priors, draws=self.settings.nuts_draws, chains=4,
                            seed=self.nuts_seed)
 
     @cached_property
     def logp(self):
-        from models.reference import joint_logp_function
+        from hiercheck.models.reference import joint_logp_function
 
         return joint_logp_function(self.data, self.priors)
 
@@ -175,7 +193,7 @@ class References:
 
     @cached_property
     def small_logp(self):
-        from models.reference import joint_logp_function
+        from hiercheck.models.reference import joint_logp_function
 
         return joint_logp_function(*self.small)
 
@@ -202,9 +220,7 @@ def _min_holm_p(table: pd.DataFrame) -> float:
 
 def _p_value_summary(result):
     """(min Holm-adjusted p, ALPHA, passed, table) of a result with `.table` and `.passed`."""
-    table = result.table(ALPHA) if callable(result.table) else result.table
-    passed = result.passed(ALPHA) if callable(result.passed) else result.passed
-    return _min_holm_p(table), ALPHA, passed, table
+    return _min_holm_p(result.table), ALPHA, result.passed, result.table
 
 
 def consistency_check(conditionals, data, priors, logp, settings: Settings, seed,
@@ -251,7 +267,7 @@ def sbc_check(conditionals, settings: Settings, seed) -> CheckOutcome:
     return _timed("sbc", "min Holm-adjusted p", lambda: sbc.run_gibbs_sbc(
         SMALL_DESIGN, SMALL_PRIORS, replications=settings.sbc_replications,
         draws=settings.sbc_draws, thin=settings.sbc_thin, tune=settings.sbc_tune, seed=seed,
-        conditionals=conditionals), _p_value_summary)
+        conditionals=conditionals, alpha=ALPHA), _p_value_summary)
 
 
 def nuts_sbc_check(seed, folder: Path | None = None, replications: int = 200) -> CheckOutcome:
@@ -262,7 +278,7 @@ def nuts_sbc_check(seed, folder: Path | None = None, replications: int = 200) ->
     design = consistency.simulated_data(SMALL_DESIGN, SMALL_PRIORS, seed)  # SBC replaces its scores
     return _timed("sbc (nuts)", "min Holm-adjusted p", lambda: sbc.run_engine_sbc(
         sbc_engine("nuts"), design, SMALL_PRIORS, replications=replications, draws=100,
-        seed=seed, out=folder, progress=True, engine_name="nuts"), _p_value_summary)
+        seed=seed, out=folder, progress=True, engine_name="nuts", alpha=ALPHA), _p_value_summary)
 
 
 def statsmodels_comparison_check(function, data) -> CheckOutcome:
@@ -305,7 +321,7 @@ def check_sampler(conditionals: gibbs.Conditionals | None = None, *,
     checks = tuple(checks)
     unknown = sorted(set(checks) - set(CHECKS))
     if unknown:
-        raise ValueError(f"unknown check {unknown[0]!r}; checks are {', '.join(CHECKS)}")
+        raise SettingsError(f"unknown check {unknown[0]!r}; checks are {', '.join(CHECKS)}")
     if references is None:
         data = data if data is not None else load_dataset()
         priors = priors or Priors.weakly_informative(data)
@@ -407,5 +423,5 @@ def replace_matrix_block(text: str, table: str) -> str:
     """`text` with the lines between the detection-matrix markers replaced by `table`."""
     start, end = text.find(MATRIX_START), text.find(MATRIX_END)
     if start < 0 or end < start:
-        raise ValueError(f"no {MATRIX_START} ... {MATRIX_END} block to replace")
+        raise DataError(f"no {MATRIX_START} ... {MATRIX_END} block to replace")
     return text[:start + len(MATRIX_START)] + "\n" + table + "\n" + text[end:]
