@@ -3,7 +3,8 @@
     y_ij | theta_i ~ N(theta_i, sigma^2),  theta_i | mu ~ N(mu, tau^2 sigma^2),
     lam = 1/sigma^2 ~ Gamma(a, b),  omega = 1/tau^2 ~ Gamma(c, d),  mu ~ N(nu, 1/phi).
 
-`hiercheck.models.reference` (PyMC) is not imported here, so the hand-derived samplers load without it.
+`hiercheck.models.reference` (PyMC) is not imported here, so the hand-derived samplers load
+without it.
 """
 
 from hiercheck.errors import DataError, PriorError

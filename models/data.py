@@ -12,6 +12,8 @@ PyMC reference model (whose likelihood is written on the scores, as the math rea
 
 from __future__ import annotations
 
+__all__ = ["as_column", "group_moments", "GroupedData", "school_stats", "SchoolStats"]
+
 import csv
 import difflib
 from dataclasses import dataclass, field

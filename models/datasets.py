@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__all__ = ["DATASETS", "DEFAULT_DATASET", "BuiltIn", "load_dataset"]
+
 from typing import NamedTuple
 
 from hiercheck.errors import DataError

@@ -11,6 +11,11 @@ the engine, its settings, the priors and the sampling time.
 
 from __future__ import annotations
 
+__all__ = [
+    "POSTERIOR_VARIABLES", "SCALARS", "check_run_size", "Engine", "engine_settings",
+    "to_inference_data",
+]
+
 import json
 import warnings
 from collections.abc import Mapping

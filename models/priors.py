@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+__all__ = ["Hyperparameters", "Priors"]
+
 import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, NamedTuple

@@ -16,6 +16,11 @@ model shares no algebra with the hand-derived engines it checks.
 
 from __future__ import annotations
 
+__all__ = [
+    "BACKENDS", "PARAMETRIZATIONS", "build_model", "joint_logp_function", "sample_nutpie",
+    "sample_nuts",
+]
+
 import logging
 import time
 import warnings

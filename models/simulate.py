@@ -10,6 +10,10 @@ sets at once.
 
 from __future__ import annotations
 
+__all__ = [
+    "draw_parameters", "draw_school_stats", "draw_scores", "draw_theta_given_hyper", "Parameters",
+]
+
 from typing import NamedTuple
 
 import numpy as np

@@ -25,6 +25,12 @@ of the profile costs O(m) and broadcasts over a batch of r of any shape.
 
 from __future__ import annotations
 
+__all__ = [
+    "METHODS", "EBFit", "estimate_covariance", "fit", "gls_mean", "moment_estimates",
+    "observed_information", "plot_shrinkage", "profile_lam", "profile_loglik", "profile_score",
+    "restricted_loglik", "sample", "shrinkage",
+]
+
 import html
 import math
 import time

@@ -21,6 +21,11 @@ densities on the grid, which has the same accuracy. See docs/derivation.md, sect
 
 from __future__ import annotations
 
+__all__ = [
+    "DEFAULT_EDGE_TOL", "DEFAULT_SPACING", "ExactPosterior", "log_posterior_variances",
+    "posterior", "sample", "theta_given_variances", "variance_grid", "VarianceGrid",
+]
+
 import html
 import math
 import time

@@ -28,6 +28,13 @@ per school per sweep and little else (benchmarks/ measures it).
 
 from __future__ import annotations
 
+__all__ = [
+    "CORRECT", "DEFAULT_TUNE", "SCHEMES", "between_spread", "blocked_sweep", "broadcast_state",
+    "check_schedule", "Conditionals", "draw_lam", "draw_lam_collapsed", "draw_mu",
+    "draw_mu_collapsed", "draw_omega", "draw_theta", "GibbsState", "initial_state", "run",
+    "sample", "sample_blocked", "sweep", "within_spread",
+]
+
 import time
 from collections.abc import Callable
 from typing import NamedTuple

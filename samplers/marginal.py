@@ -11,6 +11,11 @@ between-school variation, every theta_i = mu) is allowed and gives the limits ex
 
 from __future__ import annotations
 
+__all__ = [
+    "LOG_2PI", "lam_given_mu_omega", "log_evidence_given_variances", "log_marginal_likelihood",
+    "marginal_spread", "mu_conditional", "school_weights", "theta_conditional",
+]
+
 import math
 
 import numpy as np

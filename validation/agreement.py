@@ -18,6 +18,8 @@ one family-wise false-alarm rate `alpha` by Holm's step-down correction.
 
 from __future__ import annotations
 
+__all__ = ["QUANTILES", "VARIABLES", "Agreement", "compare", "holm_adjust"]
+
 from dataclasses import dataclass
 
 import numpy as np

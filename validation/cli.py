@@ -7,6 +7,8 @@ data). Bad input ends the run with one line on stderr and exit code 2, never a t
 
 from __future__ import annotations
 
+__all__ = ["build_parser", "main"]
+
 import argparse
 import contextlib
 import logging

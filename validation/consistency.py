@@ -25,6 +25,12 @@ integration over theta_i.
 
 from __future__ import annotations
 
+__all__ = [
+    "check_conditionals", "check_marginal_likelihood", "ConsistencyResult", "dense_log_likelihood",
+    "integrated_log_likelihood", "MarginalLikelihoodResult", "numerical_conditional",
+    "simulated_data", "states_from_exact_posterior",
+]
+
 from dataclasses import dataclass
 
 import numpy as np

@@ -3,6 +3,8 @@ and the table that sets their estimates side by side."""
 
 from __future__ import annotations
 
+__all__ = ["ENGINES", "estimates_table", "get_engine", "posterior_means_of_theta", "sbc_engine"]
+
 import functools
 import importlib
 

@@ -14,6 +14,8 @@ autocorrelation without a spectral estimate: the K averages are independent.
 
 from __future__ import annotations
 
+__all__ = ["geweke_functions", "geweke_test", "GewekeResult"]
+
 from dataclasses import dataclass
 
 import numpy as np

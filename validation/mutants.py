@@ -8,6 +8,8 @@ twin in exactly the place its description names.
 
 from __future__ import annotations
 
+__all__ = ["CATALOGUE", "get_mutant", "Mutant"]
+
 from collections.abc import Callable
 from typing import NamedTuple
 

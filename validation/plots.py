@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__all__ = ["figure_of", "new_axes", "plot_school_means", "save"]
+
 from pathlib import Path
 
 import numpy as np

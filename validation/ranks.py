@@ -12,6 +12,11 @@ Under a calibrated engine the rank of the true value among L posterior draws is 
 
 from __future__ import annotations
 
+__all__ = [
+    "chi_square", "ecdf_test", "plot_ranks", "rank_bins", "simultaneous_band", "Uniformity",
+    "uniformity",
+]
+
 import functools
 from typing import NamedTuple
 

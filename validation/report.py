@@ -17,6 +17,11 @@ report costs one `hiercheck validate` plus the figures.
 
 from __future__ import annotations
 
+__all__ = [
+    "fit_all", "plot_densities", "plot_rank", "plot_theta_forest", "plot_trace", "render",
+    "write_report",
+]
+
 import base64
 import html
 import io

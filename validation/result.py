@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__all__ = ["CheckTable"]
+
 from dataclasses import dataclass
 
 import pandas as pd

@@ -26,6 +26,11 @@ probability at most alpha (measured in benchmarks/false_alarms.py).
 
 from __future__ import annotations
 
+__all__ = [
+    "GIBBS_BLOCK", "QUICK_DESIGN", "QUICK_PRIORS", "QUICK_SBC", "log_likelihood", "run_engine_sbc",
+    "run_gibbs_sbc", "sbc_quantities", "SBCResult",
+]
+
 import functools
 from functools import cached_property
 import math

@@ -10,6 +10,8 @@ fits (ML and REML) must reach statsmodels' maxima too.
 
 from __future__ import annotations
 
+__all__ = ["compare_with_statsmodels", "statsmodels_fit", "StatsmodelsComparison"]
+
 import warnings
 from dataclasses import dataclass
 

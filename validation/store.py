@@ -8,6 +8,8 @@ loads them and computes the rest.
 
 from __future__ import annotations
 
+__all__ = ["UnitStore"]
+
 import json
 import os
 import tempfile

@@ -21,6 +21,11 @@ the suite's overall false-alarm rate is then at most ALPHA times the number of c
 
 from __future__ import annotations
 
+__all__ = [
+    "ALPHA", "CHECKS", "FULL", "QUICK", "check_sampler", "CheckOutcome", "detection_matrix",
+    "matrix_markdown", "References", "replace_matrix_block", "Settings", "Verdict",
+]
+
 import html
 import json
 import re
