@@ -19,9 +19,17 @@ from hiercheck.validation import cli
 LAYERS = ("models", "samplers", "validation")
 
 
+def installed_distribution() -> importlib.metadata.Distribution:
+    """hiercheck's distribution as installed in site-packages (not an egg-info that a build left
+    in the source tree, which the repository's folder on sys.path would find first)."""
+    site_packages = [entry for entry in sys.path if Path(entry).name == "site-packages"]
+    found = list(importlib.metadata.distributions(name="hiercheck", path=site_packages))
+    assert len(found) == 1, f"hiercheck is installed {len(found)} times in {site_packages}"
+    return found[0]
+
+
 def test_the_distribution_installs_nothing_at_the_top_but_hiercheck():
-    files = importlib.metadata.files("hiercheck")
-    tops = {Path(str(f)).parts[0] for f in files}
+    tops = {Path(str(f)).parts[0] for f in installed_distribution().files}
     assert not tops & set(LAYERS), sorted(tops)
     assert "hiercheck" in tops or any(t.startswith("__editable__") for t in tops), sorted(tops)
 

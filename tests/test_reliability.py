@@ -269,8 +269,8 @@ def test_unknown_engine_lists_the_engines():
     (["fit", "--engine", "exact", "--chains", "0"], "chains must be an integer >= 1, got 0"),
     (["fit", "--engine", "eb", "--draws", "-5"], "draws must be an integer >= 1, got -5"),
     (["sbc", "--draws", "0"], "--draws must be an integer >= 1, got 0"),
-    (["sbc", "--reps", "-1"], "--reps must be a positive integer, got -1"),
-    (["sbc", "--engine", "exact", "--jobs", "0"], "--jobs must be a positive integer, got 0"),
+    (["sbc", "--reps", "-1"], "--reps must be an integer >= 1, got -1"),
+    (["sbc", "--engine", "exact", "--jobs", "0"], "--jobs must be an integer >= 1, got 0"),
 ])
 def test_bad_run_size_options_are_one_line_and_exit_2(capsys, tmp_path, argv, message):
     code = main([*argv, "--dataset", "rail", "--out", str(tmp_path)])

@@ -14,6 +14,7 @@ from hiercheck.models import GroupedData
 from hiercheck.samplers import empirical_bayes, exact
 from hiercheck.validation import mutants, sbc
 from hiercheck.validation.agreement import holm_adjust
+from hiercheck.validation.plots import save
 from hiercheck.errors import HiercheckError, StoreMismatchError
 
 QUICK = dict(n=sbc.QUICK_DESIGN, priors=sbc.QUICK_PRIORS, **sbc.QUICK_SBC)
