@@ -2,6 +2,7 @@
 keeps `pytest -m "not slow"` fast: a test that compiles a PyTensor function (every PyMC model's
 log density, NUTS, nutpie) fails unless it is marked `slow`."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,20 @@ def pytest_runtest_protocol(item, nextitem):
         yield
     finally:
         types.FunctionMaker.__init__ = original
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _a_cache_of_the_tests_own(tmp_path_factory):
+    """References cached by one test run never leak into the user's cache, nor from it; the
+    command-line tests' subprocesses inherit the setting."""
+    folder = tmp_path_factory.mktemp("hiercheck-cache")
+    saved = os.environ.get("HIERCHECK_CACHE")
+    os.environ["HIERCHECK_CACHE"] = str(folder)
+    yield folder
+    if saved is None:
+        os.environ.pop("HIERCHECK_CACHE")
+    else:
+        os.environ["HIERCHECK_CACHE"] = saved
 
 
 @pytest.fixture(scope="session")

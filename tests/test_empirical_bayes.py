@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize, stats
 
-from hiercheck.errors import SettingsError
+from hiercheck.errors import ConvergenceWarning, HiercheckWarning, SettingsError
 from hiercheck.models import GroupedData, Priors, load_dataset
 from hiercheck.models.engine import POSTERIOR_VARIABLES, engine_settings
 from hiercheck.samplers import empirical_bayes as eb
@@ -461,3 +461,11 @@ def test_the_derivation_names_existing_code():
     assert len(names) >= 12
     for name in names:
         assert resolve(name) is not None, name
+
+
+def test_a_search_that_stops_short_warns_with_the_package_warning(datasets, monkeypatch):
+    """Non-convergence is a ConvergenceWarning (a HiercheckWarning), not a silent flag."""
+    monkeypatch.setattr(eb, "NELDER_MEAD_MAXFEV", 5)
+    with pytest.warns(ConvergenceWarning, match="did not converge") as caught:
+        fit = eb.fit(datasets["rail"], method="nelder-mead")
+    assert not fit.converged and issubclass(caught[0].category, HiercheckWarning)
