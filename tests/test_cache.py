@@ -103,3 +103,25 @@ def test_clear_empties_the_folder_and_the_environment_moves_it(tmp_path, monkeyp
     cache.get("thing", {"k": 1}, Counter(1), PICKLE)
     assert cache.size()[0] == 1
     assert cache.clear() == 2 and cache.size() == (0, 0)
+
+
+def test_the_suites_exact_reference_is_read_back_by_a_second_run(tmp_path, monkeypatch):
+    from hiercheck.models import Priors, load_dataset
+    from hiercheck.validation import suite
+
+    data = load_dataset("rail")
+    calls = []
+    original = suite.exact.sample
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(suite.exact, "sample", counted)
+    first, second = (suite.References(data, Priors.weakly_informative(data), suite.QUICK, seed=4,
+                                      cache=DiskCache(tmp_path)).exact for _ in range(2))
+    assert len(calls) == 1
+    np.testing.assert_array_equal(first.posterior.theta.values, second.posterior.theta.values)
+    other_seed = suite.References(data, Priors.weakly_informative(data), suite.QUICK, seed=5,
+                                  cache=DiskCache(tmp_path)).exact
+    assert len(calls) == 2 and not np.array_equal(other_seed.posterior.mu, first.posterior.mu)

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from hiercheck.cache import INFERENCE_DATA, DiskCache
 from hiercheck.errors import DataError, SettingsError
 from hiercheck.models import GroupedData, Priors, load_dataset
 from hiercheck.samplers import exact, gibbs
@@ -168,23 +169,38 @@ class Verdict:
 
 class References:
     """What every check of a derivation on `data` compares against, computed once and shared
-    (the detection matrix checks nine derivations against the same exact and NUTS posteriors)."""
+    (the detection matrix checks nine derivations against the same exact and NUTS posteriors).
+    The exact and NUTS posteriors are kept in `cache` (`hiercheck.cache.DiskCache`), keyed by
+    everything they depend on, so a second run on the same data and priors reads them back."""
 
-    def __init__(self, data: GroupedData, priors: Priors, settings: Settings, seed):
+    def __init__(self, data: GroupedData, priors: Priors, settings: Settings, seed,
+                 cache: DiskCache | None = None):
         self.data, self.priors, self.settings = data, priors, settings
         self.exact_seed, self.nuts_seed, self.small_seed = _integer_seeds(seed, 3)
+        self.cache = cache if cache is not None else DiskCache()
+
+    def _cached_posterior(self, engine: str, compute, **settings):
+        parts = {"engine": engine, "labels": self.data.labels, "codes": self.data.codes,
+                 "values": self.data.values, "priors": self.priors.as_dict(), **settings}
+        return self.cache.get(f"posterior-{engine}", parts, compute, INFERENCE_DATA)
 
     @cached_property
     def exact(self):
-        return exact.sample(self.data, self.priors, draws=self.settings.gibbs_draws, chains=4,
-                            seed=self.exact_seed)
+        draws = self.settings.gibbs_draws
+        return self._cached_posterior(
+            "exact", lambda: exact.sample(self.data, self.priors, draws=draws, chains=4,
+                                          seed=self.exact_seed),
+            draws=draws, chains=4, seed=self.exact_seed)
 
     @cached_property
     def nuts(self):
         from hiercheck.models.reference import sample_nuts
 
-        return sample_nuts(self.data, self.priors, draws=self.settings.nuts_draws, chains=4,
-                           seed=self.nuts_seed)
+        draws = self.settings.nuts_draws
+        return self._cached_posterior(
+            "nuts", lambda: sample_nuts(self.data, self.priors, draws=draws, chains=4,
+                                        seed=self.nuts_seed),
+            draws=draws, chains=4, seed=self.nuts_seed)
 
     @cached_property
     def logp(self):
