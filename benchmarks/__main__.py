@@ -33,6 +33,12 @@ scaling  Simulated designs from m = 10 to 100,000 schools of 100 students on ave
          10,000,000), each in a fresh process: `GroupedData.from_arrays` + the EB profile fit,
          then `gibbs.sample` of 4 chains, 1000 sweeps keeping every 5th, and the process's peak
          resident memory (imports included).
+verdict  Time to a verdict, as a user waits for it: `hiercheck validate` on hsb, each run a fresh
+         process (imports included), with an empty reference cache (cold), the same command again
+         (warm: the exact and NUTS references read back), and the gross slip
+         `--mutant theta-variance-for-precision --fail-fast` (cheapest checks first, stop at the
+         first failure), each with its exit code; with `--model NAME` for every built-in model
+         of the generic harness the same cold and warm.
 profile  Where a sweep's time goes: microseconds per chain-sweep of the kernel and the
          reference at 4 and 256 chains, the random-number floor (the same normal and gamma
          variates drawn in a compiled loop with no arithmetic), and the reference's time per
@@ -65,7 +71,7 @@ from hiercheck.models import GroupedData, Priors  # noqa: E402
 from hiercheck.models.engine import POSTERIOR_VARIABLES, az  # noqa: E402
 from hiercheck.samplers import empirical_bayes, exact, gibbs  # noqa: E402
 
-SECTIONS = ("ess", "eb", "sbc", "scaling", "profile")
+SECTIONS = ("ess", "eb", "sbc", "scaling", "profile", "verdict")
 SEED = 20261125
 CHAINS = 4
 TUNE = 1000
@@ -85,7 +91,8 @@ BARS = {  # the issue's bars: (ratio or time, comparison, bound)
     "gibbs_vs_pymc_end_to_end": (">=", 100.0), "gibbs_vs_nutpie_sampling": (">=", 10.0),
     "eb_profile_vs_statsmodels": (">=", 100.0), "gibbs_sbc_s": ("<", 60.0),
     "scaling_build_and_eb_s": ("<", 5.0), "scaling_gibbs_s": ("<", 30.0),
-    "scaling_peak_rss_gib": ("<", 3.0),
+    "scaling_peak_rss_gib": ("<", 3.0), "validate_cold_s": ("<", 30.0),
+    "validate_warm_s": ("<", 10.0), "fail_fast_s": ("<", 5.0),
 }
 QUICK = {"tune": 20, "draws": 50, "replicates": 2, "eb_repeats": 1, "sbc_reps": 20,
          "sbc_draws": 20, "sbc_tune": 10, "nuts_sbc_reps": 0, "scaling_m": (10, 100),
@@ -410,6 +417,44 @@ def section_profile(quick: bool) -> dict:
             "reference_conditionals": conditionals}
 
 
+# -- verdict ------------------------------------------------------------------------------------
+
+VERDICT_RUNS = (  # (label, arguments after `hiercheck validate`, a fresh cache?)
+    ("cold", ["--dataset", "hsb"], True),
+    ("warm", ["--dataset", "hsb"], False),
+    ("fail-fast on a gross slip", ["--dataset", "hsb", "--mutant", "theta-variance-for-precision",
+                                   "--fail-fast"], False),
+)
+
+
+def timed_command(arguments: list[str], cache: Path, out: Path) -> dict:
+    """`hiercheck validate ARGUMENTS` in a fresh process: wall time and exit code."""
+    command = [sys.executable, "-m", "hiercheck.validation.cli", "validate", *arguments,
+               "--out", str(out)]
+    environment = {**os.environ, "HIERCHECK_CACHE": str(cache)}
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=environment)
+    return {"wall_s": time.perf_counter() - start, "exit_code": done.returncode,
+            "last_line": (done.stdout.strip().splitlines() or [""])[0][:100]}
+
+
+def section_verdict(quick: bool, models: tuple[str, ...] = ()) -> dict:
+    rows = []
+    runs = VERDICT_RUNS + tuple(run for model in models for run in (
+        (f"{model} cold", ["--model", model], True), (f"{model} warm", ["--model", model], False)))
+    with tempfile.TemporaryDirectory() as folder:
+        for label, arguments, fresh in runs:
+            if fresh:  # an empty cache; the runs after it until the next fresh one reuse it
+                cache = Path(folder) / f"cache-{len(rows)}"
+            row = timed_command(arguments, cache, Path(folder) / "out")
+            rows.append({"run": label, "command": "hiercheck validate " + " ".join(arguments),
+                         "fresh": fresh, **row})
+    by = {row["run"]: row for row in rows}
+    ratios = {"validate_cold_s": by["cold"]["wall_s"], "validate_warm_s": by["warm"]["wall_s"],
+              "fail_fast_s": by["fail-fast on a gross slip"]["wall_s"]}
+    return {"rows": rows, "ratios": ratios}
+
+
 # -- output -------------------------------------------------------------------------------------
 
 def verdicts(ratios: dict) -> list[dict]:
@@ -454,6 +499,9 @@ def report(payload: dict) -> None:
         common.show("Reference sweeps: microseconds per call of each conditional (4 chains)",
                     pd.DataFrame(profile["reference_conditionals"]).set_index("conditional"),
                     "{:.3g}".format)
+    if "verdict" in results:
+        common.show("Time to a verdict: hiercheck validate, a fresh process each",
+                    pd.DataFrame(results["verdict"]["rows"]).set_index("run"), "{:.3g}".format)
     common.show("Ratios from this run", pd.DataFrame(
         [{"measure": k, "value": v} for k, v in payload["ratios"].items()]).set_index("measure"),
         "{:.4g}".format)
@@ -486,6 +534,8 @@ def main(argv=None) -> dict:
             results[name] = section_sbc(args.quick, args.skip_nuts)
         elif name == "scaling":
             results[name] = section_scaling(args.quick)
+        elif name == "verdict":
+            results[name] = section_verdict(args.quick)
         else:
             results[name] = section_profile(args.quick)
     machine["load_average_end"] = list(os.getloadavg())
