@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from hiercheck.errors import DataError
 
@@ -29,7 +30,20 @@ from hiercheck.errors import DataError
 class SchoolStats(NamedTuple):
     """Sufficient statistics of a design; `ybar` and `ss` may carry leading batch axes.
 
-    `n` has shape (m,), `ybar` and `ss` shape (..., m); `N = sum n_i` and `m` are ints.
+    Build one with `school_stats`, which derives `N` and `m` from `n`.
+
+    Attributes
+    ----------
+    n : np.ndarray
+        n_i, the number of students in school i; shape (m,).
+    ybar : np.ndarray
+        ybar_i = (1/n_i) sum_j y_ij, the school means; shape (..., m).
+    ss : np.ndarray
+        ss_i = sum_j (y_ij - ybar_i)^2, the within-school sums of squares; shape (..., m).
+    N : int
+        sum_i n_i, the number of students.
+    m : int
+        The number of schools.
     """
 
     n: np.ndarray
@@ -44,24 +58,69 @@ class SchoolStats(NamedTuple):
         return self.ss.sum(-1) / (self.N - self.m)
 
 
-def as_column(x) -> np.ndarray:
-    """A batch of scalars (shape (...)) as a column (..., 1) against the school axis."""
+def as_column(x: ArrayLike) -> np.ndarray:
+    """A batch of scalars (shape (...)) as a column (..., 1) against the school axis.
+
+    Parameters
+    ----------
+    x : ArrayLike
+        A scalar or an array of the batch shape (...).
+
+    Returns
+    -------
+    np.ndarray
+        `x` as floats of shape (..., 1), which broadcasts against per-school arrays (..., m).
+    """
     return np.asarray(x, dtype=float)[..., None]
 
 
-def school_stats(n, ybar, ss) -> SchoolStats:
-    """Bundle per-school statistics, deriving N and m from the school sizes."""
+def school_stats(n: ArrayLike, ybar: ArrayLike, ss: ArrayLike) -> SchoolStats:
+    """Bundle per-school statistics, deriving N = sum_i n_i and m from the school sizes.
+
+    Parameters
+    ----------
+    n : ArrayLike
+        n_i, the school sizes; shape (m,).
+    ybar : ArrayLike
+        ybar_i, the school means; shape (..., m).
+    ss : ArrayLike
+        ss_i, the within-school sums of squared deviations; shape (..., m).
+
+    Returns
+    -------
+    SchoolStats
+        The statistics, `ybar` and `ss` as floats.
+    """
     n = np.asarray(n)
     return SchoolStats(n=n, ybar=np.asarray(ybar, dtype=float), ss=np.asarray(ss, dtype=float),
                        N=int(n.sum()), m=int(n.shape[-1]))
 
 
-def group_moments(codes: np.ndarray, values: np.ndarray, m: int):
+def group_moments(codes: np.ndarray, values: np.ndarray,
+                  m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-group (n, ybar, ss) by two passes around a per-group shift.
 
     Each value is first shifted by some member of its own group, so that scores near 1e6 with a
     spread of 1e-3 lose no digits: y - shift is exact when both are within a factor of two
     (Sterbenz), and the second pass sums squared deviations from the shifted mean.
+
+    Parameters
+    ----------
+    codes : np.ndarray
+        The group index (0..m-1) of each value; every group has at least one member.
+    values : np.ndarray
+        The values, floats, one per code.
+    m : int
+        The number of groups.
+
+    Returns
+    -------
+    n : np.ndarray
+        The group sizes, shape (m,).
+    ybar : np.ndarray
+        The group means, shape (m,).
+    ss : np.ndarray
+        The sums of squared deviations from the group means, shape (m,).
     """
     n = np.bincount(codes, minlength=m)
     shift = np.empty(m)
@@ -79,6 +138,42 @@ class GroupedData:
 
     Schools are ordered by sorted label; `labels[i]` names school i. Build one with
     `from_csv`, `from_frame` or `from_arrays`, which check the input and say what is wrong.
+    The per-school sufficient statistics are computed once, on construction.
+
+    Parameters
+    ----------
+    labels : np.ndarray
+        The school labels, sorted; shape (m,).
+    codes : np.ndarray
+        The school index (into `labels`) of each score; shape (N,).
+    values : np.ndarray
+        The scores y, floats; shape (N,).
+    name : str, default "data"
+        What the data are called in messages and results (a file name, a data set's name).
+
+    Attributes
+    ----------
+    n : np.ndarray
+        n_i, the number of students in school i; shape (m,).
+    ybar : np.ndarray
+        ybar_i, the school means; shape (m,).
+    ss : np.ndarray
+        ss_i = sum_j (y_ij - ybar_i)^2; shape (m,).
+
+    Raises
+    ------
+    DataError
+        If the design cannot identify the model: fewer than two schools, every school of one
+        student, or no within-school variation at all.
+
+    Examples
+    --------
+    >>> from hiercheck import GroupedData
+    >>> data = GroupedData.from_arrays(["a", "a", "b", "b", "b"], [1.0, 3.0, 2.0, 4.0, 6.0])
+    >>> data
+    GroupedData('arrays': 5 students in 2 schools)
+    >>> data.ybar
+    array([2., 4.])
     """
 
     labels: np.ndarray
@@ -98,14 +193,17 @@ class GroupedData:
 
     @property
     def N(self) -> int:
+        """N = sum_i n_i, the number of students (scores)."""
         return int(self.values.size)
 
     @property
     def m(self) -> int:
+        """The number of schools."""
         return int(self.labels.size)
 
     @property
     def stats(self) -> SchoolStats:
+        """(n, ybar, ss, N, m): all that the samplers need from the data."""
         return SchoolStats(self.n, self.ybar, self.ss, self.N, self.m)
 
     def __repr__(self):
@@ -114,8 +212,29 @@ class GroupedData:
     # -- constructors -------------------------------------------------------------------------
 
     @classmethod
-    def from_arrays(cls, groups, values, *, name: str = "arrays") -> GroupedData:
-        """From a group label and a score per student."""
+    def from_arrays(cls, groups: ArrayLike, values: ArrayLike, *,
+                    name: str = "arrays") -> GroupedData:
+        """From a group label and a score per student.
+
+        Parameters
+        ----------
+        groups : ArrayLike
+            The school label of each student, one-dimensional.
+        values : ArrayLike
+            The score of each student, one-dimensional, as long as `groups`.
+        name : str, default "arrays"
+            What the data are called in messages and results.
+
+        Returns
+        -------
+        GroupedData
+            The checked data.
+
+        Raises
+        ------
+        DataError
+            If the arrays are not one-dimensional or differ in length, or as `from_frame`.
+        """
         groups = np.asarray(groups)
         values = np.asarray(values)
         if groups.ndim != 1 or values.ndim != 1:
@@ -128,7 +247,36 @@ class GroupedData:
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, group: str, value: str, *, name: str = "data frame",
                    first_row: int = 0, row_word: str = "row") -> GroupedData:
-        """From two columns of a data frame. Errors name rows counting from `first_row`."""
+        """From two columns of a data frame. Errors name rows counting from `first_row`.
+
+        Parameters
+        ----------
+        frame : pandas.DataFrame
+            One row per student.
+        group : str
+            The column of school labels.
+        value : str
+            The column of scores.
+        name : str, default "data frame"
+            What the data are called in messages and results.
+        first_row : int, default 0
+            The number a message gives the frame's first row (2 for a CSV file's first data
+            line, after its header).
+        row_word : str, default "row"
+            What a message calls a row ("line" for a CSV file).
+
+        Returns
+        -------
+        GroupedData
+            The checked data.
+
+        Raises
+        ------
+        DataError
+            If a column is missing or duplicated, the frame is empty, a label is missing or
+            labels mix types, a score is missing or not a finite number, or the design cannot
+            identify the model (see the class).
+        """
         where = _Where(name, first_row, row_word)
         duplicated = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1}, key=str)
         if duplicated:
@@ -143,8 +291,36 @@ class GroupedData:
         return cls(labels=labels, codes=codes, values=values, name=name)
 
     @classmethod
-    def from_csv(cls, path, group: str, value: str) -> GroupedData:
-        """From a CSV file with a header row; errors name the file, the column and the line."""
+    def from_csv(cls, path: str | Path, group: str, value: str) -> GroupedData:
+        """From a CSV file with a header row; errors name the file, the column and the line.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            The CSV file (UTF-8, a header row of column names, one row per student).
+        group : str
+            The column of school labels.
+        value : str
+            The column of scores.
+
+        Returns
+        -------
+        GroupedData
+            The checked data, named after the file.
+
+        Raises
+        ------
+        DataError
+            If the file is missing, empty or not a readable CSV, a column name is duplicated,
+            or as `from_frame`.
+
+        Examples
+        --------
+        >>> from hiercheck import GroupedData
+        >>> data = GroupedData.from_csv(  # doctest: +SKIP
+        ...     "scores.csv", group="school", value="score")
+        >>> data.school_table().head()  # n, ybar and sd of the first schools  # doctest: +SKIP
+        """
         path = Path(path)
         if not path.is_file():
             raise DataError(f"{path}: no such file")
@@ -163,13 +339,36 @@ class GroupedData:
     # -- summaries ----------------------------------------------------------------------------
 
     def school_table(self) -> pd.DataFrame:
-        """One row per school: its label, size, mean score and within-school SD."""
+        """One row per school: its label, size, mean score and within-school SD.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns `school`, `n`, `ybar` and `sd` (sqrt(ss_i / (n_i - 1)), nan for a school
+            of one student).
+        """
         with np.errstate(invalid="ignore", divide="ignore"):
             sd = np.where(self.n > 1, np.sqrt(self.ss / np.maximum(self.n - 1, 1)), np.nan)
         return pd.DataFrame({"school": self.labels, "n": self.n, "ybar": self.ybar, "sd": sd})
 
-    def with_values(self, values) -> GroupedData:
-        """The same design (schools and sizes) with new scores, for simulation."""
+    def with_values(self, values: ArrayLike) -> GroupedData:
+        """The same design (schools and sizes) with new scores, for simulation.
+
+        Parameters
+        ----------
+        values : ArrayLike
+            The new scores, in the order of the current ones; shape (N,).
+
+        Returns
+        -------
+        GroupedData
+            Same labels, codes and name, the new scores.
+
+        Raises
+        ------
+        DataError
+            If `values` has another shape or a score is not a finite number.
+        """
         values = np.asarray(values, dtype=float)
         if values.shape != self.values.shape:
             raise DataError(f"{self.name}: expected {self.values.shape} scores, got {values.shape}")

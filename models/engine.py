@@ -23,6 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
+from hiercheck._typing import SeedLike
 from hiercheck.errors import UserFunctionError, require_integer
 
 from .data import GroupedData
@@ -37,12 +38,52 @@ POSTERIOR_VARIABLES = SCALARS + ("theta",)
 
 
 class Engine(Protocol):
+    """A posterior engine: any callable with the signature of `__call__` (Gibbs, empirical
+    Bayes, the exact posterior, NUTS, a user's own sampler).
+
+    Validation takes engines as values and never special-cases one.
+    """
+
     def __call__(self, data: GroupedData, priors: Priors, *, draws: int, chains: int,
-                 seed) -> az.InferenceData: ...
+                 seed: SeedLike) -> az.InferenceData:
+        """Draws from the posterior of (mu, lam, omega, theta) given `data` under `priors`.
+
+        Parameters
+        ----------
+        data : GroupedData
+            The scores.
+        priors : Priors
+            The prior parameters (an engine that uses none, like empirical Bayes, records them).
+        draws : int
+            Draws kept per chain.
+        chains : int
+            Independent chains.
+        seed : SeedLike
+            The seed; the same seed (and input) gives the same draws.
+
+        Returns
+        -------
+        arviz.InferenceData
+            As `to_inference_data` builds it: `posterior` with `POSTERIOR_VARIABLES`,
+            `constant_data` with n, ybar, ss, and attrs naming the engine and its settings.
+        """
 
 
 def check_run_size(draws: int, chains: int) -> None:
-    """Reject sample sizes that cannot produce a posterior."""
+    """Reject sample sizes that cannot produce a posterior.
+
+    Parameters
+    ----------
+    draws : int
+        Draws per chain; must be an integer >= 1.
+    chains : int
+        Chains; must be an integer >= 1.
+
+    Raises
+    ------
+    SettingsError
+        If either is not an integer >= 1.
+    """
     require_integer("draws", draws)
     require_integer("chains", chains)
 
@@ -51,7 +92,38 @@ def to_inference_data(posterior: Mapping[str, np.ndarray], data: GroupedData, pr
                       engine: str, settings: Mapping, sampling_time: float,
                       sample_stats: Mapping[str, np.ndarray] | None = None) -> az.InferenceData:
     """Package draws of (mu, lam, omega, theta) of shape (chain, draw[, school]) as an engine's
-    result; sigma = lam^(-1/2) and tau = omega^(-1/2) are added when absent."""
+    result; sigma = lam^(-1/2) and tau = omega^(-1/2) are added when absent.
+
+    Parameters
+    ----------
+    posterior : Mapping[str, np.ndarray]
+        Draws by name: mu, lam, omega of shape (chain, draw), theta of shape (chain, draw, m);
+        sigma and tau optional.
+    data : GroupedData
+        The data the draws condition on; its school summaries go into `constant_data`.
+    priors : Priors
+        The priors used (or, for an engine that uses none, recorded for the interface).
+    engine : str
+        The engine's name, recorded in the attrs.
+    settings : Mapping
+        The engine's settings, recorded in the attrs as JSON.
+    sampling_time : float
+        Seconds the engine took.
+    sample_stats : Mapping[str, np.ndarray], optional
+        Per-draw statistics of the sampler (NUTS' `diverging`, say).
+
+    Returns
+    -------
+    arviz.InferenceData
+        Groups `posterior` (dims chain, draw and, for theta, school), `constant_data` and, if
+        given, `sample_stats`; every group's attrs hold `engine`, `settings`, `priors`,
+        `sampling_time` and `data`.
+
+    Raises
+    ------
+    UserFunctionError
+        If a variable of `POSTERIOR_VARIABLES` is missing.
+    """
     variables = dict(posterior)
     variables.setdefault("sigma", 1.0 / np.sqrt(variables["lam"]))
     variables.setdefault("tau", 1.0 / np.sqrt(variables["omega"]))
@@ -79,5 +151,16 @@ def to_inference_data(posterior: Mapping[str, np.ndarray], data: GroupedData, pr
 
 
 def engine_settings(idata: az.InferenceData) -> dict:
-    """The settings an engine recorded in its result."""
+    """The settings an engine recorded in its result.
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+        An engine's result (made by `to_inference_data`).
+
+    Returns
+    -------
+    dict
+        The `settings` attribute of its posterior, decoded from JSON.
+    """
     return json.loads(idata.posterior.attrs["settings"])

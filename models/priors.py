@@ -3,6 +3,8 @@
     lam   = 1/sigma^2 ~ Gamma(a, b)      shape a, rate b
     omega = 1/tau^2   ~ Gamma(c, d)      shape c, rate d
     mu                ~ N(nu, 1/phi)     phi a precision
+
+independent a priori; `Priors` holds (a, b, c, d, nu, phi) and evaluates and samples them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import special
 
 from hiercheck.errors import PriorError
@@ -23,7 +26,17 @@ if TYPE_CHECKING:
 
 
 class Hyperparameters(NamedTuple):
-    """(mu, lam, omega); each entry a scalar or an array of one batch shape."""
+    """(mu, lam, omega); each entry a scalar or an array of one batch shape.
+
+    Attributes
+    ----------
+    mu : np.ndarray
+        The grand mean.
+    lam : np.ndarray
+        lam = 1/sigma^2, the within-school precision.
+    omega : np.ndarray
+        omega = 1/tau^2, the ratio of within- to between-school variance.
+    """
 
     mu: np.ndarray
     lam: np.ndarray
@@ -32,10 +45,33 @@ class Hyperparameters(NamedTuple):
 
 @dataclass(frozen=True)
 class Priors:
-    """Prior parameters. The defaults suit scores of order one (for example standardized scores):
-    lam ~ Gamma(1, 1) puts the within-school SD near 1; omega ~ Gamma(1, 1/4) puts the ratio
+    """lam ~ Gamma(a, b), omega ~ Gamma(c, d), mu ~ N(nu, 1/phi): the prior parameters.
+
+    The defaults suit scores of order one (for example standardized scores): lam ~ Gamma(1, 1)
+    puts the within-school SD near 1; omega ~ Gamma(1, 1/4) puts the ratio
     tau = between-SD / within-SD mostly between 0.3 and 2 (88% prior mass); mu ~ N(0, 100^2).
     For scores on other scales use `Priors.weakly_informative(data)`, which the CLI does.
+
+    Parameters
+    ----------
+    a : float, default 1.0
+        Shape of lam's Gamma prior; positive.
+    b : float, default 1.0
+        Rate of lam's Gamma prior; positive.
+    c : float, default 1.0
+        Shape of omega's Gamma prior; positive.
+    d : float, default 0.25
+        Rate of omega's Gamma prior; positive.
+    nu : float, default 0.0
+        Mean of mu's normal prior.
+    phi : float, default 1e-4
+        Precision of mu's normal prior; positive.
+
+    Raises
+    ------
+    PriorError
+        If a parameter is not a finite number, or one other than `nu` is not positive (the
+        prior, and with it the posterior, would be improper).
     """
 
     a: float = 1.0
@@ -68,6 +104,23 @@ class Priors:
 
         Each prior carries the weight of about one or two observations, so the posterior is the
         data's; omega's prior is scale-free (tau is a ratio) and stays as in the defaults.
+
+        Parameters
+        ----------
+        data : GroupedData
+            The data the priors are scaled to.
+
+        Returns
+        -------
+        Priors
+            a = 1, b = s_w^2, c = 1, d = 1/4, nu = the grand mean, phi = 1 / (100 s_y^2).
+
+        Examples
+        --------
+        >>> from hiercheck import Priors, load_dataset
+        >>> priors = Priors.weakly_informative(load_dataset("rail"))
+        >>> round(priors.nu, 2)  # the mean travel time
+        66.5
         """
         within = float(data.stats.pooled_variance)
         total = float(np.var(data.values)) or within
@@ -76,7 +129,26 @@ class Priors:
 
     @classmethod
     def from_string(cls, text: str, base: Priors | None = None) -> Priors:
-        """Parse 'a=2,b=0.5' (unnamed fields keep `base`'s values)."""
+        """Parse 'a=2,b=0.5' (unnamed fields keep `base`'s values).
+
+        Parameters
+        ----------
+        text : str
+            Comma-separated NAME=NUMBER settings, NAME one of a, b, c, d, nu, phi; may be empty.
+        base : Priors, optional
+            The values of the parameters `text` does not name (default: `Priors()`).
+
+        Returns
+        -------
+        Priors
+            `base` with the named parameters replaced.
+
+        Raises
+        ------
+        PriorError
+            If a setting is not NAME=NUMBER with a known NAME, or the result is not a proper
+            prior.
+        """
         values = asdict(base or cls())
         for item in filter(None, (part.strip() for part in text.split(","))):
             key, sep, number = item.partition("=")
@@ -91,29 +163,99 @@ class Priors:
         return cls(**values)
 
     def as_dict(self) -> dict[str, float]:
+        """The parameters by name, in the order a, b, c, d, nu, phi.
+
+        Returns
+        -------
+        dict[str, float]
+            {"a": a, "b": b, "c": c, "d": d, "nu": nu, "phi": phi}.
+        """
         return asdict(self)
 
     # -- log densities ------------------------------------------------------------------------
 
-    def logpdf_lam(self, lam):
-        """log Gamma(lam; a, b) = a log b - lgamma(a) + (a - 1) log lam - b lam"""
+    def logpdf_lam(self, lam: ArrayLike) -> np.ndarray:
+        """log Gamma(lam; a, b) = a log b - lgamma(a) + (a - 1) log lam - b lam
+
+        Parameters
+        ----------
+        lam : ArrayLike
+            Values of lam, any shape.
+
+        Returns
+        -------
+        np.ndarray
+            The log density, of lam's shape; -inf where lam <= 0.
+        """
         return _gamma_logpdf(lam, self.a, self.b)
 
-    def logpdf_omega(self, omega):
-        """log Gamma(omega; c, d) = c log d - lgamma(c) + (c - 1) log omega - d omega"""
+    def logpdf_omega(self, omega: ArrayLike) -> np.ndarray:
+        """log Gamma(omega; c, d) = c log d - lgamma(c) + (c - 1) log omega - d omega
+
+        Parameters
+        ----------
+        omega : ArrayLike
+            Values of omega, any shape.
+
+        Returns
+        -------
+        np.ndarray
+            The log density, of omega's shape; -inf where omega <= 0.
+        """
         return _gamma_logpdf(omega, self.c, self.d)
 
-    def logpdf_mu(self, mu):
-        """log N(mu; nu, 1/phi) = (log phi - log 2 pi)/2 - phi (mu - nu)^2 / 2"""
+    def logpdf_mu(self, mu: ArrayLike) -> np.ndarray:
+        """log N(mu; nu, 1/phi) = (log phi - log 2 pi)/2 - phi (mu - nu)^2 / 2
+
+        Parameters
+        ----------
+        mu : ArrayLike
+            Values of mu, any shape.
+
+        Returns
+        -------
+        np.ndarray
+            The log density, of mu's shape.
+        """
         mu = np.asarray(mu, dtype=float)
         return 0.5 * (math.log(self.phi) - math.log(2 * math.pi)) - 0.5 * self.phi * (mu - self.nu) ** 2
 
-    def logpdf(self, mu, lam, omega):
-        """Joint log prior density of (mu, lam, omega); they are independent a priori."""
+    def logpdf(self, mu: ArrayLike, lam: ArrayLike, omega: ArrayLike) -> np.ndarray:
+        """log p(mu, lam, omega) = log N(mu; nu, 1/phi) + log Gamma(lam; a, b)
+        + log Gamma(omega; c, d): they are independent a priori.
+
+        Parameters
+        ----------
+        mu : ArrayLike
+            Values of mu.
+        lam : ArrayLike
+            Values of lam, broadcasting with `mu`.
+        omega : ArrayLike
+            Values of omega, broadcasting with `mu`.
+
+        Returns
+        -------
+        np.ndarray
+            The joint log density, of the broadcast shape.
+        """
         return self.logpdf_mu(mu) + self.logpdf_lam(lam) + self.logpdf_omega(omega)
 
-    def sample(self, rng: np.random.Generator, size=()) -> Hyperparameters:
-        """Independent draws of (mu, lam, omega) from the prior, each of shape `size`."""
+    def sample(self, rng: np.random.Generator,
+               size: int | tuple[int, ...] = ()) -> Hyperparameters:
+        """Independent draws of (mu, lam, omega) from the prior, each of shape `size`.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+            The source of randomness.
+        size : int or tuple of int, default ()
+            The batch shape; () draws one of each.
+
+        Returns
+        -------
+        Hyperparameters
+            mu ~ N(nu, 1/phi), lam ~ Gamma(a, b), omega ~ Gamma(c, d).
+        """
         return Hyperparameters(
             mu=rng.normal(self.nu, 1.0 / math.sqrt(self.phi), size),
             lam=rng.gamma(self.a, 1.0 / self.b, size),

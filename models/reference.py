@@ -24,12 +24,16 @@ __all__ = [
 import logging
 import time
 import warnings
+from collections.abc import Callable
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import pymc as pm
+from numpy.typing import ArrayLike
 from pymc.model.transform.conditioning import remove_value_transforms
 
+from hiercheck._typing import SeedLike
 from hiercheck.errors import NutsWarning, SettingsError, require_integer
 
 from .data import GroupedData
@@ -42,7 +46,29 @@ MAX_R_HAT = 1.01
 
 
 def build_model(data: GroupedData, priors: Priors, parametrization: str = "centered") -> pm.Model:
-    """The hierarchy as a `pm.Model` with dims `school` (labels) and `student`."""
+    """The hierarchy as a `pm.Model` with dims `school` (labels) and `student`.
+
+    Parameters
+    ----------
+    data : GroupedData
+        The scores; they and the school of each score enter as `pm.Data` ("scores",
+        "school_of_student"), so `set_data` swaps in new scores of the same design.
+    priors : Priors
+        The prior parameters.
+    parametrization : {"centered", "noncentered"}, default "centered"
+        theta as a normal variable, or as mu + z / sqrt(omega lam) with z standard normal.
+
+    Returns
+    -------
+    pymc.Model
+        Free variables lam, omega, mu and theta (or z); sigma and tau as deterministics; the
+        observed scores y.
+
+    Raises
+    ------
+    SettingsError
+        If `parametrization` is not one of `PARAMETRIZATIONS`.
+    """
     _check_settings("pymc", parametrization, 0)
     coords = {"school": data.labels, "student": np.arange(data.N)}
     with pm.Model(coords=coords) as model:
@@ -68,9 +94,24 @@ def build_model(data: GroupedData, priors: Priors, parametrization: str = "cente
     return model
 
 
-def joint_logp_function(data: GroupedData, priors: Priors):
+def joint_logp_function(
+        data: GroupedData, priors: Priors,
+) -> Callable[[ArrayLike, ArrayLike, ArrayLike, ArrayLike], float]:
     """(theta, mu, lam, omega) -> log p(y, theta, mu, lam, omega), compiled once from the
-    centered reference model on the natural scale (log transforms removed, so no Jacobian)."""
+    centered reference model on the natural scale (log transforms removed, so no Jacobian).
+
+    Parameters
+    ----------
+    data : GroupedData
+        The scores y.
+    priors : Priors
+        The prior parameters.
+
+    Returns
+    -------
+    Callable
+        logp(theta, mu, lam, omega) -> float, theta of shape (m,) and the others scalars.
+    """
     model = remove_value_transforms(build_model(data, priors, "centered"))
     compiled = model.compile_logp(jacobian=False)
 
@@ -83,7 +124,7 @@ def joint_logp_function(data: GroupedData, priors: Priors):
 
 
 def sample_nuts(data: GroupedData, priors: Priors, *, draws: int = 1000, chains: int = 4,
-                seed=None, tune: int = 1000, backend: str = "pymc",
+                seed: SeedLike = None, tune: int = 1000, backend: str = "pymc",
                 parametrization: str = "centered", target_accept: float = 0.8,
                 cores: int | None = None) -> az.InferenceData:
     """The engine interface on the reference model: NUTS through PyMC or nutpie.
@@ -91,6 +132,46 @@ def sample_nuts(data: GroupedData, priors: Priors, *, draws: int = 1000, chains:
     The seed (int, SeedSequence, Generator or None) fixes the draws whatever `cores` is. The
     result carries the divergences and the largest r_hat in its attrs (`divergences`,
     `max_r_hat`); a `NutsWarning` says when either is bad, without failing.
+
+    Parameters
+    ----------
+    data : GroupedData
+        The scores.
+    priors : Priors
+        The prior parameters.
+    draws : int, default 1000
+        Draws kept per chain.
+    chains : int, default 4
+        Chains.
+    seed : SeedLike, default None
+        The seed the draws depend on.
+    tune : int, default 1000
+        Tuning (warm-up) iterations per chain, discarded.
+    backend : {"pymc", "nutpie"}, default "pymc"
+        Which NUTS implementation samples.
+    parametrization : {"centered", "noncentered"}, default "centered"
+        The reference model's parametrization (see `build_model`).
+    target_accept : float, default 0.8
+        NUTS' target acceptance rate during tuning.
+    cores : int, optional
+        Chains run in parallel (default: min(chains, 2)).
+
+    Returns
+    -------
+    arviz.InferenceData
+        The engine's result (see `hiercheck.models.engine.to_inference_data`), with
+        `sample_stats.diverging` and attrs `divergences` and `max_r_hat`.
+
+    Raises
+    ------
+    SettingsError
+        If `draws`, `chains` or `tune` is not a valid count, `backend` or `parametrization` is
+        unknown, or nutpie is asked for but not installed.
+
+    Warns
+    -----
+    NutsWarning
+        If any transition diverged or r_hat exceeds 1.01.
     """
     check_run_size(draws, chains)
     _check_settings(backend, parametrization, tune)
@@ -115,8 +196,29 @@ def sample_nuts(data: GroupedData, priors: Priors, *, draws: int = 1000, chains:
 
 
 def sample_nutpie(data: GroupedData, priors: Priors, *, draws: int = 1000, chains: int = 4,
-                  seed=None, **settings) -> az.InferenceData:
-    """`sample_nuts` with the nutpie backend (compiled once per design and priors)."""
+                  seed: SeedLike = None, **settings: Any) -> az.InferenceData:
+    """`sample_nuts` with the nutpie backend (compiled once per design and priors).
+
+    Parameters
+    ----------
+    data : GroupedData
+        The scores.
+    priors : Priors
+        The prior parameters.
+    draws : int, default 1000
+        Draws kept per chain.
+    chains : int, default 4
+        Chains.
+    seed : SeedLike, default None
+        The seed the draws depend on.
+    **settings : Any
+        Further keywords of `sample_nuts` (tune, parametrization, target_accept, cores).
+
+    Returns
+    -------
+    arviz.InferenceData
+        As `sample_nuts`.
+    """
     return sample_nuts(data, priors, draws=draws, chains=chains, seed=seed, backend="nutpie",
                        **settings)
 
@@ -132,7 +234,8 @@ def _check_settings(backend: str, parametrization: str, tune: int) -> None:
 
 def _design_key(data: GroupedData, priors: Priors, parametrization: str):
     """What a compiled model depends on: the design (labels, school of each score), not the
-    scores, which are swapped in through pm.Data."""
+    scores, which are swapped in through pm.Data.
+    """
     return (data.labels.tobytes(), data.labels.dtype.str, data.codes.tobytes(), priors,
             parametrization)
 
@@ -187,7 +290,8 @@ def _sample_nutpie(data, priors, parametrization, *, draws, tune, chains, seed, 
 @contextmanager
 def _quiet_graph_rewriter():
     """PyTensor 2.38's elemwise fusion fails on graphs that pm.sample and nutpie compile and logs
-    a traceback at ERROR level; the rewrite is then skipped, which costs speed, not correctness."""
+    a traceback at ERROR level; the rewrite is then skipped, which costs speed, not correctness.
+    """
     logger = logging.getLogger("pytensor.graph.rewriting.basic")
     level = logger.level
     logger.setLevel(logging.CRITICAL)
@@ -199,7 +303,8 @@ def _quiet_graph_rewriter():
 
 def _record_diagnostics(idata: az.InferenceData) -> None:
     """Divergences and the largest r_hat (nan for one chain, where r_hat is undefined) into the
-    attrs, and a warning when either is bad."""
+    attrs, and a warning when either is bad.
+    """
     divergences = int(idata.sample_stats["diverging"].sum())
     max_r_hat = float("nan")
     if idata.posterior.sizes["chain"] > 1:

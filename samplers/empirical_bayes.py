@@ -35,20 +35,26 @@ import html
 import math
 import time
 import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy import optimize
 
+from hiercheck._typing import SeedLike
 from hiercheck.errors import ConvergenceWarning, SettingsError
 from hiercheck.models import GroupedData, Priors, SchoolStats
 from hiercheck.models.engine import az, check_run_size, to_inference_data
 
 from .marginal import (LOG_2PI, log_marginal_likelihood, marginal_spread, school_weights,
                        theta_conditional)
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 METHODS = ("profile", "nelder-mead")
 PARAMETERS = ("mu", "lam", "r")  # the axes of `EBFit.covariance`
@@ -81,18 +87,45 @@ def _integrated_means(reml: bool) -> int:
     return 1 if reml else 0
 
 
-def gls_mean(stats: SchoolStats, omega) -> np.ndarray:
+def gls_mean(stats: SchoolStats, omega: ArrayLike) -> np.ndarray:
     """mu_hat = sum_i w_i ybar_i / sum_i w_i, w_i = n_i omega / (n_i + omega): the maximizer of
-    log p(y | mu, lam, omega) over mu (generalized least squares); free of lam."""
+    log p(y | mu, lam, omega) over mu (generalized least squares); free of lam.
+
+    Parameters
+    ----------
+    stats : SchoolStats
+        n_i, ybar_i, ss_i; `ybar` and `ss` may carry batch axes (..., m).
+    omega : ArrayLike
+        omega = 1/tau^2, a scalar or the batch shape (...); inf allowed.
+
+    Returns
+    -------
+    np.ndarray
+        mu_hat, of the batch shape.
+    """
     w = school_weights(stats.n, omega)
     return (w * stats.ybar).sum(-1) / w.sum(-1)
 
 
-def restricted_loglik(stats: SchoolStats, lam, omega) -> np.ndarray:
+def restricted_loglik(stats: SchoolStats, lam: ArrayLike, omega: ArrayLike) -> np.ndarray:
     """log p_R(y | lam, omega) = log integral p(y | mu, lam, omega) dmu, mu under a flat prior of
     density 1 (the convention of statsmodels' MixedLM REML):
 
         log p(y | mu_hat, lam, omega) + 1/2 log 2pi - 1/2 log(lam sum_i w_i)
+
+    Parameters
+    ----------
+    stats : SchoolStats
+        n_i, ybar_i, ss_i; `ybar` and `ss` may carry batch axes (..., m).
+    lam : ArrayLike
+        lam = 1/sigma^2, a scalar or the batch shape (...).
+    omega : ArrayLike
+        omega = 1/tau^2, a scalar or the batch shape; inf allowed.
+
+    Returns
+    -------
+    np.ndarray
+        The restricted log-likelihood, of the batch shape.
     """
     lam = np.asarray(lam, dtype=float)
     total_weight = school_weights(stats.n, omega).sum(-1)
@@ -100,15 +133,30 @@ def restricted_loglik(stats: SchoolStats, lam, omega) -> np.ndarray:
             + 0.5 * (LOG_2PI - np.log(lam * total_weight)))
 
 
-def profile_lam(stats: SchoolStats, r, *, reml: bool = False) -> np.ndarray:
+def profile_lam(stats: SchoolStats, r: ArrayLike, *, reml: bool = False) -> np.ndarray:
     """lam_hat(r) = (N - p) / Q(r), Q(r) = sum_i ss_i + sum_i w_i (ybar_i - mu_hat(r))^2, where
-    p = 0 (ML) or 1 (REML): the maximizer over lam of the (restricted) likelihood at r."""
+    p = 0 (ML) or 1 (REML): the maximizer over lam of the (restricted) likelihood at r.
+
+    Parameters
+    ----------
+    stats : SchoolStats
+        n_i, ybar_i, ss_i of the data.
+    r : ArrayLike
+        The variance ratio r = tau^2 = 1/omega >= 0, any shape.
+    reml : bool, default False
+        p = 1, the restricted likelihood (REML), instead of p = 0 (ML).
+
+    Returns
+    -------
+    np.ndarray
+        lam_hat(r), of r's shape.
+    """
     omega = _omega(r)
     spread = marginal_spread(stats, gls_mean(stats, omega), omega)
     return (stats.N - _integrated_means(reml)) / spread
 
 
-def profile_loglik(stats: SchoolStats, r, *, reml: bool = False) -> np.ndarray:
+def profile_loglik(stats: SchoolStats, r: ArrayLike, *, reml: bool = False) -> np.ndarray:
     """The log-likelihood maximized over mu and lam at the variance ratio r = tau^2 = 1/omega:
 
         ML:   log p(y | mu_hat(r), lam_hat(r), 1/r)
@@ -116,6 +164,20 @@ def profile_loglik(stats: SchoolStats, r, *, reml: bool = False) -> np.ndarray:
         REML: log p_R(y | lam_hat(r), 1/r)
             = -(N-1)/2 [log 2pi + log(Q(r)/(N-1)) + 1] - 1/2 sum_i log(1 + n_i r)
               - 1/2 log sum_i w_i
+
+    Parameters
+    ----------
+    stats : SchoolStats
+        n_i, ybar_i, ss_i of the data.
+    r : ArrayLike
+        The variance ratio r = tau^2 = 1/omega >= 0, any shape.
+    reml : bool, default False
+        The restricted likelihood (REML) instead of the likelihood (ML).
+
+    Returns
+    -------
+    np.ndarray
+        The profile log-likelihood, of r's shape.
     """
     omega = _omega(r)
     lam = profile_lam(stats, r, reml=reml)
@@ -124,10 +186,24 @@ def profile_loglik(stats: SchoolStats, r, *, reml: bool = False) -> np.ndarray:
     return log_marginal_likelihood(stats, gls_mean(stats, omega), lam, omega)
 
 
-def profile_score(stats: SchoolStats, r, *, reml: bool = False) -> np.ndarray:
+def profile_score(stats: SchoolStats, r: ArrayLike, *, reml: bool = False) -> np.ndarray:
     """d/dr of `profile_loglik`, with w_i = n_i / (1 + n_i r), e_i = ybar_i - mu_hat(r):
 
         (N - p) / (2 Q(r)) sum_i w_i^2 e_i^2 - 1/2 sum_i w_i + p/2 sum_i w_i^2 / sum_i w_i
+
+    Parameters
+    ----------
+    stats : SchoolStats
+        n_i, ybar_i, ss_i of the data.
+    r : ArrayLike
+        The variance ratio r = tau^2 = 1/omega >= 0, any shape.
+    reml : bool, default False
+        p = 1, the restricted likelihood (REML), instead of p = 0 (ML).
+
+    Returns
+    -------
+    np.ndarray
+        The score, of r's shape.
     """
     omega = _omega(r)
     w = school_weights(stats.n, omega)
@@ -154,6 +230,22 @@ def observed_information(stats: SchoolStats, lam: float, r: float, *,
         J_lam,r   = -1/2 sum_i w_i^2 e_i^2
         J_r,r     = lam [sum_i w_i^3 e_i^2 - (sum_i w_i^2 e_i)^2 / W] - 1/2 sum_i w_i^2
                     + p [sum_i w_i^3 / W - 1/2 (sum_i w_i^2 / W)^2]
+
+    Parameters
+    ----------
+    stats : SchoolStats
+        n_i, ybar_i, ss_i of the data.
+    lam : float
+        lam = 1/sigma^2.
+    r : float
+        The variance ratio r = tau^2 = 1/omega >= 0.
+    reml : bool, default False
+        p = 1, the restricted likelihood (REML), instead of p = 0 (ML).
+
+    Returns
+    -------
+    np.ndarray
+        J, 2 x 2, rows and columns (lam, r).
     """
     omega = _omega(r)
     w = school_weights(stats.n, omega)
@@ -181,6 +273,22 @@ def estimate_covariance(stats: SchoolStats, lam: float, r: float, *,
     where the normal approximation for r does not apply) r is held fixed: Var(lam) = 1/J_lam,lam,
     Var(mu) = 1/(lam W), and every entry involving r is nan, as everything is when J is not
     positive definite (not a maximum).
+
+    Parameters
+    ----------
+    stats : SchoolStats
+        n_i, ybar_i, ss_i of the data.
+    lam : float
+        lam = 1/sigma^2, at the estimate.
+    r : float
+        The variance ratio r = tau^2 = 1/omega >= 0, at the estimate.
+    reml : bool, default False
+        p = 1, the restricted likelihood (REML), instead of p = 0 (ML).
+
+    Returns
+    -------
+    np.ndarray
+        C, 3 x 3, rows and columns (mu, lam, r) (`PARAMETERS`).
     """
     omega = _omega(r)
     w = school_weights(stats.n, omega)
@@ -202,7 +310,8 @@ def estimate_covariance(stats: SchoolStats, lam: float, r: float, *,
 
 def _delta_method_se(covariance: np.ndarray, gradient: np.ndarray) -> float:
     """sqrt(g' C g) over the parameters the quantity depends on (g_k != 0), so that an unknown
-    Var(r) at the boundary leaves the standard errors of mu and lam defined."""
+    Var(r) at the boundary leaves the standard errors of mu and lam defined.
+    """
     used = np.flatnonzero(gradient)
     block = covariance[np.ix_(used, used)]
     return float(np.sqrt(gradient[used] @ block @ gradient[used]))
@@ -219,10 +328,43 @@ SUMMARY_ROWS = (("mu", "mean of the school means"), ("sigma", "within-school SD"
 class EBFit:
     """Empirical Bayes estimates, their standard errors, and theta given them.
 
-    `variance_ratio` is r = tau^2 = 1/omega, exactly 0 when the maximum is on the boundary.
-    `loglik` is the maximized log p(y | mu, lam, omega) (ML) or log p_R(y | lam, omega) (REML).
-    `covariance` is over (mu, lam, r) (`PARAMETERS`). theta_i | y, estimates ~
-    N(theta_mean_i, theta_sd_i^2), and kappa_i = (ybar_i - theta_mean_i) / ybar_i.
+    Made by `fit`; `summary()` and `str()` show the estimates with their standard errors.
+
+    Attributes
+    ----------
+    data : GroupedData
+        The data fitted.
+    method : str
+        How the maximum was found, one of `METHODS`.
+    reml : bool
+        Whether the criterion is the restricted likelihood (REML) rather than the likelihood.
+    mu : float
+        The estimate of mu.
+    lam : float
+        The estimate of lam = 1/sigma^2.
+    variance_ratio : float
+        The estimate of r = tau^2 = 1/omega, exactly 0 when the maximum is on the boundary.
+    loglik : float
+        The maximized log p(y | mu, lam, omega) (ML) or log p_R(y | lam, omega) (REML).
+    covariance : np.ndarray
+        3 x 3 covariance of the estimates of (mu, lam, r) (`PARAMETERS`), from
+        `estimate_covariance`; nan where the observed information gives none.
+    converged : bool
+        Whether the optimizer met its convergence criterion.
+    evaluations : int
+        Evaluations of the criterion (or its score) the optimizer made.
+    message : str
+        What the optimizer found, in words.
+    theta_mean : np.ndarray
+        E[theta_i | y, estimates], shape (m,).
+    theta_sd : np.ndarray
+        SD[theta_i | y, estimates], shape (m,): theta_i | y, estimates ~
+        N(theta_mean_i, theta_sd_i^2).
+    kappa : np.ndarray
+        kappa_i = (ybar_i - theta_mean_i) / ybar_i, the share of its own mean school i gives
+        up (`shrinkage`), shape (m,).
+    fit_time : float
+        Seconds the fit took.
     """
 
     data: GroupedData
@@ -243,14 +385,17 @@ class EBFit:
 
     @property
     def omega(self) -> float:
+        """omega = 1/r = 1/tau^2; inf on the boundary r = 0."""
         return float(_omega(self.variance_ratio))
 
     @property
     def sigma(self) -> float:
+        """sigma = lam^(-1/2), the within-school SD."""
         return 1.0 / math.sqrt(self.lam)
 
     @property
     def tau(self) -> float:
+        """tau = sqrt(r), the ratio of between- to within-school SD."""
         return math.sqrt(self.variance_ratio)
 
     @property
@@ -260,16 +405,19 @@ class EBFit:
 
     @property
     def at_boundary(self) -> bool:
+        """Whether the estimate is tau = 0 (r = 0): no between-school variation."""
         return self.variance_ratio == 0.0
 
     @property
     def criterion(self) -> str:
+        """The criterion maximized: "REML" or "ML"."""
         return "REML" if self.reml else "ML"
 
     @property
     def standard_errors(self) -> dict[str, float]:
         """Delta-method standard errors from `covariance`: gradients in (mu, lam, r) of each
-        reported quantity. Those that involve r are nan at the boundary."""
+        reported quantity. Those that involve r are nan at the boundary.
+        """
         lam, r = self.lam, self.variance_ratio
         with np.errstate(divide="ignore", invalid="ignore"):
             gradients = {
@@ -284,8 +432,14 @@ class EBFit:
         return {name: _delta_method_se(self.covariance, np.array(gradient))
                 for name, gradient in gradients.items()}
 
-    def school_table(self):
-        """One row per school: label, n_i, ybar_i, E[theta_i], SD[theta_i], kappa_i."""
+    def school_table(self) -> pd.DataFrame:
+        """One row per school: label, n_i, ybar_i, E[theta_i], SD[theta_i], kappa_i.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns `school`, `n`, `ybar`, `theta_mean`, `theta_sd`, `kappa`.
+        """
         return pd.DataFrame({"school": self.data.labels, "n": self.data.n, "ybar": self.data.ybar,
                              "theta_mean": self.theta_mean, "theta_sd": self.theta_sd,
                              "kappa": self.kappa})
@@ -345,11 +499,34 @@ class EBFit:
                          "here.")
         return notes
 
-    def to_inference_data(self, draws: int, chains: int, seed=None, *,
+    def to_inference_data(self, draws: int, chains: int, seed: SeedLike = None, *,
                           priors: Priors | None = None) -> az.InferenceData:
         """An engine-style result: theta_i drawn from its conditional posterior given the
         estimates, mu, lam and omega held at the estimates. `priors` (default: the data's
-        `Priors.weakly_informative`) are recorded for the interface; empirical Bayes uses none."""
+        `Priors.weakly_informative`) are recorded for the interface; empirical Bayes uses none.
+
+        Parameters
+        ----------
+        draws : int
+            Draws per chain.
+        chains : int
+            Chains (independent: the draws are i.i.d.).
+        seed : SeedLike, default None
+            The seed the draws of theta depend on.
+        priors : Priors, optional
+            Recorded in the result's attrs.
+
+        Returns
+        -------
+        arviz.InferenceData
+            The engine interface's result; its settings record the method, the criterion,
+            the log-likelihood and the standard errors.
+
+        Raises
+        ------
+        SettingsError
+            If `draws` or `chains` is not an integer >= 1.
+        """
         check_run_size(draws, chains)
         start = time.perf_counter()
         rng = np.random.default_rng(seed)
@@ -428,10 +605,25 @@ def _maximize_profile(stats: SchoolStats, reml: bool) -> _Maximum:
                     message=message)
 
 
-def moment_estimates(stats: SchoolStats):
+def moment_estimates(stats: SchoolStats) -> tuple[float, float, float]:
     """(mu, lam, r) by moments: the grand mean, 1 / the pooled within-school variance
     s_w^2 = sum_i ss_i / (N - m), and r = [var_i(ybar_i) - s_w^2 mean_i(1/n_i)] / s_w^2, raised
-    to at least TAU2_START_FLOOR mean_i(1/n_i) so that log omega is finite."""
+    to at least TAU2_START_FLOOR mean_i(1/n_i) so that log omega is finite.
+
+    Parameters
+    ----------
+    stats : SchoolStats
+        n_i, ybar_i, ss_i of the data.
+
+    Returns
+    -------
+    mu : float
+        The grand mean of the scores.
+    lam : float
+        1 / s_w^2.
+    r : float
+        The moment estimate of tau^2, floored as above.
+    """
     within = stats.pooled_variance
     between = np.var(stats.ybar, ddof=1) - within * _typical_inverse_size(stats)
     r = max(between / within, TAU2_START_FLOOR * _typical_inverse_size(stats))
@@ -445,7 +637,8 @@ def _maximize_nelder_mead(stats: SchoolStats, reml: bool,
     ...); s = 1/sqrt(lam_0 mean(n_i)) is a typical school mean's standard error, so every
     coordinate, and the search's tolerance on it, is free of the scores' units. The first simplex
     steps by 1 in the first coordinate and by 1/2 in the logs.
-    `objective(stats, mu, lam, omega)` is the ML objective (a user's derivation may replace it)."""
+    `objective(stats, mu, lam, omega)` is the ML objective (a user's derivation may replace it).
+    """
     mu_start, lam, r = moment_estimates(stats)
     mu_scale = 1.0 / math.sqrt(lam * np.mean(stats.n))
     if reml:
@@ -478,7 +671,7 @@ _OPTIMIZERS = {"profile": _maximize_profile, "nelder-mead": _maximize_nelder_mea
 
 
 def fit(data: GroupedData, *, method: str = "profile", reml: bool = False,
-        objective=None) -> EBFit:
+        objective: Callable[[SchoolStats, float, float, float], float] | None = None) -> EBFit:
     """Maximize the marginal (ML) or restricted (REML) likelihood with theta integrated out, then
     give each theta_i its conditional posterior at the estimates (`theta_conditional`):
 
@@ -489,6 +682,45 @@ def fit(data: GroupedData, *, method: str = "profile", reml: bool = False,
     `objective`, a function (stats, mu, lam, omega) -> log p(y | mu, lam, omega), replaces the
     package's `log_marginal_likelihood` (a user's own derivation, say); only the Nelder-Mead ML
     search, which treats it as a black box, can take one.
+
+    Parameters
+    ----------
+    data : GroupedData
+        The scores.
+    method : {"profile", "nelder-mead"}, default "profile"
+        The one-dimensional search over r = tau^2, which reaches tau = 0 exactly, or scipy's
+        Nelder-Mead over (mu, log lam, log omega), which can only approach it.
+    reml : bool, default False
+        Maximize the restricted likelihood (REML) instead of the likelihood (ML).
+    objective : Callable, optional
+        (stats, mu, lam, omega) -> log p(y | mu, lam, omega), in place of the package's.
+
+    Returns
+    -------
+    EBFit
+        The estimates, their standard errors, and theta given them.
+
+    Raises
+    ------
+    SettingsError
+        If `method` is unknown, `reml` is not a bool, or `objective` is given with another
+        method than "nelder-mead" or with `reml`.
+
+    Warns
+    -----
+    ConvergenceWarning
+        If the optimizer stopped before converging (the fit is returned, `converged` False).
+
+    Examples
+    --------
+    >>> from hiercheck import load_dataset
+    >>> from hiercheck.samplers import empirical_bayes
+    >>> result = empirical_bayes.fit(load_dataset("rail"), reml=True)
+    >>> result.criterion, result.at_boundary
+    ('REML', False)
+    >>> table = result.summary()  # estimate and std_err of mu, sigma, between_sd, tau, ...
+    >>> print(result)  # the same as a text table, with the fit's details  # doctest: +SKIP
+    >>> result.school_table()  # E[theta_i | y, estimates] and kappa_i per school  # doctest: +SKIP
     """
     if method not in METHODS:
         raise SettingsError(f"unknown method {method!r}; methods are {', '.join(METHODS)}")
@@ -515,29 +747,87 @@ def fit(data: GroupedData, *, method: str = "profile", reml: bool = False,
                  kappa=kappa, fit_time=time.perf_counter() - start)
 
 
-def sample(data: GroupedData, priors: Priors, *, draws: int, chains: int, seed=None,
-           method: str = "profile", reml: bool = False) -> az.InferenceData:
+def sample(data: GroupedData, priors: Priors, *, draws: int, chains: int,
+           seed: SeedLike = None, method: str = "profile",
+           reml: bool = False) -> az.InferenceData:
     """The engine interface: fit, then draw theta given the estimates (`EBFit.to_inference_data`).
-    `priors` are recorded, not used: empirical Bayes estimates the hyperparameters instead."""
+    `priors` are recorded, not used: empirical Bayes estimates the hyperparameters instead.
+
+    Parameters
+    ----------
+    data : GroupedData
+        The scores.
+    priors : Priors
+        Recorded in the result, not used.
+    draws : int
+        Draws per chain.
+    chains : int
+        Chains.
+    seed : SeedLike, default None
+        The seed the draws of theta depend on.
+    method : {"profile", "nelder-mead"}, default "profile"
+        As in `fit`.
+    reml : bool, default False
+        As in `fit`.
+
+    Returns
+    -------
+    arviz.InferenceData
+        theta_i drawn given the estimates; mu, lam, omega constant at the estimates.
+
+    Raises
+    ------
+    SettingsError
+        If `draws` or `chains` is not an integer >= 1, or as `fit`.
+    """
     check_run_size(draws, chains)
     return fit(data, method=method, reml=reml).to_inference_data(draws, chains, seed,
                                                                  priors=priors)
 
 
-def shrinkage(ybar, theta_mean) -> np.ndarray:
-    """kappa_i = (ybar_i - E[theta_i]) / ybar_i, the share of its own mean a school gives up."""
+def shrinkage(ybar: ArrayLike, theta_mean: ArrayLike) -> np.ndarray:
+    """kappa_i = (ybar_i - E[theta_i]) / ybar_i, the share of its own mean a school gives up.
+
+    Parameters
+    ----------
+    ybar : ArrayLike
+        ybar_i, the school means.
+    theta_mean : ArrayLike
+        E[theta_i], an estimate or posterior mean of each school's true mean.
+
+    Returns
+    -------
+    np.ndarray
+        kappa, of the broadcast shape; inf or nan where ybar_i = 0.
+    """
     ybar = np.asarray(ybar, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):  # a school mean of 0 has no kappa
         return (ybar - np.asarray(theta_mean, dtype=float)) / ybar
 
 
-def plot_shrinkage(fit_result: EBFit, ax=None, posterior_means=None):
+def plot_shrinkage(fit_result: EBFit, ax: Axes | None = None,
+                   posterior_means: Mapping[str, ArrayLike] | None = None) -> Axes:
     """|kappa_i| against n_i: how far empirical Bayes moves each school's mean, relative to the
     mean itself. Small schools are pulled hardest toward mu. `posterior_means` maps an engine's
     name to its posterior means of theta, drawn beside EB's (a fully Bayesian posterior shrinks
     a little differently: it averages over the hyperparameters instead of fixing them).
     Draws on a new Figure (no pyplot, so it works under any backend, Agg included) when `ax` is
-    None; returns the axes."""
+    None; returns the axes.
+
+    Parameters
+    ----------
+    fit_result : EBFit
+        The empirical Bayes fit.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw.
+    posterior_means : Mapping[str, ArrayLike], optional
+        Posterior means of theta (shape (m,)) by engine name.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes drawn on.
+    """
     if ax is None:
         from matplotlib.figure import Figure
 

@@ -31,6 +31,39 @@ INTERNAL_ERROR = 1
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the `hiercheck` command: parse the arguments, run the command they name.
+
+    Bad input (any `HiercheckError`) ends the run with one line on stderr and exit code 2; any
+    other exception is a bug of the package's, reported in one line (the traceback with
+    `--debug`) with exit code 1.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after the program's name (default: `sys.argv[1:]`).
+
+    Returns
+    -------
+    int
+        The exit code: 0 done (and, for validate and sbc, passed), 1 a check failed or an
+        internal error, 2 bad input or usage, 130 interrupted.
+
+    Examples
+    --------
+    From a shell:
+
+    .. code-block:: console
+
+        $ hiercheck describe --dataset rail
+        $ hiercheck fit --engine eb --data scores.csv --group school --value score
+        $ hiercheck validate --dataset hsb --prior "a=2,b=0.5" --out results
+
+    From Python, the same with the arguments as a list:
+
+    >>> from hiercheck.validation.cli import main
+    >>> main(["describe", "--dataset", "rail", "--out", "out"])  # doctest: +SKIP
+    0
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     quiet_libraries()
@@ -55,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
 def quiet_libraries() -> None:
     """Warnings as one line each; PyMC's progress chatter and PyTensor's advice about BLAS
     (which this model, all elementwise, does not use) off; figures drawn for files, not a screen
-    (the library leaves the backend to its user, a notebook say)."""
+    (the library leaves the backend to its user, a notebook say).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -74,6 +108,15 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line parser of every `hiercheck` command (describe, fit, validate, sbc,
+    report, mutants) and its options.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        Its parsed arguments carry `run`, the function that runs the command named; a usage
+        error exits with code 2 and one line.
+    """
     parser = OneLineParser(
         prog="hiercheck",
         description="Fit the normal hierarchical model three independent ways and check that "

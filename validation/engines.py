@@ -1,5 +1,6 @@
 """The posterior engines by name, imported only when asked for (PyMC takes seconds to import),
-and the table that sets their estimates side by side."""
+and the table that sets their estimates side by side.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ __all__ = ["ENGINES", "estimates_table", "get_engine", "posterior_means_of_theta
 
 import functools
 import importlib
+from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
 
 from hiercheck.errors import SettingsError
-from hiercheck.models.engine import Engine
+from hiercheck.models.engine import Engine, az
 
 # name -> (module, callable, one-line description)
 ENGINES: dict[str, tuple[str, str, str]] = {
@@ -27,7 +30,24 @@ ENGINES: dict[str, tuple[str, str, str]] = {
 
 
 def get_engine(name: str) -> Engine:
-    """The engine called `name`: a callable following the one engine interface."""
+    """The engine called `name`: a callable following the one engine interface.
+
+    Parameters
+    ----------
+    name : str
+        A key of `ENGINES`: gibbs, blocked, eb, exact, nuts or nutpie.
+
+    Returns
+    -------
+    Engine
+        `sample(data, priors, *, draws, chains, seed) -> InferenceData`; its module is imported
+        now.
+
+    Raises
+    ------
+    SettingsError
+        If no engine is called `name`.
+    """
     if name not in ENGINES:
         raise SettingsError(f"unknown engine {name!r}; engines are {', '.join(ENGINES)}")
     module, attribute, _ = ENGINES[name]
@@ -35,7 +55,23 @@ def get_engine(name: str) -> Engine:
 
 
 def sbc_engine(name: str) -> Engine:
-    """The engine SBC runs for `name`; NUTS through nutpie, which compiles once per process."""
+    """The engine SBC runs for `name`; NUTS through nutpie, which compiles once per process.
+
+    Parameters
+    ----------
+    name : str
+        A key of `ENGINES`.
+
+    Returns
+    -------
+    Engine
+        For "nuts", NUTS with the nutpie backend and 500 tuning steps; otherwise `get_engine`'s.
+
+    Raises
+    ------
+    SettingsError
+        If no engine is called `name`.
+    """
     if name == "nuts":
         from hiercheck.models.reference import sample_nuts
 
@@ -43,9 +79,20 @@ def sbc_engine(name: str) -> Engine:
     return get_engine(name)
 
 
-def estimates_table(results: dict) -> pd.DataFrame:
+def estimates_table(results: Mapping[str, az.InferenceData]) -> pd.DataFrame:
     """mu, sigma, tau and the between-school SD tau*sigma, an engine a row: the posterior mean
-    (SD), or for empirical Bayes the estimate (standard error from the observed information)."""
+    (SD), or for empirical Bayes the estimate (standard error from the observed information).
+
+    Parameters
+    ----------
+    results : Mapping[str, arviz.InferenceData]
+        Engines' results by name.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A row per engine, columns mu, sigma, tau, between_sd; each cell "mean (SD)" as text.
+    """
     from hiercheck.models.engine import engine_settings
 
     rows = {}
@@ -60,8 +107,20 @@ def estimates_table(results: dict) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def posterior_means_of_theta(posteriors: dict) -> dict:
+def posterior_means_of_theta(
+        posteriors: Mapping[str, az.InferenceData]) -> dict[str, np.ndarray]:
     """Each sampled engine's posterior means of theta, by name (EB left out: it fixes the
-    hyperparameters, and its shrinkage is what the others are set beside)."""
+    hyperparameters, and its shrinkage is what the others are set beside).
+
+    Parameters
+    ----------
+    posteriors : Mapping[str, arviz.InferenceData]
+        Engines' results by name.
+
+    Returns
+    -------
+    dict[str, np.ndarray]
+        E[theta | y], shape (m,), by engine name, "eb" left out.
+    """
     return {name: idata.posterior.theta.mean(("chain", "draw")).values
             for name, idata in posteriors.items() if name != "eb"}

@@ -5,17 +5,37 @@ from __future__ import annotations
 __all__ = ["figure_of", "new_axes", "plot_school_means", "save"]
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from hiercheck.models import GroupedData
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
-def plot_school_means(data: GroupedData, ax=None, label_extremes: int = 3):
+
+def plot_school_means(data: GroupedData, ax: Axes | None = None,
+                      label_extremes: int = 3) -> Axes:
     """School mean against school size, with the band +-2 s_w / sqrt(n) around the grand mean
     that school means would fill if every school had the same true mean: the funnel shows why
-    the most extreme means come from the smallest schools."""
+    the most extreme means come from the smallest schools.
+
+    Parameters
+    ----------
+    data : GroupedData
+        The scores.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw (default: a new Figure's).
+    label_extremes : int, default 3
+        How many of the lowest and of the highest school means to label.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes drawn on.
+    """
     if ax is None:
         ax = new_axes(figsize=(8, 5))
     grand = data.values.mean()
@@ -37,21 +57,60 @@ def plot_school_means(data: GroupedData, ax=None, label_extremes: int = 3):
     return ax
 
 
-def new_axes(rows: int = 1, columns: int = 1, *, figsize, squeeze: bool = True):
+def new_axes(rows: int = 1, columns: int = 1, *, figsize: tuple[float, float],
+             squeeze: bool = True) -> Axes | np.ndarray:
     """Axes on a new Figure made without pyplot, so that library code never touches pyplot's
-    global state (its current figure, its backend) and works under any backend, Agg included."""
+    global state (its current figure, its backend) and works under any backend, Agg included.
+
+    Parameters
+    ----------
+    rows : int, default 1
+        Rows of axes.
+    columns : int, default 1
+        Columns of axes.
+    figsize : tuple of float
+        The figure's (width, height) in inches.
+    squeeze : bool, default True
+        As in `Figure.subplots`: one Axes alone, a grid of one row or column as a 1-d array.
+
+    Returns
+    -------
+    matplotlib.axes.Axes or np.ndarray
+        The Axes, or an array of them.
+    """
     return Figure(figsize=figsize).subplots(rows, columns, squeeze=squeeze)
 
 
-def figure_of(drawn) -> Figure:
-    """The Figure behind what a plot function returns: an Axes, an array of them, or a Figure."""
+def figure_of(drawn: Axes | np.ndarray | Figure) -> Figure:
+    """The Figure behind what a plot function returns: an Axes, an array of them, or a Figure.
+
+    Parameters
+    ----------
+    drawn : matplotlib.axes.Axes, np.ndarray of Axes, or matplotlib.figure.Figure
+        What a plot function returned.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure it is drawn on.
+    """
     if isinstance(drawn, Figure):
         return drawn
     return np.ravel(drawn)[0].figure
 
 
-def save(drawn, path, *, layout: bool = True) -> None:
-    """Write what a plot function drew (Axes, array of Axes, or Figure) to `path` as an image."""
+def save(drawn: Axes | np.ndarray | Figure, path: str | Path, *, layout: bool = True) -> None:
+    """Write what a plot function drew (Axes, array of Axes, or Figure) to `path` as an image.
+
+    Parameters
+    ----------
+    drawn : matplotlib.axes.Axes, np.ndarray of Axes, or matplotlib.figure.Figure
+        What a plot function returned.
+    path : str or pathlib.Path
+        The image file; its suffix (.png, .pdf, .svg) sets the format.
+    layout : bool, default True
+        Tighten the layout first.
+    """
     figure = figure_of(drawn)
     if layout:
         figure.tight_layout()

@@ -18,25 +18,58 @@ __all__ = [
 ]
 
 import functools
-from typing import NamedTuple
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats
 
 from hiercheck.errors import SettingsError
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 ECDF_SIMULATIONS = 4000
 
 
 class Uniformity(NamedTuple):
+    """Both tests of uniformity of one quantity's ranks.
+
+    Attributes
+    ----------
+    chi2 : float
+        Pearson's chi-square of the binned ranks (`chi_square`).
+    chi2_p : float
+        Its p-value.
+    ecdf_p : float
+        The simultaneous ECDF test's p-value (`ecdf_test`): the probability that a uniform
+        sample's ECDF strays as far as this one's.
+    """
+
     chi2: float
     chi2_p: float
-    ecdf_p: float  # P(a uniform sample's ECDF strays as far as this one's)
+    ecdf_p: float
 
 
 def rank_bins(draws: int, replications: int, max_bins: int = 20) -> np.ndarray:
     """Bin edges over the ranks {0..L}: nearly equal integer bins, as many (up to `max_bins`) as
-    keep the expected count of the narrowest bin >= 5, so that Pearson's chi-square is accurate."""
+    keep the expected count of the narrowest bin >= 5, so that Pearson's chi-square is accurate.
+
+    Parameters
+    ----------
+    draws : int
+        L, the posterior draws each rank is taken among; ranks lie in {0..L}.
+    replications : int
+        R, the number of ranks.
+    max_bins : int, default 20
+        The most bins to use.
+
+    Returns
+    -------
+    np.ndarray
+        Integer bin edges from 0 to L + 1; bin k holds the ranks in [edges[k], edges[k+1]).
+    """
     values = draws + 1
     for bins in range(int(min(max_bins, values)), 1, -1):
         if values // bins / values * replications >= 5:
@@ -45,7 +78,22 @@ def rank_bins(draws: int, replications: int, max_bins: int = 20) -> np.ndarray:
 
 
 def chi_square(ranks: np.ndarray, draws: int) -> tuple[float, float]:
-    """Pearson's chi-square of binned ranks against the exact bin probabilities."""
+    """Pearson's chi-square of binned ranks against the exact bin probabilities.
+
+    Parameters
+    ----------
+    ranks : np.ndarray
+        The ranks, integers in {0..L}; one-dimensional.
+    draws : int
+        L, the posterior draws each rank is taken among.
+
+    Returns
+    -------
+    statistic : float
+        The chi-square statistic over the bins of `rank_bins`.
+    p : float
+        Its p-value.
+    """
     edges = rank_bins(draws, ranks.size)
     observed = np.histogram(ranks, bins=edges)[0]
     expected = np.diff(edges) / (draws + 1) * ranks.size
@@ -63,7 +111,8 @@ def ecdf_evaluation_points(draws: int, replications: int) -> np.ndarray:
 
 def ecdf_counts(ranks: np.ndarray, draws: int, k: np.ndarray) -> np.ndarray:
     """#{r : rank_r < k} for each k, over the last axis of `ranks` (shape (..., R) -> (..., K)),
-    from one histogram of the ranks over {0..L} and its running sum: O(R + L), not O(R K)."""
+    from one histogram of the ranks over {0..L} and its running sum: O(R + L), not O(R K).
+    """
     ranks = np.asarray(ranks, dtype=np.int64)
     batch = ranks.shape[:-1]
     rows = int(np.prod(batch, dtype=np.int64))
@@ -75,7 +124,8 @@ def ecdf_counts(ranks: np.ndarray, draws: int, k: np.ndarray) -> np.ndarray:
 
 def ecdf_tail_probability(ranks: np.ndarray, draws: int) -> np.ndarray:
     """min_k 2 min(P(B <= c_k), P(B >= c_k)), B ~ Binomial(R, z_k), c_k = #{rank < k}: the
-    smallest pointwise two-sided tail probability of the ranks' ECDF at z_k = k/(L+1)."""
+    smallest pointwise two-sided tail probability of the ranks' ECDF at z_k = k/(L+1).
+    """
     n = ranks.shape[-1]
     z = ecdf_evaluation_points(draws, n)
     k = np.rint(z * (draws + 1)).astype(np.int64)  # rank < k  <=>  scaled rank < z
@@ -95,17 +145,50 @@ def _null_tail_probabilities(draws: int, replications: int) -> np.ndarray:
 
 def ecdf_test(ranks: np.ndarray, draws: int) -> float:
     """p-value of the simultaneous ECDF test: the share of uniform rank samples whose smallest
-    pointwise tail probability is at most the observed one."""
+    pointwise tail probability is at most the observed one.
+
+    Parameters
+    ----------
+    ranks : np.ndarray
+        The ranks, integers in {0..L}; one-dimensional.
+    draws : int
+        L, the posterior draws each rank is taken among.
+
+    Returns
+    -------
+    float
+        The p-value, in (0, 1], from 4000 simulated uniform samples (`ECDF_SIMULATIONS`).
+    """
     null = _null_tail_probabilities(draws, ranks.size)
     observed = ecdf_tail_probability(ranks, draws)
     return float((np.searchsorted(null, observed, side="right") + 1) / (null.size + 1))
 
 
-def simultaneous_band(draws: int, replications: int, alpha: float = 0.05):
+def simultaneous_band(draws: int, replications: int,
+                      alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(z, lower, upper): at each z_k, the ECDF values whose pointwise tail probability is at least
     gamma, with gamma the largest level at which uniform ranks stray below it somewhere with
     probability at most alpha. So the whole ECDF of uniform ranks leaves the band with probability
-    at most alpha (a little less, the counts being discrete)."""
+    at most alpha (a little less, the counts being discrete).
+
+    Parameters
+    ----------
+    draws : int
+        L, the posterior draws each rank is taken among.
+    replications : int
+        R, the number of ranks.
+    alpha : float, default 0.05
+        The probability that the ECDF of uniform ranks leaves the band somewhere.
+
+    Returns
+    -------
+    z : np.ndarray
+        The evaluation points z_k = k/(L+1).
+    lower : np.ndarray
+        The band's lower edge for the ECDF at each z_k.
+    upper : np.ndarray
+        The band's upper edge.
+    """
     null = _null_tail_probabilities(draws, replications)
     gamma = float(null[int(np.floor(alpha * null.size))])  # #{null < gamma} <= alpha * size
     z = ecdf_evaluation_points(draws, replications)
@@ -118,8 +201,26 @@ def simultaneous_band(draws: int, replications: int, alpha: float = 0.05):
     return z, lower / replications, upper / replications
 
 
-def uniformity(ranks: np.ndarray, draws: int) -> Uniformity:
-    """Both tests of one quantity's ranks (integers in {0..L}, L = `draws`)."""
+def uniformity(ranks: ArrayLike, draws: int) -> Uniformity:
+    """Both tests of one quantity's ranks (integers in {0..L}, L = `draws`).
+
+    Parameters
+    ----------
+    ranks : ArrayLike
+        The ranks of the true value among L posterior draws, one per replication.
+    draws : int
+        L.
+
+    Returns
+    -------
+    Uniformity
+        The chi-square statistic and p-value, and the ECDF test's p-value.
+
+    Raises
+    ------
+    SettingsError
+        If `ranks` is not one-dimensional with at least 2 entries, or a rank is outside 0..L.
+    """
     ranks = np.asarray(ranks)
     if ranks.ndim != 1 or ranks.size < 2:
         raise SettingsError(f"ranks must be a 1-d array of at least 2 replications, got shape {ranks.shape}")
@@ -129,8 +230,28 @@ def uniformity(ranks: np.ndarray, draws: int) -> Uniformity:
     return Uniformity(chi2=statistic, chi2_p=p, ecdf_p=ecdf_test(ranks, draws))
 
 
-def plot_ranks(ranks: np.ndarray, draws: int, name: str, axes=None, alpha: float = 0.05):
-    """Rank histogram and ECDF difference (ECDF(z) - z) with its simultaneous 1-alpha band."""
+def plot_ranks(ranks: np.ndarray, draws: int, name: str, axes: Sequence[Axes] | None = None,
+               alpha: float = 0.05) -> Sequence[Axes]:
+    """Rank histogram and ECDF difference (ECDF(z) - z) with its simultaneous 1-alpha band.
+
+    Parameters
+    ----------
+    ranks : np.ndarray
+        The ranks, integers in {0..L}; one-dimensional.
+    draws : int
+        L, the posterior draws each rank is taken among.
+    name : str
+        The quantity ranked, for the titles and labels.
+    axes : sequence of two matplotlib.axes.Axes, optional
+        Where to draw the histogram and the ECDF difference (default: a new Figure's).
+    alpha : float, default 0.05
+        The band's simultaneous level is 1 - alpha.
+
+    Returns
+    -------
+    sequence of matplotlib.axes.Axes
+        The two axes drawn on.
+    """
     if axes is None:
         from matplotlib.figure import Figure  # no pyplot: works under any backend, Agg included
 

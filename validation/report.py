@@ -17,20 +17,20 @@ report costs one `hiercheck validate` plus the figures.
 
 from __future__ import annotations
 
-__all__ = [
-    "fit_all", "plot_densities", "plot_rank", "plot_theta_forest", "plot_trace", "render",
-    "write_report",
-]
+__all__ = ["plot_densities", "plot_rank", "plot_theta_forest", "plot_trace", "write_report"]
 
 import base64
 import html
 import io
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from hiercheck._typing import SeedLike
 from hiercheck.models import GroupedData, Priors
 from hiercheck.models.engine import az
 from hiercheck.samplers import empirical_bayes
@@ -39,6 +39,9 @@ from .engines import estimates_table, posterior_means_of_theta
 from .plots import figure_of, new_axes, plot_school_means
 from .suite import ALPHA, Verdict, check_sampler
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
 SCALARS = ["mu", "sigma", "tau"]
 FOREST_SCHOOLS = 20  # schools in the forest plot: enough to span the sizes, few enough to read
 EB_DRAWS = 1000      # per chain, 4 chains: theta_i given the EB estimates is normal, draws are cheap
@@ -46,10 +49,11 @@ EB_DRAWS = 1000      # per chain, 4 chains: theta_i given the EB estimates is no
 
 # -- the computations -----------------------------------------------------------------------------
 
-def fit_all(data: GroupedData, priors: Priors, *, seed=0, quick: bool = True,
+def fit_all(data: GroupedData, priors: Priors, *, seed: SeedLike = 0, quick: bool = True,
             progress: bool = False) -> tuple[Verdict, dict, empirical_bayes.EBFit]:
     """The verdict on the package's own derivation, the four engines' posteriors it rests on
-    (name -> InferenceData: eb, gibbs, nuts, exact) and the EB fit."""
+    (name -> InferenceData: eb, gibbs, nuts, exact) and the EB fit.
+    """
     verdict = check_sampler(data=data, priors=priors, quick=quick, seed=seed, progress=progress)
     eb_fit = empirical_bayes.fit(data)
     posteriors = {
@@ -100,16 +104,35 @@ def diagnostics_table(posteriors: dict) -> pd.DataFrame:
 
 def spread_schools(n: np.ndarray, count: int = FOREST_SCHOOLS) -> np.ndarray:
     """Indices of `count` schools spread evenly over the ranks of their sizes, smallest first
-    (every school when there are no more than `count`)."""
+    (every school when there are no more than `count`).
+    """
     order = np.argsort(n, kind="stable")
     picks = np.unique(np.linspace(0, n.size - 1, min(count, n.size)).round().astype(int))
     return order[picks]
 
 
-def plot_theta_forest(posteriors: dict, data: GroupedData, count: int = FOREST_SCHOOLS, ax=None):
+def plot_theta_forest(posteriors: Mapping[str, az.InferenceData], data: GroupedData,
+                      count: int = FOREST_SCHOOLS, ax: Axes | None = None) -> Axes:
     """Posterior mean and central 95% interval of theta_i for each engine, for `count` schools
     spread over the range of sizes, with the school's own mean ybar_i: the intervals narrow as n_i
-    grows, and small schools' estimates sit between ybar_i and mu. Returns the axes."""
+    grows, and small schools' estimates sit between ybar_i and mu.
+
+    Parameters
+    ----------
+    posteriors : Mapping[str, arviz.InferenceData]
+        Engines' results by name; with "exact" among them, its posterior mean of mu is marked.
+    data : GroupedData
+        The scores the engines were given.
+    count : int, default 20
+        How many schools to show.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw (default: a new Figure's, sized to `count`).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes drawn on.
+    """
     chosen = spread_schools(data.n, count)
     if ax is None:
         ax = new_axes(figsize=(9, 0.42 * chosen.size + 2.0))
@@ -140,9 +163,26 @@ def plot_theta_forest(posteriors: dict, data: GroupedData, count: int = FOREST_S
     return ax
 
 
-def plot_trace(idata, name: str, data_name: str, axes=None):
+def plot_trace(idata: az.InferenceData, name: str, data_name: str,
+               axes: np.ndarray | None = None) -> np.ndarray:
     """ArviZ's trace plot of mu, sigma, tau: densities by chain (left), draws in order (right).
-    `axes` is a (3, 2) array; returns it."""
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+        An engine's result.
+    name : str
+        The engine's name, for the title.
+    data_name : str
+        The data's name, for the title.
+    axes : np.ndarray of matplotlib.axes.Axes, optional
+        A (3, 2) array to draw on (default: a new Figure's).
+
+    Returns
+    -------
+    np.ndarray of matplotlib.axes.Axes
+        The (3, 2) axes drawn on.
+    """
     if axes is None:
         axes = new_axes(len(SCALARS), 2, figsize=(10, 6.5))
     axes = az.plot_trace(idata, var_names=SCALARS, compact=False, axes=axes)
@@ -160,9 +200,27 @@ def plot_trace(idata, name: str, data_name: str, axes=None):
     return axes
 
 
-def plot_rank(idata, name: str, data_name: str, axes=None):
+def plot_rank(idata: az.InferenceData, name: str, data_name: str,
+              axes: np.ndarray | None = None) -> np.ndarray:
     """ArviZ's rank plot: the ranks of each chain's draws among all chains'; uniform bars mean
-    the chains explore the same distribution. `axes` holds one Axes per scalar; returns them."""
+    the chains explore the same distribution.
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+        An engine's result.
+    name : str
+        The engine's name, for the title.
+    data_name : str
+        The data's name, for the title.
+    axes : np.ndarray of matplotlib.axes.Axes, optional
+        One Axes for each of mu, sigma, tau (default: a new Figure's).
+
+    Returns
+    -------
+    np.ndarray of matplotlib.axes.Axes
+        The three axes drawn on.
+    """
     if axes is None:
         axes = new_axes(1, len(SCALARS), figsize=(10, 3.4))
     axes = np.ravel(az.plot_rank(idata, var_names=SCALARS, ax=np.ravel(axes)))
@@ -175,9 +233,24 @@ def plot_rank(idata, name: str, data_name: str, axes=None):
     return axes
 
 
-def plot_densities(posteriors: dict, data_name: str, axes=None):
-    """Posterior densities of mu, sigma, tau for the sampled engines, overlaid. `axes` holds one
-    Axes per scalar; returns them."""
+def plot_densities(posteriors: Mapping[str, az.InferenceData], data_name: str,
+                   axes: np.ndarray | None = None) -> np.ndarray:
+    """Posterior densities of mu, sigma, tau for the sampled engines, overlaid.
+
+    Parameters
+    ----------
+    posteriors : Mapping[str, arviz.InferenceData]
+        Engines' results by name; "eb", which fixes mu, sigma and tau, is left out.
+    data_name : str
+        The data's name, for the title.
+    axes : np.ndarray of matplotlib.axes.Axes, optional
+        One Axes for each of mu, sigma, tau (default: a new Figure's).
+
+    Returns
+    -------
+    np.ndarray of matplotlib.axes.Axes
+        The three axes drawn on.
+    """
     if axes is None:
         axes = new_axes(1, len(SCALARS), figsize=(11, 3.6))
     names = [name for name in posteriors if name != "eb"]  # EB fixes them: a point, no density
@@ -343,9 +416,32 @@ def render(data: GroupedData, priors: Priors, verdict: Verdict, posteriors: dict
     return "\n".join(parts)
 
 
-def write_report(data: GroupedData, priors: Priors, folder: Path, *, seed=0, quick: bool = True,
-                 progress: bool = False) -> tuple[Path, Verdict]:
-    """Fit, check, draw, and write `folder/index.html`; returns its path and the verdict."""
+def write_report(data: GroupedData, priors: Priors, folder: Path, *, seed: SeedLike = 0,
+                 quick: bool = True, progress: bool = False) -> tuple[Path, Verdict]:
+    """Fit, check, draw, and write `folder/index.html`; returns its path and the verdict.
+
+    Parameters
+    ----------
+    data : GroupedData
+        The scores.
+    priors : Priors
+        The prior parameters of the Bayesian engines and of the checks.
+    folder : pathlib.Path
+        Where to write `index.html`; created if missing.
+    seed : SeedLike, default 0
+        The seed every random draw depends on.
+    quick : bool, default True
+        The checks' quick settings (about a minute) rather than the full ones.
+    progress : bool, default False
+        Show the checks' progress on stderr.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The page written.
+    verdict : Verdict
+        The verdict of `check_sampler` the page shows.
+    """
     started = time.perf_counter()
     verdict, posteriors, eb_fit = fit_all(data, priors, seed=seed, quick=quick,
                                           progress=progress)

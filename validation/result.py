@@ -11,10 +11,17 @@ import pandas as pd
 
 @dataclass(frozen=True)
 class CheckTable:
-    """`table` has a boolean column `agree`, true in each row whose test passed."""
+    """The result of a check: a row per test, each passed or not.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        A row per test, with a boolean column `agree`, true in each row whose test passed.
+    """
 
     table: pd.DataFrame
 
     @property
     def passed(self) -> bool:
+        """Whether every test passed."""
         return bool(self.table.agree.all())

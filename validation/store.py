@@ -21,7 +21,33 @@ from hiercheck.errors import StoreMismatchError
 
 
 class UnitStore:
-    def __init__(self, folder: Path | str, config: dict):
+    """A run folder: its configuration, and the units of work finished so far.
+
+    Opening a folder that holds no run starts one (writes `config.json`); opening one that holds
+    a run with the same configuration resumes it.
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+        The run folder; created if missing.
+    config : dict
+        What the run computes (every setting its results depend on), JSON-serializable (other
+        values are stored as their str).
+
+    Attributes
+    ----------
+    folder : pathlib.Path
+        The run folder.
+    config : dict
+        The configuration as stored in `config.json`.
+
+    Raises
+    ------
+    StoreMismatchError
+        If the folder holds a run with another configuration.
+    """
+
+    def __init__(self, folder: Path | str, config: dict) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.config = json.loads(json.dumps(config, default=str))
@@ -41,12 +67,40 @@ class UnitStore:
         return self.folder / f"unit-{unit:06d}.npz"
 
     def done(self) -> set[int]:
+        """The units finished so far.
+
+        Returns
+        -------
+        set[int]
+            The numbers of the units saved in the folder.
+        """
         return {int(p.stem.split("-")[1]) for p in self.folder.glob("unit-*.npz")}
 
     def save(self, unit: int, arrays: dict[str, np.ndarray]) -> None:
+        """Save a finished unit, atomically: a run killed meanwhile leaves it whole or absent.
+
+        Parameters
+        ----------
+        unit : int
+            The unit's number.
+        arrays : dict[str, np.ndarray]
+            Its results by name.
+        """
         _write_atomically(self._path(unit), lambda handle: np.savez(handle, **arrays))
 
     def load(self, unit: int) -> dict[str, np.ndarray]:
+        """The results of a finished unit, as `save` was given them.
+
+        Parameters
+        ----------
+        unit : int
+            The unit's number; one of `done()`.
+
+        Returns
+        -------
+        dict[str, np.ndarray]
+            Its results by name.
+        """
         with np.load(self._path(unit)) as saved:
             return {name: saved[name] for name in saved.files}
 

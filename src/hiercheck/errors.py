@@ -34,7 +34,8 @@ class SettingsError(HiercheckError):
 
 class UserFunctionError(HiercheckError):
     """A user's function (a draw function, a likelihood) returned something that cannot be right:
-    the wrong shape or type, NaN or infinity, a non-positive precision."""
+    the wrong shape or type, NaN or infinity, a non-positive precision.
+    """
 
 
 class QuadratureError(HiercheckError):
