@@ -4,15 +4,16 @@ An engine is any callable
 
     sample(data: GroupedData, priors: Priors, *, draws: int, chains: int, seed) -> InferenceData
 
-whose `posterior` holds mu, lam, omega, sigma, tau (dims chain, draw) and theta (dims chain,
-draw, school), whose `constant_data` holds the school summaries n, ybar, ss, and whose attrs name
+whose `posterior` holds mu, lam, omega, sigma, tau (dims chain, draw), theta and
+kappa_i = omega/(n_i + omega), the shrinkage coefficient of E(theta_i | y, mu, lam, omega) =
+kappa_i mu + (1 - kappa_i) ybar_i (dims chain, draw, school), whose `constant_data` holds the school summaries n, ybar, ss, and whose attrs name
 the engine, its settings, the priors and the sampling time.
 """
 
 from __future__ import annotations
 
 __all__ = [
-    "POSTERIOR_VARIABLES", "SCALARS", "check_run_size", "Engine", "engine_settings",
+    "POSTERIOR_VARIABLES", "SAMPLED", "SCALARS", "check_run_size", "Engine", "engine_settings",
     "to_inference_data",
 ]
 
@@ -34,7 +35,8 @@ with warnings.catch_warnings():
     import arviz as az
 
 SCALARS = ("mu", "lam", "omega", "sigma", "tau")
-POSTERIOR_VARIABLES = SCALARS + ("theta",)
+SAMPLED = ("mu", "lam", "omega", "theta")  # what an engine draws; the rest follow from them
+POSTERIOR_VARIABLES = SCALARS + ("theta", "kappa")
 
 
 class Engine(Protocol):
@@ -92,13 +94,14 @@ def to_inference_data(posterior: Mapping[str, np.ndarray], data: GroupedData, pr
                       engine: str, settings: Mapping, sampling_time: float,
                       sample_stats: Mapping[str, np.ndarray] | None = None) -> az.InferenceData:
     """Package draws of (mu, lam, omega, theta) of shape (chain, draw[, school]) as an engine's
-    result; sigma = lam^(-1/2) and tau = omega^(-1/2) are added when absent.
+    result; sigma = lam^(-1/2), tau = omega^(-1/2) and kappa_i = omega/(n_i + omega) are added
+    when absent.
 
     Parameters
     ----------
     posterior : Mapping[str, np.ndarray]
         Draws by name: mu, lam, omega of shape (chain, draw), theta of shape (chain, draw, m);
-        sigma and tau optional.
+        sigma, tau and kappa optional.
     data : GroupedData
         The data the draws condition on; its school summaries go into `constant_data`.
     priors : Priors
@@ -122,16 +125,20 @@ def to_inference_data(posterior: Mapping[str, np.ndarray], data: GroupedData, pr
     Raises
     ------
     UserFunctionError
-        If a variable of `POSTERIOR_VARIABLES` is missing.
+        If one of mu, lam, omega, theta (`SAMPLED`) is missing.
     """
     variables = dict(posterior)
-    variables.setdefault("sigma", 1.0 / np.sqrt(variables["lam"]))
-    variables.setdefault("tau", 1.0 / np.sqrt(variables["omega"]))
-    missing = [name for name in POSTERIOR_VARIABLES if name not in variables]
+    missing = [name for name in SAMPLED if name not in variables]
     if missing:
         raise UserFunctionError(f"engine {engine!r} returned no {', '.join(missing)}")
+    omega = np.asarray(variables["omega"], dtype=float)
+    variables.setdefault("sigma", 1.0 / np.sqrt(variables["lam"]))
+    variables.setdefault("tau", 1.0 / np.sqrt(omega))
+    # omega/(n_i + omega) written 1/(1 + n_i/omega), exactly 1 at omega = inf (tau = 0)
+    variables.setdefault("kappa", 1.0 / (1.0 + data.n / omega[..., None]))
     coords = {"school": data.labels}
-    dims = {"theta": ["school"], "n": ["school"], "ybar": ["school"], "ss": ["school"]}
+    dims = {"theta": ["school"], "kappa": ["school"], "n": ["school"], "ybar": ["school"],
+            "ss": ["school"]}
     idata = az.from_dict(
         posterior={name: np.asarray(variables[name]) for name in POSTERIOR_VARIABLES},
         sample_stats=dict(sample_stats) if sample_stats else None,

@@ -37,7 +37,7 @@ from hiercheck._typing import SeedLike
 from hiercheck.errors import NutsWarning, SettingsError, require_integer
 
 from .data import GroupedData
-from .engine import POSTERIOR_VARIABLES, az, check_run_size, to_inference_data
+from .engine import POSTERIOR_VARIABLES, SAMPLED, az, check_run_size, to_inference_data
 from .priors import Priors
 
 PARAMETRIZATIONS = ("centered", "noncentered")
@@ -185,7 +185,7 @@ def sample_nuts(data: GroupedData, priors: Priors, *, draws: int = 1000, chains:
                                chains=chains, seed=integer_seed, target_accept=target_accept,
                                cores=cores)
     elapsed = time.perf_counter() - start
-    posterior = {name: trace.posterior[name].values for name in POSTERIOR_VARIABLES}
+    posterior = {name: trace.posterior[name].values for name in SAMPLED}
     diverging = trace.sample_stats["diverging"].values.astype(bool)
     settings = {"backend": backend, "parametrization": parametrization, "tune": tune,
                 "target_accept": target_accept, "seed": seed}
@@ -267,7 +267,7 @@ def _sample_pymc(data, priors, parametrization, *, draws, tune, chains, seed, ta
         warnings.simplefilter("ignore", RuntimeWarning)  # PyMC repeats what we report below
         return pm.sample(draws=draws, tune=tune, chains=chains, cores=cores or min(chains, 2),
                          random_seed=seed, target_accept=target_accept, progressbar=False,
-                         compute_convergence_checks=False, var_names=list(POSTERIOR_VARIABLES))
+                         compute_convergence_checks=False, var_names=list(SAMPLED))
 
 
 def _sample_nutpie(data, priors, parametrization, *, draws, tune, chains, seed, target_accept,

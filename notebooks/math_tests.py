@@ -181,7 +181,7 @@ print(f"divergences: {nuts_posterior.posterior.attrs['divergences']}, "
 # Bayes the estimate (standard error).
 
 # %%
-from hiercheck.validation.engines import estimates_table, posterior_means_of_theta  # noqa: E402
+from hiercheck.validation.engines import estimates_table, posterior_mean_kappa  # noqa: E402
 
 exact_posterior = exact.sample(mathtest, priors, draws=2000, chains=4, seed=3)
 posteriors = {"eb": eb_fit.to_inference_data(1000, 4, seed=4, priors=priors),
@@ -206,7 +206,7 @@ show(plot_theta_forest(posteriors, mathtest), "theta_forest")
 # posteriors (crosses) average over `(mu, lam, omega)` instead of fixing them, and land close.
 
 # %%
-show(empirical_bayes.plot_shrinkage(eb_fit, posterior_means=posterior_means_of_theta(posteriors)),
+show(empirical_bayes.plot_shrinkage(eb_fit, posterior_kappa=posterior_mean_kappa(posteriors)),
      "shrinkage")
 
 # %% [markdown]

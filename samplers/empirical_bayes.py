@@ -28,7 +28,7 @@ from __future__ import annotations
 __all__ = [
     "METHODS", "EBFit", "estimate_covariance", "fit", "gls_mean", "moment_estimates",
     "observed_information", "plot_shrinkage", "profile_lam", "profile_loglik", "profile_score",
-    "restricted_loglik", "sample", "shrinkage",
+    "relative_change", "restricted_loglik", "sample",
 ]
 
 import html
@@ -360,9 +360,10 @@ class EBFit:
     theta_sd : np.ndarray
         SD[theta_i | y, estimates], shape (m,): theta_i | y, estimates ~
         N(theta_mean_i, theta_sd_i^2).
-    kappa : np.ndarray
-        kappa_i = (ybar_i - theta_mean_i) / ybar_i, the share of its own mean school i gives
-        up (`shrinkage`), shape (m,).
+    relative_change : np.ndarray
+        (ybar_i - theta_mean_i) / ybar_i, the share of its own mean school i gives up
+        (`relative_change`), shape (m,); it depends on where 0 sits on the score scale,
+        `kappa` does not.
     fit_time : float
         Seconds the fit took.
     """
@@ -380,8 +381,15 @@ class EBFit:
     message: str
     theta_mean: np.ndarray
     theta_sd: np.ndarray
-    kappa: np.ndarray
+    relative_change: np.ndarray
     fit_time: float
+
+    @property
+    def kappa(self) -> np.ndarray:
+        """kappa_i = omega_hat/(n_i + omega_hat) = 1/(1 + n_i r_hat), shape (m,): the shrinkage
+        coefficient of E(theta_i | y, estimates) = kappa_i mu + (1 - kappa_i) ybar_i.
+        """
+        return 1.0 / (1.0 + self.data.n * self.variance_ratio)
 
     @property
     def omega(self) -> float:
@@ -433,16 +441,18 @@ class EBFit:
                 for name, gradient in gradients.items()}
 
     def school_table(self) -> pd.DataFrame:
-        """One row per school: label, n_i, ybar_i, E[theta_i], SD[theta_i], kappa_i.
+        """One row per school: label, n_i, ybar_i, E[theta_i], SD[theta_i], kappa_i and the
+        relative change.
 
         Returns
         -------
         pandas.DataFrame
-            Columns `school`, `n`, `ybar`, `theta_mean`, `theta_sd`, `kappa`.
+            Columns `school`, `n`, `ybar`, `theta_mean`, `theta_sd`, `kappa`,
+            `relative_change`.
         """
         return pd.DataFrame({"school": self.data.labels, "n": self.data.n, "ybar": self.data.ybar,
                              "theta_mean": self.theta_mean, "theta_sd": self.theta_sd,
-                             "kappa": self.kappa})
+                             "kappa": self.kappa, "relative_change": self.relative_change})
 
     def summary(self) -> pd.DataFrame:
         """The estimates and their standard errors, a row per quantity.
@@ -487,9 +497,11 @@ class EBFit:
         return "\n".join(lines)
 
     def _notes(self) -> list[str]:
-        pull = 1.0 / (1.0 + self.data.n * self.variance_ratio)  # B_i = omega / (n_i + omega)
-        notes = ["theta_i | y, estimates ~ N(ybar_i - B_i (ybar_i - mu), 1 / (lam (n_i + omega)))",
-                 f"shrinkage B_i = omega / (n_i + omega) from {pull.min():.3g} to {pull.max():.3g}",
+        pull = self.kappa
+        notes = ["theta_i | y, estimates ~ N(kappa_i mu + (1 - kappa_i) ybar_i, "
+                 "1 / (lam (n_i + omega)))",
+                 f"shrinkage kappa_i = omega / (n_i + omega) from {pull.min():.3g} to "
+                 f"{pull.max():.3g}",
                  self.message]
         if self.at_boundary:
             notes += ["tau = 0 is on the boundary: every theta_i = mu, and the standard errors",
@@ -738,13 +750,13 @@ def fit(data: GroupedData, *, method: str = "profile", reml: bool = False,
         warnings.warn(f"empirical Bayes ({method}, {'REML' if reml else 'ML'}) on {data.name} "
                       f"did not converge: {found.message}", ConvergenceWarning, stacklevel=2)
     mean, precision = theta_conditional(stats, found.mu, found.lam, _omega(found.r))
-    kappa = shrinkage(stats.ybar, mean)
     return EBFit(data=data, method=method, reml=bool(reml), mu=found.mu, lam=found.lam,
                  variance_ratio=found.r, loglik=found.loglik,
                  covariance=estimate_covariance(stats, found.lam, found.r, reml=bool(reml)),
                  converged=found.converged, evaluations=found.evaluations,
                  message=found.message, theta_mean=mean, theta_sd=1.0 / np.sqrt(precision),
-                 kappa=kappa, fit_time=time.perf_counter() - start)
+                 relative_change=relative_change(stats.ybar, mean),
+                 fit_time=time.perf_counter() - start)
 
 
 def sample(data: GroupedData, priors: Priors, *, draws: int, chains: int,
@@ -785,8 +797,9 @@ def sample(data: GroupedData, priors: Priors, *, draws: int, chains: int,
                                                                  priors=priors)
 
 
-def shrinkage(ybar: ArrayLike, theta_mean: ArrayLike) -> np.ndarray:
-    """kappa_i = (ybar_i - E[theta_i]) / ybar_i, the share of its own mean a school gives up.
+def relative_change(ybar: ArrayLike, theta_mean: ArrayLike) -> np.ndarray:
+    """(ybar_i - E[theta_i]) / ybar_i, the share of its own mean a school gives up (the
+    write-up's measure; unlike kappa_i it depends on where 0 sits on the score scale).
 
     Parameters
     ----------
@@ -798,19 +811,20 @@ def shrinkage(ybar: ArrayLike, theta_mean: ArrayLike) -> np.ndarray:
     Returns
     -------
     np.ndarray
-        kappa, of the broadcast shape; inf or nan where ybar_i = 0.
+        The relative change, of the broadcast shape; inf or nan where ybar_i = 0.
     """
     ybar = np.asarray(ybar, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):  # a school mean of 0 has no kappa
+    with np.errstate(divide="ignore", invalid="ignore"):  # a school mean of 0 has none
         return (ybar - np.asarray(theta_mean, dtype=float)) / ybar
 
 
 def plot_shrinkage(fit_result: EBFit, ax: Axes | None = None,
-                   posterior_means: Mapping[str, ArrayLike] | None = None) -> Axes:
-    """|kappa_i| against n_i: how far empirical Bayes moves each school's mean, relative to the
-    mean itself. Small schools are pulled hardest toward mu. `posterior_means` maps an engine's
-    name to its posterior means of theta, drawn beside EB's (a fully Bayesian posterior shrinks
-    a little differently: it averages over the hyperparameters instead of fixing them).
+                   posterior_kappa: Mapping[str, ArrayLike] | None = None) -> Axes:
+    """kappa_i = omega/(n_i + omega) against n_i: the weight of mu in each school's estimate
+    E(theta_i | ...) = kappa_i mu + (1 - kappa_i) ybar_i. Small schools are pulled hardest
+    toward mu. `posterior_kappa` maps an engine's name to its posterior means of kappa_i, drawn
+    beside EB's plug-in omega_hat/(n_i + omega_hat) (a fully Bayesian posterior averages kappa_i
+    over omega instead of fixing it).
     Draws on a new Figure (no pyplot, so it works under any backend, Agg included) when `ax` is
     None; returns the axes.
 
@@ -820,8 +834,8 @@ def plot_shrinkage(fit_result: EBFit, ax: Axes | None = None,
         The empirical Bayes fit.
     ax : matplotlib.axes.Axes, optional
         Where to draw.
-    posterior_means : Mapping[str, ArrayLike], optional
-        Posterior means of theta (shape (m,)) by engine name.
+    posterior_kappa : Mapping[str, ArrayLike], optional
+        Posterior means of kappa (shape (m,)) by engine name.
 
     Returns
     -------
@@ -833,13 +847,14 @@ def plot_shrinkage(fit_result: EBFit, ax: Axes | None = None,
 
         ax = Figure(figsize=(7, 4.5)).subplots()
     data = fit_result.data
-    ax.scatter(data.n, np.abs(fit_result.kappa), s=18, alpha=0.8, color="C0",
-               label=f"empirical Bayes ({fit_result.criterion})")
-    for k, (name, theta_mean) in enumerate((posterior_means or {}).items(), start=1):
-        ax.scatter(data.n, np.abs(shrinkage(data.ybar, theta_mean)), s=18, marker="x",
-                   alpha=0.8, color=f"C{k}", label=f"{name} posterior mean")
+    ax.scatter(data.n, fit_result.kappa, s=18, alpha=0.8, color="C0",
+               label=f"empirical Bayes ({fit_result.criterion}): omega_hat/(n_i + omega_hat)")
+    for k, (name, kappa) in enumerate((posterior_kappa or {}).items(), start=1):
+        ax.scatter(data.n, kappa, s=18, marker="x", alpha=0.8, color=f"C{k}",
+                   label=f"{name}: posterior mean of kappa_i")
     ax.set_xlabel("students in the school, n_i")
-    ax.set_ylabel("|kappa_i| = |ybar_i - E[theta_i | y]| / |ybar_i|")
+    ax.set_ylabel("kappa_i = omega / (n_i + omega)")
+    ax.set_ylim(0, 1.02)
     ax.set_title(f"{Path(data.name).name}: shrinkage of each school mean toward "
                  f"mu = {fit_result.mu:.4g}\n(empirical Bayes between-school SD "
                  f"{fit_result.between_sd:.3g}); small schools shrink most", fontsize=10)

@@ -51,7 +51,8 @@ def _loglik(stats: SchoolStats, mu, lam, r, reml: bool) -> np.ndarray:
 
 def _maximize_on_scan(function, grid: np.ndarray) -> float:
     """max over x of function(x) (vectorized over x), from a scan of `grid` (increasing, >= 0)
-    refined by bounded Brent between the best point's neighbours."""
+    refined by bounded Brent between the best point's neighbours.
+    """
     values = function(grid)
     best = int(np.nanargmax(values))
     low, high = grid[max(best - 1, 0)], grid[min(best + 1, grid.size - 1)]
@@ -107,7 +108,8 @@ def _end(profile, start: float, target: float, direction: int, *, scale: float |
     """The x beyond `start` in `direction` (-1 or +1) where profile(x) falls to `target`,
     bracketed by steps away from `start` and solved by brentq: steps of a factor e for a positive
     quantity (`scale` None), of `scale` for one on the whole line. For a quantity that may be 0,
-    the lower end is 0 when the profile at 0 is still above the target."""
+    the lower end is 0 when the profile at 0 is still above the target.
+    """
     if may_be_zero and direction < 0 and profile(0.0) >= target:
         return 0.0
     if scale is None:  # on the log scale

@@ -32,6 +32,7 @@ DOCUMENTED = [
     "hiercheck",
     "hiercheck.errors",
     "hiercheck._typing",
+    "hiercheck.cache",
     "hiercheck.models",
     "hiercheck.models.data",
     "hiercheck.models.datasets",
@@ -42,6 +43,7 @@ DOCUMENTED = [
     "hiercheck.samplers",
     "hiercheck.samplers.marginal",
     "hiercheck.samplers.empirical_bayes",
+    "hiercheck.samplers.intervals",
     "hiercheck.validation.ranks",
     "hiercheck.validation.store",
     "hiercheck.validation.plots",
@@ -49,6 +51,7 @@ DOCUMENTED = [
     "hiercheck.validation.engines",
     "hiercheck.validation.report",
     "hiercheck.validation.cli",
+    "hiercheck.validation.ppc",
 ]
 
 SELF_OR_CLS = ("self", "cls")

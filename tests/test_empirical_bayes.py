@@ -348,7 +348,10 @@ def test_theta_is_conditioned_on_the_scores(datasets):
         mean = fit.mu + gain @ (scores - fit.mu)
         assert fit.theta_mean[i] == pytest.approx(mean, rel=1e-12)
         assert fit.theta_sd[i] == pytest.approx(math.sqrt(r / lam - gain @ cross), rel=1e-9)
-        assert fit.kappa[i] == pytest.approx((scores.mean() - mean) / scores.mean(), rel=1e-9)
+        # the sheet's definition: E(theta_i | y, estimates) = kappa_i mu + (1 - kappa_i) ybar_i
+        ybar = scores.mean()
+        assert fit.kappa[i] == pytest.approx((ybar - mean) / (ybar - fit.mu), rel=1e-7)
+        assert fit.relative_change[i] == pytest.approx((ybar - mean) / ybar, rel=1e-9)
 
 
 # -- the engine and its InferenceData --------------------------------------------------------------
@@ -445,7 +448,7 @@ def test_plot_shrinkage_draws_one_point_per_school(datasets):
     points = ax.collections[0].get_offsets()
     assert points.shape == (fit.data.m, 2)
     np.testing.assert_array_equal(points[:, 0], fit.data.n)
-    np.testing.assert_allclose(points[:, 1], np.abs(fit.kappa))
+    np.testing.assert_allclose(points[:, 1], fit.kappa)
     assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
 
 

@@ -24,7 +24,7 @@ import pandas as pd
 from hiercheck.errors import DataError, HiercheckError, SettingsError, require_integer
 from hiercheck.models import DATASETS, DEFAULT_DATASET, GroupedData, Priors, load_dataset
 
-from .engines import ENGINES, estimates_table, get_engine, posterior_means_of_theta, sbc_engine
+from .engines import ENGINES, estimates_table, get_engine, posterior_mean_kappa, sbc_engine
 
 USAGE_ERROR = 2
 INTERNAL_ERROR = 1
@@ -302,9 +302,9 @@ def write_shrinkage_plot(data: GroupedData, results: dict, folder: Path) -> Path
 
     settings = engine_settings(results["eb"])
     eb_fit = empirical_bayes.fit(data, method=settings["method"], reml=settings["reml"])
-    posterior_means = posterior_means_of_theta(results)
+    posterior_means = posterior_mean_kappa(results)
     path = folder / "shrinkage.png"
-    save(empirical_bayes.plot_shrinkage(eb_fit, posterior_means=posterior_means), path)
+    save(empirical_bayes.plot_shrinkage(eb_fit, posterior_kappa=posterior_means), path)
     return path
 
 

@@ -4,7 +4,7 @@ and the table that sets their estimates side by side.
 
 from __future__ import annotations
 
-__all__ = ["ENGINES", "estimates_table", "get_engine", "posterior_means_of_theta", "sbc_engine"]
+__all__ = ["ENGINES", "estimates_table", "get_engine", "posterior_mean_kappa", "sbc_engine"]
 
 import functools
 import importlib
@@ -107,10 +107,10 @@ def estimates_table(results: Mapping[str, az.InferenceData]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def posterior_means_of_theta(
+def posterior_mean_kappa(
         posteriors: Mapping[str, az.InferenceData]) -> dict[str, np.ndarray]:
-    """Each sampled engine's posterior means of theta, by name (EB left out: it fixes the
-    hyperparameters, and its shrinkage is what the others are set beside).
+    """Each sampled engine's posterior means of kappa_i = omega/(n_i + omega), by name (EB left
+    out: it fixes omega, and its plug-in kappa is what the others are set beside).
 
     Parameters
     ----------
@@ -120,7 +120,7 @@ def posterior_means_of_theta(
     Returns
     -------
     dict[str, np.ndarray]
-        E[theta | y], shape (m,), by engine name, "eb" left out.
+        E[kappa | y], shape (m,), by engine name, "eb" left out.
     """
-    return {name: idata.posterior.theta.mean(("chain", "draw")).values
+    return {name: idata.posterior.kappa.mean(("chain", "draw")).values
             for name, idata in posteriors.items() if name != "eb"}

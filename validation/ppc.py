@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,10 @@ import pandas as pd
 from hiercheck._typing import SeedLike
 from hiercheck.errors import DataError
 from hiercheck.models import GroupedData
+
+if TYPE_CHECKING:
+    import arviz as az
+    from matplotlib.axes import Axes
 
 __all__ = ["PPCResult", "bartlett_statistic", "check_common_variance", "check_independence",
            "lag_one_autocorrelation"]
@@ -87,7 +92,7 @@ class PPCResult:
             "replicated 95%": float(np.quantile(self.replicated, 0.95)),
             "p": self.p_value, "alpha": self.alpha, "passed": self.passed}])
 
-    def plot(self, ax=None):
+    def plot(self, ax: Axes | None = None) -> Axes:
         """Histogram of the replicated discrepancy with the observed one marked (a line, or for
         a realized discrepancy, the scatter of observed against replicated per draw).
 
@@ -184,7 +189,7 @@ def _posterior_draws(idata, name: str) -> np.ndarray:
     return values.reshape((-1,) + values.shape[2:])
 
 
-def check_common_variance(idata, data: GroupedData, *, seed: SeedLike = 0,
+def check_common_variance(idata: az.InferenceData, data: GroupedData, *, seed: SeedLike = 0,
                           alpha: float = DEFAULT_ALPHA) -> PPCResult:
     """Is sigma^2 common to all groups? Bartlett's statistic, observed against replicated.
 
@@ -214,7 +219,7 @@ def check_common_variance(idata, data: GroupedData, *, seed: SeedLike = 0,
                      bartlett_statistic(ss_rep, n), alpha)
 
 
-def check_independence(idata, data: GroupedData, *, seed: SeedLike = 0,
+def check_independence(idata: az.InferenceData, data: GroupedData, *, seed: SeedLike = 0,
                        alpha: float = DEFAULT_ALPHA) -> PPCResult:
     """Are measurements independent within a group? The lag-one autocorrelation of the residuals
     y_ij - theta_i in the data's order, observed against replicated, per posterior draw.

@@ -35,7 +35,7 @@ from hiercheck.models import GroupedData, Priors
 from hiercheck.models.engine import az
 from hiercheck.samplers import empirical_bayes
 
-from .engines import estimates_table, posterior_means_of_theta
+from .engines import estimates_table, posterior_mean_kappa
 from .plots import figure_of, new_axes, plot_school_means
 from .suite import ALPHA, Verdict, check_sampler
 
@@ -379,7 +379,7 @@ def render(data: GroupedData, priors: Priors, verdict: Verdict, posteriors: dict
                     "narrower because it treats mu, sigma and tau as known.",
                     "forest plot of theta_i by engine"),
         figure_html(empirical_bayes.plot_shrinkage(
-            eb_fit, posterior_means=posterior_means_of_theta(posteriors)),
+            eb_fit, posterior_kappa=posterior_mean_kappa(posteriors)),
                     "The shrinkage coefficient |kappa_i| = |ybar_i - E[theta_i | y]| / |ybar_i|, "
                     "the share of its own mean each school gives up, against its size.",
                     "shrinkage against school size"),

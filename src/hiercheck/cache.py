@@ -68,7 +68,8 @@ def _package_versions() -> dict[str, str]:
 
 def _canonical(value: Any) -> Any:
     """A JSON-serializable form of a key part in which equal inputs give equal text: arrays by
-    dtype, shape and the SHA-256 of their bytes, mappings with sorted keys."""
+    dtype, shape and the SHA-256 of their bytes, mappings with sorted keys.
+    """
     if isinstance(value, np.ndarray):
         array = np.ascontiguousarray(value)
         if array.dtype == object:
