@@ -511,6 +511,26 @@ class EBFit:
                          "here.")
         return notes
 
+    def profile_ci(self, level: float = 0.95) -> pd.DataFrame:
+        """Profile-likelihood intervals of mu, sigma and between_sd = tau sigma, as lme4 reports
+        them (`hiercheck.samplers.intervals.profile_intervals`).
+
+        Parameters
+        ----------
+        level : float, default 0.95
+            The confidence level.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index mu, sigma, between_sd; columns estimate, lower, upper (between_sd's lower
+            end exactly 0 when tau = 0 is inside the interval). REML has no likelihood for mu:
+            its row is the ML profile's.
+        """
+        from .intervals import profile_intervals
+
+        return profile_intervals(self, level)
+
     def to_inference_data(self, draws: int, chains: int, seed: SeedLike = None, *,
                           priors: Priors | None = None) -> az.InferenceData:
         """An engine-style result: theta_i drawn from its conditional posterior given the

@@ -98,6 +98,7 @@ def test_fit_writes_posteriors_a_table_and_the_shrinkage_plot(capsys, tmp_path):
     for engine in ("eb", "exact", "gibbs"):
         assert (tmp_path / f"posterior_{engine}.nc").is_file()
     assert (tmp_path / "shrinkage.png").stat().st_size > 10_000
+    assert "95% profile-likelihood intervals" in out
     fit = empirical_bayes.fit(load_dataset("rail"))
     assert f"{fit.mu:.5g} ({fit.standard_errors['mu']:.2g})" in out
 

@@ -17,6 +17,7 @@ import warnings
 import time
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,9 @@ from hiercheck.errors import DataError, HiercheckError, SettingsError, require_i
 from hiercheck.models import DATASETS, DEFAULT_DATASET, GroupedData, Priors, load_dataset
 
 from .engines import ENGINES, estimates_table, get_engine, posterior_mean_kappa, sbc_engine
+
+if TYPE_CHECKING:
+    from hiercheck.samplers.empirical_bayes import EBFit
 
 USAGE_ERROR = 2
 INTERNAL_ERROR = 1
@@ -289,22 +293,32 @@ def run_fit(args) -> int:
           f"under priors {priors}")
     print(estimates_table(results).to_string())
     if "eb" in results:
-        print(f"wrote {write_shrinkage_plot(data, results, folder)}", file=sys.stderr)
+        eb_fit = eb_fit_of(data, results["eb"])
+        print(f"\nempirical Bayes ({eb_fit.criterion}): 95% profile-likelihood intervals")
+        print(eb_fit.profile_ci().to_string(float_format=lambda x: f"{x:.5g}"))
+        print(f"wrote {write_shrinkage_plot(eb_fit, results, folder)}", file=sys.stderr)
     return 0
 
 
-def write_shrinkage_plot(data: GroupedData, results: dict, folder: Path) -> Path:
-    """shrinkage.png: |kappa_i| against n_i for empirical Bayes and every sampled posterior."""
+def eb_fit_of(data: GroupedData, result) -> EBFit:
+    """The empirical Bayes fit behind an `eb` engine result, refitted with its recorded settings
+    (a fit takes milliseconds)."""
     from hiercheck.models.engine import engine_settings
+    from hiercheck.samplers import empirical_bayes
+
+    settings = engine_settings(result)
+    return empirical_bayes.fit(data, method=settings["method"], reml=settings["reml"])
+
+
+def write_shrinkage_plot(eb_fit: EBFit, results: dict, folder: Path) -> Path:
+    """shrinkage.png: kappa_i against n_i for empirical Bayes and every sampled posterior."""
     from hiercheck.samplers import empirical_bayes
 
     from .plots import save
 
-    settings = engine_settings(results["eb"])
-    eb_fit = empirical_bayes.fit(data, method=settings["method"], reml=settings["reml"])
-    posterior_means = posterior_mean_kappa(results)
     path = folder / "shrinkage.png"
-    save(empirical_bayes.plot_shrinkage(eb_fit, posterior_kappa=posterior_means), path)
+    save(empirical_bayes.plot_shrinkage(eb_fit, posterior_kappa=posterior_mean_kappa(results)),
+         path)
     return path
 
 

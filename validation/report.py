@@ -366,6 +366,9 @@ def render(data: GroupedData, priors: Priors, verdict: Verdict, posteriors: dict
         "the estimate (standard error from the observed information). between_sd = tau sigma "
         "is the SD of the true school means. seconds: each engine's own run time.</p>",
         html_table(engine_table(posteriors)),
+        f"<p>Empirical Bayes ({eb_fit.criterion}): 95% profile-likelihood intervals, which follow "
+        "the likelihood's shape (a Wald interval, estimate +- 2 SE, does not near tau = 0).</p>",
+        html_table(eb_fit.profile_ci().reset_index(names="quantity")),
         figure_html(plot_densities(posteriors, name),
                     "Posterior densities from Gibbs, NUTS and the exact posterior (quadrature). "
                     "Empirical Bayes fixes mu, sigma and tau at point estimates, so it has no "
