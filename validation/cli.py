@@ -302,7 +302,8 @@ def run_fit(args) -> int:
 
 def eb_fit_of(data: GroupedData, result) -> EBFit:
     """The empirical Bayes fit behind an `eb` engine result, refitted with its recorded settings
-    (a fit takes milliseconds)."""
+    (a fit takes milliseconds).
+    """
     from hiercheck.models.engine import engine_settings
     from hiercheck.samplers import empirical_bayes
 
