@@ -83,3 +83,20 @@ def test_a_result_is_a_table_and_a_plot(mathtest):
     assert result.table.passed.item() == result.passed
     ax = result.plot()
     assert ax.get_title().startswith("independence within a group")
+
+
+def test_the_command_flags_unequal_variances_and_passes_a_common_one(tmp_path, capsys):
+    from hiercheck.validation.cli import main
+
+    rng = np.random.default_rng(8)
+    sizes = rng.integers(6, 21, 40)
+    for name, sds, code in (("common", np.full(40, 3.0), 0),
+                            ("unequal", np.linspace(1, 5, 40), 1)):
+        data = grouped(sizes, sds, rng)
+        path = tmp_path / f"{name}.csv"
+        path.write_text("school,score\n" + "\n".join(
+            f"{data.labels[c]},{v!r}" for c, v in zip(data.codes, data.values)))
+        assert main(["ppc", "--data", str(path), "--group", "school", "--value", "score",
+                     "--out", str(tmp_path / name)]) == code
+        assert (tmp_path / name / "ppc.csv").is_file()
+    assert "Bartlett's statistic" in capsys.readouterr().out

@@ -165,6 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
                          help="a dask.distributed scheduler to send the replications to")
     sbc.set_defaults(run=run_sbc)
 
+    ppc = commands.add_parser(
+        "ppc", help="posterior predictive checks of the model's assumptions (a common "
+                    "within-school variance; independence within a group)")
+    add_common_options(ppc)
+    ppc.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    ppc.set_defaults(run=run_ppc)
+
     report = commands.add_parser(
         "report", help="a self-contained HTML report: fits, plots and the validation verdicts")
     add_common_options(report)
@@ -455,6 +462,32 @@ def dask_executor(address: str):
 
 
 # -- report ---------------------------------------------------------------------------------------
+
+def run_ppc(args) -> int:
+    """Fit with the Gibbs sampler, then check the assumption of a common within-group variance
+    (and, where the data's order within a group is a time order, independence); exits 1 when
+    the data contradict an assumption."""
+    from hiercheck.samplers import gibbs
+
+    from .plots import save
+    from .ppc import check_common_variance
+
+    data = load_data(args)
+    priors = load_priors(args, data)
+    folder = output_folder(args)
+    posterior = gibbs.sample(data, priors, draws=1000, chains=4, seed=args.seed)
+    results = [check_common_variance(posterior, data, seed=args.seed)]
+    for result in results:
+        path = folder / f"ppc_{result.check.replace(' ', '_')}.png"
+        save(result.plot(), path)
+        print(f"wrote {path}", file=sys.stderr)
+    table = pd.concat([result.table for result in results], ignore_index=True)
+    table.to_csv(folder / "ppc.csv", index=False)
+    print(f"{data.name}: posterior predictive checks (p < {results[0].alpha} puts the assumption "
+          "in doubt)")
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    return 0 if all(result.passed for result in results) else 1
+
 
 def run_report(args) -> int:
     """Writes OUT/index.html; exits 0 once it is written, whatever the verdict it shows."""
