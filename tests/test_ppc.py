@@ -95,7 +95,7 @@ def test_the_command_flags_unequal_variances_and_passes_a_common_one(tmp_path, c
         data = grouped(sizes, sds, rng)
         path = tmp_path / f"{name}.csv"
         path.write_text("school,score\n" + "\n".join(
-            f"{data.labels[c]},{v!r}" for c, v in zip(data.codes, data.values)))
+            f"{data.labels[c]},{v:.12g}" for c, v in zip(data.codes, data.values)))
         assert main(["ppc", "--data", str(path), "--group", "school", "--value", "score",
                      "--out", str(tmp_path / name)]) == code
         assert (tmp_path / name / "ppc.csv").is_file()
