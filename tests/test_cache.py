@@ -125,3 +125,15 @@ def test_the_suites_exact_reference_is_read_back_by_a_second_run(tmp_path, monke
     other_seed = suite.References(data, Priors.weakly_informative(data), suite.QUICK, seed=5,
                                   cache=DiskCache(tmp_path)).exact
     assert len(calls) == 2 and not np.array_equal(other_seed.posterior.mu, first.posterior.mu)
+
+
+def test_the_command_reports_and_clears_the_cache(tmp_path, monkeypatch, capsys):
+    from hiercheck.validation.cli import main
+
+    monkeypatch.setenv("HIERCHECK_CACHE", str(tmp_path / "c"))
+    DiskCache().get("thing", {"k": 1}, Counter(np.ones(1000)), PICKLE)
+    assert main(["cache", "info"]) == 0
+    assert f"{tmp_path / 'c'}: 1 entries" in capsys.readouterr().out
+    assert main(["cache", "clear"]) == 0
+    assert "deleted 2 files" in capsys.readouterr().out
+    assert DiskCache().size() == (0, 0)

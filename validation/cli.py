@@ -165,6 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
                          help="a dask.distributed scheduler to send the replications to")
     sbc.set_defaults(run=run_sbc)
 
+    cache = commands.add_parser(
+        "cache", help="the cache of reference posteriors: where it is, how big, or clear it")
+    cache.add_argument("action", choices=("info", "clear"), help="info: folder and size; "
+                       "clear: delete every entry")
+    cache.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    cache.set_defaults(run=run_cache)
+
     ppc = commands.add_parser(
         "ppc", help="posterior predictive checks of the model's assumptions (a common "
                     "within-school variance; independence within a group)")
@@ -462,6 +469,20 @@ def dask_executor(address: str):
 
 
 # -- report ---------------------------------------------------------------------------------------
+
+def run_cache(args) -> int:
+    """`hiercheck cache info` (folder, entries, size) or `hiercheck cache clear`."""
+    from hiercheck.cache import DiskCache
+
+    cache = DiskCache()
+    if args.action == "clear":
+        print(f"deleted {cache.clear()} files from {cache.folder}")
+    else:
+        entries, size = cache.size()
+        print(f"{cache.folder}: {entries} entries, {size / 2**20:.1f} MiB "
+              "(HIERCHECK_CACHE moves it)")
+    return 0
+
 
 def run_ppc(args) -> int:
     """Fit with the Gibbs sampler, then check the assumption of a common within-group variance
