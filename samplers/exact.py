@@ -38,6 +38,12 @@ from hiercheck.errors import QuadratureError, SettingsError
 from hiercheck.models import GroupedData, Priors, SchoolStats
 from hiercheck.models.engine import az, check_run_size, to_inference_data
 
+__all__ = [
+    "VARIABLES", "ExactPosterior", "VarianceGrid", "log_likelihood_of_variances",
+    "log_posterior_variances", "mu_given_variances", "posterior", "sample",
+    "school_mean_precisions", "theta_given_mu", "theta_given_variances", "variance_grid",
+]
+
 VARIABLES = ("mu", "lam", "omega", "sigma", "tau", "theta")
 
 DEFAULT_SPACING = 0.2   # grid step, in posterior SDs of log lam and log omega
@@ -71,7 +77,7 @@ def _batch(x) -> np.ndarray:
 
 
 def school_mean_precisions(stats: SchoolStats, lam, omega) -> np.ndarray:
-    """p_i = lam / v_i = lam / (1/n_i + 1/omega): the precision of ybar_i about mu; shape (..., m)."""
+    """p_i = lam / v_i = lam / (1/n_i + 1/omega), the precision of ybar_i about mu: (..., m)."""
     return _batch(lam) / (1.0 / stats.n + 1.0 / _batch(omega))
 
 
