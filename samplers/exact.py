@@ -16,7 +16,7 @@ than any power of the spacing. Every summary follows from the grid's weights w_k
 
     E[g(lam, omega)] = sum_k w_k g(lam_k, omega_k)
     mu | y      = sum_k w_k N(M_k, V_k)                        (mixture of normals)
-    theta_i | y = sum_k w_k N(m_ik, v_ik)
+    theta_i | y = sum_k w_k N(m_ik, u_ik)
 
 and the marginal CDFs of log lam and log omega come from sinc interpolation of their marginal
 densities on the grid, which has the same accuracy. See docs/derivation.md, section 5.
@@ -36,6 +36,7 @@ from scipy import optimize, special
 
 from hiercheck.errors import QuadratureError, SettingsError
 from hiercheck.models import GroupedData, Priors, SchoolStats
+from hiercheck.models.data import as_column
 from hiercheck.models.engine import az, check_run_size, to_inference_data
 
 __all__ = [
@@ -71,14 +72,9 @@ LOG_2PI = math.log(2.0 * math.pi)
 # with squares summing to ss_i. Every function broadcasts lam and omega (any common batch shape
 # (...)) against the school axis.
 
-def _batch(x) -> np.ndarray:
-    """A batch of scalars as a column (..., 1) against the school axis."""
-    return np.asarray(x, dtype=float)[..., None]
-
-
 def school_mean_precisions(stats: SchoolStats, lam, omega) -> np.ndarray:
     """p_i = lam / v_i = lam / (1/n_i + 1/omega), the precision of ybar_i about mu: (..., m)."""
-    return _batch(lam) / (1.0 / stats.n + 1.0 / _batch(omega))
+    return as_column(lam) / (1.0 / stats.n + 1.0 / as_column(omega))
 
 
 def _pooled_school_mean(stats: SchoolStats, precisions: np.ndarray) -> np.ndarray:
@@ -132,7 +128,7 @@ def _reliabilities(stats: SchoolStats, omega):
     """(g_i, 1 - g_i) with g_i = (1/omega) / v_i = 1 / (1 + omega/n_i), the share of ybar_i's
     variance about mu that is theta_i's; each computed directly so that neither loses digits
     near 0 (omega = inf gives g_i = 0)."""
-    omega = _batch(omega)
+    omega = as_column(omega)
     return 1.0 / (1.0 + omega / stats.n), 1.0 / (1.0 + stats.n / omega)
 
 
@@ -141,9 +137,9 @@ def theta_given_mu(stats: SchoolStats, mu, lam, omega):
     theta_i on ybar_i within the normal pair (theta_i, ybar_i) | mu, whose covariance is
     1/(lam omega) and ybar_i's variance v_i / lam. Returns (mean, variance), each (..., m)."""
     reliability, _ = _reliabilities(stats, omega)
-    mu = _batch(mu)
+    mu = as_column(mu)
     return (mu + reliability * (stats.ybar - mu),
-            reliability / (_batch(lam) * stats.n))
+            reliability / (as_column(lam) * stats.n))
 
 
 def theta_given_variances(stats: SchoolStats, priors: Priors, lam, omega):
@@ -154,7 +150,7 @@ def theta_given_variances(stats: SchoolStats, priors: Priors, lam, omega):
     mu_mean, mu_variance = mu_given_variances(stats, priors, lam, omega)
     mean, variance = theta_given_mu(stats, mu_mean, lam, omega)
     _, pull = _reliabilities(stats, omega)
-    return mean, variance + pull * pull * _batch(mu_variance)
+    return mean, variance + pull * pull * as_column(mu_variance)
 
 
 def log_posterior_variances(stats: SchoolStats, priors: Priors, log_lam, log_omega) -> np.ndarray:
