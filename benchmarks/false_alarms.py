@@ -10,7 +10,8 @@ For each seed s, `hiercheck.validation.check_sampler(seed=s)` runs all the check
 derivation; a false alarm is a check failing it. Every statistical check is built to hold its
 family-wise false-alarm rate at its alpha (the suite's ALPHA); the table also counts the runs
 whose p-value fell at or below 0.01, the level of each check used on its own. The deterministic
-checks (the marginal likelihood, EB against statsmodels) have no level: they fail or they do not.
+checks (the marginal and restricted likelihoods, EB against statsmodels) have no level: they fail
+or they do not.
 """
 
 from __future__ import annotations

@@ -662,29 +662,31 @@ def moment_estimates(stats: SchoolStats) -> tuple[float, float, float]:
     return float((stats.n * stats.ybar).sum() / stats.N), float(1.0 / within), float(r)
 
 
-def _maximize_nelder_mead(stats: SchoolStats, reml: bool,
-                          objective=log_marginal_likelihood) -> _Maximum:
+def _maximize_nelder_mead(stats: SchoolStats, reml: bool, objective=None) -> _Maximum:
     """Nelder-Mead on x = ((mu - mu_0)/s, log lam, log omega) for ML, x = (log lam, log omega)
     for REML (mu is integrated out, then reported as mu_hat), from the moment estimates (mu_0,
     ...); s = 1/sqrt(lam_0 mean(n_i)) is a typical school mean's standard error, so every
     coordinate, and the search's tolerance on it, is free of the scores' units. The first simplex
     steps by 1 in the first coordinate and by 1/2 in the logs.
-    `objective(stats, mu, lam, omega)` is the ML objective (a user's derivation may replace it).
+    `objective` replaces the package's criterion (a user's derivation, say): for ML a function
+    (stats, mu, lam, omega), for REML a function (stats, lam, omega).
     """
     mu_start, lam, r = moment_estimates(stats)
     mu_scale = 1.0 / math.sqrt(lam * np.mean(stats.n))
     if reml:
+        criterion = objective or restricted_loglik
         start = np.array([math.log(lam), -math.log(r)])
         steps = np.array([0.5, 0.5])
 
         def loglik(x):
-            return restricted_loglik(stats, math.exp(x[0]), math.exp(x[1]))
+            return criterion(stats, math.exp(x[0]), math.exp(x[1]))
     else:
+        criterion = objective or log_marginal_likelihood
         start = np.array([0.0, math.log(lam), -math.log(r)])
         steps = np.array([1.0, 0.5, 0.5])
 
         def loglik(x):
-            return objective(stats, mu_start + mu_scale * x[0], math.exp(x[1]), math.exp(x[2]))
+            return criterion(stats, mu_start + mu_scale * x[0], math.exp(x[1]), math.exp(x[2]))
 
     simplex = np.vstack([start, start + np.diag(steps)])
     result = optimize.minimize(lambda x: -loglik(x), start, method="Nelder-Mead",
@@ -711,9 +713,10 @@ def fit(data: GroupedData, *, method: str = "profile", reml: bool = False,
 
     at tau = 0 (omega = inf) exactly theta_i = mu.
 
-    `objective`, a function (stats, mu, lam, omega) -> log p(y | mu, lam, omega), replaces the
-    package's `log_marginal_likelihood` (a user's own derivation, say); only the Nelder-Mead ML
-    search, which treats it as a black box, can take one.
+    `objective` replaces the package's criterion (a user's own derivation, say): for ML a function
+    (stats, mu, lam, omega) -> log p(y | mu, lam, omega), for REML a function
+    (stats, lam, omega) -> log p_R(y | lam, omega). Only the Nelder-Mead search, which treats it
+    as a black box, can take one; mu is then reported as the GLS mean for REML.
 
     Parameters
     ----------
@@ -725,7 +728,8 @@ def fit(data: GroupedData, *, method: str = "profile", reml: bool = False,
     reml : bool, default False
         Maximize the restricted likelihood (REML) instead of the likelihood (ML).
     objective : Callable, optional
-        (stats, mu, lam, omega) -> log p(y | mu, lam, omega), in place of the package's.
+        In place of the package's criterion: (stats, mu, lam, omega) -> log p(y | mu, lam,
+        omega) for ML, (stats, lam, omega) -> log p_R(y | lam, omega) for REML.
 
     Returns
     -------
@@ -736,7 +740,7 @@ def fit(data: GroupedData, *, method: str = "profile", reml: bool = False,
     ------
     SettingsError
         If `method` is unknown, `reml` is not a bool, or `objective` is given with another
-        method than "nelder-mead" or with `reml`.
+        method than "nelder-mead".
 
     Warns
     -----
@@ -758,14 +762,14 @@ def fit(data: GroupedData, *, method: str = "profile", reml: bool = False,
         raise SettingsError(f"unknown method {method!r}; methods are {', '.join(METHODS)}")
     if not isinstance(reml, (bool, np.bool_)):
         raise SettingsError(f"reml must be True or False, got {reml!r}")
-    if objective is not None and (method != "nelder-mead" or reml):
-        raise SettingsError("a user's objective needs method='nelder-mead' and reml=False")
+    if objective is not None and method != "nelder-mead":
+        raise SettingsError("a user's objective needs method='nelder-mead'")
     start = time.perf_counter()
     stats = data.stats
     if objective is None:
         found = _OPTIMIZERS[method](stats, bool(reml))
     else:
-        found = _maximize_nelder_mead(stats, False, objective)
+        found = _maximize_nelder_mead(stats, bool(reml), objective)
     if not found.converged:
         warnings.warn(f"empirical Bayes ({method}, {'REML' if reml else 'ML'}) on {data.name} "
                       f"did not converge: {found.message}", ConvergenceWarning, stacklevel=2)

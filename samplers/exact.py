@@ -1,7 +1,10 @@
 """The exact posterior: quadrature over (log lam, log omega), and exact i.i.d. draws.
 
-theta and mu integrate out in closed form (`hiercheck.samplers.marginal`), which leaves a two-dimensional
-posterior over the variances. In u = log lam, v = log omega (Jacobian lam omega),
+theta and mu integrate out in closed form, which leaves a two-dimensional posterior over the
+variances. The closed forms here are derived on their own (docs/derivation.md, section 5.1, from
+the school means' distribution), not taken from `hiercheck.samplers.marginal`, `gibbs` or
+`empirical_bayes`: agreement with this engine can then catch a slip in those. In u = log lam,
+v = log omega (Jacobian lam omega),
 
     log p(u, v | y) = log p(lam) + log p(omega) + log p(y | lam, omega) + u + v + const.
 
@@ -12,8 +15,8 @@ trapezoidal rule, whose error for a smooth density that has died out at the edge
 than any power of the spacing. Every summary follows from the grid's weights w_k:
 
     E[g(lam, omega)] = sum_k w_k g(lam_k, omega_k)
-    mu | y      = sum_k w_k N(M_k, 1/A_k)                      (mixture of normals)
-    theta_i | y = sum_k w_k N(m_ik, v_ik)
+    mu | y      = sum_k w_k N(M_k, V_k)                        (mixture of normals)
+    theta_i | y = sum_k w_k N(m_ik, u_ik)
 
 and the marginal CDFs of log lam and log omega come from sinc interpolation of their marginal
 densities on the grid, which has the same accuracy. See docs/derivation.md, section 5.
@@ -38,10 +41,14 @@ from scipy import optimize, special
 
 from hiercheck.errors import QuadratureError, SettingsError
 from hiercheck.models import GroupedData, Priors, SchoolStats
+from hiercheck.models.data import as_column
 from hiercheck.models.engine import az, check_run_size, to_inference_data
 
-from .empirical_bayes import moment_estimates
-from .marginal import log_evidence_given_variances, mu_conditional, theta_conditional
+__all__ = [
+    "VARIABLES", "ExactPosterior", "VarianceGrid", "log_likelihood_of_variances",
+    "log_posterior_variances", "mu_given_variances", "posterior", "sample",
+    "school_mean_precisions", "theta_given_mu", "theta_given_variances", "variance_grid",
+]
 
 VARIABLES = ("mu", "lam", "omega", "sigma", "tau", "theta")
 
@@ -57,41 +64,113 @@ NOISE_TOL = 1e-7        # ... or, when refining no longer reduces it (rounding n
 MAX_REFINEMENTS = 5     # halvings of the spacing before giving up
 DIFFERENCE_STEP = 1e-3  # finite-difference step in log lam and log omega, to find the mode
 AXIS_NAMES = ("log lam", "log omega")
+LOG_2PI = math.log(2.0 * math.pi)
 
 
 # -- the densities ------------------------------------------------------------------------------
+# Derived in docs/derivation.md, section 5.1, from the school means: given (mu, lam, omega) the
+# mean of school i is ybar_i = theta_i + (mean of n_i errors), a sum of independent normals,
+#
+#     ybar_i | mu, lam, omega ~ N(mu, v_i / lam),   v_i = 1/n_i + 1/omega,
+#
+# and its n_i - 1 orthonormal within-school contrasts are i.i.d. N(0, 1/lam), independent of it,
+# with squares summing to ss_i. Every function broadcasts lam and omega (any common batch shape
+# (...)) against the school axis.
+
+def school_mean_precisions(stats: SchoolStats, lam, omega) -> np.ndarray:
+    """p_i = lam / v_i = lam / (1/n_i + 1/omega), the precision of ybar_i about mu: (..., m)."""
+    return as_column(lam) / (1.0 / stats.n + 1.0 / as_column(omega))
+
+
+def _pooled_school_mean(stats: SchoolStats, precisions: np.ndarray) -> np.ndarray:
+    """ybar_p = sum_i p_i ybar_i / sum_i p_i, summed as deviations from the first school's mean
+    so that scores far from zero (1e6 +- 1e-3) keep their digits; shape (...)."""
+    origin = stats.ybar[..., :1]
+    return origin[..., 0] + (precisions * (stats.ybar - origin)).sum(-1) / precisions.sum(-1)
+
+
+def log_likelihood_of_variances(stats: SchoolStats, priors: Priors, lam, omega) -> np.ndarray:
+    """log p(y | lam, omega), theta and mu integrated out (mu ~ N(nu, 1/phi)), as the density of
+    the within-school contrasts times that of the school means:
+
+        contrasts:  -1/2 sum_i log n_i + (N - m)/2 (log lam - log 2pi) - lam/2 sum_i ss_i
+        means:      ybar ~ N_m(nu 1, diag(1/p) + 11'/phi), whose log density is
+                    -m/2 log 2pi + 1/2 sum_i log p_i - 1/2 log(1 + S/phi)
+                    - 1/2 [sum_i p_i (ybar_i - ybar_p)^2 + (ybar_p - nu)^2 / (1/S + 1/phi)]
+
+    with S = sum_i p_i and ybar_p the precision-weighted mean of the school means (the
+    -1/2 log n_i is the Jacobian of ybar_i against the contrast sqrt(n_i) ybar_i).
+    """
+    lam = np.asarray(lam, dtype=float)
+    precisions = school_mean_precisions(stats, lam, omega)
+    total = precisions.sum(-1)
+    pooled = _pooled_school_mean(stats, precisions)
+    spread = stats.ybar - pooled[..., None]
+    contrasts = (0.5 * (stats.N - stats.m) * (np.log(lam) - LOG_2PI)
+                 - 0.5 * lam * stats.ss.sum(-1) - 0.5 * np.log(stats.n).sum(-1))
+    means = (-0.5 * stats.m * LOG_2PI + 0.5 * np.log(precisions).sum(-1)
+             - 0.5 * np.log1p(total / priors.phi)
+             - 0.5 * (precisions * spread * spread).sum(-1)
+             - 0.5 * (pooled - priors.nu) ** 2 / (1.0 / total + 1.0 / priors.phi))
+    return contrasts + means
+
+
+def mu_given_variances(stats: SchoolStats, priors: Priors, lam, omega):
+    """mu | lam, omega, y ~ N(M, V): the school means measure mu with precisions p_i, so
+
+        V = 1 / (phi + S),   M = ybar_p + phi (nu - ybar_p) / (phi + S),
+
+    the pooled school mean pulled toward the prior's nu by the prior's share of the precision.
+    Returns (M, V), each of the batch shape.
+    """
+    precisions = school_mean_precisions(stats, lam, omega)
+    combined = priors.phi + precisions.sum(-1)
+    pooled = _pooled_school_mean(stats, precisions)
+    return pooled + priors.phi * (priors.nu - pooled) / combined, 1.0 / combined
+
+
+def _reliabilities(stats: SchoolStats, omega):
+    """(g_i, 1 - g_i) with g_i = (1/omega) / v_i = 1 / (1 + omega/n_i), the share of ybar_i's
+    variance about mu that is theta_i's; each computed directly so that neither loses digits
+    near 0 (omega = inf gives g_i = 0)."""
+    omega = as_column(omega)
+    return 1.0 / (1.0 + omega / stats.n), 1.0 / (1.0 + stats.n / omega)
+
+
+def theta_given_mu(stats: SchoolStats, mu, lam, omega):
+    """theta_i | mu, lam, omega, y ~ N(mu + g_i (ybar_i - mu), g_i / (lam n_i)): the regression of
+    theta_i on ybar_i within the normal pair (theta_i, ybar_i) | mu, whose covariance is
+    1/(lam omega) and ybar_i's variance v_i / lam. Returns (mean, variance), each (..., m)."""
+    reliability, _ = _reliabilities(stats, omega)
+    mu = as_column(mu)
+    return (mu + reliability * (stats.ybar - mu),
+            reliability / (as_column(lam) * stats.n))
+
+
+def theta_given_variances(stats: SchoolStats, priors: Priors, lam, omega):
+    """theta_i | lam, omega, y ~ N(M + g_i (ybar_i - M), g_i / (lam n_i) + (1 - g_i)^2 V):
+    `theta_given_mu` is g_i ybar_i + (1 - g_i) mu plus independent noise, and mu ~ N(M, V)
+    (`mu_given_variances`). Returns (mean, variance), each of shape (..., m).
+    """
+    mu_mean, mu_variance = mu_given_variances(stats, priors, lam, omega)
+    mean, variance = theta_given_mu(stats, mu_mean, lam, omega)
+    _, pull = _reliabilities(stats, omega)
+    return mean, variance + pull * pull * as_column(mu_variance)
+
 
 def log_posterior_variances(stats: SchoolStats, priors: Priors, log_lam, log_omega) -> np.ndarray:
     """log p(u, v | y) up to a constant, u = log lam, v = log omega (mu and theta integrated):
 
         log Gamma(lam; a, b) + log Gamma(omega; c, d) + log p(y | lam, omega) + u + v
 
-    where log p(y | lam, omega) is `hiercheck.samplers.marginal.log_evidence_given_variances` and u + v is
-    the Jacobian of (lam, omega) -> (u, v). Broadcasts log_lam against log_omega.
+    where log p(y | lam, omega) is `log_likelihood_of_variances` and u + v is the Jacobian of
+    (lam, omega) -> (u, v). Broadcasts log_lam against log_omega.
     """
     log_lam = np.asarray(log_lam, dtype=float)
     log_omega = np.asarray(log_omega, dtype=float)
     lam, omega = np.exp(log_lam), np.exp(log_omega)
     return (priors.logpdf_lam(lam) + priors.logpdf_omega(omega) + log_lam + log_omega
-            + log_evidence_given_variances(stats, priors, lam, omega))
-
-
-def theta_given_variances(stats: SchoolStats, priors: Priors, lam, omega):
-    """theta_i | lam, omega, y ~ N(m_i, v_i): mu integrated out of `theta_conditional`.
-
-    Given mu, theta_i ~ N(m_i(mu), 1/p_i) with m_i(mu) = (n_i ybar_i + omega mu)/(n_i + omega),
-    linear in mu with slope s_i = omega/(n_i + omega), and p_i = lam (n_i + omega); and
-    mu ~ N(M, 1/A) (`mu_conditional`). A normal whose mean is linear in a normal is normal:
-
-        m_i = m_i(M),    v_i = 1/p_i + s_i^2 / A.
-
-    Returns (mean, variance), each of shape (..., m) for lam, omega of the batch shape (...).
-    """
-    mu_mean, mu_precision = mu_conditional(stats, priors, lam, omega)
-    mean, precision = theta_conditional(stats, mu_mean, lam, omega)
-    omega = np.asarray(omega, dtype=float)[..., None]
-    slope = omega / (stats.n + omega)
-    return mean, 1.0 / precision + slope * slope / np.asarray(mu_precision)[..., None]
+            + log_likelihood_of_variances(stats, priors, lam, omega))
 
 
 def _log_density_table(stats: SchoolStats, priors: Priors, log_lam, log_omega) -> np.ndarray:
@@ -111,10 +190,15 @@ def _log_density_table(stats: SchoolStats, priors: Priors, log_lam, log_omega) -
 # -- locating the posterior ---------------------------------------------------------------------
 
 def _starting_point(stats: SchoolStats) -> np.ndarray:
-    """(log lam, log omega) at the moment estimates (`empirical_bayes.moment_estimates`): from
-    tau = 1 instead, a search for a mode at tau = 1e8 runs off to the grid's bounds."""
-    _, lam, variance_ratio = moment_estimates(stats)
-    return np.array([math.log(lam), -math.log(variance_ratio)])
+    """(log lam, log omega) where the search for the mode starts: lam from the pooled
+    within-school variance, 1/omega = tau^2 from how far the school means spread beyond what
+    that variance explains, var(ybar_i) lam - mean(1/n_i), at least a tenth of mean(1/n_i). (From
+    tau = 1 instead, a search for a mode at tau = 1e8 runs off to the grid's bounds.) It only
+    places the search: the grid is checked wherever the mode turns out to be."""
+    lam = 1.0 / float(stats.pooled_variance)
+    typical = float(np.mean(1.0 / stats.n))
+    ratio = max(float(np.var(stats.ybar, ddof=1)) * lam - typical, 0.1 * typical)
+    return np.array([math.log(lam), -math.log(ratio)])
 
 
 def _gradient(function, x: np.ndarray, step: float) -> np.ndarray:
@@ -594,12 +678,12 @@ class ExactPosterior:
         lam = np.exp(grid.log_lam)[:, None]
         omega = np.exp(grid.log_omega)[None, :]
         weights = grid.weights.ravel()
-        mu_mean, mu_precision = mu_conditional(stats, priors, lam, omega)
+        mu_mean, mu_variance = mu_given_variances(stats, priors, lam, omega)
         theta_mean, theta_variance = theta_given_variances(stats, priors, lam, omega)
         log_lam = _SincMarginal(grid.log_lam, grid.marginal(0), grid.step[0])
         log_omega = _SincMarginal(grid.log_omega, grid.marginal(1), grid.step[1])
         self._variables = {
-            "mu": _NormalMixture(weights, mu_mean.ravel(), 1.0 / np.sqrt(mu_precision.ravel())),
+            "mu": _NormalMixture(weights, mu_mean.ravel(), np.sqrt(mu_variance.ravel())),
             "lam": _PowerOfVariance(log_lam, 1.0),
             "omega": _PowerOfVariance(log_omega, 1.0),
             "sigma": _PowerOfVariance(log_lam, -0.5),
@@ -663,15 +747,15 @@ class ExactPosterior:
 
     def draw(self, rng: np.random.Generator, size) -> dict[str, np.ndarray]:
         """Exact i.i.d. draws of (mu, lam, omega, theta) with leading shape `size`: (lam, omega)
-        from the grid (see `_GridSampler`), then mu | lam, omega, y and
-        theta | mu, lam, omega, y from their normal conditionals."""
+        from the grid (see `_GridSampler`), then mu | lam, omega, y (`mu_given_variances`) and
+        theta | mu, lam, omega, y (`theta_given_mu`) from their normal conditionals."""
         log_lam, log_omega = self._sampler.draw(rng, size)
         lam, omega = np.exp(log_lam), np.exp(log_omega)
         stats = self.data.stats
-        mu_mean, mu_precision = mu_conditional(stats, self.priors, lam, omega)
-        mu = mu_mean + rng.standard_normal(np.shape(lam)) / np.sqrt(mu_precision)
-        theta_mean, theta_precision = theta_conditional(stats, mu, lam, omega)
-        theta = theta_mean + rng.standard_normal(theta_mean.shape) / np.sqrt(theta_precision)
+        mu_mean, mu_variance = mu_given_variances(stats, self.priors, lam, omega)
+        mu = mu_mean + np.sqrt(mu_variance) * rng.standard_normal(np.shape(lam))
+        theta_mean, theta_variance = theta_given_mu(stats, mu, lam, omega)
+        theta = theta_mean + np.sqrt(theta_variance) * rng.standard_normal(theta_mean.shape)
         return {"mu": mu, "lam": lam, "omega": omega, "theta": theta}
 
 

@@ -108,8 +108,9 @@ def test_validate_prints_the_verdict_and_writes_tables_and_plots(capsys, tmp_pat
     code, out, _ = run(capsys, "validate", "--dataset", "rail", "--quick", "--out", str(tmp_path))
     assert code == 0
     assert "on rail: PASSED" in out
+    assert "restricted likelihood restricted_loglik" in out  # the package's REML is checked too
     for name in ("verdict.csv", "verdict.json", "check_consistency.csv", "sbc.png",
-                 "posteriors.png"):
+                 "posteriors.png", "check_restricted_likelihood.csv"):
         assert (tmp_path / name).stat().st_size > 0
 
 

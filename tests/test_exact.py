@@ -2,6 +2,7 @@
 Gaussian conditioning of the whole (mu, theta, y) vector, brute-force adaptive integration,
 a closed-form limit, grid refinement, and its own i.i.d. draws."""
 
+import ast
 import dataclasses
 import importlib
 import math
@@ -17,7 +18,7 @@ from hiercheck.errors import QuadratureError, SettingsError
 from hiercheck.models import GroupedData, Priors
 from hiercheck.models.engine import POSTERIOR_VARIABLES, engine_settings
 from hiercheck.samplers import exact
-from hiercheck.samplers.marginal import mu_conditional
+from hiercheck.samplers import marginal
 
 SCALARS = ("mu", "lam", "omega", "sigma", "tau")
 LEVELS = np.array([0.025, 0.5, 0.975])
@@ -107,16 +108,73 @@ def test_conditionals_given_variances_match_gaussian_conditioning(datasets, name
     omega = np.array([0.1, 2.0, 30.0])
     _, mean, variance = joint(lam, omega)
     theta_mean, theta_variance = exact.theta_given_variances(data.stats, priors, lam, omega)
-    mu_mean, mu_precision = mu_conditional(data.stats, priors, lam, omega)
+    mu_mean, mu_variance = exact.mu_given_variances(data.stats, priors, lam, omega)
     np.testing.assert_allclose(theta_mean, mean[:, 1:], rtol=1e-11)
     # the Gaussian vector's variances are differences of terms of order 1/phi: fewer digits
     np.testing.assert_allclose(theta_variance, variance[:, 1:], rtol=1e-9)
     np.testing.assert_allclose(mu_mean, mean[:, 0], rtol=1e-11)
-    np.testing.assert_allclose(1 / mu_precision, variance[:, 0], rtol=1e-9)
+    np.testing.assert_allclose(mu_variance, variance[:, 0], rtol=1e-9)
     np.testing.assert_allclose(
         exact.log_posterior_variances(data.stats, priors, np.log(lam), np.log(omega)),
         independent_log_posterior(joint, priors, np.log(lam), np.log(omega)),
         rtol=1e-10)  # the Gaussian vector's covariance holds 1/phi, so it rounds more
+
+
+# -- its own derivation: independent of the closed forms it is the reference for -----------------
+
+CHECKED_FORMULAS = {"marginal", "gibbs", "empirical_bayes"}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a source file imports, and every name it imports from a package (so that
+    `from . import marginal` counts), relative imports resolved within hiercheck.samplers."""
+    modules = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(["hiercheck.samplers"] + ([base] if base else []))
+            modules.add(base)
+            modules.update(f"{base}.{alias.name}" for alias in node.names)
+    return modules
+
+
+def test_exact_imports_none_of_the_formulas_it_checks():
+    """DESIGN.md: the exact engine is an independent derivation, so that agreement with it can
+    catch a slip in the Gibbs sampler's or empirical Bayes' closed forms."""
+    source = Path(exact.__file__)
+    modules = imported_modules(source)
+    assert "hiercheck.models" in modules  # the parser sees the imports at all
+    shared = {module for module in modules
+              if CHECKED_FORMULAS & set(module.split("."))}
+    assert not shared, f"{source.name} imports {sorted(shared)}"
+
+
+@pytest.mark.parametrize("name", ["rail", "radon", "dyestuff2"])
+@pytest.mark.parametrize("priors_kind", ["weakly informative", "informative, nu off the data"])
+def test_its_closed_forms_agree_with_the_shared_ones(datasets, name, priors_kind):
+    """The two derivations of p(y | lam, omega), mu | lam, omega, y and theta | mu, lam, omega, y
+    (exact's from the school means' density, `hiercheck.samplers.marginal`'s by Bayes' rule and
+    the w_i weights) agree to rounding over 16 decades of omega and 6 of lam."""
+    data = datasets[name]
+    priors = (Priors.weakly_informative(data) if priors_kind == "weakly informative"
+              else Priors(a=3.0, b=6.0, c=3.0, d=2.0, nu=data.values.mean() + 5 * data.values.std(),
+                          phi=1.0 / data.values.var()))
+    lam = np.geomspace(1e-3, 1e3, 7)[:, None] / data.stats.pooled_variance
+    omega = np.geomspace(1e-8, 1e8, 9)[None, :]
+    np.testing.assert_allclose(
+        exact.log_likelihood_of_variances(data.stats, priors, lam, omega),
+        marginal.log_evidence_given_variances(data.stats, priors, lam, omega), rtol=1e-13)
+    mu_mean, mu_variance = exact.mu_given_variances(data.stats, priors, lam, omega)
+    mean, precision = marginal.mu_conditional(data.stats, priors, lam, omega)
+    np.testing.assert_allclose((mu_mean - mean) * np.sqrt(precision), 0, atol=1e-11)
+    np.testing.assert_allclose(mu_variance * precision, 1, rtol=1e-14)
+    theta_mean, theta_variance = exact.theta_given_mu(data.stats, mu_mean, lam, omega)
+    mean, precision = marginal.theta_conditional(data.stats, mu_mean, lam, omega)
+    np.testing.assert_allclose((theta_mean - mean) * np.sqrt(precision), 0, atol=1e-11)
+    np.testing.assert_allclose(theta_variance * precision, 1, rtol=1e-14)
 
 
 # -- brute-force integration --------------------------------------------------------------------

@@ -17,18 +17,15 @@ On a large data set the prior's constants hardly move a conditional (b next to a
 of thousands of scores), so a slip in them cannot show; `simulated_data` makes a second operating
 point, a few small schools under informative priors, where every constant matters.
 
-A marginal likelihood log p(y | mu, lam, omega) (the empirical-Bayes objective) is a function,
-not a sampler, so `check_marginal_likelihood` checks it exactly: against the multivariate normal
-density of each school's scores under their compound-symmetric covariance, and against numerical
-integration over theta_i.
+The empirical-Bayes objectives are functions, not samplers: `hiercheck.validation.likelihood`
+checks them exactly.
 """
 
 from __future__ import annotations
 
 __all__ = [
-    "check_conditionals", "check_marginal_likelihood", "ConsistencyResult", "dense_log_likelihood",
-    "integrated_log_likelihood", "MarginalLikelihoodResult", "numerical_conditional",
-    "simulated_data", "states_from_exact_posterior",
+    "check_conditionals", "ConsistencyResult", "numerical_conditional", "simulated_data",
+    "states_from_exact_posterior",
 ]
 
 from dataclasses import dataclass
@@ -48,7 +45,6 @@ from .result import CheckTable
 GRID_POINTS = 2001
 GRID_HALF_WIDTH = 14.0  # Laplace SDs either side of the conditional's mode
 POSITIVE = ("lam", "omega")
-MARGINAL_TOLERANCE = 1e-7  # relative: far above rounding, far below any missing term
 
 
 @dataclass(frozen=True)
@@ -167,67 +163,3 @@ def simulated_data(n, priors: Priors, seed=0) -> GroupedData:
     return GroupedData.from_arrays(codes, draw_scores(rng, params, codes),
                                    name=f"{n.size} simulated schools")
 
-
-# -- the marginal likelihood ----------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class MarginalLikelihoodResult(CheckTable):
-    tolerance: float
-
-    @property
-    def max_relative_error(self) -> float:
-        return float(self.table[["dense_error", "quadrature_error"]].max().max())
-
-
-def dense_log_likelihood(data: GroupedData, mu: float, lam: float, omega: float) -> float:
-    """sum_i log N(y_i; mu 1, (I + 11'/omega) / lam), each school's covariance written out."""
-    total = 0.0
-    for i in range(data.m):
-        scores = data.values[data.codes == i]
-        covariance = (np.eye(scores.size) + 1.0 / omega) / lam
-        total += st.multivariate_normal.logpdf(scores, np.full(scores.size, mu), covariance)
-    return float(total)
-
-
-def integrated_log_likelihood(data: GroupedData, mu: float, lam: float, omega: float) -> float:
-    """sum_i log of the integral over theta_i of prod_j N(y_ij; theta_i, 1/lam) N(theta_i; mu,
-    1/(lam omega)), by adaptive quadrature around the integrand's peak (scaled out in log space)."""
-    total = 0.0
-    for i in range(data.m):
-        scores = data.values[data.codes == i]
-
-        def log_integrand(theta):  # the two normal log densities, written out for speed
-            return (0.5 * scores.size * np.log(lam / (2 * np.pi))
-                    - 0.5 * lam * np.sum((scores - theta) ** 2)
-                    + 0.5 * np.log(lam * omega / (2 * np.pi)) - 0.5 * lam * omega * (theta - mu) ** 2)
-
-        precision = lam * (scores.size + omega)
-        peak = (scores.sum() + omega * mu) / (scores.size + omega)
-        width = 12.0 / np.sqrt(precision)
-        top = log_integrand(peak)
-        area, _ = integrate.quad(lambda t: np.exp(log_integrand(t) - top), peak - width,
-                                 peak + width, points=[peak], epsabs=0.0, epsrel=1e-12, limit=200)
-        total += top + np.log(area)
-    return float(total)
-
-
-def check_marginal_likelihood(log_marginal_likelihood, data: GroupedData, priors: Priors, *,
-                              points: int = 3, seed=0,
-                              tolerance: float = MARGINAL_TOLERANCE) -> MarginalLikelihoodResult:
-    """Compare `log_marginal_likelihood(stats, mu, lam, omega)` with `dense_log_likelihood` and
-    `integrated_log_likelihood` at `points` exact posterior draws of (mu, lam, omega). Relative
-    errors above `tolerance` fail: the check is deterministic, so it has no false alarms."""
-    rows = []
-    for k, state in enumerate(states_from_exact_posterior(data, priors, points, seed)):
-        value = float(np.asarray(log_marginal_likelihood(data.stats, state.mu, state.lam,
-                                                         state.omega)))
-        dense = dense_log_likelihood(data, state.mu, state.lam, state.omega)
-        integrated = integrated_log_likelihood(data, state.mu, state.lam, state.omega)
-        scale = max(1.0, abs(dense))
-        rows.append({"point": k, "mu": state.mu, "lam": state.lam, "omega": state.omega,
-                     "value": value, "dense": dense, "quadrature": integrated,
-                     "dense_error": abs(value - dense) / scale,
-                     "quadrature_error": abs(value - integrated) / scale})
-    table = pd.DataFrame(rows)
-    table["agree"] = table[["dense_error", "quadrature_error"]].max(axis=1) <= tolerance
-    return MarginalLikelihoodResult(table=table, tolerance=tolerance)

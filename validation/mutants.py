@@ -1,9 +1,10 @@
 """A catalogue of wrong derivations: the slips people make, each a value the checks must catch.
 
 A Gibbs mutant is `Conditionals` with one conditional replaced by a wrong formula; an EB mutant
-is a wrong marginal log-likelihood. Each carries a one-line description of the slip. The correct
-forms are in `hiercheck.samplers.gibbs` and docs/derivation.md; each mutant below differs from its correct
-twin in exactly the place its description names.
+is a wrong marginal log-likelihood (ML) or a wrong restricted log-likelihood (REML). Each carries
+a one-line description of the slip. The correct forms are in `hiercheck.samplers.gibbs`,
+`hiercheck.samplers.empirical_bayes` and docs/derivation.md; each mutant below differs from its
+correct twin in exactly the place its description names.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import numpy as np
 from hiercheck.errors import SettingsError
 from hiercheck.models.data import as_column
 from hiercheck.samplers import gibbs
-from hiercheck.samplers.marginal import LOG_2PI, marginal_spread
+from hiercheck.samplers.empirical_bayes import gls_mean
+from hiercheck.samplers.marginal import (LOG_2PI, log_marginal_likelihood, marginal_spread,
+                                         school_weights)
 
 
 class Mutant(NamedTuple):
@@ -26,6 +29,7 @@ class Mutant(NamedTuple):
     description: str
     conditionals: gibbs.Conditionals | None = None
     log_marginal_likelihood: Callable | None = None
+    restricted_log_likelihood: Callable | None = None
     subtle: bool = False  # documented as hard to catch: not every check is expected to see it
 
 
@@ -112,6 +116,21 @@ def log_marginal_likelihood_missing_log_ratio(stats, mu, lam, omega):
     return 0.5 * (stats.N * (np.log(lam) - LOG_2PI) - lam * marginal_spread(stats, mu, omega))
 
 
+def log_marginal_likelihood_without_2pi(stats, mu, lam, omega):
+    """N/2 log lam + 1/2 sum log(omega/(n+omega)) - lam/2 [sum ss + sum w (ybar - mu)^2]  [-N/2 log 2pi dropped as a constant]"""
+    lam = np.asarray(lam, dtype=float)
+    log_ratio = -np.log1p(stats.n / as_column(omega))
+    return 0.5 * (stats.N * np.log(lam) + log_ratio.sum(-1) - lam * marginal_spread(stats, mu, omega))
+
+
+def restricted_log_likelihood_2pi_sign(stats, lam, omega):
+    """log p(y | mu_hat, lam, omega) - 1/2 log 2pi - 1/2 log(lam sum w)  [the Gaussian integral's sqrt(2 pi) divided instead of multiplied: off by log 2pi]"""
+    lam = np.asarray(lam, dtype=float)
+    total_weight = school_weights(stats.n, omega).sum(-1)
+    return (log_marginal_likelihood(stats, gls_mean(stats, omega), lam, omega)
+            - 0.5 * (LOG_2PI + np.log(lam * total_weight)))
+
+
 def _mutant(name, description, subtle=False, **replaced):
     return Mutant(name, description, conditionals=gibbs.Conditionals(**replaced), subtle=subtle)
 
@@ -144,6 +163,13 @@ CATALOGUE: tuple[Mutant, ...] = (
     Mutant("eb-missing-log-ratio",
            "the EB marginal likelihood leaves out 1/2 sum_i log(omega / (n_i + omega))",
            log_marginal_likelihood=log_marginal_likelihood_missing_log_ratio),
+    Mutant("eb-ml-missing-2pi",
+           "the EB marginal likelihood drops -N/2 log 2pi as a constant (its maximum does not move)",
+           log_marginal_likelihood=log_marginal_likelihood_without_2pi),
+    Mutant("reml-2pi-sign",
+           "the REML likelihood divides by the Gaussian integral's sqrt(2 pi) instead of "
+           "multiplying: off by log 2pi",
+           restricted_log_likelihood=restricted_log_likelihood_2pi_sign),
 )
 
 

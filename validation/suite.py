@@ -1,7 +1,8 @@
 """Every check on one derivation, and the verdict: `check_sampler` and `detection_matrix`.
 
 A derivation is a `hiercheck.samplers.gibbs.Conditionals` (four draw functions), a marginal likelihood
-`f(stats, mu, lam, omega)` (the empirical-Bayes objective), or both. Each check that applies runs
+`f(stats, mu, lam, omega)` (the empirical-Bayes objective), a restricted likelihood
+`f_R(stats, lam, omega)` (the REML objective), or any of them together. Each check that applies runs
 with its own random stream, spawned from one seed, and reports one row: the statistic it
 summarizes, its value, the threshold, and whether it passed.
 
@@ -13,7 +14,9 @@ summarizes, its value, the threshold, and whether it passed.
     geweke                marginal-conditional against successive-conditional simulation
     sbc                   simulation-based calibration of the sampler, replications batched in blocks
     marginal likelihood   the function against the dense normal density and quadrature over theta
-    eb vs statsmodels     its maximum, found as a black box, against statsmodels' MixedLM
+    restricted likelihood the REML function against Harville's dense form and quadrature over mu
+    eb vs statsmodels     each function at statsmodels' MixedLM optimum against its log-likelihood,
+                          and its maximum, found as a black box, against MixedLM's (ML, REML)
 
 Every statistical check holds its false-alarm rate at ALPHA by a Holm correction inside it;
 the suite's overall false-alarm rate is then at most ALPHA times the number of checks.
@@ -43,9 +46,10 @@ from hiercheck.cache import INFERENCE_DATA, DiskCache
 from hiercheck.errors import DataError, SettingsError
 from hiercheck.models import GroupedData, Priors, load_dataset
 from hiercheck.samplers import exact, gibbs
+from hiercheck.samplers.empirical_bayes import restricted_loglik as correct_restricted_likelihood
 from hiercheck.samplers.marginal import log_marginal_likelihood as correct_log_marginal_likelihood
 
-from . import agreement, consistency, geweke, sbc, statsmodels_check
+from . import agreement, consistency, geweke, likelihood, sbc, statsmodels_check
 from .mutants import CATALOGUE, Mutant
 
 # Per statistical check. Six of them at 0.001 make a correct derivation fail `hiercheck validate`
@@ -302,43 +306,49 @@ def nuts_sbc_check(seed, folder: Path | None = None, replications: int = 200) ->
         seed=seed, out=folder, progress=True, engine_name="nuts", alpha=ALPHA), _p_value_summary)
 
 
-def statsmodels_comparison_check(function, data) -> CheckOutcome:
+def statsmodels_comparison_check(marginal, restricted, data) -> CheckOutcome:
     def summarize(result):
-        return (result.max_shortfall, result.table.tolerance.max(), result.passed,
-                result.table)
-    return _timed("eb vs statsmodels", "max log-likelihood shortfall", lambda:
-                  statsmodels_check.compare_with_statsmodels(data, function), summarize)
+        return result.worst_ratio, 1.0, result.passed, result.table
+    return _timed("eb vs statsmodels", "max |loglik - statsmodels| / tolerance", lambda:
+                  statsmodels_check.compare_with_statsmodels(data, marginal, restricted),
+                  summarize)
 
 
-def marginal_likelihood_check(function, data, priors, settings: Settings, seed) -> CheckOutcome:
+def likelihood_check(name: str, check: Callable, function, data, priors, settings: Settings,
+                     seed) -> CheckOutcome:
+    """`check` is `likelihood.check_marginal_likelihood` or `check_restricted_likelihood`."""
     def summarize(result):
         return result.max_relative_error, result.tolerance, result.passed, result.table
-    return _timed("marginal likelihood", "max relative error", lambda:
-                  consistency.check_marginal_likelihood(function, data, priors,
-                                                        points=settings.marginal_points,
-                                                        seed=seed), summarize)
+    return _timed(name, "max relative error", lambda: check(
+        function, data, priors, points=settings.marginal_points, seed=seed), summarize)
 
 
 SAMPLER_CHECKS = ("consistency", "consistency (small)", "agreement vs exact", "agreement vs nuts",
                   "geweke", "sbc")
-LIKELIHOOD_CHECKS = ("marginal likelihood", "eb vs statsmodels")
+LIKELIHOOD_CHECKS = ("marginal likelihood", "restricted likelihood", "eb vs statsmodels")
 CHECKS = SAMPLER_CHECKS + LIKELIHOOD_CHECKS
 
 
 def check_sampler(conditionals: gibbs.Conditionals | None = None, *,
                   log_marginal_likelihood: Callable | None = None,
+                  restricted_log_likelihood: Callable | None = None,
                   data: GroupedData | None = None, priors: Priors | None = None,
                   quick: bool = True, seed=0, checks: Iterable[str] = CHECKS,
                   references: References | None = None, progress: bool = False) -> Verdict:
     """Run every check that applies to a derivation and return the verdict.
 
-    With neither `conditionals` nor `log_marginal_likelihood`, the package's own derivation is
+    `log_marginal_likelihood(stats, mu, lam, omega)` is log p(y | mu, lam, omega) with theta
+    integrated out; `restricted_log_likelihood(stats, lam, omega)` is log p_R(y | lam, omega),
+    mu integrated out as well under a flat prior of density 1 (statsmodels' REML convention).
+    With none of `conditionals` and the two functions, the package's own derivation is
     checked. `data` defaults to hsb and `priors` to `Priors.weakly_informative(data)`; `checks`
     picks a subset of `CHECKS`; `references` shares the exact and NUTS posteriors between calls.
     The same seed gives the same verdict.
     """
-    if conditionals is None and log_marginal_likelihood is None:
-        conditionals, log_marginal_likelihood = gibbs.Conditionals(), correct_log_marginal_likelihood
+    if conditionals is None and log_marginal_likelihood is None and restricted_log_likelihood is None:
+        conditionals = gibbs.Conditionals()
+        log_marginal_likelihood = correct_log_marginal_likelihood
+        restricted_log_likelihood = correct_restricted_likelihood
     checks = tuple(checks)
     unknown = sorted(set(checks) - set(CHECKS))
     if unknown:
@@ -366,23 +376,25 @@ def check_sampler(conditionals: gibbs.Conditionals | None = None, *,
             ("sbc", lambda: sbc_check(conditionals, settings, streams["sbc"])),
         ]
     if log_marginal_likelihood is not None:
-        # the package's own likelihood is checked through its own fits too (None selects them)
-        own = None if log_marginal_likelihood is correct_log_marginal_likelihood else \
-            log_marginal_likelihood
-        runs += [
-            ("marginal likelihood", lambda: marginal_likelihood_check(
-                log_marginal_likelihood, data, priors, settings, streams["marginal likelihood"])),
-            ("eb vs statsmodels", lambda: statsmodels_comparison_check(own, data)),
-        ]
+        runs.append(("marginal likelihood", lambda: likelihood_check(
+            "marginal likelihood", likelihood.check_marginal_likelihood, log_marginal_likelihood,
+            data, priors, settings, streams["marginal likelihood"])))
+    if restricted_log_likelihood is not None:
+        runs.append(("restricted likelihood", lambda: likelihood_check(
+            "restricted likelihood", likelihood.check_restricted_likelihood,
+            restricted_log_likelihood, data, priors, settings, streams["restricted likelihood"])))
+    if log_marginal_likelihood is not None or restricted_log_likelihood is not None:
+        runs.append(("eb vs statsmodels", lambda: statsmodels_comparison_check(
+            log_marginal_likelihood, restricted_log_likelihood, data)))
     runs = [(name, run) for name, run in runs if name in checks]
     outcomes = []
     for name, run in tqdm(runs, desc="checks", disable=not progress):
         outcomes.append(run())
-    subject = _describe(conditionals, log_marginal_likelihood)
+    subject = _describe(conditionals, log_marginal_likelihood, restricted_log_likelihood)
     return Verdict(tuple(outcomes), subject=f"{subject} on {data.name}", references=references)
 
 
-def _describe(conditionals, log_marginal_likelihood) -> str:
+def _describe(conditionals, log_marginal_likelihood, restricted_log_likelihood) -> str:
     parts = []
     if conditionals is not None:
         replaced = [f"{field}={getattr(conditionals, field).__name__}"
@@ -391,6 +403,8 @@ def _describe(conditionals, log_marginal_likelihood) -> str:
         parts.append("Conditionals(" + ", ".join(replaced) + ")")
     if log_marginal_likelihood is not None:
         parts.append(f"marginal likelihood {log_marginal_likelihood.__name__}")
+    if restricted_log_likelihood is not None:
+        parts.append(f"restricted likelihood {restricted_log_likelihood.__name__}")
     return " and ".join(parts)
 
 
@@ -405,19 +419,19 @@ def detection_matrix(mutants: Iterable[Mutant] = CATALOGUE, *, data: GroupedData
         data = data if data is not None else load_dataset()
         references = References(data, Priors.weakly_informative(data), QUICK if quick else FULL,
                                 seed)
-    subjects = [("correct", "the derivation in docs/derivation.md", False,
-                 gibbs.Conditionals(), correct_log_marginal_likelihood)]
-    subjects += [(m.name, m.description, m.subtle, m.conditionals, m.log_marginal_likelihood)
-                 for m in mutants]
+    subjects = [Mutant("correct", "the derivation in docs/derivation.md", gibbs.Conditionals(),
+                       correct_log_marginal_likelihood, correct_restricted_likelihood)]
+    subjects += list(mutants)
     rows = []
-    for name, description, subtle, conditionals, likelihood in tqdm(
-            subjects, desc="derivations", disable=not progress):
-        verdict = check_sampler(conditionals, log_marginal_likelihood=likelihood, seed=seed,
-                                references=references)
+    for subject in tqdm(subjects, desc="derivations", disable=not progress):
+        verdict = check_sampler(subject.conditionals,
+                                log_marginal_likelihood=subject.log_marginal_likelihood,
+                                restricted_log_likelihood=subject.restricted_log_likelihood,
+                                seed=seed, references=references)
         caught = {o.check: not o.passed for o in verdict.outcomes}
-        rows.append({"derivation": name, "subtle": subtle,
+        rows.append({"derivation": subject.name, "subtle": subject.subtle,
                      **{check: caught.get(check, "") for check in CHECKS},
-                     "caught_by": sum(caught.values()), "description": description})
+                     "caught_by": sum(caught.values()), "description": subject.description})
     return pd.DataFrame(rows)
 
 
