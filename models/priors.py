@@ -1,10 +1,21 @@
-"""Proper conjugate priors of the hierarchy, in the design's notation.
+"""Conjugate priors of the hierarchy, in the design's notation.
 
     lam   = 1/sigma^2 ~ Gamma(a, b)      shape a, rate b
     omega = 1/tau^2   ~ Gamma(c, d)      shape c, rate d
     mu                ~ N(nu, 1/phi)     phi a precision
 
 independent a priori; `Priors` holds (a, b, c, d, nu, phi) and evaluates and samples them.
+
+The limits a = b = 0 (Jeffreys' prior on sigma^2, p(lam) proportional to 1/lam; any a, b >= 0
+gives p(lam) proportional to lam^(a-1) e^(-b lam)) and phi = 0 (a flat prior on mu) are allowed:
+the posterior stays proper for every data set the package accepts (at least two schools, some
+within-school variation), because with theta and mu integrated out lam's density is proportional
+to lam^(a + (N - 1)/2 - 1) e^(-(b + Q/2) lam) with Q > 0, and omega's prior stays proper. c and d
+must be positive: with d = 0 the prior on omega does not vanish as omega -> inf (tau -> 0), where
+the likelihood tends to that of tau = 0, a positive constant, so the posterior is improper. An
+improper prior has no normalizing constant: its log density is written up to one, and it cannot
+be simulated (SBC and Geweke need proper priors). The exercise sheet's choice, a flat mu,
+Jeffreys' sigma^2 and tau^2 ~ inverse-Gamma(1/2, 1/2), is `Priors.course()`.
 """
 
 from __future__ import annotations
@@ -55,9 +66,9 @@ class Priors:
     Parameters
     ----------
     a : float, default 1.0
-        Shape of lam's Gamma prior; positive.
+        Shape of lam's Gamma prior; >= 0 (0 with b = 0: Jeffreys' prior).
     b : float, default 1.0
-        Rate of lam's Gamma prior; positive.
+        Rate of lam's Gamma prior; >= 0.
     c : float, default 1.0
         Shape of omega's Gamma prior; positive.
     d : float, default 0.25
@@ -65,13 +76,13 @@ class Priors:
     nu : float, default 0.0
         Mean of mu's normal prior.
     phi : float, default 1e-4
-        Precision of mu's normal prior; positive.
+        Precision of mu's normal prior; >= 0 (0: a flat prior on mu).
 
     Raises
     ------
     PriorError
-        If a parameter is not a finite number, or one other than `nu` is not positive (the
-        prior, and with it the posterior, would be improper).
+        If a parameter is not a finite number, a, b or phi is negative, or c or d is not
+        positive (the posterior would be improper; see the module docstring).
     """
 
     a: float = 1.0
@@ -87,12 +98,64 @@ class Priors:
                 raise PriorError(f"prior {name} must be a number, got {value!r}")
             if not math.isfinite(value):
                 raise PriorError(f"prior {name} must be finite, got {value}")
-            if name != "nu" and value <= 0:
-                role = {"a": "shape of lam", "b": "rate of lam", "c": "shape of omega",
-                        "d": "rate of omega", "phi": "precision of mu"}[name]
-                raise PriorError(f"prior {name} (the {role}) must be positive for a proper "
-                                 f"prior, got {value}")
+            role = {"a": "shape of lam", "b": "rate of lam", "c": "shape of omega",
+                    "d": "rate of omega", "phi": "precision of mu"}.get(name)
+            if name in ("c", "d") and value <= 0:
+                raise PriorError(f"prior {name} (the {role}) must be positive: an improper prior "
+                                 f"on omega = 1/tau^2 makes the posterior improper, got {value}")
+            if name in ("a", "b", "phi") and value < 0:
+                raise PriorError(f"prior {name} (the {role}) must be >= 0 (0 is the improper "
+                                 f"limit), got {value}")
             object.__setattr__(self, name, float(value))
+
+    @property
+    def is_proper(self) -> bool:
+        """True when every prior integrates to one (a, b and phi positive).
+
+        Returns
+        -------
+        bool
+            Whether the priors can be simulated.
+        """
+        return self.a > 0 and self.b > 0 and self.phi > 0
+
+    def require_proper(self, purpose: str) -> None:
+        """Refuse improper priors for a computation that simulates from them.
+
+        Parameters
+        ----------
+        purpose : str
+            What needs the proper prior, for the message ("SBC", "Geweke's test").
+
+        Raises
+        ------
+        PriorError
+            If a, b or phi is 0.
+        """
+        if not self.is_proper:
+            improper = [name for name in ("a", "b", "phi") if getattr(self, name) == 0]
+            raise PriorError(f"{purpose} needs proper priors, and these are improper "
+                             f"({', '.join(f'{n} = 0' for n in improper)}): give a, b and phi "
+                             "positive values")
+
+    @classmethod
+    def course(cls) -> Priors:
+        """The exercise sheet's priors, part (C): a flat prior on mu (phi = 0), Jeffreys' prior
+        on sigma^2 (p(lam) proportional to 1/lam: a = b = 0) and tau^2 ~ inverse-Gamma(1/2, 1/2),
+        that is omega ~ Gamma(1/2, 1/2).
+
+        Returns
+        -------
+        Priors
+            a = b = 0, c = d = 1/2, nu = 0, phi = 0.
+
+        Examples
+        --------
+        >>> from hiercheck import Priors
+        >>> Priors.course().is_proper
+        False
+        """
+        return cls(a=0.0, b=0.0, c=0.5, d=0.5, nu=0.0, phi=0.0)
 
     @classmethod
     def weakly_informative(cls, data: GroupedData) -> Priors:
@@ -175,7 +238,8 @@ class Priors:
     # -- log densities ------------------------------------------------------------------------
 
     def logpdf_lam(self, lam: ArrayLike) -> np.ndarray:
-        """log Gamma(lam; a, b) = a log b - lgamma(a) + (a - 1) log lam - b lam
+        """log Gamma(lam; a, b) = a log b - lgamma(a) + (a - 1) log lam - b lam (without the
+        constant a log b - lgamma(a) when a or b is 0: the improper limit)
 
         Parameters
         ----------
@@ -205,7 +269,8 @@ class Priors:
         return _gamma_logpdf(omega, self.c, self.d)
 
     def logpdf_mu(self, mu: ArrayLike) -> np.ndarray:
-        """log N(mu; nu, 1/phi) = (log phi - log 2 pi)/2 - phi (mu - nu)^2 / 2
+        """log N(mu; nu, 1/phi) = (log phi - log 2 pi)/2 - phi (mu - nu)^2 / 2 (0 for phi = 0,
+        the flat prior)
 
         Parameters
         ----------
@@ -218,6 +283,8 @@ class Priors:
             The log density, of mu's shape.
         """
         mu = np.asarray(mu, dtype=float)
+        if self.phi == 0:  # the flat prior, density 1
+            return np.zeros_like(mu)
         return 0.5 * (math.log(self.phi) - math.log(2 * math.pi)) - 0.5 * self.phi * (mu - self.nu) ** 2
 
     def logpdf(self, mu: ArrayLike, lam: ArrayLike, omega: ArrayLike) -> np.ndarray:
@@ -255,7 +322,13 @@ class Priors:
         -------
         Hyperparameters
             mu ~ N(nu, 1/phi), lam ~ Gamma(a, b), omega ~ Gamma(c, d).
+
+        Raises
+        ------
+        PriorError
+            If the priors are improper (`is_proper` False).
         """
+        self.require_proper("drawing from the prior")
         return Hyperparameters(
             mu=rng.normal(self.nu, 1.0 / math.sqrt(self.phi), size),
             lam=rng.gamma(self.a, 1.0 / self.b, size),
@@ -265,6 +338,8 @@ class Priors:
 
 def _gamma_logpdf(x, shape, rate):
     x = np.asarray(x, dtype=float)
+    # the normalizing constant exists only for a proper Gamma; the improper limit goes without
+    constant = shape * math.log(rate) - special.gammaln(shape) if shape > 0 and rate > 0 else 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        value = shape * math.log(rate) - special.gammaln(shape) + (shape - 1) * np.log(x) - rate * x
+        value = constant + (shape - 1) * np.log(x) - rate * x
     return np.where(x > 0, value, -np.inf)

@@ -78,9 +78,16 @@ def build_model(data: GroupedData, priors: Priors, parametrization: str = "cente
         # PyTensor stores a Python float that float32 represents exactly (2.0, 0.25) as a float32
         # constant, and then computes log(b) etc. in single precision: pass float64 scalars
         a, b, c, d, nu, phi = (np.float64(value) for value in priors.as_dict().values())
-        lam = pm.Gamma("lam", alpha=a, beta=b)
+        if a > 0 and b > 0:
+            lam = pm.Gamma("lam", alpha=a, beta=b)
+        else:  # the improper limit lam^(a-1) e^(-b lam), Jeffreys' 1/lam at a = b = 0
+            lam = pm.HalfFlat("lam")
+            pm.Potential("lam_prior", (a - 1.0) * pm.math.log(lam) - b * lam)
         omega = pm.Gamma("omega", alpha=c, beta=d)
-        mu = pm.Normal("mu", mu=nu, tau=phi)
+        if phi > 0:
+            mu = pm.Normal("mu", mu=nu, tau=phi)
+        else:  # a flat prior on mu
+            mu = pm.Flat("mu")
         pm.Deterministic("sigma", lam ** -0.5)
         pm.Deterministic("tau", omega ** -0.5)
 

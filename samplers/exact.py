@@ -50,7 +50,8 @@ __all__ = [
     "school_mean_precisions", "theta_given_mu", "theta_given_variances", "variance_grid",
 ]
 
-VARIABLES = ("mu", "lam", "omega", "sigma", "tau", "theta")
+VARIABLES = ("mu", "lam", "omega", "sigma", "tau", "theta", "kappa")
+PER_SCHOOL = ("theta", "kappa")
 
 DEFAULT_SPACING = 0.2   # grid step, in posterior SDs of log lam and log omega
 DEFAULT_EDGE_TOL = 1e-12  # largest share of the mass or variances allowed beyond each edge
@@ -99,7 +100,11 @@ def log_likelihood_of_variances(stats: SchoolStats, priors: Priors, lam, omega) 
                     - 1/2 [sum_i p_i (ybar_i - ybar_p)^2 + (ybar_p - nu)^2 / (1/S + 1/phi)]
 
     with S = sum_i p_i and ybar_p the precision-weighted mean of the school means (the
-    -1/2 log n_i is the Jacobian of ybar_i against the contrast sqrt(n_i) ybar_i).
+    -1/2 log n_i is the Jacobian of ybar_i against the contrast sqrt(n_i) ybar_i). Under a flat
+    prior on mu (phi = 0) the means' term is its integral over mu instead,
+
+                    -(m - 1)/2 log 2pi + 1/2 sum_i log p_i - 1/2 log S
+                    - 1/2 sum_i p_i (ybar_i - ybar_p)^2.
     """
     lam = np.asarray(lam, dtype=float)
     precisions = school_mean_precisions(stats, lam, omega)
@@ -108,10 +113,14 @@ def log_likelihood_of_variances(stats: SchoolStats, priors: Priors, lam, omega) 
     spread = stats.ybar - pooled[..., None]
     contrasts = (0.5 * (stats.N - stats.m) * (np.log(lam) - LOG_2PI)
                  - 0.5 * lam * stats.ss.sum(-1) - 0.5 * np.log(stats.n).sum(-1))
-    means = (-0.5 * stats.m * LOG_2PI + 0.5 * np.log(precisions).sum(-1)
-             - 0.5 * np.log1p(total / priors.phi)
-             - 0.5 * (precisions * spread * spread).sum(-1)
-             - 0.5 * (pooled - priors.nu) ** 2 / (1.0 / total + 1.0 / priors.phi))
+    if priors.phi == 0:  # flat mu: the integral of N(ybar; mu 1, diag(1/p)) over mu
+        means = (-0.5 * (stats.m - 1) * LOG_2PI + 0.5 * np.log(precisions).sum(-1)
+                 - 0.5 * np.log(total) - 0.5 * (precisions * spread * spread).sum(-1))
+    else:
+        means = (-0.5 * stats.m * LOG_2PI + 0.5 * np.log(precisions).sum(-1)
+                 - 0.5 * np.log1p(total / priors.phi)
+                 - 0.5 * (precisions * spread * spread).sum(-1)
+                 - 0.5 * (pooled - priors.nu) ** 2 / (1.0 / total + 1.0 / priors.phi))
     return contrasts + means
 
 
@@ -578,6 +587,36 @@ class _PowerOfVariance:
         return np.exp(self.power * self.marginal.quantile(q if self.power > 0 else 1.0 - q))
 
 
+@dataclass(frozen=True)
+class _ShrinkageCoefficient:
+    """kappa_i = omega/(n_i + omega) = 1/(1 + n_i e^(-v)), v = log omega: increasing in v, so its
+    CDF and quantiles are v's at the transformed point, its moments sums over v's nodes."""
+
+    marginal: _SincMarginal
+    n: np.ndarray
+
+    def _values(self) -> np.ndarray:
+        return 1.0 / (1.0 + self.n / np.exp(self.marginal.nodes)[:, None])  # (nodes, m)
+
+    def mean(self) -> np.ndarray:
+        return self.marginal.weights @ self._values()
+
+    def sd(self) -> np.ndarray:
+        values = self._values()
+        mean = self.marginal.weights @ values
+        return np.sqrt(self.marginal.weights @ (values - mean) ** 2)
+
+    def cdf(self, k) -> np.ndarray:
+        k = np.asarray(k, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):  # k at 0 or 1: CDF 0 or 1
+            v = np.log(self.n * k / (1.0 - k))
+        return np.where(k <= 0, 0.0, np.where(k >= 1, 1.0, self.marginal.cdf(v)))
+
+    def quantile(self, q) -> np.ndarray:
+        v = self.marginal.quantile(np.asarray(q, dtype=float))
+        return 1.0 / (1.0 + self.n / np.exp(np.asarray(v)[..., None]))
+
+
 # -- exact draws --------------------------------------------------------------------------------
 
 def _draw_unit_exponential(rng: np.random.Generator, k) -> np.ndarray:
@@ -690,6 +729,7 @@ class ExactPosterior:
             "tau": _PowerOfVariance(log_omega, -0.5),
             "theta": _NormalMixture(weights, theta_mean.reshape(weights.size, stats.m),
                                     np.sqrt(theta_variance.reshape(weights.size, stats.m))),
+            "kappa": _ShrinkageCoefficient(log_omega, stats.n),
         }
         self._sampler = _GridSampler.from_grid(grid)
 
@@ -730,9 +770,10 @@ class ExactPosterior:
         return variable.quantile(q)
 
     def summary(self, quantiles=(0.025, 0.5, 0.975)) -> pd.DataFrame:
-        """Mean, SD and quantiles of every quantity; one row per scalar and per school's theta."""
-        index = [name for name in VARIABLES if name != "theta"]
-        index += [f"theta[{label}]" for label in self.data.labels]
+        """Mean, SD and quantiles of every quantity; one row per scalar and per school's theta
+        and kappa."""
+        index = [name for name in VARIABLES if name not in PER_SCHOOL]
+        index += [f"{name}[{label}]" for name in PER_SCHOOL for label in self.data.labels]
         columns = {"mean": np.hstack([self.mean(name) for name in VARIABLES]),
                    "sd": np.hstack([self.sd(name) for name in VARIABLES])}
         for q in quantiles:

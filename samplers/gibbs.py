@@ -221,7 +221,7 @@ def initial_state(rng: np.random.Generator, stats: SchoolStats, priors: Priors,
     (batch_shape defaults to the statistics' batch shape and must broadcast against it):
 
         lam     = exp(z_1) / s2,   s2 = sum_i ss_i / (N - m)   (pooled within-school variance;
-                                                                b/a when there is none)
+                                                                var_i(ybar_i) + 1 when there is none)
         omega   = exp(z_2) / t2,   t2 = max(var_i(ybar_i)/s2 - mean_i(1/n_i),
                                             TAU2_FLOOR mean_i(1/n_i))     (moment estimate of tau^2)
         mu      = mean_i(ybar_i) + z_3 sd_i(ybar_i)
@@ -235,7 +235,8 @@ def initial_state(rng: np.random.Generator, stats: SchoolStats, priors: Priors,
     shape = np.broadcast_shapes(stats_batch if batch_shape is None else tuple(batch_shape),
                                 stats_batch)
     total_ss = stats.ss.sum(-1)
-    s2 = np.where(total_ss > 0, stats.pooled_variance, priors.b / priors.a)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s2 = np.where(total_ss > 0, stats.pooled_variance, np.var(stats.ybar, -1) + 1.0)
     inverse_n = np.mean(1.0 / stats.n)
     t2 = np.maximum(np.var(stats.ybar, -1) / s2 - inverse_n, TAU2_FLOOR * inverse_n)
     lam = np.exp(rng.normal(0.0, LOG_JITTER, shape)) / s2
