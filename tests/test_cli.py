@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from hiercheck.models import load_dataset
@@ -149,3 +150,25 @@ def test_sbc_on_a_dask_scheduler_gives_the_ranks_of_a_local_run(capsys, tmp_path
     tables = [(tmp_path / where / "sbc-exact" / "uniformity.csv").read_text()
               for where in ("cluster", "here")]
     assert tables[0] == tables[1]
+
+
+def test_fail_fast_stops_a_gross_slip_before_compiling_anything(capsys, tmp_path):
+    """The mutant fails the first check (Geweke, on the small design); nothing after it runs,
+    so no PyMC model is compiled (conftest fails a test not marked slow that compiles one)."""
+    code, out, _ = run(capsys, "validate", "--dataset", "rail", "--mutant",
+                       "theta-variance-for-precision", "--fail-fast", "--out", str(tmp_path))
+    assert code == 1
+    assert "FAILED (geweke)" in out and "stopped at the first failure, geweke" in out
+    assert list(pd.read_csv(tmp_path / "verdict.csv").check) == ["geweke"]
+
+
+def test_every_check_has_a_place_in_the_fail_fast_order():
+    from hiercheck.validation.suite import CHECKS, FAIL_FAST_ORDER
+
+    assert sorted(FAIL_FAST_ORDER) == sorted(CHECKS)
+
+
+def test_an_unknown_mutant_is_named(capsys, tmp_path):
+    code, _, err = run(capsys, "validate", "--dataset", "rail", "--mutant", "nonsense",
+                       "--out", str(tmp_path))
+    assert code == 2 and "unknown mutant 'nonsense'" in err and err.count("\n") == 1

@@ -148,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     depth.add_argument("--full", dest="quick", action="store_false",
                        help="several times the power, and SBC of NUTS as well")
     validate.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    validate.add_argument("--fail-fast", action="store_true",
+                          help="cheapest, most telling checks first; stop at the first failure")
+    validate.add_argument("--mutant", metavar="NAME",
+                          help="validate a wrong derivation of the catalogue instead of the "
+                               "package's own (see `hiercheck mutants`), to watch the checks "
+                               "catch it")
     validate.set_defaults(run=run_validate)
 
     sbc = commands.add_parser("sbc", help="simulation-based calibration of one engine")
@@ -345,23 +351,36 @@ def run_validate(args) -> int:
     data = load_data(args)
     priors = load_priors(args, data)
     folder = output_folder(args)
-    print(f"validating on {data.name} ({data.N} students in {data.m} schools), "
+    derivation = {}
+    if args.mutant:
+        from .mutants import get_mutant
+
+        mutant = get_mutant(args.mutant)
+        derivation = {"conditionals": mutant.conditionals,
+                      "log_marginal_likelihood": mutant.log_marginal_likelihood,
+                      "restricted_log_likelihood": mutant.restricted_log_likelihood}
+    print(f"validating {'the mutant ' + args.mutant if args.mutant else 'the derivation'} on "
+          f"{data.name} ({data.N} students in {data.m} schools), "
           f"{'quick' if args.quick else 'full'} settings", file=sys.stderr)
-    verdict = check_sampler(data=data, priors=priors, quick=args.quick, seed=args.seed,
-                            progress=True)
-    if not args.quick:
+    verdict = check_sampler(**derivation, data=data, priors=priors, quick=args.quick,
+                            seed=args.seed, progress=True, fail_fast=args.fail_fast)
+    if not args.quick and not (args.fail_fast and not verdict.passed):
         verdict = verdict.with_outcome(nuts_sbc_check(args.seed, folder / "sbc-nuts"))
     written = verdict.save(folder) + write_validation_plots(verdict, folder)
     print(verdict)
+    if args.fail_fast and not verdict.passed:
+        failed = verdict.outcomes[-1]
+        print(f"\nstopped at the first failure, {failed.check}; its table:")
+        print(failed.table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     print(f"wrote {len(written)} files to {folder}", file=sys.stderr)
     return 0 if verdict.passed else 1
 
 
 def write_validation_plots(verdict, folder: Path) -> list[Path]:
-    """SBC rank plots, and the posterior densities of mu, sigma, tau by engine."""
-    from hiercheck.models.engine import az
-
+    """SBC rank plots, and the posterior densities of mu, sigma, tau by engine (of the reference
+    posteriors the checks computed)."""
     from .plots import save
+    from .report import plot_densities
     from .suite import slug
 
     written = []
@@ -369,16 +388,16 @@ def write_validation_plots(verdict, folder: Path) -> list[Path]:
         if outcome.check.startswith("sbc"):
             written.append(folder / f"{slug(outcome.check)}.png")
             save(outcome.result.plot(), written[-1])
-    posteriors = {"exact": verdict.references.exact}
-    if "nuts" in vars(verdict.references):  # computed only when the agreement check ran
-        posteriors["nuts"] = verdict.references.nuts
+    # the references the agreement checks computed (cached properties), none computed here
+    posteriors = {name: getattr(verdict.references, name) for name in ("exact", "nuts")
+                  if name in vars(verdict.references)}
     agreement = next((o for o in verdict.outcomes if o.check == "agreement vs exact"), None)
     if agreement is not None:
         posteriors["gibbs"] = agreement.result.posterior
-    axes = az.plot_density(list(posteriors.values()), data_labels=list(posteriors),
-                           var_names=["mu", "sigma", "tau"], shade=0.1, figsize=(11, 3.6))
-    written.append(folder / "posteriors.png")
-    save(np.ravel(axes)[0].figure, written[-1])
+    if posteriors:
+        written.append(folder / "posteriors.png")
+        save(plot_densities(posteriors, verdict.references.data.name), written[-1],
+             layout=False)
     return written
 
 

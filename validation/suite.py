@@ -329,12 +329,21 @@ LIKELIHOOD_CHECKS = ("marginal likelihood", "restricted likelihood", "eb vs stat
 CHECKS = SAMPLER_CHECKS + LIKELIHOOD_CHECKS
 
 
+# fail-fast order: simulation checks on the small design first (no PyMC, no reference posterior,
+# a second or two), the exact likelihood checks, then what compiles the PyMC joint density, and
+# last what needs a reference posterior (NUTS: tens of seconds unless cached)
+FAIL_FAST_ORDER = ("geweke", "sbc", "marginal likelihood", "restricted likelihood",
+                   "eb vs statsmodels", "consistency (small)", "consistency", "agreement vs exact",
+                   "agreement vs nuts")
+
+
 def check_sampler(conditionals: gibbs.Conditionals | None = None, *,
                   log_marginal_likelihood: Callable | None = None,
                   restricted_log_likelihood: Callable | None = None,
                   data: GroupedData | None = None, priors: Priors | None = None,
                   quick: bool = True, seed=0, checks: Iterable[str] = CHECKS,
-                  references: References | None = None, progress: bool = False) -> Verdict:
+                  references: References | None = None, progress: bool = False,
+                  fail_fast: bool = False) -> Verdict:
     """Run every check that applies to a derivation and return the verdict.
 
     `log_marginal_likelihood(stats, mu, lam, omega)` is log p(y | mu, lam, omega) with theta
@@ -343,7 +352,10 @@ def check_sampler(conditionals: gibbs.Conditionals | None = None, *,
     With none of `conditionals` and the two functions, the package's own derivation is
     checked. `data` defaults to hsb and `priors` to `Priors.weakly_informative(data)`; `checks`
     picks a subset of `CHECKS`; `references` shares the exact and NUTS posteriors between calls.
-    The same seed gives the same verdict.
+    The same seed gives the same verdict. With `fail_fast`, the checks run cheapest and most
+    telling first (`FAIL_FAST_ORDER`: no PyMC compilation, no reference posterior, before
+    those that need them) and the run stops at the first failure: the verdict then holds the
+    checks that ran.
     """
     if conditionals is None and log_marginal_likelihood is None and restricted_log_likelihood is None:
         conditionals = gibbs.Conditionals()
@@ -387,9 +399,13 @@ def check_sampler(conditionals: gibbs.Conditionals | None = None, *,
         runs.append(("eb vs statsmodels", lambda: statsmodels_comparison_check(
             log_marginal_likelihood, restricted_log_likelihood, data)))
     runs = [(name, run) for name, run in runs if name in checks]
+    if fail_fast:
+        runs.sort(key=lambda pair: FAIL_FAST_ORDER.index(pair[0]))
     outcomes = []
     for name, run in tqdm(runs, desc="checks", disable=not progress):
         outcomes.append(run())
+        if fail_fast and not outcomes[-1].passed:
+            break
     subject = _describe(conditionals, log_marginal_likelihood, restricted_log_likelihood)
     return Verdict(tuple(outcomes), subject=f"{subject} on {data.name}", references=references)
 
