@@ -77,6 +77,28 @@ def joint_logp_function(data: GroupedData, priors: Priors):
     return logp
 
 
+def log_density_terms_function(data: GroupedData, priors: Priors):
+    """(theta, mu, lam, omega) -> the terms of log p(y, theta, mu, lam, omega), unsummed.
+
+    Compiled once from the centered reference model on the natural scale (no Jacobian), like
+    `joint_logp_function`; the result is a dict of each variable's log density, elementwise:
+    "lam", "omega", "mu" scalars, "theta" the m terms log N(theta_i; mu, 1/(omega lam)), "y"
+    the N terms log N(y_ij; theta_i, 1/lam) in the order of `data.values`. Their total is the
+    joint log density; theta_i's full conditional is, up to a constant, its own term plus the
+    y terms of its school's students.
+    """
+    model = remove_value_transforms(build_model(data, priors, "centered"))
+    names = [variable.name for variable in model.basic_RVs]
+    compiled = model.compile_logp(vars=model.basic_RVs, jacobian=False, sum=False)
+
+    def terms(theta, mu, lam, omega) -> dict[str, np.ndarray]:
+        point = {"theta": np.asarray(theta, dtype=float), "mu": np.asarray(mu, dtype=float),
+                 "lam": np.asarray(lam, dtype=float), "omega": np.asarray(omega, dtype=float)}
+        return dict(zip(names, compiled(point)))
+
+    return terms
+
+
 def sample_nuts(data: GroupedData, priors: Priors, *, draws: int = 1000, chains: int = 4,
                 seed=None, tune: int = 1000, backend: str = "pymc",
                 parametrization: str = "centered", target_accept: float = 0.8,

@@ -43,6 +43,7 @@ from hiercheck.models.engine import az, check_run_size, to_inference_data
 
 from .marginal import (LOG_2PI, log_marginal_likelihood, marginal_spread, school_weights,
                        theta_conditional)
+from .user_functions import checked_log_likelihood
 
 METHODS = ("profile", "nelder-mead")
 PARAMETERS = ("mu", "lam", "r")  # the axes of `EBFit.covariance`
@@ -482,7 +483,8 @@ def fit(data: GroupedData, *, method: str = "profile", reml: bool = False,
 
     `objective`, a function (stats, mu, lam, omega) -> log p(y | mu, lam, omega), replaces the
     package's `log_marginal_likelihood` (a user's own derivation, say); only the Nelder-Mead ML
-    search, which treats it as a black box, can take one.
+    search, which treats it as a black box, can take one; it must return one finite real
+    number (`UserFunctionError` otherwise).
     """
     if method not in METHODS:
         raise SettingsError(f"unknown method {method!r}; methods are {', '.join(METHODS)}")
@@ -494,8 +496,8 @@ def fit(data: GroupedData, *, method: str = "profile", reml: bool = False,
     stats = data.stats
     if objective is None:
         found = _OPTIMIZERS[method](stats, bool(reml))
-    else:
-        found = _maximize_nelder_mead(stats, False, objective)
+    else:  # a user's function: a NaN or an array would derail the search, so refuse them
+        found = _maximize_nelder_mead(stats, False, checked_log_likelihood(objective))
     if not found.converged:
         warnings.warn(f"empirical Bayes ({method}, {'REML' if reml else 'ML'}) on {data.name} "
                       f"did not converge: {found.message}", ConvergenceWarning, stacklevel=2)
