@@ -62,6 +62,7 @@ GRID_POINTS = 2001
 GRID_HALF_WIDTH = 14.0  # Laplace SDs either side of the conditional's mode
 NEWTON_STEPS = 30       # at most, to find the modes; a log-concave conditional needs a few
 TAIL_DENSITY = 1e-5     # most a grid's end may carry, relative to its peak (see tabulate_...)
+CHUNK_VALUES = 2**22    # per-score log-density terms evaluated at once (32 MB)
 POSITIVE = ("lam", "omega")
 MARGINAL_TOLERANCE = 1e-7  # relative: far above rounding, far below any missing term
 
@@ -125,13 +126,14 @@ def tabulate_conditionals(log_density: Callable, start, positive: bool,
                           name: str = "x") -> list[GridConditional]:
     """The conditionals of k coordinates at once, each normalized on its own grid.
 
-    `log_density` maps k values (one per coordinate) to the k conditional log densities, each up
-    to its own constant: for theta_i, log N(theta_i; mu, 1/(omega lam)) + sum_j log
-    N(y_ij; theta_i, 1/lam) at once for every school; for a scalar, the joint log density
-    (k = 1). In u (log x for a precision, with the Jacobian + u), Newton's method from `start`
-    finds each mode, the curvature there a Laplace scale s, and each grid spans GRID_HALF_WIDTH
-    of them either side. A grid whose ends still carry more than TAIL_DENSITY of its peak does
-    not hold the conditional (a very wide one, or no mode found): QuadratureError, naming `name`.
+    `log_density` maps K points of k values (an array (K, k), a value per coordinate) to the
+    (K, k) conditional log densities, each up to its own constant: for theta_i,
+    log N(theta_i; mu, 1/(omega lam)) + sum_j log N(y_ij; theta_i, 1/lam) for every school at
+    once; for a scalar, the joint log density (k = 1). In u (log x for a precision, with the
+    Jacobian + u), Newton's method from `start` finds each mode, the curvature there a Laplace
+    scale s, and each grid spans GRID_HALF_WIDTH of them either side, all k grids evaluated
+    together. A grid whose ends still carry more than TAIL_DENSITY of its peak does not hold the
+    conditional (a very wide one, or no mode found): QuadratureError, naming `name`.
     """
     def in_u(u):
         return log_density(np.exp(u)) + u if positive else log_density(u)
@@ -139,7 +141,7 @@ def tabulate_conditionals(log_density: Callable, start, positive: bool,
     start = np.atleast_1d(np.asarray(start, dtype=float))
     mode, scale = _modes_and_scales(in_u, np.log(start) if positive else start)
     u = mode[:, None] + np.linspace(-GRID_HALF_WIDTH, GRID_HALF_WIDTH, GRID_POINTS) * scale[:, None]
-    log_values = np.column_stack([in_u(u[:, g]) for g in range(GRID_POINTS)])
+    log_values = in_u(u.T).T
     density = np.exp(log_values - log_values.max(axis=1, keepdims=True))
     ends = density[:, [0, -1]].max()
     if not ends <= TAIL_DENSITY:
@@ -156,7 +158,7 @@ def _modes_and_scales(log_density: Callable, u: np.ndarray):
     the modes and s = (-d^2/du^2 log p)^(-1/2) there."""
     for _ in range(NEWTON_STEPS):
         h = 1e-3 * np.maximum(1.0, np.abs(u))
-        centre, up, down = log_density(u), log_density(u + h), log_density(u - h)
+        centre, up, down = log_density(np.stack([u, u + h, u - h]))
         curvature = -(up - 2 * centre + down) / h**2
         step = (up - down) / (2 * h) / np.where(curvature > 0, curvature, np.nan)
         if not np.all(np.isfinite(step)):
@@ -167,21 +169,39 @@ def _modes_and_scales(log_density: Callable, u: np.ndarray):
     return u, 1.0 / np.sqrt(np.abs(curvature))
 
 
+def _points(state: gibbs.GibbsState, size: int, **replaced) -> dict[str, np.ndarray]:
+    """`size` copies of `state` as the reference density's arguments, some coordinates
+    replaced by arrays of `size` values."""
+    point = {"theta": np.broadcast_to(state.theta, (size, np.size(state.theta))),
+             **{name: np.full(size, getattr(state, name)) for name in ("mu", "lam", "omega")}}
+    return point | replaced
+
+
+def _in_chunks(evaluate: Callable, points: np.ndarray, scores: int) -> np.ndarray:
+    """`evaluate` on the rows of `points` a chunk at a time, stacked: each row of the reference
+    density holds a term per score, so a chunk has at most CHUNK_VALUES / `scores` rows."""
+    rows = max(1, CHUNK_VALUES // scores)
+    return np.concatenate([evaluate(points[i:i + rows]) for i in range(0, len(points), rows)])
+
+
 def school_log_densities(terms: Callable, state: gibbs.GibbsState, data: GroupedData):
-    """theta -> the m conditional log densities of theta_i given (mu, lam, omega, y), up to
-    constants: theta_i's own term plus its students' y terms (all schools in one evaluation)."""
-    def at(theta):
-        values = terms(theta, state.mu, state.lam, state.omega)
-        return values["theta"] + np.bincount(data.codes, weights=values["y"], minlength=data.m)
-    return at
+    """theta (K, m) -> the m conditional log densities of theta_i given (mu, lam, omega, y) at
+    each of K points, up to constants: theta_i's own term plus its students' y terms."""
+    order = np.argsort(data.codes, kind="stable")
+    first = np.searchsorted(data.codes[order], np.arange(data.m))  # every school has a student
+
+    def evaluate(theta):
+        values = terms(**_points(state, len(theta), theta=theta))
+        return values["theta"] + np.add.reduceat(values["y"][:, order], first, axis=1)
+    return lambda theta: _in_chunks(evaluate, theta, data.N)
 
 
-def scalar_log_density(terms: Callable, state: gibbs.GibbsState, name: str):
-    """x -> [log p(y, params)] with every parameter but `name` held at `state`."""
-    def at(x):
-        values = terms(**(state._asdict() | {name: x[0]}))
-        return np.array([sum(np.sum(value) for value in values.values())])
-    return at
+def scalar_log_density(terms: Callable, state: gibbs.GibbsState, name: str, data: GroupedData):
+    """x (K, 1) -> log p(y, params) (K, 1), every parameter but `name` held at `state`."""
+    def evaluate(x):
+        values = terms(**_points(state, len(x), **{name: x[:, 0]}))
+        return sum(value.reshape(len(x), -1).sum(axis=1) for value in values.values())[:, None]
+    return lambda x: _in_chunks(evaluate, x, data.N)
 
 
 # -- one step from the conditional, and the comparison -----------------------------------------
@@ -262,7 +282,7 @@ def check_conditionals(conditionals, data: GroupedData, priors: Priors, *, point
             rows.append({"point": k, "coordinate": f"theta[{data.labels[i]}]",
                          **compare_draws(theta_draws[:, i], thetas[i])})
         for name in ("mu", "lam", "omega"):
-            [conditional] = tabulate_conditionals(scalar_log_density(terms, state, name),
+            [conditional] = tabulate_conditionals(scalar_log_density(terms, state, name, data),
                                                   getattr(state, name), name in POSITIVE, name)
             values = step_from(getattr(conditionals, f"draw_{name}"), rng, state, name,
                                conditional.sample(start_rng, draws), data.stats, priors)
