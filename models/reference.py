@@ -24,8 +24,8 @@ from contextlib import contextmanager
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
-from pytensor.graph.replace import vectorize_graph
 from pymc.model.transform.conditioning import remove_value_transforms
+from pytensor.graph.replace import vectorize_graph
 
 from hiercheck.errors import NutsWarning, SettingsError, require_integer
 

@@ -167,8 +167,8 @@ def test_a_kernel_that_never_moves_passes_by_design(references):
 def published_consistency_cells() -> dict[str, dict[str, bool]]:
     """From README.md's detection matrix: mutant -> {check: caught} for the consistency checks."""
     lines = [line for line in README.read_text().splitlines() if line.startswith("| ")]
-    header = [cell.strip() for cell in lines[[i for i, line in enumerate(lines)
-                                             if "| derivation |" in line][0]].strip("|").split("|")]
+    header = next([cell.strip() for cell in line.strip("|").split("|")]
+                  for line in lines if "| derivation |" in line)
     cells = {}
     for line in lines:
         row = dict(zip(header, (cell.strip() for cell in line.strip("|").split("|"))))

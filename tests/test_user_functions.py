@@ -68,7 +68,8 @@ def omega_bool(rng, state, stats, priors):
 
 
 CASES = [  # field, function, what the message must say after "field (function) returned"
-    ("draw_theta", theta_scalar, r"shape \(\), expected \(2, 6\) \(one value per chain and school\)"),
+    ("draw_theta", theta_scalar,
+     r"shape \(\), expected \(2, 6\) \(one value per chain and school\)"),
     ("draw_theta", theta_one_school_short, r"shape \(2, 5\), expected \(2, 6\)"),
     ("draw_omega", omega_one_value, r"shape \(\), expected \(2,\) \(one value per chain\)"),
     ("draw_mu", mu_nan, r"NaN \(2 of 2 values\)"),

@@ -61,7 +61,7 @@ __all__ = ["ConsistencyResult", "GridConditional", "MarginalLikelihoodResult",
 GRID_POINTS = 2001
 GRID_HALF_WIDTH = 14.0  # Laplace SDs either side of the conditional's mode
 NEWTON_STEPS = 30       # at most, to find the modes; a log-concave conditional needs a few
-TAIL_DENSITY = 1e-5     # most a grid's end may carry, relative to its peak (see tabulate_...)
+TAIL_DENSITY = 1e-5     # most a grid's end may carry, relative to its peak
 CHUNK_VALUES = 2**22    # per-score log-density terms evaluated at once (32 MB)
 POSITIVE = ("lam", "omega")
 MARGINAL_TOLERANCE = 1e-7  # relative: far above rounding, far below any missing term
@@ -109,8 +109,7 @@ class GridConditional:
         return np.interp(self.to_u(x), self.u, self.cdf, left=0.0, right=1.0)
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        """`size` draws by inverting the tabulated CDF (the flat stretches where the density
-        underflows to 0 at the grid's ends are never reached by a uniform in (0, 1))."""
+        """`size` draws by inverting the tabulated CDF, linearly between grid points."""
         return self.to_x(np.interp(rng.random(size), self.cdf, self.u))
 
     def moments(self) -> tuple[float, float, float]:
@@ -140,7 +139,8 @@ def tabulate_conditionals(log_density: Callable, start, positive: bool,
 
     start = np.atleast_1d(np.asarray(start, dtype=float))
     mode, scale = _modes_and_scales(in_u, np.log(start) if positive else start)
-    u = mode[:, None] + np.linspace(-GRID_HALF_WIDTH, GRID_HALF_WIDTH, GRID_POINTS) * scale[:, None]
+    offsets = np.linspace(-GRID_HALF_WIDTH, GRID_HALF_WIDTH, GRID_POINTS)
+    u = mode[:, None] + offsets * scale[:, None]
     log_values = in_u(u.T).T
     density = np.exp(log_values - log_values.max(axis=1, keepdims=True))
     ends = density[:, [0, -1]].max()
