@@ -5,9 +5,13 @@ matrix (which check catches which mutant), in the settings `hiercheck validate` 
     python benchmarks/false_alarms.py --seeds 5 --matrix    # and the detection matrix (seed 0)
     python benchmarks/false_alarms.py --json false_alarms.json
     python benchmarks/false_alarms.py --tabulate false_alarms.json   # the table again, no run
+    python benchmarks/false_alarms.py --kernel metropolis-omega \
+        --checks consistency "consistency (small)" --seeds 100      # a Markov kernel instead
 
 For each seed s, `hiercheck.validation.check_sampler(seed=s)` runs all the checks on the package's own
-derivation; a false alarm is a check failing it. Every statistical check is built to hold its
+derivation (or, with `--kernel NAME`, on the package's derivation with one conditional replaced
+by a correct Markov kernel of `hiercheck.validation.kernels.KERNELS`; `--checks` runs some checks
+only); a false alarm is a check failing it. Every statistical check is built to hold its
 family-wise false-alarm rate at its alpha (the suite's ALPHA); the table also counts the runs
 whose p-value fell at or below 0.01, the level of each check used on its own. The deterministic
 checks (the marginal and restricted likelihoods, EB against statsmodels) have no level: they fail
@@ -28,7 +32,9 @@ import pandas as pd
 warnings.simplefilter("ignore")  # NUTS diagnostics and library notices: not what is measured
 
 from hiercheck.models import load_dataset  # noqa: E402
-from hiercheck.validation.suite import ALPHA, check_sampler, detection_matrix, matrix_markdown  # noqa: E402
+from hiercheck.validation.kernels import KERNELS  # noqa: E402
+from hiercheck.validation.suite import (  # noqa: E402
+    ALPHA, CHECKS, check_sampler, detection_matrix, matrix_markdown)
 
 
 P_VALUE_CHECKS = ("consistency", "consistency (small)", "agreement vs exact", "agreement vs nuts",
@@ -36,17 +42,19 @@ P_VALUE_CHECKS = ("consistency", "consistency (small)", "agreement vs exact", "a
 LEVELS = (0.01, ALPHA)
 
 
-def false_alarms(data, seeds: int) -> dict:
-    """Every check's value and verdict at each seed."""
+def false_alarms(data, seeds: int, kernel: str | None = None, checks=CHECKS) -> dict:
+    """Every check's value and verdict at each seed, on the package's derivation or with the
+    example kernel `kernel` in it."""
+    conditionals = KERNELS[kernel] if kernel else None
     outcomes = {}
     started = time.perf_counter()
     for seed in range(seeds):
-        verdict = check_sampler(data=data, seed=seed)
+        verdict = check_sampler(conditionals, data=data, seed=seed, checks=checks)
         for outcome in verdict.outcomes:
             outcomes.setdefault(outcome.check, []).append(
                 {"seed": seed, "value": outcome.value, "passed": outcome.passed})
         print(f"seed {seed}: {'passed' if verdict.passed else 'FAILED'}", flush=True)
-    return {"alpha": ALPHA, "seeds": seeds, "data": data.name, "runs": outcomes,
+    return {"alpha": ALPHA, "seeds": seeds, "data": data.name, "kernel": kernel, "runs": outcomes,
             "seconds": time.perf_counter() - started}
 
 
@@ -70,6 +78,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--dataset", default="hsb")
+    parser.add_argument("--kernel", choices=sorted(KERNELS),
+                        help="replace one conditional by this example Markov kernel")
+    parser.add_argument("--checks", nargs="+", choices=CHECKS, default=CHECKS, metavar="CHECK",
+                        help="run only these checks")
     parser.add_argument("--matrix", action="store_true", help="also the detection matrix")
     parser.add_argument("--json", help="write the numbers here")
     parser.add_argument("--tabulate", metavar="JSON", help="print the table of an earlier run")
@@ -79,8 +91,9 @@ def main() -> None:
         with open(args.tabulate) as file:
             report = json.load(file)
     else:
-        report = false_alarms(load_dataset(args.dataset), args.seeds)
-    print(f"\nfalse alarms of the correct derivation on {report['data']}, {report['seeds']} seeds:")
+        report = false_alarms(load_dataset(args.dataset), args.seeds, args.kernel, args.checks)
+    subject = f"kernel {report['kernel']}" if report.get("kernel") else "the correct derivation"
+    print(f"\nfalse alarms of {subject} on {report['data']}, {report['seeds']} seeds:")
     print(tabulate(report).to_string(index=False, float_format=lambda x: f"{x:.3g}"))
     if args.tabulate:
         return

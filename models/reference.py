@@ -31,7 +31,9 @@ from typing import Any
 import numpy as np
 import pymc as pm
 from numpy.typing import ArrayLike
+import pytensor.tensor as pt
 from pymc.model.transform.conditioning import remove_value_transforms
+from pytensor.graph.replace import vectorize_graph
 
 from hiercheck._typing import SeedLike
 from hiercheck.errors import NutsWarning, SettingsError, require_integer
@@ -128,6 +130,35 @@ def joint_logp_function(
         return float(compiled(point))
 
     return logp
+
+
+def log_density_terms_function(data: GroupedData, priors: Priors):
+    """(theta, mu, lam, omega) at K points -> the terms of log p(y, theta, mu, lam, omega) at
+    each, unsummed.
+
+    The centered reference model on the natural scale (no Jacobian), like `joint_logp_function`,
+    with its graph vectorized over a leading axis of K points and compiled once: `theta` is
+    (K, m), `mu`, `lam`, `omega` are (K,), and the result is a dict of each variable's log
+    density, elementwise: "lam", "omega", "mu" of shape (K,), "theta" (K, m), the terms
+    log N(theta_i; mu, 1/(omega lam)), and "y" (K, N), the terms log N(y_ij; theta_i, 1/lam) in
+    the order of `data.values`. Their total is the joint log density; theta_i's full conditional
+    is, up to a constant, its own term plus the y terms of its school's students.
+    """
+    model = remove_value_transforms(build_model(data, priors, "centered"))
+    names = [variable.name for variable in model.basic_RVs]
+    terms = model.logp(vars=model.basic_RVs, jacobian=False, sum=False)
+    points = {"theta": pt.matrix("theta"), "mu": pt.vector("mu"), "lam": pt.vector("lam"),
+              "omega": pt.vector("omega")}
+    batched = vectorize_graph(terms, replace={value: points[value.name]
+                                              for value in model.value_vars})
+    with _quiet_graph_rewriter():
+        compiled = model.compile_fn(batched, inputs=list(points.values()), point_fn=False)
+
+    def terms_at(theta, mu, lam, omega) -> dict[str, np.ndarray]:
+        arrays = (np.asarray(x, dtype=float) for x in (theta, mu, lam, omega))
+        return dict(zip(names, compiled(*arrays)))
+
+    return terms_at
 
 
 def sample_nuts(data: GroupedData, priors: Priors, *, draws: int = 1000, chains: int = 4,

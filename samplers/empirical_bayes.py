@@ -52,6 +52,7 @@ from hiercheck.models.engine import az, check_run_size, to_inference_data
 
 from .marginal import (LOG_2PI, log_marginal_likelihood, marginal_spread, school_weights,
                        theta_conditional)
+from .user_functions import checked_log_likelihood
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -716,7 +717,8 @@ def fit(data: GroupedData, *, method: str = "profile", reml: bool = False,
     `objective` replaces the package's criterion (a user's own derivation, say): for ML a function
     (stats, mu, lam, omega) -> log p(y | mu, lam, omega), for REML a function
     (stats, lam, omega) -> log p_R(y | lam, omega). Only the Nelder-Mead search, which treats it
-    as a black box, can take one; mu is then reported as the GLS mean for REML.
+    as a black box, can take one; mu is then reported as the GLS mean for REML. It must
+    return one finite real number (`UserFunctionError` otherwise).
 
     Parameters
     ----------
@@ -768,8 +770,8 @@ def fit(data: GroupedData, *, method: str = "profile", reml: bool = False,
     stats = data.stats
     if objective is None:
         found = _OPTIMIZERS[method](stats, bool(reml))
-    else:
-        found = _maximize_nelder_mead(stats, bool(reml), objective)
+    else:  # a user's function: a NaN or an array would derail the search, so refuse them
+        found = _maximize_nelder_mead(stats, bool(reml), checked_log_likelihood(objective))
     if not found.converged:
         warnings.warn(f"empirical Bayes ({method}, {'REML' if reml else 'ML'}) on {data.name} "
                       f"did not converge: {found.message}", ConvergenceWarning, stacklevel=2)

@@ -11,7 +11,8 @@ the statistics of R data sets. A draw has the broadcast batch shape of what it r
 expect a state already spread over the whole batch (`broadcast_state`, which `run` applies).
 
 `Conditionals` bundles the four full conditionals as a value: `Conditionals(draw_omega=mine)`
-is the sampler with one derivation replaced, and runs through the same machinery. `sweep` is
+is the sampler with one derivation replaced, and runs through the same machinery; the sweeps
+check what a replaced function returns (`hiercheck.samplers.user_functions`). `sweep` is
 the textbook sweep, `blocked_sweep` the partially collapsed one; `run` is the batched runner
 that validation calls on bare statistics, and `sample` / `sample_blocked` the engines.
 
@@ -52,6 +53,7 @@ from hiercheck.models.data import as_column
 from hiercheck.models.engine import az, check_run_size, to_inference_data
 
 from .marginal import lam_given_mu_omega, mu_conditional, theta_conditional
+from .user_functions import checked_conditionals
 
 DEFAULT_TUNE = 1000
 LOG_JITTER = 1.0     # SD of the starting values' jitter of log lam and log omega: a factor e
@@ -184,6 +186,7 @@ def sweep(rng: np.random.Generator, state: GibbsState, stats: SchoolStats, prior
           conditionals: Conditionals = CORRECT) -> GibbsState:
     """One textbook Gibbs sweep: theta, mu, lam, omega in turn, each drawn from its full
     conditional given the state as updated so far."""
+    conditionals = checked_conditionals(conditionals)  # a user's function must return draws
     state = state._replace(theta=conditionals.draw_theta(rng, state, stats, priors))
     state = state._replace(mu=conditionals.draw_mu(rng, state, stats, priors))
     state = state._replace(lam=conditionals.draw_lam(rng, state, stats, priors))
@@ -202,6 +205,7 @@ def blocked_sweep(rng: np.random.Generator, state: GibbsState, stats: SchoolStat
 
     `conditionals.draw_mu` and `conditionals.draw_lam` play no part.
     """
+    conditionals = checked_conditionals(conditionals)  # a user's function must return draws
     state = state._replace(omega=conditionals.draw_omega(rng, state, stats, priors))
     state = state._replace(lam=draw_lam_collapsed(rng, state, stats, priors))
     state = state._replace(mu=draw_mu_collapsed(rng, state, stats, priors))

@@ -58,6 +58,32 @@ def test_the_joint_density_matches_scipy_term_by_term(small):
             scipy_joint_logp(small, priors, theta, mu, lam, omega), rel=1e-10, abs=1e-10)
 
 
+@pytest.mark.slow
+def test_the_unsummed_density_matches_scipy_term_by_term_at_many_points(small):
+    """The terms at K = 4 points in one call: each its own scipy density, and their total the
+    joint density."""
+    priors = Priors(a=2, b=3, c=1.5, d=0.5, nu=1, phi=0.25)
+    terms = reference.log_density_terms_function(small, priors)
+    rng = np.random.default_rng(4)
+    theta, mu = rng.normal(2, 1, (4, 3)), rng.normal(1, 1, 4)
+    lam, omega = rng.gamma(2, 1, 4), rng.gamma(2, 1, 4)
+    values = terms(theta, mu, lam, omega)
+    expected = {
+        "y": st.norm.logpdf(small.values, theta[:, small.codes], lam[:, None] ** -0.5),
+        "theta": st.norm.logpdf(theta, mu[:, None], (omega * lam)[:, None] ** -0.5),
+        "mu": st.norm.logpdf(mu, priors.nu, priors.phi ** -0.5),
+        "lam": st.gamma.logpdf(lam, priors.a, scale=1 / priors.b),
+        "omega": st.gamma.logpdf(omega, priors.c, scale=1 / priors.d),
+    }
+    assert set(values) == set(expected)
+    for name, value in expected.items():
+        np.testing.assert_allclose(values[name], value, rtol=1e-10, atol=1e-12, err_msg=name)
+    totals = sum(value.reshape(4, -1).sum(axis=1) for value in values.values())
+    for k in range(4):
+        assert totals[k] == pytest.approx(
+            scipy_joint_logp(small, priors, theta[k], mu[k], lam[k], omega[k]), rel=1e-10)
+
+
 def test_bad_settings_are_named(small):
     with pytest.raises(SettingsError, match="parametrization 'sideways'"):
         reference.build_model(small, Priors(), "sideways")

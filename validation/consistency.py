@@ -1,17 +1,28 @@
 """Each Gibbs conditional against the full conditional implied by the PyMC joint density.
 
-A draw function is a black box (a user's may come with no density), so the check looks at what it
-draws. At a few states (exact posterior draws, so the points do not depend on the sampler under
-test), for each coordinate x (mu, lam, omega and theta_i of some schools):
+A draw function is a black box (a user's may come with no density), and it need not be a direct
+draw: a Markov kernel (say a few random-walk Metropolis steps) that leaves its full conditional
+invariant is as correct. So the check is an invariance test. At a few states (exact posterior
+draws, so the points do not depend on the sampler under test), for each coordinate x (mu, lam,
+omega and theta_i of some schools):
 
-    1. draw S values of x from the draw function, in one batched call;
-    2. tabulate log p(y, theta, mu, lam, omega) from the PyMC reference model along x, others
-       fixed, and normalize it numerically: that is the true full conditional of x;
-    3. compare: a Kolmogorov-Smirnov test against the numerical CDF, and z-scores of the draws'
-       mean and variance against the numerical moments.
+    1. tabulate log p(y, theta, mu, lam, omega) from the PyMC reference model along x, the
+       others fixed, and normalize it numerically: the true full conditional of x;
+    2. draw S starting values of x from it, and call the draw function once on the batch of S
+       states that differ only in x;
+    3. compare what it returns with the same conditional: a Kolmogorov-Smirnov test against the
+       numerical CDF, and z-scores of the mean and variance against the numerical moments.
 
-Every comparison is one-dimensional (the theta_i are conditionally independent). Holm's
-correction over all the tests holds the family-wise false-alarm rate at alpha.
+A kernel that leaves the conditional invariant returns draws from it, whatever it does inside; a
+direct draw ignores the starting values and passes as before. theta is drawn as one block, so its
+starting values are a draw of the whole vector from its conditional given (mu, lam, omega, y),
+which is the product of every school's own: each is tabulated, all at once, from the
+reference model's density left unsummed (`log_density_terms_function`). Every comparison is
+one-dimensional; Holm's correction over all the tests holds the family-wise false-alarm rate at
+alpha.
+
+A kernel that never moves (returns its input) leaves every distribution invariant and passes this
+test by design; the agreement check's mixing floors must catch it (docs/validation.md).
 
 On a large data set the prior's constants hardly move a conditional (b next to a sum of squares
 of thousands of scores), so a slip in them cannot show; `simulated_data` makes a second operating
@@ -28,22 +39,33 @@ __all__ = [
     "states_from_exact_posterior",
 ]
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import integrate, optimize
+from scipy import integrate
 from scipy import stats as st
 
+from hiercheck.errors import QuadratureError
 from hiercheck.models import GroupedData, Priors
 from hiercheck.models.simulate import draw_parameters, draw_scores
 from hiercheck.samplers import exact, gibbs
+from hiercheck.samplers.user_functions import checked_conditionals, checked_log_likelihood
 
 from .agreement import holm_adjust
 from .result import CheckTable
 
+__all__ = ["ConsistencyResult", "GridConditional", "MarginalLikelihoodResult",
+           "check_conditionals", "check_marginal_likelihood", "dense_log_likelihood",
+           "integrated_log_likelihood", "simulated_data", "states_from_exact_posterior",
+           "tabulate_conditionals"]
+
 GRID_POINTS = 2001
 GRID_HALF_WIDTH = 14.0  # Laplace SDs either side of the conditional's mode
+NEWTON_STEPS = 30       # at most, to find the modes; a log-concave conditional needs a few
+TAIL_DENSITY = 1e-5     # most a grid's end may carry, relative to its peak
+CHUNK_VALUES = 2**22    # per-score log-density terms evaluated at once (32 MB)
 POSITIVE = ("lam", "omega")
 
 
@@ -66,85 +88,207 @@ def checked_schools(n: np.ndarray, count: int) -> np.ndarray:
     return np.unique(order[np.linspace(0, n.size - 1, min(count, n.size)).round().astype(int)])
 
 
-def coordinate_log_density(logp, state: gibbs.GibbsState, name: str, school=None):
-    """x -> log p(y, params) with every parameter but x held at `state`."""
-    def at(x):
-        if name == "theta":
-            theta = np.array(state.theta, dtype=float)
-            theta[school] = x
-            return logp(theta, state.mu, state.lam, state.omega)
-        return logp(**(state._asdict() | {name: x}))
-    return at
+# -- the full conditionals, tabulated -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GridConditional:
+    """One coordinate's full conditional, normalized on a grid in u (u = log x for a precision,
+    u = x otherwise): `density` is p(u) and `cdf` its integral, both by the trapezoidal rule."""
+
+    u: np.ndarray
+    density: np.ndarray
+    cdf: np.ndarray
+    positive: bool
+
+    def to_x(self, u):
+        return np.exp(u) if self.positive else u
+
+    def to_u(self, x):
+        return np.log(x) if self.positive else x
+
+    def cdf_at(self, x) -> np.ndarray:
+        """P(X <= x), the tabulated CDF interpolated linearly in u."""
+        return np.interp(self.to_u(x), self.u, self.cdf, left=0.0, right=1.0)
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """`size` draws by inverting the tabulated CDF, linearly between grid points."""
+        return self.to_x(np.interp(rng.random(size), self.cdf, self.u))
+
+    def moments(self) -> tuple[float, float, float]:
+        """Mean, variance and fourth central moment of x."""
+        x = self.to_x(self.u)
+        mean = integrate.trapezoid(x * self.density, self.u)
+        variance = integrate.trapezoid((x - mean) ** 2 * self.density, self.u)
+        fourth = integrate.trapezoid((x - mean) ** 4 * self.density, self.u)
+        return mean, variance, fourth
 
 
-def numerical_conditional(log_density, start: float, positive: bool):
-    """(grid in x, normalized density, CDF) of a 1-D log density, on a grid around its mode.
+def tabulate_conditionals(log_density: Callable, start, positive: bool,
+                          name: str = "x") -> list[GridConditional]:
+    """The conditionals of k coordinates at once, each normalized on its own grid.
 
-    Positive coordinates are gridded in log x (so the grid follows the Gamma-like shape) and the
-    density is carried back to x with its Jacobian."""
-    to_x = np.exp if positive else (lambda u: u)
-    in_u = (lambda u: log_density(np.exp(u)) + u) if positive else log_density
-    u0 = np.log(start) if positive else start
-    mode = optimize.minimize_scalar(lambda u: -in_u(u), bracket=(u0 - 0.1, u0)).x
-    h = 1e-3 * max(1.0, abs(mode))
-    curvature = -(in_u(mode + h) - 2 * in_u(mode) + in_u(mode - h)) / h**2
-    scale = 1.0 / np.sqrt(max(curvature, 1e-300))
-    u = mode + np.linspace(-GRID_HALF_WIDTH, GRID_HALF_WIDTH, GRID_POINTS) * scale
-    log_values = np.array([in_u(v) for v in u])
-    density_u = np.exp(log_values - log_values.max())
-    density_u /= integrate.trapezoid(density_u, u)
-    cdf = integrate.cumulative_trapezoid(density_u, u, initial=0.0)
-    x = to_x(u)
-    return x, density_u, u, cdf / cdf[-1]
+    `log_density` maps K points of k values (an array (K, k), a value per coordinate) to the
+    (K, k) conditional log densities, each up to its own constant: for theta_i,
+    log N(theta_i; mu, 1/(omega lam)) + sum_j log N(y_ij; theta_i, 1/lam) for every school at
+    once; for a scalar, the joint log density (k = 1). In u (log x for a precision, with the
+    Jacobian + u), Newton's method from `start` finds each mode, the curvature there a Laplace
+    scale s, and each grid spans GRID_HALF_WIDTH of them either side, all k grids evaluated
+    together. A grid whose ends still carry more than TAIL_DENSITY of its peak does not hold the
+    conditional (a very wide one, or no mode found): QuadratureError, naming `name`.
+    """
+    def in_u(u):
+        return log_density(np.exp(u)) + u if positive else log_density(u)
+
+    start = np.atleast_1d(np.asarray(start, dtype=float))
+    mode, scale = _modes_and_scales(in_u, np.log(start) if positive else start)
+    offsets = np.linspace(-GRID_HALF_WIDTH, GRID_HALF_WIDTH, GRID_POINTS)
+    u = mode[:, None] + offsets * scale[:, None]
+    log_values = in_u(u.T).T
+    density = np.exp(log_values - log_values.max(axis=1, keepdims=True))
+    ends = density[:, [0, -1]].max()
+    if not ends <= TAIL_DENSITY:
+        raise QuadratureError(f"the full conditional of {name} is not resolved on its grid "
+                              f"(density at the grid's end {ends:.2g} of its peak)")
+    density /= integrate.trapezoid(density, u, axis=1)[:, None]
+    cdf = integrate.cumulative_trapezoid(density, u, axis=1, initial=0.0)
+    cdf /= cdf[:, -1:]
+    return [GridConditional(*rows, positive=positive) for rows in zip(u, density, cdf)]
 
 
-def compare_draws(draws: np.ndarray, x, density_u, u, cdf) -> dict[str, float]:
+def _modes_and_scales(log_density: Callable, u: np.ndarray):
+    """Newton's method on k log densities at once, derivatives by central differences; returns
+    the modes and s = (-d^2/du^2 log p)^(-1/2) there."""
+    for _ in range(NEWTON_STEPS):
+        h = 1e-3 * np.maximum(1.0, np.abs(u))
+        centre, up, down = log_density(np.stack([u, u + h, u - h]))
+        curvature = -(up - 2 * centre + down) / h**2
+        step = (up - down) / (2 * h) / np.where(curvature > 0, curvature, np.nan)
+        if not np.all(np.isfinite(step)):
+            break  # not log-concave here: the grid's tail check reports it
+        u = u + step
+        if np.all(np.abs(step) * np.sqrt(curvature) < 1e-3):
+            break
+    return u, 1.0 / np.sqrt(np.abs(curvature))
+
+
+def _points(state: gibbs.GibbsState, size: int, **replaced) -> dict[str, np.ndarray]:
+    """`size` copies of `state` as the reference density's arguments, some coordinates
+    replaced by arrays of `size` values."""
+    point = {"theta": np.broadcast_to(state.theta, (size, np.size(state.theta))),
+             **{name: np.full(size, getattr(state, name)) for name in ("mu", "lam", "omega")}}
+    return point | replaced
+
+
+def _in_chunks(evaluate: Callable, points: np.ndarray, scores: int) -> np.ndarray:
+    """`evaluate` on the rows of `points` a chunk at a time, stacked: each row of the reference
+    density holds a term per score, so a chunk has at most CHUNK_VALUES / `scores` rows."""
+    rows = max(1, CHUNK_VALUES // scores)
+    return np.concatenate([evaluate(points[i:i + rows]) for i in range(0, len(points), rows)])
+
+
+def school_log_densities(terms: Callable, state: gibbs.GibbsState, data: GroupedData):
+    """theta (K, m) -> the m conditional log densities of theta_i given (mu, lam, omega, y) at
+    each of K points, up to constants: theta_i's own term plus its students' y terms."""
+    order = np.argsort(data.codes, kind="stable")
+    first = np.searchsorted(data.codes[order], np.arange(data.m))  # every school has a student
+
+    def evaluate(theta):
+        values = terms(**_points(state, len(theta), theta=theta))
+        return values["theta"] + np.add.reduceat(values["y"][:, order], first, axis=1)
+    return lambda theta: _in_chunks(evaluate, theta, data.N)
+
+
+def scalar_log_density(terms: Callable, state: gibbs.GibbsState, name: str, data: GroupedData):
+    """x (K, 1) -> log p(y, params) (K, 1), every parameter but `name` held at `state`."""
+    def evaluate(x):
+        values = terms(**_points(state, len(x), **{name: x[:, 0]}))
+        return sum(value.reshape(len(x), -1).sum(axis=1) for value in values.values())[:, None]
+    return lambda x: _in_chunks(evaluate, x, data.N)
+
+
+# -- one step from the conditional, and the comparison -----------------------------------------
+
+def step_from(draw, rng, state: gibbs.GibbsState, name: str, starts: np.ndarray, stats,
+              priors) -> np.ndarray:
+    """One call of `draw` on a batch of len(starts) states: `state` with `name` set to each
+    start (shape (S, m) for theta, (S,) for a scalar), the other coordinates the same."""
+    size = len(starts)
+    batch = gibbs.GibbsState(theta=np.broadcast_to(state.theta, (size, state.theta.size)),
+                             mu=np.full(size, state.mu), lam=np.full(size, state.lam),
+                             omega=np.full(size, state.omega))
+    return draw(rng, batch._replace(**{name: starts}), stats, priors)
+
+
+def compare_draws(draws: np.ndarray, conditional: GridConditional) -> dict[str, float]:
     """KS test of draws against the tabulated CDF, and z-scores of their mean and variance."""
-    if not np.all(np.isfinite(draws)):  # a broken conditional; the tests below need numbers
-        return {"ks_p": 0.0, "mean": np.nan, "draws_mean": np.nan, "mean_z": np.inf,
-                "var_z": np.inf}
-    mean = integrate.trapezoid(x * density_u, u)
-    variance = integrate.trapezoid((x - mean) ** 2 * density_u, u)
-    fourth = integrate.trapezoid((x - mean) ** 4 * density_u, u)
+    mean, variance, fourth = conditional.moments()
     size = draws.size
-    ks = st.kstest(draws, lambda v: np.interp(v, x, cdf, left=0.0, right=1.0))
+    ks = st.kstest(draws, conditional.cdf_at)
     mean_z = (draws.mean() - mean) / np.sqrt(variance / size)
     var_z = (draws.var() - variance) / np.sqrt(max(fourth - variance**2, 1e-300) / size)
     return {"ks_p": ks.pvalue, "mean": mean, "draws_mean": draws.mean(), "mean_z": mean_z,
             "var_z": var_z}
 
 
-def draw_many(draw, rng, state: gibbs.GibbsState, stats, priors, size: int) -> np.ndarray:
-    """`size` draws of one conditional in one call, by broadcasting the state over a batch."""
-    batch = gibbs.GibbsState(theta=np.broadcast_to(state.theta, (size, state.theta.size)),
-                             mu=np.full(size, state.mu), lam=np.full(size, state.lam),
-                             omega=np.full(size, state.omega))
-    return np.asarray(draw(rng, batch, stats, priors), dtype=float)
-
-
 def check_conditionals(conditionals, data: GroupedData, priors: Priors, *, points: int = 3,
                        draws: int = 4000, schools: int = 4, seed=0, alpha: float = 0.01,
-                       logp=None) -> ConsistencyResult:
-    """Run the comparison for every conditional at `points` states (see the module docstring)."""
-    from hiercheck.models.reference import joint_logp_function
+                       log_density_terms=None) -> ConsistencyResult:
+    """Run the invariance test of every conditional at `points` states (the module docstring).
 
-    logp = logp or joint_logp_function(data, priors)
-    state_seed, draw_seed = np.random.SeedSequence(seed).spawn(2)
-    rng = np.random.default_rng(draw_seed)
+    Parameters
+    ----------
+    conditionals : hiercheck.samplers.gibbs.Conditionals
+        The draw functions (direct draws or kernels) of the textbook sweep.
+    data, priors : GroupedData, Priors
+        Where the conditionals are tested.
+    points : int
+        Exact posterior draws at which every conditional is tested.
+    draws : int
+        Starting values per coordinate and point, so draws compared with each conditional.
+    schools : int
+        theta_i tested for this many schools spread over the sizes (all start from their
+        conditionals).
+    seed : int or SeedSequence
+        Fixes the points, the starting values and the draws.
+    alpha : float
+        Family-wise false-alarm rate of the Holm-adjusted tests.
+    log_density_terms : callable, optional
+        `hiercheck.models.reference.log_density_terms_function(data, priors)`, compiled once
+        by the caller; compiled here when None.
+
+    Returns
+    -------
+    ConsistencyResult
+        A row per point and coordinate: p-values, z-scores, Holm-adjusted p-values, `agree`.
+
+    Raises
+    ------
+    UserFunctionError
+        If a replaced draw function returns something that cannot be draws.
+    """
+    from hiercheck.models.reference import log_density_terms_function
+
+    terms = log_density_terms or log_density_terms_function(data, priors)
+    conditionals = checked_conditionals(conditionals)
+    # the points and the draws take the streams they had when the check drew from fixed states
+    state_seed, draw_seed, start_seed = np.random.SeedSequence(seed).spawn(3)
+    rng, start_rng = np.random.default_rng(draw_seed), np.random.default_rng(start_seed)
     rows = []
     for k, state in enumerate(states_from_exact_posterior(data, priors, points, state_seed)):
-        theta_draws = draw_many(conditionals.draw_theta, rng, state, data.stats, priors, draws)
+        thetas = tabulate_conditionals(school_log_densities(terms, state, data), state.theta,
+                                       positive=False, name="theta")
+        starts = np.column_stack([theta.sample(start_rng, draws) for theta in thetas])
+        theta_draws = step_from(conditionals.draw_theta, rng, state, "theta", starts,
+                                data.stats, priors)
         for i in checked_schools(data.n, schools):
-            reference = numerical_conditional(coordinate_log_density(logp, state, "theta", i),
-                                              float(state.theta[i]), positive=False)
             rows.append({"point": k, "coordinate": f"theta[{data.labels[i]}]",
-                         **compare_draws(theta_draws[:, i], *reference)})
+                         **compare_draws(theta_draws[:, i], thetas[i])})
         for name in ("mu", "lam", "omega"):
-            values = draw_many(getattr(conditionals, f"draw_{name}"), rng, state, data.stats,
-                               priors, draws)
-            reference = numerical_conditional(coordinate_log_density(logp, state, name),
-                                              getattr(state, name), positive=name in POSITIVE)
-            rows.append({"point": k, "coordinate": name, **compare_draws(values, *reference)})
+            [conditional] = tabulate_conditionals(scalar_log_density(terms, state, name, data),
+                                                  getattr(state, name), name in POSITIVE, name)
+            values = step_from(getattr(conditionals, f"draw_{name}"), rng, state, name,
+                               conditional.sample(start_rng, draws), data.stats, priors)
+            rows.append({"point": k, "coordinate": name, **compare_draws(values, conditional)})
     table = pd.DataFrame(rows)
     table["mean_p"] = 2 * st.norm.sf(np.abs(table.mean_z))
     table["var_p"] = 2 * st.norm.sf(np.abs(table.var_z))

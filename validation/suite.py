@@ -6,7 +6,9 @@ A derivation is a `hiercheck.samplers.gibbs.Conditionals` (four draw functions),
 with its own random stream, spawned from one seed, and reports one row: the statistic it
 summarizes, its value, the threshold, and whether it passed.
 
-    consistency           each conditional's draws against the PyMC joint density, on the data
+    consistency           each conditional applied to states drawn from the full conditional
+                          that the PyMC joint density implies, its output against that
+                          conditional (an invariance test: kernels pass too), on the data
     consistency (small)   the same on a few small schools under informative priors, where the
                           prior's constants matter
     agreement vs exact    the sampler's posterior quantiles against exact i.i.d. draws
@@ -208,9 +210,9 @@ class References:
 
     @cached_property
     def logp(self):
-        from hiercheck.models.reference import joint_logp_function
+        from hiercheck.models.reference import log_density_terms_function
 
-        return joint_logp_function(self.data, self.priors)
+        return log_density_terms_function(self.data, self.priors)
 
     @cached_property
     def small(self) -> tuple[GroupedData, Priors]:
@@ -218,9 +220,9 @@ class References:
 
     @cached_property
     def small_logp(self):
-        from hiercheck.models.reference import joint_logp_function
+        from hiercheck.models.reference import log_density_terms_function
 
-        return joint_logp_function(*self.small)
+        return log_density_terms_function(*self.small)
 
 
 def _integer_seeds(seed, count: int) -> list[int]:
@@ -252,7 +254,8 @@ def consistency_check(conditionals, data, priors, logp, settings: Settings, seed
                       name: str) -> CheckOutcome:
     return _timed(name, "min Holm-adjusted p", lambda: consistency.check_conditionals(
         conditionals, data, priors, points=settings.consistency_points,
-        draws=settings.consistency_draws, seed=seed, alpha=ALPHA, logp=logp), _p_value_summary)
+        draws=settings.consistency_draws, seed=seed, alpha=ALPHA, log_density_terms=logp),
+        _p_value_summary)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,81 @@
+"""Markov kernels in place of direct draws: what a user writes who cannot find a conditional in
+closed form, right and wrong. The tests and benchmarks/false_alarms.py share them.
+
+Each is a draw function `draw_omega(rng, state, stats, priors)` that runs INNER_STEPS steps of a
+random-walk Metropolis sampler on u = log omega, from the state's omega, targeting the full
+conditional
+
+    p(omega | theta, mu, lam) oc omega^(c + m/2 - 1) exp(-R omega),
+    R = d + lam sum_i (theta_i - mu)^2 / 2.
+
+In u the target density gains the Jacobian d omega / du = omega, so log p(u) = log p(omega) + u:
+
+    draw_omega_metropolis               the correct acceptance ratio: leaves the conditional
+                                        invariant, and mixes in a few steps
+    draw_omega_metropolis_no_jacobian   the Jacobian left out: leaves Gamma(c + m/2 - 1, R)
+                                        invariant instead, a shape one too small
+    draw_omega_stuck                    never moves (returns omega): leaves every distribution
+                                        invariant; the consistency check passes it by design,
+                                        only a check of how the chains mix can catch it
+
+The proposal's SD is PROPOSAL_SCALE times the conditional's SD in u, about (c + m/2)^(-1/2): the
+near-optimal random walk in one dimension (acceptance about 0.44).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hiercheck.samplers import gibbs
+
+__all__ = ["INNER_STEPS", "KERNELS", "PROPOSAL_SCALE", "draw_omega_metropolis",
+           "draw_omega_metropolis_no_jacobian", "draw_omega_stuck"]
+
+INNER_STEPS = 15
+PROPOSAL_SCALE = 2.4
+
+
+def _metropolis_log_omega(rng, state, stats, priors, jacobian: bool) -> np.ndarray:
+    """INNER_STEPS random-walk Metropolis steps on u = log omega, with or without the Jacobian
+    in the log target (c + m/2 - 1) u - R e^u [+ u]."""
+    shape = priors.c + stats.m / 2.0
+    rate = priors.d + state.lam * gibbs.between_spread(state) / 2.0
+
+    def log_target(u):
+        return (shape - 1.0) * u - rate * np.exp(u) + (u if jacobian else 0.0)
+
+    u = np.log(np.asarray(state.omega, dtype=float))
+    current = log_target(u)
+    step = PROPOSAL_SCALE / np.sqrt(shape)
+    for _ in range(INNER_STEPS):
+        proposal = u + step * rng.standard_normal(u.shape)
+        proposed = log_target(proposal)
+        accept = np.log(rng.random(u.shape)) < proposed - current
+        u = np.where(accept, proposal, u)
+        current = np.where(accept, proposed, current)
+    return np.exp(u)
+
+
+def draw_omega_metropolis(rng, state, stats, priors) -> np.ndarray:
+    """omega after INNER_STEPS random-walk Metropolis steps on log omega, target
+    log p(omega | theta, mu, lam) + log omega (the Jacobian): a correct kernel."""
+    return _metropolis_log_omega(rng, state, stats, priors, jacobian=True)
+
+
+def draw_omega_metropolis_no_jacobian(rng, state, stats, priors) -> np.ndarray:
+    """The same steps with target log p(omega | theta, mu, lam) in u = log omega: the Jacobian
+    left out, so the kernel leaves Gamma(c + m/2 - 1, R) invariant, not the conditional."""
+    return _metropolis_log_omega(rng, state, stats, priors, jacobian=False)
+
+
+def draw_omega_stuck(rng, state, stats, priors) -> np.ndarray:
+    """omega unchanged: a kernel that never moves."""
+    return np.array(state.omega, dtype=float)
+
+
+KERNELS: dict[str, gibbs.Conditionals] = {
+    "metropolis-omega": gibbs.Conditionals(draw_omega=draw_omega_metropolis),
+    "metropolis-omega-no-jacobian": gibbs.Conditionals(
+        draw_omega=draw_omega_metropolis_no_jacobian),
+    "stuck-omega": gibbs.Conditionals(draw_omega=draw_omega_stuck),
+}
