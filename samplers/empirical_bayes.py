@@ -771,7 +771,9 @@ def fit(data: GroupedData, *, method: str = "profile", reml: bool = False,
     if objective is None:
         found = _OPTIMIZERS[method](stats, bool(reml))
     else:  # a user's function: a NaN or an array would derail the search, so refuse them
-        found = _maximize_nelder_mead(stats, bool(reml), checked_log_likelihood(objective))
+        checked = (checked_log_likelihood(objective, "restricted_log_likelihood", ("lam", "omega"))
+                   if reml else checked_log_likelihood(objective))
+        found = _maximize_nelder_mead(stats, bool(reml), checked)
     if not found.converged:
         warnings.warn(f"empirical Bayes ({method}, {'REML' if reml else 'ML'}) on {data.name} "
                       f"did not converge: {found.message}", ConvergenceWarning, stacklevel=2)

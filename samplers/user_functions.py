@@ -115,30 +115,36 @@ def checked_conditionals(conditionals):
     return conditionals._replace(**replaced) if replaced else conditionals
 
 
-def checked_log_likelihood(function: Callable) -> Callable:
-    """`function(stats, *point)`, a marginal log-likelihood (point mu, lam, omega) or a
-    restricted one (point lam, omega), returning a float, with a UserFunctionError naming it (and
-    the point) unless it returned one finite real number.
+def checked_log_likelihood(function: Callable, role: str = "log_marginal_likelihood",
+                           point: tuple[str, ...] = ("mu", "lam", "omega")) -> Callable:
+    """`function(stats, *values)`, a log-likelihood at the point `values` (named `point`),
+    returning a float, with a UserFunctionError naming it (and the point) unless it returned one
+    finite real number.
 
     Parameters
     ----------
     function : callable
-        `function(stats, mu, lam, omega) -> log p(y | mu, lam, omega)` or
-        `function(stats, lam, omega) -> log p_R(y | lam, omega)`.
+        `function(stats, mu, lam, omega) -> log p(y | mu, lam, omega)`, or with another `point`
+        (`("lam", "omega")` for a restricted likelihood).
+    role : str, default "log_marginal_likelihood"
+        What the function is, for the message.
+    point : tuple of str, default ("mu", "lam", "omega")
+        The names of the arguments after `stats`, for the message.
 
     Returns
     -------
     callable
         The same signature, returning a float.
     """
-    who = f"log-likelihood ({_name(function)})"
+    who = f"{role} ({_name(function)})"
 
     @functools.wraps(function)
-    def log_likelihood(stats, *point) -> float:
-        array = _real_array(function(stats, *point), who, "a single number")
+    def log_likelihood(stats, *values) -> float:
+        array = _real_array(function(stats, *values), who, "a single number")
         if array.shape != ():
             raise UserFunctionError(f"{who} returned shape {array.shape}, expected a single "
                                     f"number (shape ())")
-        _require_finite(array, who, " at " + ", ".join(f"{float(x):.6g}" for x in point))
+        _require_finite(array, who, " at " + ", ".join(
+            f"{name}={float(value):.6g}" for name, value in zip(point, values)))
         return float(array)
     return log_likelihood

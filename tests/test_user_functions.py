@@ -11,7 +11,7 @@ import pytest
 from hiercheck.errors import UserFunctionError
 from hiercheck.samplers import empirical_bayes, gibbs
 from hiercheck.samplers.gibbs import Conditionals
-from hiercheck.validation import consistency, geweke, sbc, suite
+from hiercheck.validation import consistency, geweke, likelihood, sbc, suite
 
 PRIORS = suite.SMALL_PRIORS
 
@@ -162,7 +162,7 @@ LIKELIHOOD_CASES = [
 def test_a_marginal_likelihood_must_return_one_finite_number(data, function, what):
     expected = message("log_marginal_likelihood", function, what)
     with pytest.raises(UserFunctionError, match=expected):
-        consistency.check_marginal_likelihood(function, data, PRIORS, points=1)
+        likelihood.check_marginal_likelihood(function, data, PRIORS, points=1)
     with pytest.raises(UserFunctionError, match=expected):
         empirical_bayes.fit(data, method="nelder-mead", objective=function)
     with pytest.raises(UserFunctionError, match=expected):
@@ -171,5 +171,5 @@ def test_a_marginal_likelihood_must_return_one_finite_number(data, function, wha
 
 
 def test_an_integer_log_likelihood_is_a_number(data):
-    result = consistency.check_marginal_likelihood(lambda *args: -7, data, PRIORS, points=1)
+    result = likelihood.check_marginal_likelihood(lambda *args: -7, data, PRIORS, points=1)
     assert result.table.value.tolist() == [-7.0]

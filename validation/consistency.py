@@ -34,11 +34,6 @@ checks them exactly.
 
 from __future__ import annotations
 
-__all__ = [
-    "check_conditionals", "ConsistencyResult", "numerical_conditional", "simulated_data",
-    "states_from_exact_posterior",
-]
-
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -51,15 +46,13 @@ from hiercheck.errors import QuadratureError
 from hiercheck.models import GroupedData, Priors
 from hiercheck.models.simulate import draw_parameters, draw_scores
 from hiercheck.samplers import exact, gibbs
-from hiercheck.samplers.user_functions import checked_conditionals, checked_log_likelihood
+from hiercheck.samplers.user_functions import checked_conditionals
 
 from .agreement import holm_adjust
 from .result import CheckTable
 
-__all__ = ["ConsistencyResult", "GridConditional", "MarginalLikelihoodResult",
-           "check_conditionals", "check_marginal_likelihood", "dense_log_likelihood",
-           "integrated_log_likelihood", "simulated_data", "states_from_exact_posterior",
-           "tabulate_conditionals"]
+__all__ = ["ConsistencyResult", "GridConditional", "check_conditionals", "simulated_data",
+           "states_from_exact_posterior", "tabulate_conditionals"]
 
 GRID_POINTS = 2001
 GRID_HALF_WIDTH = 14.0  # Laplace SDs either side of the conditional's mode

@@ -34,16 +34,16 @@ import pandas as pd
 from scipy import integrate
 from scipy import stats as st
 
-from hiercheck.errors import UserFunctionError
 from hiercheck.models import GroupedData, Priors
 from hiercheck.samplers import exact
+from hiercheck.samplers.user_functions import checked_log_likelihood
 
 from .result import CheckTable
 
 __all__ = [
     "TOLERANCE", "LikelihoodResult", "check_marginal_likelihood",
     "check_restricted_likelihood", "dense_log_likelihood", "dense_restricted_log_likelihood",
-    "flat_prior_log_likelihood", "integrated_log_likelihood", "user_value",
+    "flat_prior_log_likelihood", "integrated_log_likelihood",
 ]
 
 TOLERANCE = 1e-7  # relative: far above rounding (1e-15 measured), far below any missing term
@@ -58,21 +58,6 @@ class LikelihoodResult(CheckTable):
     @property
     def max_relative_error(self) -> float:
         return float(self.table[["dense_error", "quadrature_error"]].max().max())
-
-
-def user_value(function: Callable, *args) -> float:
-    """A user's likelihood at one point, as a float; a `UserFunctionError` naming the function
-    and the point unless it is one finite number."""
-    name = getattr(function, "__name__", repr(function))
-    point = ", ".join(f"{value:.6g}" for value in args[1:])
-    value = np.asarray(function(*args), dtype=float)
-    if value.size != 1:
-        raise UserFunctionError(f"{name} returned an array of shape {value.shape} at "
-                                f"({point}); a log-likelihood is one number")
-    if not np.isfinite(value):
-        raise UserFunctionError(f"{name} returned {float(value)} at ({point}), a point of "
-                                "positive posterior density; a log-likelihood there is finite")
-    return float(value)
 
 
 # -- dense references ----------------------------------------------------------------------------
@@ -219,7 +204,7 @@ def check_marginal_likelihood(log_marginal_likelihood: Callable, data: GroupedDa
     """
     rows = []
     for k, point in enumerate(posterior_points(data, priors, points, seed)):
-        value = user_value(log_marginal_likelihood, data.stats, *point.values())
+        value = checked_log_likelihood(log_marginal_likelihood)(data.stats, *point.values())
         rows.append({"point": k, **point, **_compare(
             value, dense_log_likelihood(data, *point.values()),
             integrated_log_likelihood(data, *point.values()))})
@@ -261,7 +246,8 @@ def check_restricted_likelihood(restricted_log_likelihood: Callable, data: Group
     rows = []
     for k, point in enumerate(posterior_points(data, priors, points, seed)):
         lam, omega = point["lam"], point["omega"]
-        value = user_value(restricted_log_likelihood, data.stats, lam, omega)
+        value = checked_log_likelihood(restricted_log_likelihood, "restricted_log_likelihood",
+                                      ("lam", "omega"))(data.stats, lam, omega)
         rows.append({"point": k, "lam": lam, "omega": omega, **_compare(
             value, dense_restricted_log_likelihood(data, lam, omega),
             flat_prior_log_likelihood(data, lam, omega))})

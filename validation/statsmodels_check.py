@@ -36,8 +36,9 @@ from hiercheck.models import GroupedData
 from hiercheck.samplers import empirical_bayes
 from hiercheck.samplers.marginal import log_marginal_likelihood as own_marginal_likelihood
 
-from .likelihood import (TOLERANCE, dense_log_likelihood, dense_restricted_log_likelihood,
-                         user_value)
+from hiercheck.samplers.user_functions import checked_log_likelihood
+
+from .likelihood import TOLERANCE, dense_log_likelihood, dense_restricted_log_likelihood
 from .result import CheckTable
 
 __all__ = [
@@ -122,8 +123,9 @@ def _rows(data: GroupedData, function: Callable, reml: bool) -> list[dict]:
     criterion = "REML" if reml else "ML"
     result = statsmodels_fit(data, reml=reml)[1]
     mu, lam, omega = statsmodels_optimum(result)
-    at_optimum = (user_value(function, data.stats, lam, omega) if reml
-                  else user_value(function, data.stats, mu, lam, omega))
+    at_optimum = (checked_log_likelihood(function, "restricted_log_likelihood",
+                                         ("lam", "omega"))(data.stats, lam, omega) if reml
+                  else checked_log_likelihood(function)(data.stats, mu, lam, omega))
     point_tolerance = TOLERANCE * max(1.0, abs(result.llf))
     found = empirical_bayes.fit(data, method="nelder-mead", reml=reml, objective=function)
     searched = (_dense_score(dense_restricted_log_likelihood, data, found.lam, found.omega) if reml
