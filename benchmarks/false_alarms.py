@@ -7,6 +7,8 @@ matrix (which check catches which mutant), in the settings `hiercheck validate` 
     python benchmarks/false_alarms.py --tabulate false_alarms.json   # the table again, no run
     python benchmarks/false_alarms.py --kernel metropolis-omega \
         --checks consistency "consistency (small)" --seeds 100      # a Markov kernel instead
+    python benchmarks/false_alarms.py --nuts-sbc --seeds 10 --json nuts_sbc.json
+                                 # NUTS SBC alone, as `hiercheck validate --full` runs it
 
 For each seed s, `hiercheck.validation.check_sampler(seed=s)` runs all the checks on the package's own
 derivation (or, with `--kernel NAME`, on the package's derivation with one conditional replaced
@@ -15,7 +17,9 @@ only); a false alarm is a check failing it. Every statistical check is built to 
 family-wise false-alarm rate at its alpha (the suite's ALPHA); the table also counts the runs
 whose p-value fell at or below 0.01, the level of each check used on its own. The deterministic
 checks (the marginal and restricted likelihoods, EB against statsmodels) have no level: they fail
-or they do not.
+or they do not. With `--nuts-sbc`, each seed runs `hiercheck.validation.suite.nuts_sbc_check(s)`
+instead (SBC of NUTS, the reference, on the small design: 200 replications, every `--thin`-th of
+`--thin` x 100 draws ranked); every alarm is then a false one, and the run's NUTS is compiled once.
 """
 
 from __future__ import annotations
@@ -34,11 +38,12 @@ warnings.simplefilter("ignore")  # NUTS diagnostics and library notices: not wha
 from hiercheck.models import load_dataset  # noqa: E402
 from hiercheck.validation.kernels import KERNELS  # noqa: E402
 from hiercheck.validation.suite import (  # noqa: E402
-    ALPHA, CHECKS, check_sampler, detection_matrix, matrix_markdown)
+    ALPHA, CHECKS, NUTS_SBC_THIN, check_sampler, detection_matrix, matrix_markdown,
+    nuts_sbc_check)
 
 
 P_VALUE_CHECKS = ("consistency", "consistency (small)", "agreement vs exact", "agreement vs nuts",
-                  "geweke", "sbc")
+                  "geweke", "sbc", "sbc (nuts)")
 LEVELS = (0.01, ALPHA)
 
 
@@ -56,6 +61,29 @@ def false_alarms(data, seeds: int, kernel: str | None = None, checks=CHECKS) -> 
         print(f"seed {seed}: {'passed' if verdict.passed else 'FAILED'}", flush=True)
     return {"alpha": ALPHA, "seeds": seeds, "data": data.name, "kernel": kernel, "runs": outcomes,
             "seconds": time.perf_counter() - started}
+
+
+def nuts_sbc_false_alarms(seeds: int, replications: int, thin: int, json_path=None) -> dict:
+    """NUTS SBC's smallest Holm-adjusted p-value and verdict at each seed, with how many of its
+    replications were under-thinned (their run's lowest ESS below the 100 ranked draws); the
+    report is rewritten after every seed, so a long run that is stopped keeps what it did."""
+    report = {"alpha": ALPHA, "seeds": 0, "data": "small design (sbc.QUICK_DESIGN)",
+              "replications": replications, "thin": thin, "runs": {"sbc (nuts)": []}}
+    started = time.perf_counter()
+    for seed in range(seeds):
+        outcome = nuts_sbc_check(seed, replications=replications, thin=thin)
+        result = outcome.result
+        report["runs"]["sbc (nuts)"].append(
+            {"seed": seed, "value": outcome.value, "passed": outcome.passed,
+             "seconds": outcome.seconds, "under_thinned": result.under_thinned,
+             "lowest_ess": None if result.lowest_ess is None else float(result.lowest_ess.min())})
+        report["seeds"], report["seconds"] = seed + 1, time.perf_counter() - started
+        print(f"seed {seed}: {'passed' if outcome.passed else 'FAILED'} (min Holm p "
+              f"{outcome.value:.3g}, {outcome.seconds:.0f} s)", flush=True)
+        if json_path:
+            with open(json_path, "w") as file:
+                json.dump(report, file, indent=1, default=float)
+    return report
 
 
 def tabulate(report: dict) -> pd.DataFrame:
@@ -85,11 +113,18 @@ def main() -> None:
     parser.add_argument("--matrix", action="store_true", help="also the detection matrix")
     parser.add_argument("--json", help="write the numbers here")
     parser.add_argument("--tabulate", metavar="JSON", help="print the table of an earlier run")
+    parser.add_argument("--nuts-sbc", action="store_true",
+                        help="NUTS SBC alone, at the settings of `hiercheck validate --full`")
+    parser.add_argument("--reps", type=int, default=200, help="NUTS SBC replications (default 200)")
+    parser.add_argument("--thin", type=int, default=NUTS_SBC_THIN,
+                        help=f"NUTS SBC thinning (default {NUTS_SBC_THIN}; 1 is the old unthinned run)")
     args = parser.parse_args()
 
     if args.tabulate:
         with open(args.tabulate) as file:
             report = json.load(file)
+    elif args.nuts_sbc:
+        report = nuts_sbc_false_alarms(args.seeds, args.reps, args.thin, args.json)
     else:
         report = false_alarms(load_dataset(args.dataset), args.seeds, args.kernel, args.checks)
     subject = f"kernel {report['kernel']}" if report.get("kernel") else "the correct derivation"

@@ -14,12 +14,20 @@ in the tails that estimate is noisy enough that |z| > 4.4 turned up for a correc
 once in ten runs of 800 comparisons. The wide window is steady and, for unimodal tails, errs
 toward a larger MCSE.) Under agreement each z is approximately N(0, 1); the many tests are held to
 one family-wise false-alarm rate `alpha` by Holm's step-down correction.
+
+The z-test can only be trusted where the MCSE is: a biased sampler that mixes slowly has a large
+MCSE, and its bias hides inside it (a 0.5-SD bias passed at lag-one correlation 0.999). So a
+comparison is verified only when both engines clear the mixing gate (`mixing_table`): every
+compared quantity has bulk and tail ESS of at least ESS_FLOOR and rank-normalized split R-hat at
+most RHAT_CEILING (Vehtari, Gelman, Simpson, Carpenter and Buerkner 2021, whose recommendations
+these are). Otherwise the comparison says "cannot verify" and does not pass.
 """
 
 from __future__ import annotations
 
 __all__ = ["QUANTILES", "VARIABLES", "Agreement", "compare", "holm_adjust"]
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,23 +39,104 @@ from hiercheck.models.engine import SCALARS, az
 
 from .result import CheckTable
 
+__all__ = ["ESS_FLOOR", "RHAT_CEILING", "QUANTILES", "VARIABLES", "Agreement", "compare",
+           "holm_adjust", "mixing_table"]
+
 QUANTILES = (0.025, 0.25, 0.5, 0.75, 0.975)
 VARIABLES = SCALARS + ("theta",)
+# The mixing gate. Below 400 effective draws the ESS and MCSE estimates themselves are unreliable
+# (Vehtari et al. 2021 recommend 100 per chain for 4 chains), and a split R-hat above 1.01 says
+# the chains (or their halves) have not sampled one distribution.
+ESS_FLOOR = 400
+RHAT_CEILING = 1.01
+
+
+def mixing_table(posterior, var_names=VARIABLES) -> pd.DataFrame:
+    """Bulk and tail ESS and R-hat of every quantity: a row per scalar and per theta_i.
+
+    ESS are ArviZ's rank-normalized bulk ESS and tail ESS (the smaller of the ESS of the
+    indicators of the 5% and 95% quantiles); R-hat is ArviZ's rank-normalized split R-hat (the
+    larger of the bulk and the folded one). A quantity is `mixed` when both ESS are at least
+    ESS_FLOOR and R-hat is at most RHAT_CEILING.
+
+    Parameters
+    ----------
+    posterior : arviz.InferenceData, xarray.Dataset or dict of arrays
+        Draws with dims (chain, draw[, school]); a dict maps names to arrays of that shape.
+    var_names : sequence of str
+        The variables to diagnose.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns variable, school ("" for a scalar), ess_bulk, ess_tail, r_hat, mixed. With one
+        chain R-hat is undefined (NaN) and nothing is `mixed`.
+    """
+    dataset = _as_dataset(posterior)[list(var_names)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a constant chain: ESS is NaN, not mixed
+        bulk, tail = (az.ess(dataset, method=method) for method in ("bulk", "tail"))
+        r_hat = az.rhat(dataset) if dataset.sizes["chain"] > 1 else np.nan * bulk
+    rows = [{"variable": name, "school": school, "ess_bulk": b, "ess_tail": t, "r_hat": r}
+            for name in var_names for school, b, t, r in _flatten(name, bulk, tail, r_hat)]
+    table = pd.DataFrame(rows)
+    table["mixed"] = ((table.ess_bulk >= ESS_FLOOR) & (table.ess_tail >= ESS_FLOOR)
+                      & (table.r_hat <= RHAT_CEILING))
+    return table
+
+
+def _as_dataset(posterior):
+    if isinstance(posterior, az.InferenceData):
+        return posterior.posterior
+    if isinstance(posterior, dict):
+        return az.convert_to_dataset(posterior)
+    return posterior
 
 
 @dataclass(frozen=True)
 class Agreement(CheckTable):
-    """The outcome of `compare`: a row per (variable, school, quantile), and the verdict."""
+    """The outcome of `compare`: a row per (variable, school, quantile), each with its verdict
+    ("agree", "disagree", "cannot verify" when the sampler's draws of that quantity miss the
+    mixing gate, "cannot verify: reference" when the reference's do), and both engines' mixing
+    tables (`mixing`, with a column `engine`: "sampler" or "reference")."""
 
     alpha: float
     engines: tuple[str, str]
+    mixing: pd.DataFrame
 
     @property
     def max_abs_z(self) -> float:
         return float(self.table.z.abs().max())
 
+    @property
+    def verified(self) -> bool:
+        """Whether both engines clear the mixing gate on every compared quantity."""
+        return bool(self.mixing.mixed.all())
+
+    def gate(self) -> tuple[str, float, float] | None:
+        """None when both engines clear the mixing gate; otherwise (what failed, its value,
+        the floor or ceiling) for the first failure, the sampler before the reference and the
+        lowest ESS before the highest R-hat: ("cannot verify: lowest ESS", 23.0, 400), or
+        ("cannot verify: reference's highest R-hat", 1.02, 1.01)."""
+        for role, whose in (("sampler", ""), ("reference", "reference's ")):
+            mixing = self.mixing[self.mixing.engine == role]
+            lowest = float(mixing[["ess_bulk", "ess_tail"]].to_numpy().min())
+            if not lowest >= ESS_FLOOR:  # NaN (a constant chain) fails too
+                return f"cannot verify: {whose}lowest ESS", lowest, ESS_FLOOR
+            highest = float(mixing.r_hat.to_numpy().max())
+            if not highest <= RHAT_CEILING:
+                return f"cannot verify: {whose}highest R-hat", highest, RHAT_CEILING
+        return None
+
     def __str__(self) -> str:
         a, b = self.engines
+        failed = self.gate()
+        if failed is not None:
+            what, value, limit = failed
+            unmixed = self.mixing[~self.mixing.mixed].head(5)
+            return (f"{a} vs {b}: {what} {value:.4g} (limit {limit:g}); the quantities that "
+                    "miss the gate:\n"
+                    + unmixed.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
         worst = self.table.reindex(self.table.z.abs().sort_values(ascending=False).index).head(5)
         verdict = "AGREE" if self.passed else "DISAGREE"
         return (f"{a} vs {b}: {verdict} at family-wise alpha {self.alpha} (Holm correction over "
@@ -57,7 +146,31 @@ class Agreement(CheckTable):
 
 def compare(idata_a, idata_b, *, quantiles=QUANTILES, var_names=VARIABLES,
             alpha: float = 0.01) -> Agreement:
-    """Compare the posterior quantiles of two engines' InferenceData (design: engine interface)."""
+    """Compare the posterior quantiles of a sampler (`idata_a`) and a reference (`idata_b`).
+
+    Parameters
+    ----------
+    idata_a, idata_b : arviz.InferenceData
+        The sampler's and the reference engine's draws (design: engine interface).
+    quantiles : sequence of float
+        The probabilities q whose quantiles are compared.
+    var_names : sequence of str
+        The variables compared (every element of each).
+    alpha : float
+        The family-wise false-alarm rate, held by Holm's correction over all comparisons.
+
+    Returns
+    -------
+    Agreement
+        A row per (variable, school, quantile) with the z-test, its Holm-adjusted p-value, the
+        lowest ESS and the R-hat of that quantity under each engine, and its verdict; `passed`
+        only if every row agrees, which needs both engines to clear the mixing gate.
+
+    Raises
+    ------
+    SettingsError
+        If alpha is not in (0, 1).
+    """
     if not 0 < alpha < 1:
         raise SettingsError(f"alpha must be in (0, 1), got {alpha}")
     rows = []
@@ -76,8 +189,24 @@ def compare(idata_a, idata_b, *, quantiles=QUANTILES, var_names=VARIABLES,
     table["z"] = (table.a - table.b) / np.hypot(table.mcse_a, table.mcse_b)
     table["p"] = 2 * stats.norm.sf(np.abs(table.z))
     table["p_holm"] = holm_adjust(table.p.to_numpy())
-    table["agree"] = table.p_holm > alpha
-    return Agreement(table=table, alpha=alpha, engines=(_engine_name(idata_a), _engine_name(idata_b)))
+    mixing = {role: mixing_table(p, var_names) for role, p in
+              (("sampler", posterior_a), ("reference", posterior_b))}
+    for role, suffix in (("sampler", "a"), ("reference", "b")):
+        diagnostics = mixing[role].assign(**{
+            f"min_ess_{suffix}": np.minimum(mixing[role].ess_bulk, mixing[role].ess_tail),
+            f"r_hat_{suffix}": mixing[role].r_hat, f"mixed_{suffix}": mixing[role].mixed})
+        table = table.merge(diagnostics[["variable", "school", f"min_ess_{suffix}",
+                                         f"r_hat_{suffix}", f"mixed_{suffix}"]],
+                            on=["variable", "school"], how="left")
+    table["verdict"] = np.select(
+        [~table.mixed_a, ~table.mixed_b, table.p_holm > alpha],
+        ["cannot verify", "cannot verify: reference", "agree"], "disagree")
+    table["agree"] = table.verdict == "agree"
+    table = table.drop(columns=["mixed_a", "mixed_b"])
+    return Agreement(table=table, alpha=alpha,
+                     engines=(_engine_name(idata_a), _engine_name(idata_b)),
+                     mixing=pd.concat([m.assign(engine=role) for role, m in mixing.items()],
+                                      ignore_index=True))
 
 
 def holm_adjust(p: np.ndarray) -> np.ndarray:

@@ -48,7 +48,7 @@ from hiercheck.models.simulate import Parameters, draw_parameters, draw_school_s
 from hiercheck.samplers import gibbs
 from hiercheck.samplers.marginal import LOG_2PI
 
-from .agreement import holm_adjust
+from .agreement import holm_adjust, mixing_table
 from .ranks import plot_ranks, uniformity
 from .store import UnitStore
 
@@ -100,6 +100,13 @@ class SBCResult:
     engine: str
     settings: dict = field(default_factory=dict)
     alpha: float = DEFAULT_ALPHA
+    lowest_ess: np.ndarray | None = None  # per replication of a thinned engine run (run_engine_sbc)
+
+    @property
+    def under_thinned(self) -> int | None:
+        """How many replications' runs had a lowest ESS below the number of ranked draws: their
+        kept draws are not nearly independent (None when the run was not thinned)."""
+        return None if self.lowest_ess is None else int(np.sum(~(self.lowest_ess >= self.draws)))
 
     @property
     def replications(self) -> int:
@@ -206,9 +213,18 @@ def run_gibbs_sbc(n, priors: Priors, *, replications: int, draws: int = 100, thi
 
 # -- any engine, one replication a task, through an executor --------------------------------------
 
+# Saved with a replication's ranks: the lowest bulk or tail ESS over the ranked quantities of the
+# engine's whole run (not a rank; `run_engine_sbc` sets it apart).
+LOWEST_ESS = "_lowest_ess"
+
+
 @dataclass(frozen=True)
 class ReplicationTask:
-    """Everything one replication needs; picklable, so it runs in another process or machine."""
+    """Everything one replication needs; picklable, so it runs in another process or machine.
+
+    The engine runs `draws * thin` draws per chain, and every `thin`-th is ranked: `draws *
+    chains` in all, whatever the engine's autocorrelation, so the ranks stay on {0..L}.
+    """
 
     engine: Callable
     data: GroupedData
@@ -216,22 +232,31 @@ class ReplicationTask:
     draws: int
     chains: int
     schools: tuple
+    thin: int = 1
 
     def __call__(self, stream: np.random.SeedSequence) -> dict[str, np.ndarray]:
         simulate_stream, engine_stream = stream.spawn(2)
         rng = np.random.default_rng(simulate_stream)
         truth = draw_parameters(rng, self.priors, self.data.m)
         data = self.data.with_values(draw_scores(rng, truth, self.data.codes))
-        idata = self.engine(data, self.priors, draws=self.draws, chains=self.chains,
+        idata = self.engine(data, self.priors, draws=self.draws * self.thin, chains=self.chains,
                             seed=engine_stream)
         post = idata.posterior
-        draws = Parameters(*(post[name].to_numpy().reshape(-1, *post[name].shape[2:])
-                             for name in ("theta", "mu", "lam", "omega")))
+        run = Parameters(*(post[name].to_numpy() for name in ("theta", "mu", "lam", "omega")))
         schools = np.asarray(self.schools)
         true_values = sbc_quantities(truth, data.stats, schools)
-        posterior_values = sbc_quantities(draws, data.stats, schools)
-        return {name: np.array([(posterior_values[name] < true_values[name]).sum()])
-                for name in true_values}
+        run_values = sbc_quantities(run, data.stats, schools)  # each of shape (chain, draw)
+        ranks = {name: np.array([(values[:, self.thin - 1::self.thin] < true_values[name]).sum()])
+                 for name, values in run_values.items()}
+        if self.thin > 1:
+            ranks[LOWEST_ESS] = np.array([lowest_ess(run_values)])
+        return ranks
+
+
+def lowest_ess(values: dict[str, np.ndarray]) -> float:
+    """The lowest bulk or tail ESS (ArviZ) over quantities given as arrays (chain, draw)."""
+    table = mixing_table(values, var_names=list(values))
+    return float(table[["ess_bulk", "ess_tail"]].to_numpy().min())
 
 
 def describe_engine(engine: Callable) -> str:
@@ -245,21 +270,26 @@ def describe_engine(engine: Callable) -> str:
 
 
 def run_engine_sbc(engine: Callable, design: GroupedData, priors: Priors, *, replications: int,
-                   draws: int = 100, chains: int = 1, seed=0, executor: Executor | None = None,
-                   out=None, progress: bool = False, engine_name: str | None = None,
-                   alpha: float = DEFAULT_ALPHA) -> SBCResult:
+                   draws: int = 100, chains: int = 1, thin: int = 1, seed=0,
+                   executor: Executor | None = None, out=None, progress: bool = False,
+                   engine_name: str | None = None, alpha: float = DEFAULT_ALPHA) -> SBCResult:
     """SBC of any engine on the design (school sizes and labels) of `design`.
 
-    Each replication is one task; `draws * chains` posterior draws are ranked against the truth
-    (pass thinned engines for autocorrelated samplers). Without an executor the tasks run here.
+    Each replication is one task: the engine runs `draws * thin` draws per chain and every
+    `thin`-th is ranked against the truth, `draws * chains` in all. An autocorrelated sampler
+    (NUTS) needs `thin` above its autocorrelation time, or its ranks clump even when it is
+    calibrated; with `thin` > 1 each replication also records the lowest bulk or tail ESS of its
+    run over the ranked quantities (`SBCResult.lowest_ess`), which says whether it was. Without
+    an executor the tasks run here.
     """
+    require_integer("thin", thin)
     engine_name = engine_name or describe_engine(engine)
     schools = tuple(int(i) for i in tracked_schools(design.n))
     settings = {"engine": engine_name, "callable": describe_engine(engine), "design": design.n.tolist(),
-                "priors": priors.as_dict(),
-                "replications": replications, "draws": draws, "chains": chains, "seed": seed}
+                "priors": priors.as_dict(), "replications": replications, "draws": draws,
+                "chains": chains, "thin": thin, "seed": seed}
     store = UnitStore(out, settings) if out is not None else None
-    task = ReplicationTask(engine, design, priors, draws, chains, schools)
+    task = ReplicationTask(engine, design, priors, draws, chains, schools, thin)
     streams = np.random.SeedSequence(seed).spawn(replications)
     done = store.done() if store is not None else set()
     results = {r: store.load(r) for r in done}
@@ -278,7 +308,8 @@ def run_engine_sbc(engine: Callable, design: GroupedData, priors: Priors, *, rep
         bar.update()
     bar.close()
     ranks = {name: np.concatenate([results[r][name] for r in range(replications)])
-             for name in results[0]}
+             for name in results[0] if name != LOWEST_ESS}
+    ess = (np.concatenate([results[r][LOWEST_ESS] for r in range(replications)])
+           if LOWEST_ESS in results[0] else None)
     return SBCResult(ranks=ranks, draws=draws * chains, engine=engine_name, settings=settings,
-                     alpha=alpha)
-
+                     alpha=alpha, lowest_ess=ess)
