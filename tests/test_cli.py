@@ -49,7 +49,7 @@ def test_bad_csv_is_one_line_and_exit_2(capsys, tmp_path, contents, group, value
     (["describe", "--group", "g"], "--group and --value go with --data"),
     (["describe", "--dataset", "rail", "--data", "x.csv", "--group", "g", "--value", "v"],
      "either --dataset or --data"),
-    (["fit", "--dataset", "rail", "--prior", "b=0"], "b (the rate of lam) must be positive"),
+    (["fit", "--dataset", "rail", "--prior", "b=-1"], "b (the rate of lam) must be >= 0"),
     (["fit", "--dataset", "rail", "--prior", "beta=1"], "expected NAME=NUMBER"),
     (["sbc", "--reps", "0"], "--reps must be an integer >= 1"),
     (["sbc", "--engine", "exact", "--jobs", "-1"], "--jobs must be an integer >= 1"),
