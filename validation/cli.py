@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     depth.add_argument("--full", dest="quick", action="store_false",
                        help="several times the power, and SBC of NUTS as well")
     validate.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    validate.add_argument("--scheme", default="textbook", choices=["textbook", "blocked"],
+                          help="the Gibbs sweep every Gibbs-based check runs: the four complete "
+                               "conditionals, or the blocked sweep with lam and mu drawn with "
+                               "theta integrated out (default: textbook)")
     validate.set_defaults(run=run_validate)
 
     sbc = commands.add_parser("sbc", help="simulation-based calibration of one engine")
@@ -272,9 +276,9 @@ def run_validate(args) -> int:
     priors = load_priors(args, data)
     folder = output_folder(args)
     print(f"validating on {data.name} ({data.N} students in {data.m} schools), "
-          f"{'quick' if args.quick else 'full'} settings", file=sys.stderr)
+          f"{'quick' if args.quick else 'full'} settings, {args.scheme} sweep", file=sys.stderr)
     verdict = check_sampler(data=data, priors=priors, quick=args.quick, seed=args.seed,
-                            progress=True)
+                            progress=True, scheme=args.scheme)
     if not args.quick:
         verdict = verdict.with_outcome(nuts_sbc_check(args.seed, folder / "sbc-nuts"))
     written = verdict.save(folder) + write_validation_plots(verdict, folder)
@@ -300,7 +304,8 @@ def write_validation_plots(verdict, folder: Path) -> list[Path]:
         posteriors["nuts"] = verdict.references.nuts
     agreement = next((o for o in verdict.outcomes if o.check == "agreement vs exact"), None)
     if agreement is not None:
-        posteriors["gibbs"] = agreement.result.posterior
+        sampled = agreement.result.posterior
+        posteriors[sampled.posterior.attrs["engine"]] = sampled  # gibbs or blocked
     axes = az.plot_density(list(posteriors.values()), data_labels=list(posteriors),
                            var_names=["mu", "sigma", "tau"], shade=0.1, figsize=(11, 3.6))
     written.append(folder / "posteriors.png")
@@ -335,7 +340,8 @@ def run_mutants(args) -> int:
 
 # -- sbc ------------------------------------------------------------------------------------------
 
-SBC_ENGINES = ("gibbs", "nuts", "eb", "exact")
+SBC_ENGINES = ("gibbs", "blocked", "nuts", "eb", "exact")
+GIBBS_SCHEMES = {"gibbs": "textbook", "blocked": "blocked"}  # SBC engine -> Gibbs sweep
 
 
 def run_sbc(args) -> int:
@@ -350,9 +356,10 @@ def run_sbc(args) -> int:
     print(f"SBC of {args.engine} on the design of {data.name} ({data.m} schools), "
           f"{args.reps} replications of {args.draws} draws; saved as they finish in {folder}, "
           "so a re-run resumes", file=sys.stderr)
-    if args.engine == "gibbs":
+    if args.engine in GIBBS_SCHEMES:
         result = run_gibbs_sbc(data.n, priors, replications=args.reps, draws=args.draws,
-                               seed=args.seed, out=folder, progress=True)
+                               seed=args.seed, out=folder, progress=True,
+                               scheme=GIBBS_SCHEMES[args.engine])
     else:
         with sbc_executor(args) as executor:
             result = run_engine_sbc(sbc_engine(args.engine), data, priors,

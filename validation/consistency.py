@@ -17,6 +17,11 @@ On a large data set the prior's constants hardly move a conditional (b next to a
 of thousands of scores), so a slip in them cannot show; `simulated_data` makes a second operating
 point, a few small schools under informative priors, where every constant matters.
 
+The blocked sweep's collapsed conditionals, lam | mu, omega, y and mu | lam, omega, y, are
+checked the same way against log p(y, mu, lam, omega) with theta integrated out
+(`hiercheck.models.reference.collapsed_logp_function`); `CHECKED` says which density and
+coordinate belong to each conditional.
+
 A marginal likelihood log p(y | mu, lam, omega) (the empirical-Bayes objective) is a function,
 not a sampler, so `check_marginal_likelihood` checks it exactly: against the multivariate normal
 density of each school's scores under their compound-symmetric covariance, and against numerical
@@ -120,29 +125,54 @@ def draw_many(draw, rng, state: gibbs.GibbsState, stats, priors, size: int) -> n
     return np.asarray(draw(rng, batch, stats, priors), dtype=float)
 
 
+# Each conditional of `Conditionals`: the coordinate it draws, and the density whose slice along
+# that coordinate is its conditional: "joint" is log p(y, theta, mu, lam, omega), "collapsed"
+# log p(y, mu, lam, omega) with theta integrated out (the blocked sweep's lam and mu steps).
+CHECKED = {
+    "draw_theta": ("theta", "joint"),
+    "draw_mu": ("mu", "joint"),
+    "draw_lam": ("lam", "joint"),
+    "draw_omega": ("omega", "joint"),
+    "draw_lam_collapsed": ("lam", "collapsed"),
+    "draw_mu_collapsed": ("mu", "collapsed"),
+}
+
+
 def check_conditionals(conditionals, data: GroupedData, priors: Priors, *, points: int = 3,
                        draws: int = 4000, schools: int = 4, seed=0, alpha: float = 0.01,
-                       logp=None) -> ConsistencyResult:
-    """Run the comparison for every conditional at `points` states (see the module docstring)."""
-    from hiercheck.models.reference import joint_logp_function
+                       logp=None, scheme: str = "textbook",
+                       collapsed_logp=None) -> ConsistencyResult:
+    """Run the comparison for every conditional that `scheme` draws from
+    (`gibbs.SCHEME_FIELDS`) at `points` states (see the module docstring). `logp` and
+    `collapsed_logp` (`hiercheck.models.reference.joint_logp_function` and
+    `collapsed_logp_function` of the data) are compiled here when not given and needed."""
+    from hiercheck.models.reference import collapsed_logp_function, joint_logp_function
 
-    logp = logp or joint_logp_function(data, priors)
+    fields = gibbs.SCHEME_FIELDS[scheme]
+    densities = {"joint": logp or joint_logp_function(data, priors)}
+    if any(CHECKED[field][1] == "collapsed" for field in fields):
+        collapsed = collapsed_logp or collapsed_logp_function(data, priors)
+        densities["collapsed"] = lambda theta, mu, lam, omega: collapsed(mu, lam, omega)
     state_seed, draw_seed = np.random.SeedSequence(seed).spawn(2)
     rng = np.random.default_rng(draw_seed)
     rows = []
     for k, state in enumerate(states_from_exact_posterior(data, priors, points, state_seed)):
-        theta_draws = draw_many(conditionals.draw_theta, rng, state, data.stats, priors, draws)
-        for i in checked_schools(data.n, schools):
-            reference = numerical_conditional(coordinate_log_density(logp, state, "theta", i),
-                                              float(state.theta[i]), positive=False)
-            rows.append({"point": k, "coordinate": f"theta[{data.labels[i]}]",
-                         **compare_draws(theta_draws[:, i], *reference)})
-        for name in ("mu", "lam", "omega"):
-            values = draw_many(getattr(conditionals, f"draw_{name}"), rng, state, data.stats,
-                               priors, draws)
-            reference = numerical_conditional(coordinate_log_density(logp, state, name),
-                                              getattr(state, name), positive=name in POSITIVE)
-            rows.append({"point": k, "coordinate": name, **compare_draws(values, *reference)})
+        for field in fields:
+            name, density = CHECKED[field]
+            label = name if density == "joint" else f"{name} (collapsed)"
+            values = draw_many(getattr(conditionals, field), rng, state, data.stats, priors, draws)
+            if name == "theta":
+                for i in checked_schools(data.n, schools):
+                    reference = numerical_conditional(
+                        coordinate_log_density(densities[density], state, "theta", i),
+                        float(state.theta[i]), positive=False)
+                    rows.append({"point": k, "coordinate": f"theta[{data.labels[i]}]",
+                                 **compare_draws(values[:, i], *reference)})
+                continue
+            reference = numerical_conditional(
+                coordinate_log_density(densities[density], state, name),
+                getattr(state, name), positive=name in POSITIVE)
+            rows.append({"point": k, "coordinate": label, **compare_draws(values, *reference)})
     table = pd.DataFrame(rows)
     table["mean_p"] = 2 * st.norm.sf(np.abs(table.mean_z))
     table["var_p"] = 2 * st.norm.sf(np.abs(table.var_z))

@@ -1,13 +1,17 @@
 """Every check on one derivation, and the verdict: `check_sampler` and `detection_matrix`.
 
-A derivation is a `hiercheck.samplers.gibbs.Conditionals` (four draw functions), a marginal likelihood
-`f(stats, mu, lam, omega)` (the empirical-Bayes objective), or both. Each check that applies runs
-with its own random stream, spawned from one seed, and reports one row: the statistic it
-summarizes, its value, the threshold, and whether it passed.
+A derivation is a `hiercheck.samplers.gibbs.Conditionals` (draw functions) run in one of the two
+sweeps (`scheme`: "textbook", the four complete conditionals, or "blocked", draw_omega, the two
+collapsed conditionals and draw_theta), a marginal likelihood `f(stats, mu, lam, omega)` (the
+empirical-Bayes objective), or both. Each check that applies runs with its own random stream,
+spawned from one seed, and reports one row: the statistic it summarizes, its value, the
+threshold, and whether it passed. Every Gibbs-based check uses the chosen sweep, through
+`gibbs.run`: the compiled kernel when the conditionals it draws from are the package's own.
 
-    consistency           each conditional's draws against the PyMC joint density, on the data
-    consistency (small)   the same on a few small schools under informative priors, where the
-                          prior's constants matter
+    consistency           each conditional's draws against the PyMC joint density (with theta
+                          integrated out for the collapsed ones), on the data
+    consistency (small)   the same on eight small schools of unequal sizes under informative
+                          priors, where the prior's constants and the school sizes matter
     agreement vs exact    the sampler's posterior quantiles against exact i.i.d. draws
     agreement vs nuts     ... against PyMC's NUTS on the reference model
     geweke                marginal-conditional against successive-conditional simulation
@@ -46,9 +50,9 @@ from .mutants import CATALOGUE, Mutant
 # less than 0.6% of the time, and keep a check's expected false alarms over 20 seeds at 0.02.
 # The mutants are caught at p-values far below it (docs/validation.md).
 ALPHA = 0.001
-# Geweke, SBC and the second consistency check work on six schools of five students (Dyestuff's
-# design) under informative priors: small enough that the prior's constants move every
-# conditional, so slips in them show.
+# Geweke, SBC and the second consistency check work on eight schools of 1 to 12 students under
+# informative priors: small enough that the prior's constants move every conditional, so slips
+# in them show, and unbalanced, so that a slip confusing one school's size with another's shows.
 SMALL_DESIGN = sbc.QUICK_DESIGN
 SMALL_PRIORS = sbc.QUICK_PRIORS
 
@@ -197,6 +201,18 @@ class References:
 
         return joint_logp_function(*self.small)
 
+    @cached_property
+    def collapsed_logp(self):
+        from hiercheck.models.reference import collapsed_logp_function
+
+        return collapsed_logp_function(self.data, self.priors)
+
+    @cached_property
+    def small_collapsed_logp(self):
+        from hiercheck.models.reference import collapsed_logp_function
+
+        return collapsed_logp_function(*self.small)
+
 
 def _integer_seeds(seed, count: int) -> list[int]:
     """`count` independent seeds from one, as integers that every check accepts."""
@@ -223,11 +239,20 @@ def _p_value_summary(result):
     return _min_holm_p(result.table), ALPHA, result.passed, result.table
 
 
-def consistency_check(conditionals, data, priors, logp, settings: Settings, seed,
-                      name: str) -> CheckOutcome:
-    return _timed(name, "min Holm-adjusted p", lambda: consistency.check_conditionals(
-        conditionals, data, priors, points=settings.consistency_points,
-        draws=settings.consistency_draws, seed=seed, alpha=ALPHA, logp=logp), _p_value_summary)
+def consistency_check(conditionals, references: References, scheme: str, seed,
+                      small: bool) -> CheckOutcome:
+    """Each conditional `scheme` draws from, on the data or (`small`) on the small design."""
+    data, priors = references.small if small else (references.data, references.priors)
+    logp = references.small_logp if small else references.logp
+    collapsed = None
+    if scheme == "blocked":  # compiled only when a collapsed conditional is checked
+        collapsed = references.small_collapsed_logp if small else references.collapsed_logp
+    settings = references.settings
+    return _timed("consistency (small)" if small else "consistency", "min Holm-adjusted p",
+                  lambda: consistency.check_conditionals(
+                      conditionals, data, priors, points=settings.consistency_points,
+                      draws=settings.consistency_draws, seed=seed, alpha=ALPHA, logp=logp,
+                      scheme=scheme, collapsed_logp=collapsed), _p_value_summary)
 
 
 @dataclass(frozen=True)
@@ -246,28 +271,29 @@ class SampledAgreement:
         return self.agreement.passed
 
 
-def agreement_check(conditionals, references: References, reference: str, seed) -> CheckOutcome:
+def agreement_check(conditionals, references: References, reference: str, seed,
+                    scheme: str) -> CheckOutcome:
     def run():
         draws = gibbs.sample(references.data, references.priors,
                              draws=references.settings.gibbs_draws, chains=4, seed=seed,
-                             conditionals=conditionals)
+                             conditionals=conditionals, scheme=scheme)
         return SampledAgreement(draws, agreement.compare(draws, getattr(references, reference),
                                                          alpha=ALPHA))
     return _timed(f"agreement vs {reference}", "min Holm-adjusted p", run, _p_value_summary)
 
 
-def geweke_check(conditionals, settings: Settings, seed) -> CheckOutcome:
+def geweke_check(conditionals, settings: Settings, seed, scheme: str) -> CheckOutcome:
     return _timed("geweke", "min Holm-adjusted p", lambda: geweke.geweke_test(
-        SMALL_PRIORS, SMALL_DESIGN, conditionals=conditionals,
+        SMALL_PRIORS, SMALL_DESIGN, conditionals=conditionals, scheme=scheme,
         chains=settings.geweke_chains, steps=settings.geweke_steps, seed=seed, alpha=ALPHA),
         _p_value_summary)
 
 
-def sbc_check(conditionals, settings: Settings, seed) -> CheckOutcome:
+def sbc_check(conditionals, settings: Settings, seed, scheme: str) -> CheckOutcome:
     return _timed("sbc", "min Holm-adjusted p", lambda: sbc.run_gibbs_sbc(
         SMALL_DESIGN, SMALL_PRIORS, replications=settings.sbc_replications,
         draws=settings.sbc_draws, thin=settings.sbc_thin, tune=settings.sbc_tune, seed=seed,
-        conditionals=conditionals, alpha=ALPHA), _p_value_summary)
+        conditionals=conditionals, scheme=scheme, alpha=ALPHA), _p_value_summary)
 
 
 def nuts_sbc_check(seed, folder: Path | None = None, replications: int = 200) -> CheckOutcome:
@@ -308,16 +334,47 @@ def check_sampler(conditionals: gibbs.Conditionals | None = None, *,
                   log_marginal_likelihood: Callable | None = None,
                   data: GroupedData | None = None, priors: Priors | None = None,
                   quick: bool = True, seed=0, checks: Iterable[str] = CHECKS,
-                  references: References | None = None, progress: bool = False) -> Verdict:
+                  references: References | None = None, progress: bool = False,
+                  scheme: str = "textbook") -> Verdict:
     """Run every check that applies to a derivation and return the verdict.
 
-    With neither `conditionals` nor `log_marginal_likelihood`, the package's own derivation is
-    checked. `data` defaults to hsb and `priors` to `Priors.weakly_informative(data)`; `checks`
-    picks a subset of `CHECKS`; `references` shares the exact and NUTS posteriors between calls.
-    The same seed gives the same verdict.
+    Parameters
+    ----------
+    conditionals, log_marginal_likelihood
+        The derivation; with neither, the package's own is checked.
+    data, priors
+        `data` defaults to hsb and `priors` to `Priors.weakly_informative(data)`.
+    quick
+        The `QUICK` settings, or else `FULL`.
+    seed
+        The same seed gives the same verdict.
+    checks
+        A subset of `CHECKS`.
+    references
+        Shares the exact and NUTS posteriors and the compiled densities between calls (its data,
+        priors and settings replace `data`, `priors` and `quick`).
+    progress
+        A progress bar over the checks.
+    scheme
+        The Gibbs sweep every Gibbs-based check runs: "textbook" (draw_theta, draw_mu, draw_lam,
+        draw_omega) or "blocked" (draw_omega, draw_lam_collapsed, draw_mu_collapsed,
+        draw_theta); consistency checks the conditionals the scheme draws from.
+
+    Returns
+    -------
+    Verdict
+        A row per check.
+
+    Raises
+    ------
+    SettingsError
+        For an unknown check or scheme, or a replaced conditional that the scheme does not
+        draw from (it would go unchecked).
     """
     if conditionals is None and log_marginal_likelihood is None:
         conditionals, log_marginal_likelihood = gibbs.Conditionals(), correct_log_marginal_likelihood
+    if conditionals is not None:
+        gibbs.sweep_for(scheme, conditionals)
     checks = tuple(checks)
     unknown = sorted(set(checks) - set(CHECKS))
     if unknown:
@@ -332,17 +389,15 @@ def check_sampler(conditionals: gibbs.Conditionals | None = None, *,
     if conditionals is not None:
         runs += [
             ("consistency", lambda: consistency_check(
-                conditionals, data, priors, references.logp, settings, streams["consistency"],
-                "consistency")),
+                conditionals, references, scheme, streams["consistency"], small=False)),
             ("consistency (small)", lambda: consistency_check(
-                conditionals, *references.small, references.small_logp, settings,
-                streams["consistency (small)"], "consistency (small)")),
+                conditionals, references, scheme, streams["consistency (small)"], small=True)),
             ("agreement vs exact", lambda: agreement_check(
-                conditionals, references, "exact", streams["agreement vs exact"])),
+                conditionals, references, "exact", streams["agreement vs exact"], scheme)),
             ("agreement vs nuts", lambda: agreement_check(
-                conditionals, references, "nuts", streams["agreement vs nuts"])),
-            ("geweke", lambda: geweke_check(conditionals, settings, streams["geweke"])),
-            ("sbc", lambda: sbc_check(conditionals, settings, streams["sbc"])),
+                conditionals, references, "nuts", streams["agreement vs nuts"], scheme)),
+            ("geweke", lambda: geweke_check(conditionals, settings, streams["geweke"], scheme)),
+            ("sbc", lambda: sbc_check(conditionals, settings, streams["sbc"], scheme)),
         ]
     if log_marginal_likelihood is not None:
         # the package's own likelihood is checked through its own fits too (None selects them)
@@ -357,17 +412,17 @@ def check_sampler(conditionals: gibbs.Conditionals | None = None, *,
     outcomes = []
     for name, run in tqdm(runs, desc="checks", disable=not progress):
         outcomes.append(run())
-    subject = _describe(conditionals, log_marginal_likelihood)
+    subject = _describe(conditionals, log_marginal_likelihood, scheme)
     return Verdict(tuple(outcomes), subject=f"{subject} on {data.name}", references=references)
 
 
-def _describe(conditionals, log_marginal_likelihood) -> str:
+def _describe(conditionals, log_marginal_likelihood, scheme: str) -> str:
     parts = []
     if conditionals is not None:
         replaced = [f"{field}={getattr(conditionals, field).__name__}"
                     for field in conditionals._fields
                     if getattr(conditionals, field) is not getattr(gibbs.Conditionals(), field)]
-        parts.append("Conditionals(" + ", ".join(replaced) + ")")
+        parts.append(f"Conditionals({', '.join(replaced)}) in the {scheme} sweep")
     if log_marginal_likelihood is not None:
         parts.append(f"marginal likelihood {log_marginal_likelihood.__name__}")
     return " and ".join(parts)
@@ -378,25 +433,28 @@ def detection_matrix(mutants: Iterable[Mutant] = CATALOGUE, *, data: GroupedData
                      progress: bool = False) -> pd.DataFrame:
     """Every check on the correct derivation and on every mutant: a row each, a column per check,
     True where the check failed the derivation (caught it), '' where the check does not apply,
-    and `caught_by`, the number of checks that caught it. The correct row must catch nothing.
-    `references` (data, priors and settings included) replaces `data` and `quick`."""
+    and `caught_by`, the number of checks that caught it. Each Gibbs derivation runs in its
+    mutant's sweep (`Mutant.scheme`); the package's own runs in both, and neither of its rows
+    may catch anything. `references` (data, priors and settings included) replaces `data` and
+    `quick`."""
     if references is None:
         data = data if data is not None else load_dataset()
         references = References(data, Priors.weakly_informative(data), QUICK if quick else FULL,
                                 seed)
-    subjects = [("correct", "the derivation in docs/derivation.md", False,
-                 gibbs.Conditionals(), correct_log_marginal_likelihood)]
-    subjects += [(m.name, m.description, m.subtle, m.conditionals, m.log_marginal_likelihood)
-                 for m in mutants]
+    subjects = [Mutant("correct", "the derivation in docs/derivation.md", gibbs.Conditionals(),
+                       correct_log_marginal_likelihood),
+                Mutant("correct (blocked)", "the same in the blocked sweep", gibbs.Conditionals(),
+                       scheme="blocked"),
+                *mutants]
     rows = []
-    for name, description, subtle, conditionals, likelihood in tqdm(
-            subjects, desc="derivations", disable=not progress):
-        verdict = check_sampler(conditionals, log_marginal_likelihood=likelihood, seed=seed,
-                                references=references)
+    for subject in tqdm(subjects, desc="derivations", disable=not progress):
+        verdict = check_sampler(subject.conditionals,
+                                log_marginal_likelihood=subject.log_marginal_likelihood,
+                                seed=seed, references=references, scheme=subject.scheme)
         caught = {o.check: not o.passed for o in verdict.outcomes}
-        rows.append({"derivation": name, "subtle": subtle,
-                     **{check: caught.get(check, "") for check in CHECKS},
-                     "caught_by": sum(caught.values()), "description": description})
+        rows.append({"derivation": subject.name, "scheme": subject.scheme,
+                     "subtle": subject.subtle, **{check: caught.get(check, "") for check in CHECKS},
+                     "caught_by": sum(caught.values()), "description": subject.description})
     return pd.DataFrame(rows)
 
 
