@@ -10,16 +10,18 @@ state and the statistics broadcast against each other, e.g. a state of (chains, 
 the statistics of R data sets. A draw has the broadcast batch shape of what it reads; the sweeps
 expect a state already spread over the whole batch (`broadcast_state`, which `run` applies).
 
-`Conditionals` bundles the four full conditionals as a value: `Conditionals(draw_omega=mine)`
-is the sampler with one derivation replaced, and runs through the same machinery; the sweeps
-check what a replaced function returns (`hiercheck.samplers.user_functions`). `sweep` is
-the textbook sweep, `blocked_sweep` the partially collapsed one; `run` is the batched runner
+`Conditionals` bundles the conditionals as a value, the four complete ones and the two collapsed
+ones of the blocked sweep: `Conditionals(draw_omega=mine)` is the sampler with one derivation
+replaced, and runs through the same machinery; the sweeps check what a replaced function returns
+(`hiercheck.samplers.user_functions`). `sweep` is the textbook sweep (the four complete
+conditionals), `blocked_sweep` the partially collapsed one (draw_omega, draw_lam_collapsed,
+draw_mu_collapsed, draw_theta; `SCHEME_FIELDS` lists each scheme's); `run` is the batched runner
 that validation calls on bare statistics, and `sample` / `sample_blocked` the engines.
 
 Speed. The sweeps are the reference: numpy, one vectorized call per conditional, so any
 conditional can be replaced. A sweep of 4 chains on 100 schools is then about 40 numpy calls,
 50 to 90 us, nearly all of it call overhead rather than arithmetic. When the conditionals are the
-package's own and numba is installed, `run` instead hands the whole loop to a compiled kernel
+package's own (every field the sweep draws from) and numba is installed, `run` instead hands the whole loop to a compiled kernel
 (`_textbook_kernel`, `_blocked_kernel`) that computes the same formulas from the sufficient
 statistics, in place, writing kept draws into preallocated storage, and draws the same variates
 from the same `Generator` in the same order: its draws equal the reference sweeps' up to
@@ -164,12 +166,16 @@ def draw_mu_collapsed(rng: np.random.Generator, state: GibbsState, stats: School
 
 
 class Conditionals(NamedTuple):
-    """The four full conditionals a sweep draws from; replace any of them by keyword."""
+    """The conditionals the sweeps draw from, replace any of them by keyword: the four complete
+    conditionals (the textbook sweep's) and the two with theta integrated out (which the blocked
+    sweep uses with draw_omega and draw_theta)."""
 
     draw_theta: Draw = draw_theta
     draw_mu: Draw = draw_mu
     draw_lam: Draw = draw_lam
     draw_omega: Draw = draw_omega
+    draw_lam_collapsed: Draw = draw_lam_collapsed
+    draw_mu_collapsed: Draw = draw_mu_collapsed
 
     def names(self) -> dict[str, str]:
         """Each field's function by its dotted name, to record which derivation ran."""
@@ -199,21 +205,26 @@ def blocked_sweep(rng: np.random.Generator, state: GibbsState, stats: SchoolStat
     order matters):
 
         omega | theta, mu, lam         complete conditional   (conditionals.draw_omega)
-        lam   | mu, omega, y           theta integrated out   (draw_lam_collapsed)
-        mu    | lam, omega, y          theta integrated out   (draw_mu_collapsed)
+        lam   | mu, omega, y           theta integrated out   (conditionals.draw_lam_collapsed)
+        mu    | lam, omega, y          theta integrated out   (conditionals.draw_mu_collapsed)
         theta | mu, lam, omega, y      complete conditional   (conditionals.draw_theta)
 
     `conditionals.draw_mu` and `conditionals.draw_lam` play no part.
     """
     conditionals = checked_conditionals(conditionals)  # a user's function must return draws
     state = state._replace(omega=conditionals.draw_omega(rng, state, stats, priors))
-    state = state._replace(lam=draw_lam_collapsed(rng, state, stats, priors))
-    state = state._replace(mu=draw_mu_collapsed(rng, state, stats, priors))
+    state = state._replace(lam=conditionals.draw_lam_collapsed(rng, state, stats, priors))
+    state = state._replace(mu=conditionals.draw_mu_collapsed(rng, state, stats, priors))
     return state._replace(theta=conditionals.draw_theta(rng, state, stats, priors))
 
 
 Sweep = Callable[[np.random.Generator, GibbsState, SchoolStats, Priors, Conditionals], GibbsState]
 SCHEMES: dict[str, Sweep] = {"textbook": sweep, "blocked": blocked_sweep}
+# The fields of `Conditionals` each scheme draws from, in the order it draws them
+SCHEME_FIELDS: dict[str, tuple[str, ...]] = {
+    "textbook": ("draw_theta", "draw_mu", "draw_lam", "draw_omega"),
+    "blocked": ("draw_omega", "draw_lam_collapsed", "draw_mu_collapsed", "draw_theta"),
+}
 ENGINE_NAMES = {"textbook": "gibbs", "blocked": "blocked"}  # as in hiercheck.validation.engines
 
 
@@ -423,17 +434,22 @@ if numba is not None:
     _keep = numba.njit(cache=True)(_keep)
     _textbook_kernel = numba.njit(cache=True)(_textbook_kernel)
     _blocked_kernel = numba.njit(cache=True)(_blocked_kernel)
-    _KERNELS = {sweep: _textbook_kernel, blocked_sweep: _blocked_kernel}
+    _KERNELS = {sweep: ("textbook", _textbook_kernel), blocked_sweep: ("blocked", _blocked_kernel)}
 else:
     _KERNELS = {}
 
 
 def _kernel_for(rng, chosen_sweep: Sweep, conditionals: Conditionals):
     """The compiled kernel equivalent to `chosen_sweep` with `conditionals`, or None when there
-    is none (a replaced conditional, another sweep, no numba, or not a numpy Generator)."""
-    if conditionals != CORRECT or not isinstance(rng, np.random.Generator):
+    is none (a replaced conditional that the sweep draws from, another sweep, no numba, or not a
+    numpy Generator)."""
+    if chosen_sweep not in _KERNELS or not isinstance(rng, np.random.Generator):
         return None
-    return _KERNELS.get(chosen_sweep)
+    scheme, kernel = _KERNELS[chosen_sweep]
+    if any(getattr(conditionals, field) is not getattr(CORRECT, field)
+           for field in SCHEME_FIELDS[scheme]):
+        return None
+    return kernel
 
 
 def _run_kernel(kernel, rng: np.random.Generator, stats: SchoolStats, priors: Priors,
@@ -461,15 +477,26 @@ def _run_kernel(kernel, rng: np.random.Generator, stats: SchoolStats, priors: Pr
             **{name: kept[name].reshape((draws,) + batch) for name in ("mu", "lam", "omega")}}
 
 
-def _sweep_for(scheme: str, conditionals: Conditionals) -> Sweep:
+def sweep_for(scheme: str, conditionals: Conditionals) -> Sweep:
+    """The sweep of `scheme` ("textbook" or "blocked"), once `conditionals` is known to suit it.
+
+    Raises
+    ------
+    SettingsError
+        For an unknown scheme, conditionals that are not a `Conditionals`, or a replaced field
+        that the scheme does not draw from (it would be silently ignored, and so never checked).
+    """
     if scheme not in SCHEMES:
         raise SettingsError(f"unknown scheme {scheme!r}; schemes are {', '.join(SCHEMES)}")
     if not isinstance(conditionals, Conditionals):
         raise SettingsError(f"conditionals must be a hiercheck.samplers.gibbs.Conditionals, "
                                  f"got {type(conditionals).__name__}")
-    if scheme == "blocked" and (conditionals.draw_mu, conditionals.draw_lam) != (draw_mu, draw_lam):
-        raise SettingsError("the blocked scheme draws mu and lam with theta integrated out; "
-                                 "only draw_theta and draw_omega can be replaced")
+    unused = [field for field in Conditionals._fields if field not in SCHEME_FIELDS[scheme]
+              and getattr(conditionals, field) is not getattr(CORRECT, field)]
+    if unused:  # a derivation the run would silently ignore, so never check
+        raise SettingsError(f"the {scheme} scheme does not draw from {', '.join(unused)} (it "
+                            f"draws from {', '.join(SCHEME_FIELDS[scheme])}); leave "
+                            f"{'it' if len(unused) == 1 else 'them'} as the package's own")
     return SCHEMES[scheme]
 
 
@@ -492,7 +519,7 @@ def sample(data: GroupedData, priors: Priors, *, draws: int, chains: int, seed=N
     None) determines every draw.
     """
     check_run_size(draws, chains)
-    chosen_sweep = _sweep_for(scheme, conditionals)
+    chosen_sweep = sweep_for(scheme, conditionals)
     rng = np.random.default_rng(seed)
     start = time.perf_counter()
     state = _starting_state(rng, data.stats, priors, chains, init)

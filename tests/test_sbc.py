@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 from statsmodels.stats.multitest import multipletests
 
+from scipy import stats as st
+
 from hiercheck.models import GroupedData
+from hiercheck.models.simulate import Parameters, draw_parameters, draw_scores
 from hiercheck.samplers import empirical_bayes, exact
 from hiercheck.validation import mutants, sbc
 from hiercheck.validation.plots import save
@@ -32,14 +35,17 @@ def serial_exact(design):
                               replications=EXECUTOR_REPLICATIONS, draws=50, seed=7)
 
 
-def test_correct_gibbs_sampler_is_calibrated():
-    """Quick settings, seed 1: family-wise false-alarm rate 0.01 (benchmarks/false_alarms.py)."""
-    result = sbc.run_gibbs_sbc(**QUICK, seed=1)
+@pytest.mark.parametrize("scheme", ["textbook", "blocked"])
+def test_correct_gibbs_sampler_is_calibrated(scheme):
+    """Quick settings, seed 1, either sweep: family-wise false-alarm rate 0.01 each
+    (benchmarks/false_alarms.py)."""
+    result = sbc.run_gibbs_sbc(**QUICK, seed=1, scheme=scheme)
     table = result.table
     assert result.passed, table.to_string()
     assert result.replications == 1000
-    assert set(table.quantity) == {"mu", "lam", "omega", "sigma", "tau", "theta[0]", "theta[3]",
-                                   "theta[5]", "loglik"}
+    assert result.engine == {"textbook": "gibbs", "blocked": "blocked"}[scheme]
+    assert set(table.quantity) == {"mu", "lam", "omega", "sigma", "tau", "loglik", "log joint",
+                                   *(f"theta[{i}]" for i in range(sbc.QUICK_DESIGN.size))}
     holm = multipletests(np.r_[table.chi2_p, table.ecdf_p], method="holm")[1]
     np.testing.assert_allclose(np.r_[table.chi2_p_holm, table.ecdf_p_holm], holm)
 
@@ -48,8 +54,60 @@ def test_correct_gibbs_sampler_is_calibrated():
                                     if m.conditionals is not None and not m.subtle],
                          ids=lambda m: m.name)
 def test_quick_sbc_catches_mutant(mutant):
-    result = sbc.run_gibbs_sbc(**QUICK, seed=1, conditionals=mutant.conditionals)
+    result = sbc.run_gibbs_sbc(**QUICK, seed=1, conditionals=mutant.conditionals,
+                               scheme=mutant.scheme)
     assert not result.passed
+
+
+def test_only_unequal_school_sizes_show_a_slip_in_them():
+    """theta_i's conditional with the mean size N/m for n_i is the right one on six schools of
+    five, so SBC passes it there (at level 0.01, seed 1), and fails it on the quick design."""
+    slip = mutants.get_mutant("theta-mean-school-size").conditionals
+    settings = {**QUICK, "seed": 1, "conditionals": slip}
+    assert sbc.run_gibbs_sbc(**{**settings, "n": np.full(6, 5)}).passed
+    assert not sbc.run_gibbs_sbc(**settings).passed
+
+
+def test_the_compiled_kernel_is_what_is_calibrated(monkeypatch):
+    """With the package's own conditionals each block's chains run in the compiled kernel, and
+    their ranks are those of the numpy sweeps (the same variates; a rank could differ only if
+    rounding reordered a draw and the truth)."""
+    pytest.importorskip("numba")
+    from hiercheck.samplers import gibbs
+
+    calls = []
+    run_kernel = gibbs._run_kernel
+    monkeypatch.setattr(gibbs, "_run_kernel", lambda *a, **k: calls.append(1) or run_kernel(*a, **k))
+    settings = dict(n=sbc.QUICK_DESIGN, priors=sbc.QUICK_PRIORS, replications=120, draws=20,
+                    thin=2, tune=20, seed=3)
+    compiled = sbc.run_gibbs_sbc(**settings)
+    assert len(calls) == 3  # one per block
+    numpy = sbc.run_gibbs_sbc(**settings, conditionals=gibbs.Conditionals(
+        draw_theta=lambda *args: gibbs.draw_theta(*args)))
+    assert len(calls) == 3
+    for name in compiled.ranks:
+        np.testing.assert_array_equal(compiled.ranks[name], numpy.ranks[name], err_msg=name)
+
+
+def test_the_log_joint_density_is_that_of_the_scores():
+    """`log_joint_density` from the sufficient statistics against scipy's densities of the
+    simulated scores themselves, theta_i and the priors."""
+    rng = np.random.default_rng(4)
+    n = np.array([1, 4, 9])
+    codes = np.repeat(np.arange(n.size), n)
+    priors = sbc.QUICK_PRIORS
+    truth = draw_parameters(rng, priors, n.size, size=5)
+    scores = draw_scores(rng, truth, codes)
+    for k in range(5):
+        mu, lam, omega, theta = truth.mu[k], truth.lam[k], truth.omega[k], truth.theta[k]
+        expected = (st.norm.logpdf(scores[k], theta[codes], lam**-0.5).sum()
+                    + st.norm.logpdf(theta, mu, (omega * lam) ** -0.5).sum()
+                    + st.norm.logpdf(mu, priors.nu, priors.phi**-0.5)
+                    + st.gamma.logpdf(lam, priors.a, scale=1 / priors.b)
+                    + st.gamma.logpdf(omega, priors.c, scale=1 / priors.d))
+        data = GroupedData.from_arrays(codes, scores[k])
+        value = sbc.log_joint_density(Parameters(theta, mu, lam, omega), data.stats, priors)
+        np.testing.assert_allclose(value, expected, rtol=1e-12)
 
 
 def test_gibbs_sbc_resumes_after_an_interruption(tmp_path):

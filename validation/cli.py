@@ -154,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="validate a wrong derivation of the catalogue instead of the "
                                "package's own (see `hiercheck mutants`), to watch the checks "
                                "catch it")
+    validate.add_argument("--scheme", default="textbook", choices=["textbook", "blocked"],
+                          help="the Gibbs sweep every Gibbs-based check runs: the four complete "
+                               "conditionals, or the blocked sweep with lam and mu drawn with "
+                               "theta integrated out (default: textbook)")
     validate.set_defaults(run=run_validate)
 
     sbc = commands.add_parser("sbc", help="simulation-based calibration of one engine")
@@ -351,7 +355,7 @@ def run_validate(args) -> int:
     data = load_data(args)
     priors = load_priors(args, data)
     folder = output_folder(args)
-    derivation = {}
+    derivation, scheme = {}, args.scheme
     if args.mutant:
         from .mutants import get_mutant
 
@@ -359,11 +363,13 @@ def run_validate(args) -> int:
         derivation = {"conditionals": mutant.conditionals,
                       "log_marginal_likelihood": mutant.log_marginal_likelihood,
                       "restricted_log_likelihood": mutant.restricted_log_likelihood}
+        scheme = mutant.scheme  # a slip in a collapsed conditional shows in the blocked sweep
     print(f"validating {'the mutant ' + args.mutant if args.mutant else 'the derivation'} on "
           f"{data.name} ({data.N} students in {data.m} schools), "
-          f"{'quick' if args.quick else 'full'} settings", file=sys.stderr)
+          f"{'quick' if args.quick else 'full'} settings, {scheme} sweep", file=sys.stderr)
     verdict = check_sampler(**derivation, data=data, priors=priors, quick=args.quick,
-                            seed=args.seed, progress=True, fail_fast=args.fail_fast)
+                            seed=args.seed, progress=True, fail_fast=args.fail_fast,
+                            scheme=scheme)
     if not args.quick and not (args.fail_fast and not verdict.passed):
         verdict = verdict.with_outcome(nuts_sbc_check(args.seed, folder / "sbc-nuts"))
     written = verdict.save(folder) + write_validation_plots(verdict, folder)
@@ -393,7 +399,8 @@ def write_validation_plots(verdict, folder: Path) -> list[Path]:
                   if name in vars(verdict.references)}
     agreement = next((o for o in verdict.outcomes if o.check == "agreement vs exact"), None)
     if agreement is not None:
-        posteriors["gibbs"] = agreement.result.posterior
+        sampled = agreement.result.posterior
+        posteriors[sampled.posterior.attrs["engine"]] = sampled  # gibbs or blocked
     if posteriors:
         written.append(folder / "posteriors.png")
         save(plot_densities(posteriors, verdict.references.data.name), written[-1],
@@ -428,7 +435,8 @@ def run_mutants(args) -> int:
 
 # -- sbc ------------------------------------------------------------------------------------------
 
-SBC_ENGINES = ("gibbs", "nuts", "eb", "exact")
+SBC_ENGINES = ("gibbs", "blocked", "nuts", "eb", "exact")
+GIBBS_SCHEMES = {"gibbs": "textbook", "blocked": "blocked"}  # SBC engine -> Gibbs sweep
 
 
 def run_sbc(args) -> int:
@@ -443,9 +451,10 @@ def run_sbc(args) -> int:
     print(f"SBC of {args.engine} on the design of {data.name} ({data.m} schools), "
           f"{args.reps} replications of {args.draws} draws; saved as they finish in {folder}, "
           "so a re-run resumes", file=sys.stderr)
-    if args.engine == "gibbs":
+    if args.engine in GIBBS_SCHEMES:
         result = run_gibbs_sbc(data.n, priors, replications=args.reps, draws=args.draws,
-                               seed=args.seed, out=folder, progress=True)
+                               seed=args.seed, out=folder, progress=True,
+                               scheme=GIBBS_SCHEMES[args.engine])
     else:
         with sbc_executor(args) as executor:
             result = run_engine_sbc(sbc_engine(args.engine), data, priors,

@@ -28,6 +28,11 @@ On a large data set the prior's constants hardly move a conditional (b next to a
 of thousands of scores), so a slip in them cannot show; `simulated_data` makes a second operating
 point, a few small schools under informative priors, where every constant matters.
 
+The blocked sweep's collapsed conditionals, lam | mu, omega, y and mu | lam, omega, y, are
+checked the same way against log p(y, mu, lam, omega) with theta integrated out
+(`hiercheck.models.reference.collapsed_logp_function`); `CHECKED` says which density and
+coordinate belong to each conditional.
+
 The empirical-Bayes objectives are functions, not samplers: `hiercheck.validation.likelihood`
 checks them exactly.
 """
@@ -223,15 +228,37 @@ def compare_draws(draws: np.ndarray, conditional: GridConditional) -> dict[str, 
             "var_z": var_z}
 
 
+# Each conditional of `Conditionals`: the coordinate it draws, and the density whose slice along
+# that coordinate is its conditional: "joint" is log p(y, theta, mu, lam, omega), "collapsed"
+# log p(y, mu, lam, omega) with theta integrated out (the blocked sweep's lam and mu steps).
+CHECKED = {
+    "draw_theta": ("theta", "joint"),
+    "draw_mu": ("mu", "joint"),
+    "draw_lam": ("lam", "joint"),
+    "draw_omega": ("omega", "joint"),
+    "draw_lam_collapsed": ("lam", "collapsed"),
+    "draw_mu_collapsed": ("mu", "collapsed"),
+}
+
+
+def collapsed_log_density(collapsed_logp: Callable, state: gibbs.GibbsState, name: str):
+    """x (K, 1) -> log p(y, mu, lam, omega) (K, 1), theta integrated out, every parameter but
+    `name` held at `state`."""
+    fixed = {"mu": state.mu, "lam": state.lam, "omega": state.omega}
+    return lambda x: np.array([[collapsed_logp(**(fixed | {name: value}))] for value in x[:, 0]])
+
+
 def check_conditionals(conditionals, data: GroupedData, priors: Priors, *, points: int = 3,
                        draws: int = 4000, schools: int = 4, seed=0, alpha: float = 0.01,
-                       log_density_terms=None) -> ConsistencyResult:
-    """Run the invariance test of every conditional at `points` states (the module docstring).
+                       log_density_terms=None, scheme: str = "textbook",
+                       collapsed_logp=None) -> ConsistencyResult:
+    """Run the invariance test of every conditional that `scheme` draws from
+    (`gibbs.SCHEME_FIELDS`) at `points` states (the module docstring).
 
     Parameters
     ----------
     conditionals : hiercheck.samplers.gibbs.Conditionals
-        The draw functions (direct draws or kernels) of the textbook sweep.
+        The draw functions (direct draws or kernels).
     data, priors : GroupedData, Priors
         Where the conditionals are tested.
     points : int
@@ -248,6 +275,11 @@ def check_conditionals(conditionals, data: GroupedData, priors: Priors, *, point
     log_density_terms : callable, optional
         `hiercheck.models.reference.log_density_terms_function(data, priors)`, compiled once
         by the caller; compiled here when None.
+    scheme : {"textbook", "blocked"}
+        Which conditionals are tested: the sweep's.
+    collapsed_logp : callable, optional
+        `hiercheck.models.reference.collapsed_logp_function(data, priors)`, for the blocked
+        sweep's collapsed conditionals; compiled here when needed and None.
 
     Returns
     -------
@@ -259,29 +291,38 @@ def check_conditionals(conditionals, data: GroupedData, priors: Priors, *, point
     UserFunctionError
         If a replaced draw function returns something that cannot be draws.
     """
-    from hiercheck.models.reference import log_density_terms_function
+    from hiercheck.models.reference import collapsed_logp_function, log_density_terms_function
 
+    fields = gibbs.SCHEME_FIELDS[scheme]
     terms = log_density_terms or log_density_terms_function(data, priors)
+    if any(CHECKED[field][1] == "collapsed" for field in fields):
+        collapsed_logp = collapsed_logp or collapsed_logp_function(data, priors)
     conditionals = checked_conditionals(conditionals)
     # the points and the draws take the streams they had when the check drew from fixed states
     state_seed, draw_seed, start_seed = np.random.SeedSequence(seed).spawn(3)
     rng, start_rng = np.random.default_rng(draw_seed), np.random.default_rng(start_seed)
     rows = []
     for k, state in enumerate(states_from_exact_posterior(data, priors, points, state_seed)):
-        thetas = tabulate_conditionals(school_log_densities(terms, state, data), state.theta,
-                                       positive=False, name="theta")
-        starts = np.column_stack([theta.sample(start_rng, draws) for theta in thetas])
-        theta_draws = step_from(conditionals.draw_theta, rng, state, "theta", starts,
-                                data.stats, priors)
-        for i in checked_schools(data.n, schools):
-            rows.append({"point": k, "coordinate": f"theta[{data.labels[i]}]",
-                         **compare_draws(theta_draws[:, i], thetas[i])})
-        for name in ("mu", "lam", "omega"):
-            [conditional] = tabulate_conditionals(scalar_log_density(terms, state, name, data),
-                                                  getattr(state, name), name in POSITIVE, name)
-            values = step_from(getattr(conditionals, f"draw_{name}"), rng, state, name,
-                               conditional.sample(start_rng, draws), data.stats, priors)
-            rows.append({"point": k, "coordinate": name, **compare_draws(values, conditional)})
+        for field in fields:
+            name, density = CHECKED[field]
+            draw = getattr(conditionals, field)
+            if name == "theta":
+                thetas = tabulate_conditionals(school_log_densities(terms, state, data),
+                                               state.theta, positive=False, name="theta")
+                starts = np.column_stack([theta.sample(start_rng, draws) for theta in thetas])
+                theta_draws = step_from(draw, rng, state, "theta", starts, data.stats, priors)
+                for i in checked_schools(data.n, schools):
+                    rows.append({"point": k, "coordinate": f"theta[{data.labels[i]}]",
+                                 **compare_draws(theta_draws[:, i], thetas[i])})
+                continue
+            log_density = (scalar_log_density(terms, state, name, data) if density == "joint"
+                           else collapsed_log_density(collapsed_logp, state, name))
+            [conditional] = tabulate_conditionals(log_density, getattr(state, name),
+                                                  name in POSITIVE, name)
+            values = step_from(draw, rng, state, name, conditional.sample(start_rng, draws),
+                               data.stats, priors)
+            label = name if density == "joint" else f"{name} (collapsed)"
+            rows.append({"point": k, "coordinate": label, **compare_draws(values, conditional)})
     table = pd.DataFrame(rows)
     table["mean_p"] = 2 * st.norm.sf(np.abs(table.mean_z))
     table["var_p"] = 2 * st.norm.sf(np.abs(table.var_z))

@@ -28,34 +28,41 @@ from hiercheck.samplers import gibbs
 
 from .agreement import holm_adjust
 from .result import CheckTable
+from .sbc import log_joint_density
 
 
-def geweke_functions(params, stats: SchoolStats) -> dict[str, np.ndarray]:
+def geweke_functions(params, stats: SchoolStats, priors: Priors) -> dict[str, np.ndarray]:
     """g(params, y): functions whose every moment exists under the joint, so that means of a few
     hundred chain averages are close to normal and the z-test holds its level:
 
         mu, log lam, log omega                     the parameters on scales with light tails
-        e_0 = sqrt(omega lam) (theta_0 - mu)       ~ N(0, 1): school 0 about the mean
-        r_0 = sqrt(lam n_0) (ybar_0 - theta_0)     ~ N(0, 1): school 0's data about theta_0
+        e_i = sqrt(omega lam) (theta_i - mu)       ~ N(0, 1): school i about the mean
+        r_i = sqrt(lam n_i) (ybar_i - theta_i)     ~ N(0, 1): school i's data about theta_i
         z   = (ybar.. - mu) / sqrt(v),             ~ N(0, 1): the grand mean about mu, with
               v = sum_i n_i^2 (1/(lam n_i) + 1/(omega lam)) / N^2  its variance given mu, lam, omega
+        log p(y, theta, mu, lam, omega)            the log joint density (`sbc.log_joint_density`)
 
-    and their squares. Raw squares such as (theta_0 - mu)^2 = e_0^2/(omega lam) are avoided on
-    purpose: 1/(omega lam) has only a few finite moments under Gamma priors, so the standard error
-    of their mean is itself unreliable and the test raises false alarms.
+    for every school i, and their squares. Each e_i and r_i sees school i's size, so a slip that
+    gives one school another's n_i shows on a design with unequal sizes. Raw squares such as
+    (theta_i - mu)^2 = e_i^2/(omega lam) are avoided on purpose: 1/(omega lam) has only a few
+    finite moments under Gamma priors, so the standard error of their mean is itself unreliable
+    and the test raises false alarms.
     """
     theta, mu, lam, omega = (np.asarray(x, dtype=float) for x in
                              (params.theta, params.mu, params.lam, params.omega))
     n = np.asarray(stats.n, dtype=float)
     grand_mean = (n * stats.ybar).sum(-1) / stats.N
     grand_variance = (n**2 * (1.0 / n + 1.0 / omega[..., None])).sum(-1) / (lam * stats.N**2)
+    between = np.sqrt(omega * lam)[..., None] * (theta - mu[..., None])
+    within = np.sqrt(lam[..., None] * n) * (stats.ybar - theta)
     first = {
         "mu": mu,
         "log lam": np.log(lam),
         "log omega": np.log(omega),
-        "e_0": np.sqrt(omega * lam) * (theta[..., 0] - mu),
-        "r_0 (data)": np.sqrt(lam * n[0]) * (stats.ybar[..., 0] - theta[..., 0]),
+        **{f"e[{i}]": between[..., i] for i in range(n.size)},
+        **{f"r[{i}] (data)": within[..., i] for i in range(n.size)},
         "z (data)": (grand_mean - mu) / np.sqrt(grand_variance),
+        "log joint (data)": log_joint_density(params, stats, priors),
     }
     second = {f"({name})^2": value**2 for name, value in first.items()}
     return first | second
@@ -72,26 +79,46 @@ class GewekeResult(CheckTable):
 
 def marginal_conditional(rng, priors: Priors, n: np.ndarray, size: int) -> dict[str, np.ndarray]:
     truth = draw_parameters(rng, priors, n.size, size=size)
-    return geweke_functions(truth, draw_school_stats(rng, truth, n))
+    return geweke_functions(truth, draw_school_stats(rng, truth, n), priors)
 
 
 def successive_conditional(rng, priors: Priors, n: np.ndarray, chains: int, steps: int, burn: int,
-                           conditionals) -> dict[str, np.ndarray]:
-    """Time averages of g over each of `chains` successive-conditional chains (shape (chains,))."""
-    state = gibbs.GibbsState(*draw_parameters(rng, priors, n.size, size=chains))
+                           conditionals, scheme: str = "textbook") -> dict[str, np.ndarray]:
+    """Time averages of g over each of `chains` successive-conditional chains (shape (chains,)).
+
+    Each step draws the data's statistics given the state, then one sweep of `scheme` given
+    them through `gibbs.run`: the compiled kernel when the scheme's conditionals are the
+    package's own, the numpy sweep when one is replaced. A state outside the parameter space
+    (a wrong conditional can send lam to 0 or inf) ends the simulation with averages that are
+    not finite, which the test counts as a failure.
+    """
+    chosen_sweep = gibbs.sweep_for(scheme, conditionals)
+    state = draw_parameters(rng, priors, n.size, size=chains)
     totals = None
     for step in range(burn + steps):
-        data = draw_school_stats(rng, Parameters(*state), n)
+        data = draw_school_stats(rng, state, n)
+        values = geweke_functions(state, data, priors)
         if step >= burn:
-            values = geweke_functions(state, data)
             totals = values if totals is None else {k: totals[k] + v for k, v in values.items()}
-        state = gibbs.sweep(rng, state, data, priors, conditionals)
+        kept = gibbs.run(rng, data, priors, gibbs.GibbsState(*state), tune=0, draws=1,
+                         conditionals=conditionals, sweep=chosen_sweep)
+        state = Parameters(*(kept[name][0] for name in Parameters._fields))
+        if not _in_support(state):
+            return {name: np.full(chains, np.nan) for name in values}
     return {name: total / steps for name, total in totals.items()}
 
 
-def geweke_test(priors: Priors, n, *, conditionals=None, chains: int = 400, steps: int = 250,
-                burn: int = 20, independent: int = 100_000, seed=0, alpha: float = 0.01) -> GewekeResult:
-    """Compare the means of every test function under the two simulators.
+def _in_support(state: Parameters) -> bool:
+    """Every value finite, and lam and omega positive, in every chain."""
+    return (all(np.all(np.isfinite(value)) for value in state)
+            and bool(np.all(state.lam > 0) and np.all(state.omega > 0)))
+
+
+def geweke_test(priors: Priors, n, *, conditionals=None, scheme: str = "textbook",
+                chains: int = 400, steps: int = 250, burn: int = 20, independent: int = 100_000,
+                seed=0, alpha: float = 0.01) -> GewekeResult:
+    """Compare the means of every test function under the two simulators; the successive one
+    sweeps with `scheme` ("textbook" or "blocked") over `conditionals`.
 
     z = (mean_sc - mean_mc) / sqrt(var(chain averages)/K + var_mc/M), two-sided normal p-values;
     Holm's correction over the test functions holds the family-wise false-alarm rate at alpha
@@ -104,7 +131,7 @@ def geweke_test(priors: Priors, n, *, conditionals=None, chains: int = 400, step
     mc_stream, sc_stream = np.random.SeedSequence(seed).spawn(2)
     mc = marginal_conditional(np.random.default_rng(mc_stream), priors, n, independent)
     sc = successive_conditional(np.random.default_rng(sc_stream), priors, n, chains, steps, burn,
-                                conditionals)
+                                conditionals, scheme)
     rows = []
     for name in mc:
         sc_values = sc[name]

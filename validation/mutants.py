@@ -1,10 +1,11 @@
 """A catalogue of wrong derivations: the slips people make, each a value the checks must catch.
 
-A Gibbs mutant is `Conditionals` with one conditional replaced by a wrong formula; an EB mutant
-is a wrong marginal log-likelihood (ML) or a wrong restricted log-likelihood (REML). Each carries
-a one-line description of the slip. The correct forms are in `hiercheck.samplers.gibbs`,
-`hiercheck.samplers.empirical_bayes` and docs/derivation.md; each mutant below differs from its
-correct twin in exactly the place its description names.
+A Gibbs mutant is `Conditionals` with one conditional replaced by a wrong formula, and the sweep
+(`scheme`) that draws from it: "textbook" for the four complete conditionals, "blocked" for the
+collapsed ones; an EB mutant is a wrong marginal log-likelihood (ML) or a wrong restricted
+log-likelihood (REML). Each carries a one-line description of the slip. The correct forms are in
+`hiercheck.samplers.gibbs`, `hiercheck.samplers.empirical_bayes` and docs/derivation.md; each
+mutant below differs from its correct twin in exactly the place its description names.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Mutant(NamedTuple):
     log_marginal_likelihood: Callable | None = None
     restricted_log_likelihood: Callable | None = None
     subtle: bool = False  # documented as hard to catch: not every check is expected to see it
+    scheme: str = "textbook"  # the Gibbs sweep the checks run it in (hiercheck.samplers.gibbs.SCHEMES)
 
 
 def _theta_sum_of_squares(state, stats):
@@ -56,6 +58,16 @@ def draw_theta_mean_for_total(rng, state, stats, priors):
     omega = as_column(state.omega)
     mean = (stats.ybar + omega * as_column(state.mu)) / (stats.n + omega)
     precision = as_column(state.lam) * (stats.n + omega)
+    return mean + rng.standard_normal(np.broadcast_shapes(mean.shape, precision.shape)) / np.sqrt(precision)
+
+
+def draw_theta_mean_school_size(rng, state, stats, priors):
+    """theta_i ~ N((nbar ybar_i + omega mu)/(nbar + omega), 1/(lam (nbar + omega))), nbar = N/m
+    [every school given the mean size]"""
+    omega = as_column(state.omega)
+    size = stats.N / stats.m
+    mean = (size * stats.ybar + omega * as_column(state.mu)) / (size + omega)
+    precision = as_column(state.lam) * (size + omega)
     return mean + rng.standard_normal(np.broadcast_shapes(mean.shape, precision.shape)) / np.sqrt(precision)
 
 
@@ -92,6 +104,13 @@ def draw_lam_shape_off_by_one(rng, state, stats, priors):
     """lam ~ Gamma(a + (N + m)/2 - 1, b + [...]/2)  [shape off by one: subtle]"""
     rate = priors.b + _lam_spread(state, stats) / 2
     return rng.standard_gamma(priors.a + (stats.N + stats.m) / 2 - 1, np.shape(rate)) / rate
+
+
+def draw_lam_collapsed_shape_keeps_m(rng, state, stats, priors):
+    """lam | mu, omega, y ~ Gamma(a + (N + m)/2, b + [sum ss + sum w (ybar - mu)^2]/2)
+    [the m/2 of theta's prior kept in the shape after theta is integrated out]"""
+    rate = priors.b + marginal_spread(stats, state.mu, state.omega) / 2
+    return rng.standard_gamma(priors.a + (stats.N + stats.m) / 2, np.shape(rate)) / rate
 
 
 # -- omega ----------------------------------------------------------------------------------------
@@ -131,8 +150,9 @@ def restricted_log_likelihood_2pi_sign(stats, lam, omega):
             - 0.5 * (LOG_2PI + np.log(lam * total_weight)))
 
 
-def _mutant(name, description, subtle=False, **replaced):
-    return Mutant(name, description, conditionals=gibbs.Conditionals(**replaced), subtle=subtle)
+def _mutant(name, description, subtle=False, scheme="textbook", **replaced):
+    return Mutant(name, description, conditionals=gibbs.Conditionals(**replaced), subtle=subtle,
+                  scheme=scheme)
 
 
 CATALOGUE: tuple[Mutant, ...] = (
@@ -160,6 +180,13 @@ CATALOGUE: tuple[Mutant, ...] = (
     _mutant("omega-shape-off-by-half",
             "omega's shape counts m - 1 schools: c + (m - 1)/2", subtle=True,
             draw_omega=draw_omega_shape_off_by_half),
+    _mutant("theta-mean-school-size",
+            "theta_i's conditional gives every school the mean size N/m in place of its own n_i",
+            draw_theta=draw_theta_mean_school_size),
+    _mutant("blocked-lam-shape-keeps-m",
+            "the blocked sweep's lam | mu, omega, y keeps the m/2 that integrating theta out "
+            "removes: a + (N + m)/2", scheme="blocked",
+            draw_lam_collapsed=draw_lam_collapsed_shape_keeps_m),
     Mutant("eb-missing-log-ratio",
            "the EB marginal likelihood leaves out 1/2 sum_i log(omega / (n_i + omega))",
            log_marginal_likelihood=log_marginal_likelihood_missing_log_ratio),

@@ -7,11 +7,13 @@ For a design (the school sizes n) and proper priors, each replication r
     records rank_r(q) = #{draws with q < q_true} for every test quantity q.
 
 If the engine samples the posterior, each rank is uniform on {0..L}. The test quantities are mu,
-lam, omega, sigma, tau, theta_i of a few schools (the smallest, a middle one and the largest) and
-the log-likelihood log p(y | theta, lam), which depends on the data too.
+lam, omega, sigma, tau, theta_i of every school (of up to TRACKED_SCHOOLS spread over the sizes on
+a larger design), and two that depend on the data too: the log-likelihood log p(y | theta, lam)
+and the log joint density log p(y, theta, mu, lam, omega).
 
-The Gibbs engine runs its replications in vectorized batches (`run_gibbs_sbc`: the chains of a
-block of GIBBS_BLOCK replications are one state). Any engine runs through a
+The Gibbs engine, either sweep, runs its replications in vectorized batches (`run_gibbs_sbc`: the
+chains of a block of GIBBS_BLOCK replications are one state, run by `gibbs.run`, so the compiled
+kernel is what is calibrated when the conditionals are the package's own). Any engine runs through a
 `concurrent.futures.Executor` (`run_engine_sbc`), such as a process pool or dask's
 `Client.get_executor()`. Random streams are spawned per block of replications (Gibbs; the block
 size is a constant, so it is not a setting the ranks could depend on) or per replication
@@ -49,24 +51,28 @@ from hiercheck.samplers import gibbs
 from hiercheck.samplers.marginal import LOG_2PI
 
 from .agreement import holm_adjust, mixing_table
+from .consistency import checked_schools
 from .ranks import plot_ranks, uniformity
 from .store import UnitStore
 
-# The quick settings the suite uses: the Dyestuff design (6 batches of 5) and proper priors under
+# The quick settings the suite uses: eight schools of unequal sizes, 1 to 12 students (43 in all),
+# so that a slip which confuses one school's n_i with another's shows, and proper priors under
 # which the data inform every parameter without swamping the prior (sigma about 1.6, tau about
-# 0.8, mu about 0 +- 1). 1000 replications in one batch take about half a second on one core and
-# catch every mutant of hiercheck.validation.mutants, the subtle ones included (docs/validation.md).
+# 0.8, mu about 0 +- 1; docs/validation.md measures how far each posterior contracts). 1000
+# replications in one batch take about a second and catch every mutant of
+# hiercheck.validation.mutants but the subtle ones, which Geweke's test catches (docs/validation.md).
 GIBBS_BLOCK = 50  # replications per random stream and per saved unit, fixed so ranks never depend on it
-QUICK_DESIGN = np.full(6, 5)
+QUICK_DESIGN = np.array([1, 2, 3, 4, 5, 7, 9, 12])
 QUICK_PRIORS = Priors(a=3, b=6, c=3, d=2, nu=0, phi=1)
 QUICK_SBC = {"replications": 1000, "draws": 100, "thin": 10, "tune": 200}
+TRACKED_SCHOOLS = 8  # theta_i ranked for every school of a design this small, else 8 spread over sizes
 
 
 
 def tracked_schools(n: np.ndarray) -> np.ndarray:
-    """Indices of the smallest school, a middle-sized one and the largest."""
-    order = np.argsort(n, kind="stable")
-    return np.unique(order[[0, n.size // 2, -1]])
+    """The schools whose theta_i is ranked: every school of a small design, and
+    TRACKED_SCHOOLS spread over the sizes (smallest and largest included) of a larger one."""
+    return checked_schools(np.asarray(n), TRACKED_SCHOOLS)
 
 
 def log_likelihood(stats: SchoolStats, theta, lam) -> np.ndarray:
@@ -76,14 +82,32 @@ def log_likelihood(stats: SchoolStats, theta, lam) -> np.ndarray:
     return 0.5 * stats.N * (np.log(lam) - LOG_2PI) - 0.5 * lam * spread
 
 
-def sbc_quantities(params, stats: SchoolStats, schools: np.ndarray) -> dict[str, np.ndarray]:
-    """Every SBC test quantity of a draw (or a batch of draws) of the parameters."""
+def log_joint_density(params, stats: SchoolStats, priors: Priors) -> np.ndarray:
+    """log p(y, theta, mu, lam, omega) = log p(y | theta, lam)
+        + sum_i log N(theta_i; mu, 1/(omega lam)) + log p(mu) + log p(lam) + log p(omega)."""
+    theta, mu, lam, omega = (np.asarray(x, dtype=float) for x in
+                             (params.theta, params.mu, params.lam, params.omega))
+    precision = omega * lam
+    spread = ((theta - mu[..., None]) ** 2).sum(-1)
+    # omega = inf (empirical Bayes at tau = 0) puts every theta_i at mu: the density's limit, +inf
+    with np.errstate(invalid="ignore"):
+        quadratic = np.where(spread > 0, precision * spread, 0.0)
+    log_theta = 0.5 * stats.m * (np.log(precision) - LOG_2PI) - 0.5 * quadratic
+    return log_likelihood(stats, theta, lam) + log_theta + priors.logpdf(mu, lam, omega)
+
+
+def sbc_quantities(params, stats: SchoolStats, schools: np.ndarray,
+                   priors: Priors) -> dict[str, np.ndarray]:
+    """Every SBC test quantity of a draw (or a batch of draws) of the parameters: mu, lam, omega,
+    sigma, tau, theta_i of `schools`, and two that depend on the data too, the log-likelihood
+    and the log joint density."""
     theta, mu, lam, omega = (np.asarray(x, dtype=float) for x in
                              (params.theta, params.mu, params.lam, params.omega))
     quantities = {"mu": mu, "lam": lam, "omega": omega, "sigma": lam ** -0.5, "tau": omega ** -0.5}
     for i in schools:
         quantities[f"theta[{i}]"] = theta[..., i]
     quantities["loglik"] = log_likelihood(stats, theta, lam)
+    quantities["log joint"] = log_joint_density(params, stats, priors)
     return quantities
 
 
@@ -161,24 +185,26 @@ def simulate_block(rng: np.random.Generator, priors: Priors, n: np.ndarray, size
 
 
 def gibbs_block_ranks(rng: np.random.Generator, priors: Priors, n: np.ndarray, size: int, *,
-                      draws: int, thin: int, tune: int, conditionals, schools) -> dict[str, np.ndarray]:
-    """Ranks for one block of replications, counted as the chains run: no draw is stored."""
+                      draws: int, thin: int, tune: int, conditionals, schools,
+                      scheme: str = "textbook") -> dict[str, np.ndarray]:
+    """Ranks for one block of replications: a chain per replication, all run as one batch by
+    `gibbs.run` (the compiled kernel when the scheme's conditionals are the package's own), and
+    the truth ranked among each chain's kept draws (draws x size x m values: small)."""
     truth, stats = simulate_block(rng, priors, n, size)
-    true_values = sbc_quantities(truth, stats, schools)
-    counts = {name: np.zeros(size, dtype=np.int64) for name in true_values}
+    true_values = sbc_quantities(truth, stats, schools, priors)
     state = gibbs.initial_state(rng, stats, priors)
-    for sweep in range(tune + draws * thin):
-        state = gibbs.sweep(rng, state, stats, priors, conditionals)
-        if sweep >= tune and (sweep - tune + 1) % thin == 0:
-            for name, value in sbc_quantities(state, stats, schools).items():
-                counts[name] += value < true_values[name]
-    return counts
+    kept = gibbs.run(rng, stats, priors, state, tune=tune, draws=draws, thin=thin,
+                     conditionals=conditionals, sweep=gibbs.sweep_for(scheme, conditionals))
+    posterior = sbc_quantities(Parameters(**kept), stats, schools, priors)
+    return {name: np.sum(posterior[name] < true_values[name], axis=0, dtype=np.int64)
+            for name in true_values}
 
 
 def run_gibbs_sbc(n, priors: Priors, *, replications: int, draws: int = 100, thin: int = 10,
-                  tune: int = 200, seed=0, conditionals=None, out=None,
+                  tune: int = 200, seed=0, conditionals=None, scheme: str = "textbook", out=None,
                   progress: bool = False, alpha: float = DEFAULT_ALPHA) -> SBCResult:
-    """SBC of a Gibbs sampler with the given conditionals, for school sizes `n`.
+    """SBC of a Gibbs sampler with the given conditionals and sweep (`scheme`, "textbook" or
+    "blocked"), for school sizes `n`.
 
     Each replication runs one chain of `tune + draws * thin` sweeps and ranks its `draws` kept
     (thinned) draws. The chains of each block of GIBBS_BLOCK replications are one batch with its
@@ -186,9 +212,11 @@ def run_gibbs_sbc(n, priors: Priors, *, replications: int, draws: int = 100, thi
     """
     n = np.asarray(n)
     conditionals = conditionals or gibbs.Conditionals()
+    gibbs.sweep_for(scheme, conditionals)  # an unknown scheme fails before any work
     require_integer("replications", replications)
     schools = tracked_schools(n)
-    settings = {"engine": "gibbs", "design": n.tolist(), "priors": priors.as_dict(),
+    engine = gibbs.ENGINE_NAMES[scheme]
+    settings = {"engine": engine, "design": n.tolist(), "priors": priors.as_dict(),
                 "replications": replications, "draws": draws, "thin": thin, "tune": tune,
                 "seed": seed, "block": GIBBS_BLOCK,
                 "conditionals": conditionals.names()}
@@ -197,18 +225,19 @@ def run_gibbs_sbc(n, priors: Priors, *, replications: int, draws: int = 100, thi
     store = UnitStore(out, settings) if out is not None else None
     done = store.done() if store is not None else set()
     results = {}
-    for unit in tqdm(range(blocks), desc="SBC (gibbs)", disable=not progress):
+    for unit in tqdm(range(blocks), desc=f"SBC ({engine})", disable=not progress):
         if unit in done:
             results[unit] = store.load(unit)
             continue
         size = min(GIBBS_BLOCK, replications - unit * GIBBS_BLOCK)
         results[unit] = gibbs_block_ranks(np.random.default_rng(streams[unit]), priors, n, size,
                                           draws=draws, thin=thin, tune=tune,
-                                          conditionals=conditionals, schools=schools)
+                                          conditionals=conditionals, schools=schools,
+                                          scheme=scheme)
         if store is not None:
             store.save(unit, results[unit])
     ranks = {name: np.concatenate([results[b][name] for b in range(blocks)]) for name in results[0]}
-    return SBCResult(ranks=ranks, draws=draws, engine="gibbs", settings=settings, alpha=alpha)
+    return SBCResult(ranks=ranks, draws=draws, engine=engine, settings=settings, alpha=alpha)
 
 
 # -- any engine, one replication a task, through an executor --------------------------------------
@@ -244,8 +273,8 @@ class ReplicationTask:
         post = idata.posterior
         run = Parameters(*(post[name].to_numpy() for name in ("theta", "mu", "lam", "omega")))
         schools = np.asarray(self.schools)
-        true_values = sbc_quantities(truth, data.stats, schools)
-        run_values = sbc_quantities(run, data.stats, schools)  # each of shape (chain, draw)
+        true_values = sbc_quantities(truth, data.stats, schools, self.priors)
+        run_values = sbc_quantities(run, data.stats, schools, self.priors)  # (chain, draw)
         ranks = {name: np.array([(values[:, self.thin - 1::self.thin] < true_values[name]).sum()])
                  for name, values in run_values.items()}
         if self.thin > 1:

@@ -1,16 +1,20 @@
 """Every check on one derivation, and the verdict: `check_sampler` and `detection_matrix`.
 
-A derivation is a `hiercheck.samplers.gibbs.Conditionals` (four draw functions), a marginal likelihood
-`f(stats, mu, lam, omega)` (the empirical-Bayes objective), a restricted likelihood
-`f_R(stats, lam, omega)` (the REML objective), or any of them together. Each check that applies runs
-with its own random stream, spawned from one seed, and reports one row: the statistic it
-summarizes, its value, the threshold, and whether it passed.
+A derivation is a `hiercheck.samplers.gibbs.Conditionals` (draw functions) run in one of the two
+sweeps (`scheme`: "textbook", the four complete conditionals, or "blocked", draw_omega, the two
+collapsed conditionals and draw_theta), a marginal likelihood `f(stats, mu, lam, omega)` (the
+empirical-Bayes objective), a restricted likelihood `f_R(stats, lam, omega)` (the REML
+objective), or any of them together. Each check that applies runs with its own random stream,
+spawned from one seed, and reports one row: the statistic it summarizes, its value, the
+threshold, and whether it passed. Every Gibbs-based check uses the chosen sweep, through
+`gibbs.run`: the compiled kernel when the conditionals it draws from are the package's own.
 
     consistency           each conditional applied to states drawn from the full conditional
-                          that the PyMC joint density implies, its output against that
-                          conditional (an invariance test: kernels pass too), on the data
-    consistency (small)   the same on a few small schools under informative priors, where the
-                          prior's constants matter
+                          that the PyMC joint density implies (with theta integrated out for the
+                          collapsed ones), its output against that conditional (an invariance
+                          test: kernels pass too), on the data
+    consistency (small)   the same on eight small schools of unequal sizes under informative
+                          priors, where the prior's constants and the school sizes matter
     agreement vs exact    the sampler's posterior quantiles against exact i.i.d. draws
     agreement vs nuts     ... against PyMC's NUTS on the reference model
     geweke                marginal-conditional against successive-conditional simulation
@@ -59,9 +63,9 @@ from .mutants import CATALOGUE, Mutant
 # less than 0.6% of the time, and keep a check's expected false alarms over 20 seeds at 0.02.
 # The mutants are caught at p-values far below it (docs/validation.md).
 ALPHA = 0.001
-# Geweke, SBC and the second consistency check work on six schools of five students (Dyestuff's
-# design) under informative priors: small enough that the prior's constants move every
-# conditional, so slips in them show.
+# Geweke, SBC and the second consistency check work on eight schools of 1 to 12 students under
+# informative priors: small enough that the prior's constants move every conditional, so slips
+# in them show, and unbalanced, so that a slip confusing one school's size with another's shows.
 SMALL_DESIGN = sbc.QUICK_DESIGN
 SMALL_PRIORS = sbc.QUICK_PRIORS
 
@@ -225,6 +229,18 @@ class References:
 
         return log_density_terms_function(*self.small)
 
+    @cached_property
+    def collapsed_logp(self):
+        from hiercheck.models.reference import collapsed_logp_function
+
+        return collapsed_logp_function(self.data, self.priors)
+
+    @cached_property
+    def small_collapsed_logp(self):
+        from hiercheck.models.reference import collapsed_logp_function
+
+        return collapsed_logp_function(*self.small)
+
 
 def _integer_seeds(seed, count: int) -> list[int]:
     """`count` independent seeds from one, as integers that every check accepts."""
@@ -251,12 +267,20 @@ def _p_value_summary(result):
     return _min_holm_p(result.table), ALPHA, result.passed, result.table
 
 
-def consistency_check(conditionals, data, priors, logp, settings: Settings, seed,
-                      name: str) -> CheckOutcome:
-    return _timed(name, "min Holm-adjusted p", lambda: consistency.check_conditionals(
-        conditionals, data, priors, points=settings.consistency_points,
-        draws=settings.consistency_draws, seed=seed, alpha=ALPHA, log_density_terms=logp),
-        _p_value_summary)
+def consistency_check(conditionals, references: References, scheme: str, seed,
+                      small: bool) -> CheckOutcome:
+    """Each conditional `scheme` draws from, on the data or (`small`) on the small design."""
+    data, priors = references.small if small else (references.data, references.priors)
+    logp = references.small_logp if small else references.logp
+    collapsed = None
+    if scheme == "blocked":  # compiled only when a collapsed conditional is checked
+        collapsed = references.small_collapsed_logp if small else references.collapsed_logp
+    settings = references.settings
+    return _timed("consistency (small)" if small else "consistency", "min Holm-adjusted p",
+                  lambda: consistency.check_conditionals(
+                      conditionals, data, priors, points=settings.consistency_points,
+                      draws=settings.consistency_draws, seed=seed, alpha=ALPHA, log_density_terms=logp,
+                      scheme=scheme, collapsed_logp=collapsed), _p_value_summary)
 
 
 @dataclass(frozen=True)
@@ -283,13 +307,14 @@ class SampledAgreement:
 MIXING_BUDGET = 4
 
 
-def sample_until_mixed(conditionals, references: References, seed) -> az.InferenceData:
+def sample_until_mixed(conditionals, references: References, seed,
+                       scheme: str = "textbook") -> az.InferenceData:
     """The sampler's posterior for the agreement checks: 4 chains of `gibbs_draws` draws,
     continued from their last states for as many draws again while some compared quantity
     misses the mixing gate, until the draws reach MIXING_BUDGET times the setting."""
     data, priors, draws = references.data, references.priors, references.settings.gibbs_draws
     posterior = gibbs.sample(data, priors, draws=draws, chains=4, seed=seed,
-                             conditionals=conditionals)
+                             conditionals=conditionals, scheme=scheme)
     extension_seeds = np.random.SeedSequence(seed).spawn(int(np.log2(MIXING_BUDGET)))
     for extension_seed in extension_seeds:
         if agreement.mixing_table(posterior).mixed.all():
@@ -297,16 +322,18 @@ def sample_until_mixed(conditionals, references: References, seed) -> az.Inferen
         last = posterior.posterior.isel(draw=-1)
         state = gibbs.GibbsState(*(last[name].to_numpy() for name in gibbs.GibbsState._fields))
         more = gibbs.sample(data, priors, draws=posterior.posterior.sizes["draw"], chains=4,
-                            seed=extension_seed, conditionals=conditionals, tune=0, init=state)
+                            seed=extension_seed, conditionals=conditionals, tune=0, init=state,
+                            scheme=scheme)
         posterior = az.concat(posterior, more, dim="draw", reset_dim=True)
     return posterior
 
 
-def agreement_check(conditionals, references: References, reference: str, seed) -> CheckOutcome:
+def agreement_check(conditionals, references: References, reference: str, seed,
+                    scheme: str) -> CheckOutcome:
     """The sampler's posterior quantiles against a reference's; when either engine misses the
     mixing gate the row says "cannot verify" and gives the lowest ESS or highest R-hat."""
     def run():
-        draws = sample_until_mixed(conditionals, references, seed)
+        draws = sample_until_mixed(conditionals, references, seed, scheme)
         return SampledAgreement(draws, agreement.compare(draws, getattr(references, reference),
                                                          alpha=ALPHA))
     outcome = _timed(f"agreement vs {reference}", "min Holm-adjusted p", run, _p_value_summary)
@@ -317,18 +344,18 @@ def agreement_check(conditionals, references: References, reference: str, seed) 
     return replace(outcome, statistic=statistic, value=value, threshold=limit)
 
 
-def geweke_check(conditionals, settings: Settings, seed) -> CheckOutcome:
+def geweke_check(conditionals, settings: Settings, seed, scheme: str) -> CheckOutcome:
     return _timed("geweke", "min Holm-adjusted p", lambda: geweke.geweke_test(
-        SMALL_PRIORS, SMALL_DESIGN, conditionals=conditionals,
+        SMALL_PRIORS, SMALL_DESIGN, conditionals=conditionals, scheme=scheme,
         chains=settings.geweke_chains, steps=settings.geweke_steps, seed=seed, alpha=ALPHA),
         _p_value_summary)
 
 
-def sbc_check(conditionals, settings: Settings, seed) -> CheckOutcome:
+def sbc_check(conditionals, settings: Settings, seed, scheme: str) -> CheckOutcome:
     return _timed("sbc", "min Holm-adjusted p", lambda: sbc.run_gibbs_sbc(
         SMALL_DESIGN, SMALL_PRIORS, replications=settings.sbc_replications,
         draws=settings.sbc_draws, thin=settings.sbc_thin, tune=settings.sbc_tune, seed=seed,
-        conditionals=conditionals, alpha=ALPHA), _p_value_summary)
+        conditionals=conditionals, scheme=scheme, alpha=ALPHA), _p_value_summary)
 
 
 # NUTS's draws on the small design have an autocorrelation time of 1.4 to 2.7 (the lowest bulk or
@@ -388,24 +415,60 @@ def check_sampler(conditionals: gibbs.Conditionals | None = None, *,
                   data: GroupedData | None = None, priors: Priors | None = None,
                   quick: bool = True, seed=0, checks: Iterable[str] = CHECKS,
                   references: References | None = None, progress: bool = False,
-                  fail_fast: bool = False) -> Verdict:
+                  fail_fast: bool = False, scheme: str = "textbook") -> Verdict:
     """Run every check that applies to a derivation and return the verdict.
 
-    `log_marginal_likelihood(stats, mu, lam, omega)` is log p(y | mu, lam, omega) with theta
-    integrated out; `restricted_log_likelihood(stats, lam, omega)` is log p_R(y | lam, omega),
-    mu integrated out as well under a flat prior of density 1 (statsmodels' REML convention).
-    With none of `conditionals` and the two functions, the package's own derivation is
-    checked. `data` defaults to hsb and `priors` to `Priors.weakly_informative(data)`; `checks`
-    picks a subset of `CHECKS`; `references` shares the exact and NUTS posteriors between calls.
-    The same seed gives the same verdict. With `fail_fast`, the checks run cheapest and most
-    telling first (`FAIL_FAST_ORDER`: no PyMC compilation, no reference posterior, before
-    those that need them) and the run stops at the first failure: the verdict then holds the
-    checks that ran.
+    Parameters
+    ----------
+    conditionals : hiercheck.samplers.gibbs.Conditionals, optional
+        The draw functions (direct draws or Markov kernels).
+    log_marginal_likelihood : callable, optional
+        `f(stats, mu, lam, omega)` = log p(y | mu, lam, omega), theta integrated out.
+    restricted_log_likelihood : callable, optional
+        `f(stats, lam, omega)` = log p_R(y | lam, omega), mu integrated out as well under a flat
+        prior of density 1 (statsmodels' REML convention). With none of the three, the package's
+        own derivation is checked.
+    data, priors
+        `data` defaults to hsb and `priors` to `Priors.weakly_informative(data)`.
+    quick
+        The `QUICK` settings, or else `FULL`.
+    seed
+        The same seed gives the same verdict.
+    checks
+        A subset of `CHECKS`.
+    references
+        Shares the exact and NUTS posteriors and the compiled densities between calls (its data,
+        priors and settings replace `data`, `priors` and `quick`).
+    progress
+        A progress bar over the checks.
+    fail_fast
+        Run the checks cheapest and most telling first (`FAIL_FAST_ORDER`: no PyMC compilation,
+        no reference posterior, before those that need them) and stop at the first failure; the
+        verdict then holds the checks that ran.
+    scheme
+        The Gibbs sweep every Gibbs-based check runs: "textbook" (draw_theta, draw_mu, draw_lam,
+        draw_omega) or "blocked" (draw_omega, draw_lam_collapsed, draw_mu_collapsed,
+        draw_theta); consistency checks the conditionals the scheme draws from.
+
+    Returns
+    -------
+    Verdict
+        A row per check.
+
+    Raises
+    ------
+    SettingsError
+        For an unknown check or scheme, or a replaced conditional that the scheme does not
+        draw from (it would go unchecked).
+    UserFunctionError
+        If a function of the derivation returns something that cannot be right.
     """
     if conditionals is None and log_marginal_likelihood is None and restricted_log_likelihood is None:
         conditionals = gibbs.Conditionals()
         log_marginal_likelihood = correct_log_marginal_likelihood
         restricted_log_likelihood = correct_restricted_likelihood
+    if conditionals is not None:
+        gibbs.sweep_for(scheme, conditionals)
     checks = tuple(checks)
     unknown = sorted(set(checks) - set(CHECKS))
     if unknown:
@@ -420,17 +483,15 @@ def check_sampler(conditionals: gibbs.Conditionals | None = None, *,
     if conditionals is not None:
         runs += [
             ("consistency", lambda: consistency_check(
-                conditionals, data, priors, references.logp, settings, streams["consistency"],
-                "consistency")),
+                conditionals, references, scheme, streams["consistency"], small=False)),
             ("consistency (small)", lambda: consistency_check(
-                conditionals, *references.small, references.small_logp, settings,
-                streams["consistency (small)"], "consistency (small)")),
+                conditionals, references, scheme, streams["consistency (small)"], small=True)),
             ("agreement vs exact", lambda: agreement_check(
-                conditionals, references, "exact", streams["agreement vs exact"])),
+                conditionals, references, "exact", streams["agreement vs exact"], scheme)),
             ("agreement vs nuts", lambda: agreement_check(
-                conditionals, references, "nuts", streams["agreement vs nuts"])),
-            ("geweke", lambda: geweke_check(conditionals, settings, streams["geweke"])),
-            ("sbc", lambda: sbc_check(conditionals, settings, streams["sbc"])),
+                conditionals, references, "nuts", streams["agreement vs nuts"], scheme)),
+            ("geweke", lambda: geweke_check(conditionals, settings, streams["geweke"], scheme)),
+            ("sbc", lambda: sbc_check(conditionals, settings, streams["sbc"], scheme)),
         ]
     if log_marginal_likelihood is not None:
         runs.append(("marginal likelihood", lambda: likelihood_check(
@@ -451,17 +512,18 @@ def check_sampler(conditionals: gibbs.Conditionals | None = None, *,
         outcomes.append(run())
         if fail_fast and not outcomes[-1].passed:
             break
-    subject = _describe(conditionals, log_marginal_likelihood, restricted_log_likelihood)
+    subject = _describe(conditionals, log_marginal_likelihood, restricted_log_likelihood, scheme)
     return Verdict(tuple(outcomes), subject=f"{subject} on {data.name}", references=references)
 
 
-def _describe(conditionals, log_marginal_likelihood, restricted_log_likelihood) -> str:
+def _describe(conditionals, log_marginal_likelihood, restricted_log_likelihood,
+              scheme: str) -> str:
     parts = []
     if conditionals is not None:
         replaced = [f"{field}={getattr(conditionals, field).__name__}"
                     for field in conditionals._fields
                     if getattr(conditionals, field) is not getattr(gibbs.Conditionals(), field)]
-        parts.append("Conditionals(" + ", ".join(replaced) + ")")
+        parts.append(f"Conditionals({', '.join(replaced)}) in the {scheme} sweep")
     if log_marginal_likelihood is not None:
         parts.append(f"marginal likelihood {log_marginal_likelihood.__name__}")
     if restricted_log_likelihood is not None:
@@ -474,24 +536,28 @@ def detection_matrix(mutants: Iterable[Mutant] = CATALOGUE, *, data: GroupedData
                      progress: bool = False) -> pd.DataFrame:
     """Every check on the correct derivation and on every mutant: a row each, a column per check,
     True where the check failed the derivation (caught it), '' where the check does not apply,
-    and `caught_by`, the number of checks that caught it. The correct row must catch nothing.
-    `references` (data, priors and settings included) replaces `data` and `quick`."""
+    and `caught_by`, the number of checks that caught it. Each Gibbs derivation runs in its
+    mutant's sweep (`Mutant.scheme`); the package's own runs in both, and neither of its rows
+    may catch anything. `references` (data, priors and settings included) replaces `data` and
+    `quick`."""
     if references is None:
         data = data if data is not None else load_dataset()
         references = References(data, Priors.weakly_informative(data), QUICK if quick else FULL,
                                 seed)
     subjects = [Mutant("correct", "the derivation in docs/derivation.md", gibbs.Conditionals(),
-                       correct_log_marginal_likelihood, correct_restricted_likelihood)]
-    subjects += list(mutants)
+                       correct_log_marginal_likelihood, correct_restricted_likelihood),
+                Mutant("correct (blocked)", "the same in the blocked sweep", gibbs.Conditionals(),
+                       scheme="blocked"),
+                *mutants]
     rows = []
     for subject in tqdm(subjects, desc="derivations", disable=not progress):
         verdict = check_sampler(subject.conditionals,
                                 log_marginal_likelihood=subject.log_marginal_likelihood,
                                 restricted_log_likelihood=subject.restricted_log_likelihood,
-                                seed=seed, references=references)
+                                seed=seed, references=references, scheme=subject.scheme)
         caught = {o.check: not o.passed for o in verdict.outcomes}
-        rows.append({"derivation": subject.name, "subtle": subject.subtle,
-                     **{check: caught.get(check, "") for check in CHECKS},
+        rows.append({"derivation": subject.name, "scheme": subject.scheme,
+                     "subtle": subject.subtle, **{check: caught.get(check, "") for check in CHECKS},
                      "caught_by": sum(caught.values()), "description": subject.description})
     return pd.DataFrame(rows)
 
