@@ -52,6 +52,7 @@ DOCUMENTED = [
     "hiercheck.validation.report",
     "hiercheck.validation.cli",
     "hiercheck.validation.ppc",
+    "hiercheck.validation",
 ]
 
 SELF_OR_CLS = ("self", "cls")
