@@ -53,6 +53,7 @@ DOCUMENTED = [
     "hiercheck.validation.cli",
     "hiercheck.validation.ppc",
     "hiercheck.validation",
+    "hiercheck.validation.statsmodels_check",
 ]
 
 SELF_OR_CLS = ("self", "cls")

@@ -67,11 +67,18 @@ _NOTES = {
 @dataclass(frozen=True)
 class StatsmodelsComparison(CheckTable):
     """A row per comparison: `loglik` against `statsmodels`, `difference` = loglik - statsmodels,
-    which must lie in [-below, above]; `note` says what a failing row means."""
+    which must lie in [-below, above]; `note` says what a failing row means.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        A row per comparison: `loglik`, `statsmodels`, `difference`, the tolerances `below` and
+        `above`, a boolean `agree` and a `note` saying what a failing row means.
+    """
 
     @property
     def worst_ratio(self) -> float:
-        """max over rows of |difference| / its tolerance on that side: above 1 fails."""
+        """Max over rows of |difference| / its tolerance on that side: above 1 fails."""
         difference = self.table.difference.to_numpy()
         tolerance = np.where(difference < 0, self.table.below, self.table.above)
         ratio = np.abs(difference) / tolerance
@@ -83,7 +90,8 @@ def statsmodels_fit(data: GroupedData, reml: bool):
     """(model, result) of MixedLM 'y ~ 1' with school random intercepts, at its best: Powell then
     L-BFGS, polished by BFGS from there, keeping the higher maximum (statsmodels stops early on
     its per-observation objective). Kept for the last few (data, reml): the detection matrix
-    compares many functions with the same fits."""
+    compares many functions with the same fits.
+    """
     import statsmodels.formula.api as smf
     from statsmodels.tools.sm_exceptions import ConvergenceWarning, SingularMatrixWarning
 
@@ -100,7 +108,8 @@ def statsmodels_fit(data: GroupedData, reml: bool):
 
 def statsmodels_optimum(result) -> tuple[float, float, float]:
     """(mu, lam, omega) of a MixedLM fit: lam = 1/scale, omega = 1/tau^2 = scale / cov_re
-    (statsmodels' cov_re is the between-school variance tau^2 sigma^2)."""
+    (statsmodels' cov_re is the between-school variance tau^2 sigma^2).
+    """
     scale, between = float(result.scale), float(result.cov_re.iloc[0, 0])
     with np.errstate(divide="ignore"):
         omega = float(np.divide(scale, between))
@@ -110,7 +119,8 @@ def statsmodels_optimum(result) -> tuple[float, float, float]:
 def _dense_score(score: Callable, *point) -> float:
     """The dense (restricted) log-likelihood at a search's end; -inf where a wrong likelihood
     drove the search to a degenerate point (omega so small that the covariance is numerically
-    singular)."""
+    singular).
+    """
     try:
         return score(*point)
     except (np.linalg.LinAlgError, ValueError):
@@ -119,7 +129,8 @@ def _dense_score(score: Callable, *point) -> float:
 
 def _rows(data: GroupedData, function: Callable, reml: bool) -> list[dict]:
     """The comparisons of one criterion's function: at statsmodels' optimum, its own maximum,
-    and (for the package's own function) the profile fit."""
+    and (for the package's own function) the profile fit.
+    """
     criterion = "REML" if reml else "ML"
     result = statsmodels_fit(data, reml=reml)[1]
     mu, lam, omega = statsmodels_optimum(result)
