@@ -54,6 +54,7 @@ DOCUMENTED = [
     "hiercheck.validation.ppc",
     "hiercheck.validation",
     "hiercheck.validation.statsmodels_check",
+    "hiercheck.validation.mutants",
 ]
 
 SELF_OR_CLS = ("self", "cls")

@@ -26,6 +26,26 @@ from hiercheck.samplers.marginal import (LOG_2PI, log_marginal_likelihood, margi
 
 
 class Mutant(NamedTuple):
+    """A deliberately wrong piece of inference that the checks must catch.
+
+    Attributes
+    ----------
+    name : str
+        The mutant's name, as `get_mutant` and the command take it.
+    description : str
+        What is wrong, in words.
+    conditionals : gibbs.Conditionals or None
+        The wrong full conditionals, or None when the mutant is a likelihood.
+    log_marginal_likelihood : Callable or None
+        A wrong log p(y | mu, lam, omega), or None.
+    restricted_log_likelihood : Callable or None
+        A wrong restricted (REML) log-likelihood of (lam, omega), or None.
+    subtle : bool
+        Documented as hard to catch: not every check is expected to see it.
+    scheme : str
+        The Gibbs sweep the checks run it in (a key of `hiercheck.samplers.gibbs.SCHEMES`).
+    """
+
     name: str
     description: str
     conditionals: gibbs.Conditionals | None = None
@@ -63,7 +83,8 @@ def draw_theta_mean_for_total(rng, state, stats, priors):
 
 def draw_theta_mean_school_size(rng, state, stats, priors):
     """theta_i ~ N((nbar ybar_i + omega mu)/(nbar + omega), 1/(lam (nbar + omega))), nbar = N/m
-    [every school given the mean size]"""
+    [every school given the mean size]
+    """
     omega = as_column(state.omega)
     size = stats.N / stats.m
     mean = (size * stats.ybar + omega * as_column(state.mu)) / (size + omega)
@@ -108,7 +129,8 @@ def draw_lam_shape_off_by_one(rng, state, stats, priors):
 
 def draw_lam_collapsed_shape_keeps_m(rng, state, stats, priors):
     """lam | mu, omega, y ~ Gamma(a + (N + m)/2, b + [sum ss + sum w (ybar - mu)^2]/2)
-    [the m/2 of theta's prior kept in the shape after theta is integrated out]"""
+    [the m/2 of theta's prior kept in the shape after theta is integrated out]
+    """
     rate = priors.b + marginal_spread(stats, state.mu, state.omega) / 2
     return rng.standard_gamma(priors.a + (stats.N + stats.m) / 2, np.shape(rate)) / rate
 
@@ -201,6 +223,23 @@ CATALOGUE: tuple[Mutant, ...] = (
 
 
 def get_mutant(name: str) -> Mutant:
+    """The mutant of the catalogue called `name`.
+
+    Parameters
+    ----------
+    name : str
+        A mutant's name (`Mutant.name`).
+
+    Returns
+    -------
+    Mutant
+        The catalogue's mutant of that name.
+
+    Raises
+    ------
+    SettingsError
+        If no mutant has that name.
+    """
     for mutant in CATALOGUE:
         if mutant.name == name:
             return mutant
