@@ -55,6 +55,7 @@ DOCUMENTED = [
     "hiercheck.validation",
     "hiercheck.validation.statsmodels_check",
     "hiercheck.validation.mutants",
+    "hiercheck.validation.kernels",
 ]
 
 SELF_OR_CLS = ("self", "cls")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hiercheck.models import Priors, SchoolStats
 from hiercheck.samplers import gibbs
 
 __all__ = ["INNER_STEPS", "KERNELS", "PROPOSAL_SCALE", "draw_omega_metropolis",
@@ -37,7 +38,8 @@ PROPOSAL_SCALE = 2.4
 
 def _metropolis_log_omega(rng, state, stats, priors, jacobian: bool) -> np.ndarray:
     """INNER_STEPS random-walk Metropolis steps on u = log omega, with or without the Jacobian
-    in the log target (c + m/2 - 1) u - R e^u [+ u]."""
+    in the log target (c + m/2 - 1) u - R e^u [+ u].
+    """
     shape = priors.c + stats.m / 2.0
     rate = priors.d + state.lam * gibbs.between_spread(state) / 2.0
 
@@ -56,20 +58,74 @@ def _metropolis_log_omega(rng, state, stats, priors, jacobian: bool) -> np.ndarr
     return np.exp(u)
 
 
-def draw_omega_metropolis(rng, state, stats, priors) -> np.ndarray:
+def draw_omega_metropolis(rng: np.random.Generator, state: gibbs.GibbsState, stats: SchoolStats,
+                          priors: Priors) -> np.ndarray:
     """omega after INNER_STEPS random-walk Metropolis steps on log omega, target
-    log p(omega | theta, mu, lam) + log omega (the Jacobian): a correct kernel."""
+    log p(omega | theta, mu, lam) + log omega (the Jacobian): a correct kernel.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The source of the proposals and acceptances.
+    state : GibbsState
+        The chain's current state; its omega is where the steps start.
+    stats : SchoolStats
+        The data's sufficient statistics.
+    priors : Priors
+        The priors' constants (c, d).
+
+    Returns
+    -------
+    numpy.ndarray
+        The new omega, of omega's shape.
+    """
     return _metropolis_log_omega(rng, state, stats, priors, jacobian=True)
 
 
-def draw_omega_metropolis_no_jacobian(rng, state, stats, priors) -> np.ndarray:
+def draw_omega_metropolis_no_jacobian(rng: np.random.Generator, state: gibbs.GibbsState, stats: SchoolStats,
+                                      priors: Priors) -> np.ndarray:
     """The same steps with target log p(omega | theta, mu, lam) in u = log omega: the Jacobian
-    left out, so the kernel leaves Gamma(c + m/2 - 1, R) invariant, not the conditional."""
+    left out, so the kernel leaves Gamma(c + m/2 - 1, R) invariant, not the conditional.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The source of the proposals and acceptances.
+    state : GibbsState
+        The chain's current state; its omega is where the steps start.
+    stats : SchoolStats
+        The data's sufficient statistics.
+    priors : Priors
+        The priors' constants (c, d).
+
+    Returns
+    -------
+    numpy.ndarray
+        The new omega, of omega's shape.
+    """
     return _metropolis_log_omega(rng, state, stats, priors, jacobian=False)
 
 
-def draw_omega_stuck(rng, state, stats, priors) -> np.ndarray:
-    """omega unchanged: a kernel that never moves."""
+def draw_omega_stuck(rng: np.random.Generator, state: gibbs.GibbsState, stats: SchoolStats,
+                     priors: Priors) -> np.ndarray:
+    """omega unchanged: a kernel that never moves.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The source of the proposals and acceptances.
+    state : GibbsState
+        The chain's current state; its omega is where the steps start.
+    stats : SchoolStats
+        The data's sufficient statistics.
+    priors : Priors
+        The priors' constants (c, d).
+
+    Returns
+    -------
+    numpy.ndarray
+        The new omega, of omega's shape.
+    """
     return np.array(state.omega, dtype=float)
 
 
