@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hiercheck.errors import UserFunctionError
+
+if TYPE_CHECKING:
+    from .gibbs import Conditionals
 
 __all__ = ["checked", "checked_conditionals", "checked_log_likelihood"]
 
@@ -105,9 +109,20 @@ def checked(field: str, function: Callable) -> Callable:
     return draw
 
 
-def checked_conditionals(conditionals):
+def checked_conditionals(conditionals: Conditionals) -> Conditionals:
     """`conditionals` (a `Conditionals`) with every function that is not its field's default, the
-    package's own, wrapped in `checked`; the same object when there is none."""
+    package's own, wrapped in `checked`; the same object when there is none.
+
+    Parameters
+    ----------
+    conditionals : Conditionals
+        The draw functions of a Gibbs sweep (`hiercheck.samplers.gibbs.Conditionals`).
+
+    Returns
+    -------
+    Conditionals
+        The same fields, each user's function wrapped in `checked`.
+    """
     defaults = type(conditionals)._field_defaults
     replaced = {field: checked(field, function)
                 for field, function in conditionals._asdict().items()

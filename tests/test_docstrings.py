@@ -56,6 +56,7 @@ DOCUMENTED = [
     "hiercheck.validation.statsmodels_check",
     "hiercheck.validation.mutants",
     "hiercheck.validation.kernels",
+    "hiercheck.samplers.user_functions",
 ]
 
 SELF_OR_CLS = ("self", "cls")
