@@ -57,6 +57,7 @@ DOCUMENTED = [
     "hiercheck.validation.mutants",
     "hiercheck.validation.kernels",
     "hiercheck.samplers.user_functions",
+    "hiercheck.validation.geweke",
 ]
 
 SELF_OR_CLS = ("self", "cls")

@@ -98,7 +98,8 @@ class Agreement(CheckTable):
     """The outcome of `compare`: a row per (variable, school, quantile), each with its verdict
     ("agree", "disagree", "cannot verify" when the sampler's draws of that quantity miss the
     mixing gate, "cannot verify: reference" when the reference's do), and both engines' mixing
-    tables (`mixing`, with a column `engine`: "sampler" or "reference")."""
+    tables (`mixing`, with a column `engine`: "sampler" or "reference").
+    """
 
     alpha: float
     engines: tuple[str, str]
@@ -117,7 +118,8 @@ class Agreement(CheckTable):
         """None when both engines clear the mixing gate; otherwise (what failed, its value,
         the floor or ceiling) for the first failure, the sampler before the reference and the
         lowest ESS before the highest R-hat: ("cannot verify: lowest ESS", 23.0, 400), or
-        ("cannot verify: reference's highest R-hat", 1.02, 1.01)."""
+        ("cannot verify: reference's highest R-hat", 1.02, 1.01).
+        """
         for role, whose in (("sampler", ""), ("reference", "reference's ")):
             mixing = self.mixing[self.mixing.engine == role]
             lowest = float(mixing[["ess_bulk", "ess_tail"]].to_numpy().min())
@@ -211,7 +213,8 @@ def compare(idata_a, idata_b, *, quantiles=QUANTILES, var_names=VARIABLES,
 
 def holm_adjust(p: np.ndarray) -> np.ndarray:
     """Holm's step-down adjusted p-values: reject where the adjusted p <= alpha keeps the
-    family-wise error rate at alpha under any dependence between the tests."""
+    family-wise error rate at alpha under any dependence between the tests.
+    """
     order = np.argsort(p)
     k = p.size
     adjusted = np.maximum.accumulate(np.minimum(1.0, (k - np.arange(k)) * p[order]))
@@ -223,7 +226,8 @@ def holm_adjust(p: np.ndarray) -> np.ndarray:
 def _pooled_density_at_quantile(posterior_a, posterior_b, q: float):
     """2 delta / (Q(q + delta) - Q(q - delta)) of the two engines' draws pooled, delta =
     min(q, 1 - q)/2: the density at the q-quantile, averaged over a window holding 2 delta of
-    the mass."""
+    the mass.
+    """
     import xarray as xr
 
     delta = min(q, 1 - q) / 2

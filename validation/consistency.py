@@ -91,7 +91,8 @@ def checked_schools(n: np.ndarray, count: int) -> np.ndarray:
 @dataclass(frozen=True)
 class GridConditional:
     """One coordinate's full conditional, normalized on a grid in u (u = log x for a precision,
-    u = x otherwise): `density` is p(u) and `cdf` its integral, both by the trapezoidal rule."""
+    u = x otherwise): `density` is p(u) and `cdf` its integral, both by the trapezoidal rule.
+    """
 
     u: np.ndarray
     density: np.ndarray
@@ -155,7 +156,8 @@ def tabulate_conditionals(log_density: Callable, start, positive: bool,
 
 def _modes_and_scales(log_density: Callable, u: np.ndarray):
     """Newton's method on k log densities at once, derivatives by central differences; returns
-    the modes and s = (-d^2/du^2 log p)^(-1/2) there."""
+    the modes and s = (-d^2/du^2 log p)^(-1/2) there.
+    """
     for _ in range(NEWTON_STEPS):
         h = 1e-3 * np.maximum(1.0, np.abs(u))
         centre, up, down = log_density(np.stack([u, u + h, u - h]))
@@ -171,7 +173,8 @@ def _modes_and_scales(log_density: Callable, u: np.ndarray):
 
 def _points(state: gibbs.GibbsState, size: int, **replaced) -> dict[str, np.ndarray]:
     """`size` copies of `state` as the reference density's arguments, some coordinates
-    replaced by arrays of `size` values."""
+    replaced by arrays of `size` values.
+    """
     point = {"theta": np.broadcast_to(state.theta, (size, np.size(state.theta))),
              **{name: np.full(size, getattr(state, name)) for name in ("mu", "lam", "omega")}}
     return point | replaced
@@ -179,14 +182,16 @@ def _points(state: gibbs.GibbsState, size: int, **replaced) -> dict[str, np.ndar
 
 def _in_chunks(evaluate: Callable, points: np.ndarray, scores: int) -> np.ndarray:
     """`evaluate` on the rows of `points` a chunk at a time, stacked: each row of the reference
-    density holds a term per score, so a chunk has at most CHUNK_VALUES / `scores` rows."""
+    density holds a term per score, so a chunk has at most CHUNK_VALUES / `scores` rows.
+    """
     rows = max(1, CHUNK_VALUES // scores)
     return np.concatenate([evaluate(points[i:i + rows]) for i in range(0, len(points), rows)])
 
 
 def school_log_densities(terms: Callable, state: gibbs.GibbsState, data: GroupedData):
     """theta (K, m) -> the m conditional log densities of theta_i given (mu, lam, omega, y) at
-    each of K points, up to constants: theta_i's own term plus its students' y terms."""
+    each of K points, up to constants: theta_i's own term plus its students' y terms.
+    """
     order = np.argsort(data.codes, kind="stable")
     first = np.searchsorted(data.codes[order], np.arange(data.m))  # every school has a student
 
@@ -209,7 +214,8 @@ def scalar_log_density(terms: Callable, state: gibbs.GibbsState, name: str, data
 def step_from(draw, rng, state: gibbs.GibbsState, name: str, starts: np.ndarray, stats,
               priors) -> np.ndarray:
     """One call of `draw` on a batch of len(starts) states: `state` with `name` set to each
-    start (shape (S, m) for theta, (S,) for a scalar), the other coordinates the same."""
+    start (shape (S, m) for theta, (S,) for a scalar), the other coordinates the same.
+    """
     size = len(starts)
     batch = gibbs.GibbsState(theta=np.broadcast_to(state.theta, (size, state.theta.size)),
                              mu=np.full(size, state.mu), lam=np.full(size, state.lam),
@@ -243,7 +249,8 @@ CHECKED = {
 
 def collapsed_log_density(collapsed_logp: Callable, state: gibbs.GibbsState, name: str):
     """x (K, 1) -> log p(y, mu, lam, omega) (K, 1), theta integrated out, every parameter but
-    `name` held at `state`."""
+    `name` held at `state`.
+    """
     fixed = {"mu": state.mu, "lam": state.lam, "omega": state.omega}
     return lambda x: np.array([[collapsed_logp(**(fixed | {name: value}))] for value in x[:, 0]])
 

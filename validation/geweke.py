@@ -22,6 +22,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
+from numpy.typing import ArrayLike
+
+from hiercheck._typing import SeedLike
 from hiercheck.models import Priors, SchoolStats
 from hiercheck.models.simulate import Parameters, draw_parameters, draw_school_stats
 from hiercheck.samplers import gibbs
@@ -31,7 +34,7 @@ from .result import CheckTable
 from .sbc import log_joint_density
 
 
-def geweke_functions(params, stats: SchoolStats, priors: Priors) -> dict[str, np.ndarray]:
+def geweke_functions(params: Parameters, stats: SchoolStats, priors: Priors) -> dict[str, np.ndarray]:
     """g(params, y): functions whose every moment exists under the joint, so that means of a few
     hundred chain averages are close to normal and the z-test holds its level:
 
@@ -47,6 +50,20 @@ def geweke_functions(params, stats: SchoolStats, priors: Priors) -> dict[str, np
     (theta_i - mu)^2 = e_i^2/(omega lam) are avoided on purpose: 1/(omega lam) has only a few
     finite moments under Gamma priors, so the standard error of their mean is itself unreliable
     and the test raises false alarms.
+
+    Parameters
+    ----------
+    params : Parameters
+        (theta, mu, lam, omega), with any leading batch shape (theta's last axis the schools).
+    stats : SchoolStats
+        The data's sufficient statistics, batched like `params`.
+    priors : Priors
+        The priors, for the log joint density.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Each test function's values, by name (its square's name "(name)^2"), of the batch shape.
     """
     theta, mu, lam, omega = (np.asarray(x, dtype=float) for x in
                              (params.theta, params.mu, params.lam, params.omega))
@@ -70,10 +87,23 @@ def geweke_functions(params, stats: SchoolStats, priors: Priors) -> dict[str, np
 
 @dataclass(frozen=True)
 class GewekeResult(CheckTable):
+    """Geweke's test: a row per test function, the two simulators' means compared.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        A row per test function: `function`, the means `successive` and `marginal`, the
+        standard error `se` of their difference, `z`, the p-value `p`, Holm's `p_holm`, and
+        `agree` (p_holm > alpha).
+    alpha : float
+        The family-wise false-alarm rate the test holds.
+    """
+
     alpha: float
 
     @property
     def max_abs_z(self) -> float:
+        """max over test functions of |z|."""
         return float(self.table.z.abs().max())
 
 
@@ -114,9 +144,10 @@ def _in_support(state: Parameters) -> bool:
             and bool(np.all(state.lam > 0) and np.all(state.omega > 0)))
 
 
-def geweke_test(priors: Priors, n, *, conditionals=None, scheme: str = "textbook",
-                chains: int = 400, steps: int = 250, burn: int = 20, independent: int = 100_000,
-                seed=0, alpha: float = 0.01) -> GewekeResult:
+def geweke_test(priors: Priors, n: ArrayLike, *, conditionals: gibbs.Conditionals | None = None,
+                scheme: str = "textbook", chains: int = 400, steps: int = 250, burn: int = 20,
+                independent: int = 100_000, seed: SeedLike = 0,
+                alpha: float = 0.01) -> GewekeResult:
     """Compare the means of every test function under the two simulators; the successive one
     sweeps with `scheme` ("textbook" or "blocked") over `conditionals`.
 
@@ -125,6 +156,34 @@ def geweke_test(priors: Priors, n, *, conditionals=None, scheme: str = "textbook
     (0.01 by default; measured in benchmarks/false_alarms.py). The defaults take ~0.3 s for a
     design of 6 schools and catch every Gibbs mutant of hiercheck.validation.mutants on
     `sbc.QUICK_DESIGN` with `sbc.QUICK_PRIORS`.
+
+    Parameters
+    ----------
+    priors : Priors
+        The priors of both simulators.
+    n : array_like of int
+        The design: each school's number of observations.
+    conditionals : gibbs.Conditionals, optional
+        The draw functions under test; the package's own by default.
+    scheme : str, default "textbook"
+        The Gibbs sweep ("textbook" or "blocked").
+    chains : int, default 400
+        K, the number of successive-conditional chains.
+    steps : int, default 250
+        The steps each chain averages over, after `burn`.
+    burn : int, default 20
+        The steps each chain discards first.
+    independent : int, default 100_000
+        M, the number of marginal-conditional draws.
+    seed : SeedLike, default 0
+        The seed of both simulators.
+    alpha : float, default 0.01
+        The family-wise false-alarm rate.
+
+    Returns
+    -------
+    GewekeResult
+        A row per test function, `agree` where its means agree.
     """
     n = np.asarray(n)
     conditionals = conditionals or gibbs.Conditionals()
