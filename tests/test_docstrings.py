@@ -58,6 +58,7 @@ DOCUMENTED = [
     "hiercheck.validation.kernels",
     "hiercheck.samplers.user_functions",
     "hiercheck.validation.geweke",
+    "hiercheck.validation.agreement",
 ]
 
 SELF_OR_CLS = ("self", "cls")

@@ -28,7 +28,9 @@ from __future__ import annotations
 __all__ = ["QUANTILES", "VARIABLES", "Agreement", "compare", "holm_adjust"]
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -38,6 +40,9 @@ from hiercheck.errors import SettingsError
 from hiercheck.models.engine import SCALARS, az
 
 from .result import CheckTable
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["ESS_FLOOR", "RHAT_CEILING", "QUANTILES", "VARIABLES", "Agreement", "compare",
            "holm_adjust", "mixing_table"]
@@ -51,7 +56,8 @@ ESS_FLOOR = 400
 RHAT_CEILING = 1.01
 
 
-def mixing_table(posterior, var_names=VARIABLES) -> pd.DataFrame:
+def mixing_table(posterior: az.InferenceData | xr.Dataset | dict,
+                 var_names: Sequence[str] = VARIABLES) -> pd.DataFrame:
     """Bulk and tail ESS and R-hat of every quantity: a row per scalar and per theta_i.
 
     ESS are ArviZ's rank-normalized bulk ESS and tail ESS (the smaller of the ESS of the
@@ -99,6 +105,18 @@ class Agreement(CheckTable):
     ("agree", "disagree", "cannot verify" when the sampler's draws of that quantity miss the
     mixing gate, "cannot verify: reference" when the reference's do), and both engines' mixing
     tables (`mixing`, with a column `engine`: "sampler" or "reference").
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        A row per (variable, school, quantile): the z-test, its Holm-adjusted p-value, each
+        engine's lowest ESS and R-hat of that quantity, the `verdict`, and `agree`.
+    alpha : float
+        The family-wise false-alarm rate.
+    engines : tuple of (str, str)
+        The names of the sampler's and the reference's engines.
+    mixing : pandas.DataFrame
+        Both engines' `mixing_table`s, with a column `engine`: "sampler" or "reference".
     """
 
     alpha: float
@@ -107,6 +125,7 @@ class Agreement(CheckTable):
 
     @property
     def max_abs_z(self) -> float:
+        """max over rows of |z|."""
         return float(self.table.z.abs().max())
 
     @property
@@ -119,6 +138,11 @@ class Agreement(CheckTable):
         the floor or ceiling) for the first failure, the sampler before the reference and the
         lowest ESS before the highest R-hat: ("cannot verify: lowest ESS", 23.0, 400), or
         ("cannot verify: reference's highest R-hat", 1.02, 1.01).
+
+        Returns
+        -------
+        tuple of (str, float, float) or None
+            The first failure of the mixing gate, or None if there is none.
         """
         for role, whose in (("sampler", ""), ("reference", "reference's ")):
             mixing = self.mixing[self.mixing.engine == role]
@@ -146,7 +170,8 @@ class Agreement(CheckTable):
                 + worst.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
 
 
-def compare(idata_a, idata_b, *, quantiles=QUANTILES, var_names=VARIABLES,
+def compare(idata_a: az.InferenceData, idata_b: az.InferenceData, *,
+            quantiles: Sequence[float] = QUANTILES, var_names: Sequence[str] = VARIABLES,
             alpha: float = 0.01) -> Agreement:
     """Compare the posterior quantiles of a sampler (`idata_a`) and a reference (`idata_b`).
 
@@ -214,6 +239,16 @@ def compare(idata_a, idata_b, *, quantiles=QUANTILES, var_names=VARIABLES,
 def holm_adjust(p: np.ndarray) -> np.ndarray:
     """Holm's step-down adjusted p-values: reject where the adjusted p <= alpha keeps the
     family-wise error rate at alpha under any dependence between the tests.
+
+    Parameters
+    ----------
+    p : numpy.ndarray
+        The tests' p-values, one-dimensional.
+
+    Returns
+    -------
+    numpy.ndarray
+        The adjusted p-values, in the tests' order.
     """
     order = np.argsort(p)
     k = p.size
