@@ -59,6 +59,7 @@ DOCUMENTED = [
     "hiercheck.samplers.user_functions",
     "hiercheck.validation.geweke",
     "hiercheck.validation.agreement",
+    "hiercheck.validation.consistency",
 ]
 
 SELF_OR_CLS = ("self", "cls")

@@ -45,8 +45,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import integrate
+from numpy.typing import ArrayLike
 from scipy import stats as st
 
+from hiercheck._typing import SeedLike
 from hiercheck.errors import QuadratureError
 from hiercheck.models import GroupedData, Priors
 from hiercheck.models.simulate import draw_parameters, draw_scores
@@ -69,10 +71,40 @@ POSITIVE = ("lam", "omega")
 
 @dataclass(frozen=True)
 class ConsistencyResult(CheckTable):
+    """The invariance test of every conditional: a row per point and coordinate.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        A row per point and coordinate: the KS p-value, the mean and variance z-scores and
+        p-values, their Holm-adjusted p-values, and `agree`.
+    alpha : float
+        The family-wise false-alarm rate of the Holm-adjusted tests.
+    """
+
     alpha: float
 
 
-def states_from_exact_posterior(data: GroupedData, priors: Priors, points: int, seed) -> list:
+def states_from_exact_posterior(data: GroupedData, priors: Priors, points: int,
+                                seed: SeedLike) -> list[gibbs.GibbsState]:
+    """`points` states (theta, mu, lam, omega) drawn from the exact posterior.
+
+    Parameters
+    ----------
+    data : GroupedData
+        The scores.
+    priors : Priors
+        The priors.
+    points : int
+        How many states.
+    seed : SeedLike
+        Fixes the draws.
+
+    Returns
+    -------
+    list of GibbsState
+        The states, one per exact posterior draw.
+    """
     idata = exact.sample(data, priors, draws=points, chains=1, seed=seed)
     post = idata.posterior.isel(chain=0)
     return [gibbs.GibbsState(theta=post.theta.values[k], mu=float(post.mu.values[k]),
@@ -92,6 +124,17 @@ def checked_schools(n: np.ndarray, count: int) -> np.ndarray:
 class GridConditional:
     """One coordinate's full conditional, normalized on a grid in u (u = log x for a precision,
     u = x otherwise): `density` is p(u) and `cdf` its integral, both by the trapezoidal rule.
+
+    Attributes
+    ----------
+    u : numpy.ndarray
+        The grid in u.
+    density : numpy.ndarray
+        p(u) on the grid, normalized.
+    cdf : numpy.ndarray
+        The CDF on the grid, from 0 to 1.
+    positive : bool
+        Whether x is a precision (u = log x) rather than u = x.
     """
 
     u: np.ndarray
@@ -99,22 +142,76 @@ class GridConditional:
     cdf: np.ndarray
     positive: bool
 
-    def to_x(self, u):
+    def to_x(self, u: np.ndarray) -> np.ndarray:
+        """x of u: exp(u) for a precision, u otherwise.
+
+        Parameters
+        ----------
+        u : numpy.ndarray
+            Values in u.
+
+        Returns
+        -------
+        numpy.ndarray
+            The same values in x.
+        """
         return np.exp(u) if self.positive else u
 
-    def to_u(self, x):
+    def to_u(self, x: np.ndarray) -> np.ndarray:
+        """u of x: log x for a precision, x otherwise.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            Values of the coordinate.
+
+        Returns
+        -------
+        numpy.ndarray
+            The same values in u.
+        """
         return np.log(x) if self.positive else x
 
-    def cdf_at(self, x) -> np.ndarray:
-        """P(X <= x), the tabulated CDF interpolated linearly in u."""
+    def cdf_at(self, x: np.ndarray) -> np.ndarray:
+        """P(X <= x), the tabulated CDF interpolated linearly in u.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            Values of the coordinate.
+
+        Returns
+        -------
+        numpy.ndarray
+            The CDF at each value.
+        """
         return np.interp(self.to_u(x), self.u, self.cdf, left=0.0, right=1.0)
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        """`size` draws by inverting the tabulated CDF, linearly between grid points."""
+        """`size` draws by inverting the tabulated CDF, linearly between grid points.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+            The source of the uniforms.
+        size : int
+            How many draws.
+
+        Returns
+        -------
+        numpy.ndarray
+            The draws of x, shape (size,).
+        """
         return self.to_x(np.interp(rng.random(size), self.cdf, self.u))
 
     def moments(self) -> tuple[float, float, float]:
-        """Mean, variance and fourth central moment of x."""
+        """Mean, variance and fourth central moment of x.
+
+        Returns
+        -------
+        tuple of (float, float, float)
+            The mean, the variance and the fourth central moment.
+        """
         x = self.to_x(self.u)
         mean = integrate.trapezoid(x * self.density, self.u)
         variance = integrate.trapezoid((x - mean) ** 2 * self.density, self.u)
@@ -122,7 +219,7 @@ class GridConditional:
         return mean, variance, fourth
 
 
-def tabulate_conditionals(log_density: Callable, start, positive: bool,
+def tabulate_conditionals(log_density: Callable, start: ArrayLike, positive: bool,
                           name: str = "x") -> list[GridConditional]:
     """The conditionals of k coordinates at once, each normalized on its own grid.
 
@@ -134,6 +231,27 @@ def tabulate_conditionals(log_density: Callable, start, positive: bool,
     scale s, and each grid spans GRID_HALF_WIDTH of them either side, all k grids evaluated
     together. A grid whose ends still carry more than TAIL_DENSITY of its peak does not hold the
     conditional (a very wide one, or no mode found): QuadratureError, naming `name`.
+
+    Parameters
+    ----------
+    log_density : callable
+        (K, k) points -> (K, k) conditional log densities in x, each up to a constant.
+    start : array_like
+        The k values Newton's method starts from, in x.
+    positive : bool
+        Whether the coordinates are precisions (tabulated in u = log x).
+    name : str, default "x"
+        The coordinate's name, for the message.
+
+    Returns
+    -------
+    list of GridConditional
+        The k conditionals, in the order of the coordinates.
+
+    Raises
+    ------
+    QuadratureError
+        If a grid's ends carry more than TAIL_DENSITY of its peak.
     """
     def in_u(u):
         return log_density(np.exp(u)) + u if positive else log_density(u)
@@ -255,10 +373,11 @@ def collapsed_log_density(collapsed_logp: Callable, state: gibbs.GibbsState, nam
     return lambda x: np.array([[collapsed_logp(**(fixed | {name: value}))] for value in x[:, 0]])
 
 
-def check_conditionals(conditionals, data: GroupedData, priors: Priors, *, points: int = 3,
-                       draws: int = 4000, schools: int = 4, seed=0, alpha: float = 0.01,
-                       log_density_terms=None, scheme: str = "textbook",
-                       collapsed_logp=None) -> ConsistencyResult:
+def check_conditionals(conditionals: gibbs.Conditionals, data: GroupedData, priors: Priors, *,
+                       points: int = 3, draws: int = 4000, schools: int = 4, seed: SeedLike = 0,
+                       alpha: float = 0.01, log_density_terms: Callable | None = None,
+                       scheme: str = "textbook",
+                       collapsed_logp: Callable | None = None) -> ConsistencyResult:
     """Run the invariance test of every conditional that `scheme` draws from
     (`gibbs.SCHEME_FIELDS`) at `points` states (the module docstring).
 
@@ -339,8 +458,23 @@ def check_conditionals(conditionals, data: GroupedData, priors: Priors, *, point
     return ConsistencyResult(table=table, alpha=alpha)
 
 
-def simulated_data(n, priors: Priors, seed=0) -> GroupedData:
-    """Scores for school sizes `n`, simulated from the priors (parameters, then scores)."""
+def simulated_data(n: ArrayLike, priors: Priors, seed: SeedLike = 0) -> GroupedData:
+    """Scores for school sizes `n`, simulated from the priors (parameters, then scores).
+
+    Parameters
+    ----------
+    n : array_like of int
+        Each school's number of students.
+    priors : Priors
+        The priors the parameters are drawn from.
+    seed : SeedLike, default 0
+        Fixes the parameters and the scores.
+
+    Returns
+    -------
+    GroupedData
+        The simulated scores, named "<m> simulated schools".
+    """
     rng = np.random.default_rng(seed)
     n = np.asarray(n)
     codes = np.repeat(np.arange(n.size), n)
