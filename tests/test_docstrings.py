@@ -60,6 +60,7 @@ DOCUMENTED = [
     "hiercheck.validation.geweke",
     "hiercheck.validation.agreement",
     "hiercheck.validation.consistency",
+    "hiercheck.validation.likelihood",
 ]
 
 SELF_OR_CLS = ("self", "cls")

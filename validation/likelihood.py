@@ -34,6 +34,7 @@ import pandas as pd
 from scipy import integrate
 from scipy import stats as st
 
+from hiercheck._typing import SeedLike
 from hiercheck.models import GroupedData, Priors
 from hiercheck.samplers import exact
 from hiercheck.samplers.user_functions import checked_log_likelihood
@@ -53,10 +54,23 @@ QUADRATURE_HALF_WIDTH = 12.0  # integrand SDs either side of its peak: exp(-72) 
 
 @dataclass(frozen=True)
 class LikelihoodResult(CheckTable):
+    """A likelihood against its dense and quadrature references: a row per point.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        A row per point: the point, the `value`, the references `dense` and `quadrature`, the
+        `difference` from the dense one, the relative errors `dense_error` and
+        `quadrature_error`, and `agree`.
+    tolerance : float
+        The largest relative error that passes.
+    """
+
     tolerance: float
 
     @property
     def max_relative_error(self) -> float:
+        """The largest relative error from either reference, over the points."""
         return float(self.table[["dense_error", "quadrature_error"]].max().max())
 
 
@@ -67,7 +81,24 @@ def _school_scores(data: GroupedData):
 
 
 def dense_log_likelihood(data: GroupedData, mu: float, lam: float, omega: float) -> float:
-    """sum_i log N(y_i; mu 1, (I + 11'/omega) / lam), each school's covariance written out."""
+    """sum_i log N(y_i; mu 1, (I + 11'/omega) / lam), each school's covariance written out.
+
+    Parameters
+    ----------
+    data : GroupedData
+        The scores.
+    mu : float
+        The grand mean.
+    lam : float
+        The within-school precision.
+    omega : float
+        The ratio of the between-school to the within-school precision.
+
+    Returns
+    -------
+    float
+        log p(y | mu, lam, omega).
+    """
     total = 0.0
     for scores in _school_scores(data):
         covariance = (np.eye(scores.size) + 1.0 / omega) / lam
@@ -79,7 +110,8 @@ def dense_log_likelihood(data: GroupedData, mu: float, lam: float, omega: float)
 class _Whitened:
     """The scores and the design vector 1 whitened school by school by the Cholesky factor L_i of
     Sigma_i = (I + 11'/omega)/lam, so that -1/2 (y - mu 1)'V^{-1}(y - mu 1) = -1/2 |a - mu b|^2;
-    and log |V| = sum_i log |Sigma_i|. V = blockdiag(Sigma_i) is never formed whole."""
+    and log |V| = sum_i log |Sigma_i|. V = blockdiag(Sigma_i) is never formed whole.
+    """
 
     a: np.ndarray
     b: np.ndarray
@@ -104,8 +136,22 @@ class _Whitened:
 def dense_restricted_log_likelihood(data: GroupedData, lam: float, omega: float) -> float:
     """Harville's restricted log-likelihood with the dense covariance V = blockdiag(Sigma_i):
 
-        log N(y; 1 mu_hat, V) + 1/2 log 2pi - 1/2 log(1'V^{-1}1),
-        mu_hat = 1'V^{-1}y / 1'V^{-1}1 (generalized least squares, by dense solves).
+    log N(y; 1 mu_hat, V) + 1/2 log 2pi - 1/2 log(1'V^{-1}1),
+    mu_hat = 1'V^{-1}y / 1'V^{-1}1 (generalized least squares, by dense solves).
+
+    Parameters
+    ----------
+    data : GroupedData
+        The scores.
+    lam : float
+        The within-school precision.
+    omega : float
+        The ratio of the between-school to the within-school precision.
+
+    Returns
+    -------
+    float
+        The restricted log-likelihood at (lam, omega).
     """
     whitened = _Whitened.of(data, lam, omega)
     information = whitened.b @ whitened.b
@@ -115,7 +161,8 @@ def dense_restricted_log_likelihood(data: GroupedData, lam: float, omega: float)
 
 def _log_integral_of_bump(log_integrand, peak: float, sd: float) -> float:
     """log of the integral of exp(log_integrand) over the line, for a single smooth bump at
-    `peak` of width about `sd`: adaptive quadrature over peak +- 12 sd, scaled by its peak."""
+    `peak` of width about `sd`: adaptive quadrature over peak +- 12 sd, scaled by its peak.
+    """
     top = log_integrand(peak)
     area, _ = integrate.quad(lambda x: math.exp(log_integrand(x) - top),
                              peak - QUADRATURE_HALF_WIDTH * sd, peak + QUADRATURE_HALF_WIDTH * sd,
@@ -125,7 +172,24 @@ def _log_integral_of_bump(log_integrand, peak: float, sd: float) -> float:
 
 def integrated_log_likelihood(data: GroupedData, mu: float, lam: float, omega: float) -> float:
     """sum_i log of the integral over theta_i of prod_j N(y_ij; theta_i, 1/lam) N(theta_i; mu,
-    1/(lam omega)), by adaptive quadrature around the integrand's peak."""
+    1/(lam omega)), by adaptive quadrature around the integrand's peak.
+
+    Parameters
+    ----------
+    data : GroupedData
+        The scores.
+    mu : float
+        The grand mean.
+    lam : float
+        The within-school precision.
+    omega : float
+        The ratio of the between-school to the within-school precision.
+
+    Returns
+    -------
+    float
+        log p(y | mu, lam, omega), theta integrated out numerically.
+    """
     total = 0.0
     for scores in _school_scores(data):
         def log_integrand(theta, scores=scores):  # the two normal log densities, written out
@@ -143,7 +207,22 @@ def integrated_log_likelihood(data: GroupedData, mu: float, lam: float, omega: f
 def flat_prior_log_likelihood(data: GroupedData, lam: float, omega: float) -> float:
     """log of the integral over mu of the dense likelihood N(y; mu 1, V), by adaptive quadrature
     (a flat prior of density 1). The least-squares point of the whitened scores and 1/|b|, the
-    integrand's width, only place the quadrature's window."""
+    integrand's width, only place the quadrature's window.
+
+    Parameters
+    ----------
+    data : GroupedData
+        The scores.
+    lam : float
+        The within-school precision.
+    omega : float
+        The ratio of the between-school to the within-school precision.
+
+    Returns
+    -------
+    float
+        The log-likelihood at (lam, omega), mu integrated out numerically.
+    """
     whitened = _Whitened.of(data, lam, omega)
     scale = math.sqrt(whitened.b @ whitened.b)
     return _log_integral_of_bump(whitened.log_density, (whitened.b @ whitened.a) / scale**2,
@@ -173,7 +252,7 @@ def _result(rows: list[dict], tolerance: float) -> LikelihoodResult:
 
 
 def check_marginal_likelihood(log_marginal_likelihood: Callable, data: GroupedData,
-                              priors: Priors, *, points: int = 3, seed=0,
+                              priors: Priors, *, points: int = 3, seed: SeedLike = 0,
                               tolerance: float = TOLERANCE) -> LikelihoodResult:
     """Compare `log_marginal_likelihood(stats, mu, lam, omega)` with `dense_log_likelihood` and
     `integrated_log_likelihood` at `points` exact posterior draws of (mu, lam, omega).
@@ -186,7 +265,7 @@ def check_marginal_likelihood(log_marginal_likelihood: Callable, data: GroupedDa
         The scores, and the priors whose posterior supplies the points.
     points : int, default 3
         How many points.
-    seed : int or SeedSequence
+    seed : SeedLike, default 0
         Picks the points.
     tolerance : float, default TOLERANCE
         Largest relative error, |value - reference| / max(1, |reference|), that passes.
@@ -212,7 +291,7 @@ def check_marginal_likelihood(log_marginal_likelihood: Callable, data: GroupedDa
 
 
 def check_restricted_likelihood(restricted_log_likelihood: Callable, data: GroupedData,
-                                priors: Priors, *, points: int = 3, seed=0,
+                                priors: Priors, *, points: int = 3, seed: SeedLike = 0,
                                 tolerance: float = TOLERANCE) -> LikelihoodResult:
     """Compare `restricted_log_likelihood(stats, lam, omega)` with
     `dense_restricted_log_likelihood` and `flat_prior_log_likelihood` at `points` exact
@@ -227,7 +306,7 @@ def check_restricted_likelihood(restricted_log_likelihood: Callable, data: Group
         The scores, and the priors whose posterior supplies the points.
     points : int, default 3
         How many points.
-    seed : int or SeedSequence
+    seed : SeedLike, default 0
         Picks the points.
     tolerance : float, default TOLERANCE
         Largest relative error, |value - reference| / max(1, |reference|), that passes.

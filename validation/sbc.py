@@ -71,7 +71,8 @@ TRACKED_SCHOOLS = 8  # theta_i ranked for every school of a design this small, e
 
 def tracked_schools(n: np.ndarray) -> np.ndarray:
     """The schools whose theta_i is ranked: every school of a small design, and
-    TRACKED_SCHOOLS spread over the sizes (smallest and largest included) of a larger one."""
+    TRACKED_SCHOOLS spread over the sizes (smallest and largest included) of a larger one.
+    """
     return checked_schools(np.asarray(n), TRACKED_SCHOOLS)
 
 
@@ -84,7 +85,8 @@ def log_likelihood(stats: SchoolStats, theta, lam) -> np.ndarray:
 
 def log_joint_density(params, stats: SchoolStats, priors: Priors) -> np.ndarray:
     """log p(y, theta, mu, lam, omega) = log p(y | theta, lam)
-        + sum_i log N(theta_i; mu, 1/(omega lam)) + log p(mu) + log p(lam) + log p(omega)."""
+    + sum_i log N(theta_i; mu, 1/(omega lam)) + log p(mu) + log p(lam) + log p(omega).
+    """
     theta, mu, lam, omega = (np.asarray(x, dtype=float) for x in
                              (params.theta, params.mu, params.lam, params.omega))
     precision = omega * lam
@@ -100,7 +102,8 @@ def sbc_quantities(params, stats: SchoolStats, schools: np.ndarray,
                    priors: Priors) -> dict[str, np.ndarray]:
     """Every SBC test quantity of a draw (or a batch of draws) of the parameters: mu, lam, omega,
     sigma, tau, theta_i of `schools`, and two that depend on the data too, the log-likelihood
-    and the log joint density."""
+    and the log joint density.
+    """
     theta, mu, lam, omega = (np.asarray(x, dtype=float) for x in
                              (params.theta, params.mu, params.lam, params.omega))
     quantities = {"mu": mu, "lam": lam, "omega": omega, "sigma": lam ** -0.5, "tau": omega ** -0.5}
@@ -117,7 +120,8 @@ DEFAULT_ALPHA = 0.01  # family-wise, of one SBC run on its own (the suite passes
 @dataclass(frozen=True, eq=False)
 class SBCResult:
     """Ranks of every test quantity over the replications, and their uniformity tests at the
-    family-wise false-alarm rate `alpha`."""
+    family-wise false-alarm rate `alpha`.
+    """
 
     ranks: dict[str, np.ndarray]
     draws: int
@@ -129,7 +133,8 @@ class SBCResult:
     @property
     def under_thinned(self) -> int | None:
         """How many replications' runs had a lowest ESS below the number of ranked draws: their
-        kept draws are not nearly independent (None when the run was not thinned)."""
+        kept draws are not nearly independent (None when the run was not thinned).
+        """
         return None if self.lowest_ess is None else int(np.sum(~(self.lowest_ess >= self.draws)))
 
     @property
@@ -139,7 +144,8 @@ class SBCResult:
     @cached_property
     def table(self) -> pd.DataFrame:
         """A row per quantity: chi-square and ECDF p-values, Holm-adjusted over all the tests
-        of this run so that the family-wise false-alarm rate is `alpha`."""
+        of this run so that the family-wise false-alarm rate is `alpha`.
+        """
         alpha = self.alpha
         rows = []
         for name, ranks in self.ranks.items():
@@ -159,7 +165,8 @@ class SBCResult:
     def plot(self, axes=None, names=None, title: str | None = None):
         """Rank histograms and ECDF differences with simultaneous 95% bands, a row per quantity
         (`names`, default all). `axes`, an array of shape (len(names), 2), is drawn on; without
-        it a new Figure is made (no pyplot, so any backend works). Returns the axes."""
+        it a new Figure is made (no pyplot, so any backend works). Returns the axes.
+        """
         names = list(names or self.ranks)
         if axes is None:
             from matplotlib.figure import Figure
@@ -189,7 +196,8 @@ def gibbs_block_ranks(rng: np.random.Generator, priors: Priors, n: np.ndarray, s
                       scheme: str = "textbook") -> dict[str, np.ndarray]:
     """Ranks for one block of replications: a chain per replication, all run as one batch by
     `gibbs.run` (the compiled kernel when the scheme's conditionals are the package's own), and
-    the truth ranked among each chain's kept draws (draws x size x m values: small)."""
+    the truth ranked among each chain's kept draws (draws x size x m values: small).
+    """
     truth, stats = simulate_block(rng, priors, n, size)
     true_values = sbc_quantities(truth, stats, schools, priors)
     state = gibbs.initial_state(rng, stats, priors)
@@ -290,7 +298,8 @@ def lowest_ess(values: dict[str, np.ndarray]) -> float:
 
 def describe_engine(engine: Callable) -> str:
     """The engine by its dotted name (with a partial's arguments), the same in every process, so
-    that two engines both called `sample` never share a store and a re-run recognizes its own."""
+    that two engines both called `sample` never share a store and a re-run recognizes its own.
+    """
     if isinstance(engine, functools.partial):
         arguments = [repr(a) for a in engine.args] + [f"{k}={v!r}" for k, v in engine.keywords.items()]
         return f"{describe_engine(engine.func)}({', '.join(arguments)})"
