@@ -61,6 +61,7 @@ DOCUMENTED = [
     "hiercheck.validation.agreement",
     "hiercheck.validation.consistency",
     "hiercheck.validation.likelihood",
+    "hiercheck.validation.sbc",
 ]
 
 SELF_OR_CLS = ("self", "cls")

@@ -36,14 +36,17 @@ __all__ = [
 import functools
 from functools import cached_property
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, as_completed
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from tqdm.auto import tqdm
 
+from hiercheck._typing import SeedLike
 from hiercheck.errors import require_integer
 from hiercheck.models import GroupedData, Priors, SchoolStats
 from hiercheck.models.simulate import Parameters, draw_parameters, draw_school_stats, draw_scores
@@ -76,8 +79,23 @@ def tracked_schools(n: np.ndarray) -> np.ndarray:
     return checked_schools(np.asarray(n), TRACKED_SCHOOLS)
 
 
-def log_likelihood(stats: SchoolStats, theta, lam) -> np.ndarray:
-    """log p(y | theta, lam) = N/2 (log lam - log 2pi) - lam/2 [sum ss_i + sum n_i (ybar_i - theta_i)^2]"""
+def log_likelihood(stats: SchoolStats, theta: ArrayLike, lam: ArrayLike) -> np.ndarray:
+    """log p(y | theta, lam) = N/2 (log lam - log 2pi) - lam/2 [sum ss_i + sum n_i (ybar_i - theta_i)^2]
+
+    Parameters
+    ----------
+    stats : SchoolStats
+        The data's sufficient statistics.
+    theta : array_like
+        The school means, schools on the last axis, with any leading batch shape.
+    lam : array_like
+        The within-school precision, of the batch shape.
+
+    Returns
+    -------
+    numpy.ndarray
+        The log-likelihood, of the batch shape.
+    """
     lam = np.asarray(lam, dtype=float)
     spread = stats.ss.sum(-1) + (stats.n * (stats.ybar - theta) ** 2).sum(-1)
     return 0.5 * stats.N * (np.log(lam) - LOG_2PI) - 0.5 * lam * spread
@@ -98,11 +116,27 @@ def log_joint_density(params, stats: SchoolStats, priors: Priors) -> np.ndarray:
     return log_likelihood(stats, theta, lam) + log_theta + priors.logpdf(mu, lam, omega)
 
 
-def sbc_quantities(params, stats: SchoolStats, schools: np.ndarray,
+def sbc_quantities(params: Parameters, stats: SchoolStats, schools: np.ndarray,
                    priors: Priors) -> dict[str, np.ndarray]:
     """Every SBC test quantity of a draw (or a batch of draws) of the parameters: mu, lam, omega,
     sigma, tau, theta_i of `schools`, and two that depend on the data too, the log-likelihood
     and the log joint density.
+
+    Parameters
+    ----------
+    params : Parameters
+        (theta, mu, lam, omega), with any leading batch shape (theta's last axis the schools).
+    stats : SchoolStats
+        The data's sufficient statistics, batched like `params`.
+    schools : numpy.ndarray
+        The indices of the schools whose theta_i are test quantities.
+    priors : Priors
+        The priors, for the log joint density.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Each quantity's values, by name ("mu", ..., "theta[i]", "loglik", "log joint").
     """
     theta, mu, lam, omega = (np.asarray(x, dtype=float) for x in
                              (params.theta, params.mu, params.lam, params.omega))
@@ -121,6 +155,22 @@ DEFAULT_ALPHA = 0.01  # family-wise, of one SBC run on its own (the suite passes
 class SBCResult:
     """Ranks of every test quantity over the replications, and their uniformity tests at the
     family-wise false-alarm rate `alpha`.
+
+    Attributes
+    ----------
+    ranks : dict of str to numpy.ndarray
+        Each test quantity's rank of the truth, one per replication, in {0..draws}.
+    draws : int
+        The number of ranked draws per replication, L.
+    engine : str
+        The engine's name.
+    settings : dict
+        The run's settings, as saved with it.
+    alpha : float
+        The family-wise false-alarm rate of the uniformity tests.
+    lowest_ess : numpy.ndarray or None
+        Per replication of a thinned engine run (`run_engine_sbc`), the lowest bulk or tail
+        ESS of its run; None otherwise.
     """
 
     ranks: dict[str, np.ndarray]
@@ -139,6 +189,7 @@ class SBCResult:
 
     @property
     def replications(self) -> int:
+        """The number of replications."""
         return next(iter(self.ranks.values())).size
 
     @cached_property
@@ -160,12 +211,28 @@ class SBCResult:
 
     @property
     def passed(self) -> bool:
+        """Whether every quantity's ranks pass both uniformity tests."""
         return bool(self.table.uniform.all())
 
-    def plot(self, axes=None, names=None, title: str | None = None):
+    def plot(self, axes: ArrayLike | None = None, names: Sequence[str] | None = None,
+             title: str | None = None) -> np.ndarray:
         """Rank histograms and ECDF differences with simultaneous 95% bands, a row per quantity
         (`names`, default all). `axes`, an array of shape (len(names), 2), is drawn on; without
         it a new Figure is made (no pyplot, so any backend works). Returns the axes.
+
+        Parameters
+        ----------
+        axes : array_like of matplotlib.axes.Axes, optional
+            Shape (len(names), 2): where to draw; a new Figure's when None.
+        names : sequence of str, optional
+            The quantities to plot; all by default.
+        title : str, optional
+            The figure's title; by default the engine, replications and draws.
+
+        Returns
+        -------
+        numpy.ndarray of matplotlib.axes.Axes
+            The axes drawn on, shape (len(names), 2).
         """
         names = list(names or self.ranks)
         if axes is None:
@@ -208,15 +275,49 @@ def gibbs_block_ranks(rng: np.random.Generator, priors: Priors, n: np.ndarray, s
             for name in true_values}
 
 
-def run_gibbs_sbc(n, priors: Priors, *, replications: int, draws: int = 100, thin: int = 10,
-                  tune: int = 200, seed=0, conditionals=None, scheme: str = "textbook", out=None,
-                  progress: bool = False, alpha: float = DEFAULT_ALPHA) -> SBCResult:
+def run_gibbs_sbc(n: ArrayLike, priors: Priors, *, replications: int, draws: int = 100,
+                  thin: int = 10, tune: int = 200, seed: SeedLike = 0,
+                  conditionals: gibbs.Conditionals | None = None, scheme: str = "textbook",
+                  out: Path | str | None = None, progress: bool = False,
+                  alpha: float = DEFAULT_ALPHA) -> SBCResult:
     """SBC of a Gibbs sampler with the given conditionals and sweep (`scheme`, "textbook" or
     "blocked"), for school sizes `n`.
 
     Each replication runs one chain of `tune + draws * thin` sweeps and ranks its `draws` kept
     (thinned) draws. The chains of each block of GIBBS_BLOCK replications are one batch with its
     own random stream, and one unit of saving in `out`.
+
+    Parameters
+    ----------
+    n : array_like of int
+        Each school's number of students.
+    priors : Priors
+        The priors the truth is drawn from and the sampler assumes.
+    replications : int
+        The number of replications.
+    draws : int, default 100
+        The kept draws ranked per replication, L.
+    thin : int, default 10
+        Sweeps per kept draw.
+    tune : int, default 200
+        Sweeps discarded first.
+    seed : SeedLike, default 0
+        Fixes every replication.
+    conditionals : gibbs.Conditionals, optional
+        The draw functions; the package's own by default.
+    scheme : str, default "textbook"
+        The Gibbs sweep ("textbook" or "blocked").
+    out : path or str, optional
+        A folder that saves each block as it finishes, so that a re-run resumes.
+    progress : bool, default False
+        Whether to show a progress bar.
+    alpha : float, default DEFAULT_ALPHA
+        The family-wise false-alarm rate of the uniformity tests.
+
+    Returns
+    -------
+    SBCResult
+        The ranks of every test quantity and their uniformity tests.
     """
     n = np.asarray(n)
     conditionals = conditionals or gibbs.Conditionals()
@@ -308,8 +409,9 @@ def describe_engine(engine: Callable) -> str:
 
 
 def run_engine_sbc(engine: Callable, design: GroupedData, priors: Priors, *, replications: int,
-                   draws: int = 100, chains: int = 1, thin: int = 1, seed=0,
-                   executor: Executor | None = None, out=None, progress: bool = False,
+                   draws: int = 100, chains: int = 1, thin: int = 1, seed: SeedLike = 0,
+                   executor: Executor | None = None, out: Path | str | None = None,
+                   progress: bool = False,
                    engine_name: str | None = None, alpha: float = DEFAULT_ALPHA) -> SBCResult:
     """SBC of any engine on the design (school sizes and labels) of `design`.
 
@@ -319,6 +421,41 @@ def run_engine_sbc(engine: Callable, design: GroupedData, priors: Priors, *, rep
     calibrated; with `thin` > 1 each replication also records the lowest bulk or tail ESS of its
     run over the ranked quantities (`SBCResult.lowest_ess`), which says whether it was. Without
     an executor the tasks run here.
+
+    Parameters
+    ----------
+    engine : callable
+        `engine(data, priors, draws=, chains=, seed=) -> arviz.InferenceData`.
+    design : GroupedData
+        Its school sizes and labels are the design; its scores are not used.
+    priors : Priors
+        The priors the truth is drawn from and the engine assumes.
+    replications : int
+        The number of replications.
+    draws : int, default 100
+        Ranked draws per chain.
+    chains : int, default 1
+        Chains per replication.
+    thin : int, default 1
+        The engine runs `draws * thin` draws per chain and every `thin`-th is ranked.
+    seed : SeedLike, default 0
+        Fixes every replication.
+    executor : concurrent.futures.Executor, optional
+        Runs the tasks; here, one after another, when None.
+    out : path or str, optional
+        A folder that saves each replication as it finishes, so that a re-run resumes.
+    progress : bool, default False
+        Whether to show a progress bar.
+    engine_name : str, optional
+        The engine's name in the result; its dotted name by default.
+    alpha : float, default DEFAULT_ALPHA
+        The family-wise false-alarm rate of the uniformity tests.
+
+    Returns
+    -------
+    SBCResult
+        The ranks of every test quantity and their uniformity tests (and, thinned, each
+        replication's lowest ESS).
     """
     require_integer("thin", thin)
     engine_name = engine_name or describe_engine(engine)
