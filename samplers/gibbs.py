@@ -119,7 +119,7 @@ def draw_theta(rng: np.random.Generator, state: GibbsState, stats: SchoolStats,
 def draw_mu(rng: np.random.Generator, state: GibbsState, stats: SchoolStats,
             priors: Priors) -> np.ndarray:
     """mu | theta, lam, omega ~ N((omega lam sum_i theta_i + phi nu)/(omega lam m + phi),
-                                  1/(omega lam m + phi))
+    1/(omega lam m + phi))
     """
     theta_precision = np.multiply(state.omega, state.lam)  # omega lam: each theta_i about mu
     precision = theta_precision * stats.m + priors.phi
@@ -130,7 +130,7 @@ def draw_mu(rng: np.random.Generator, state: GibbsState, stats: SchoolStats,
 def draw_lam(rng: np.random.Generator, state: GibbsState, stats: SchoolStats,
              priors: Priors) -> np.ndarray:
     """lam | theta, mu, omega, y ~ Gamma(a + (N + m)/2,
-        b + [sum_i ss_i + sum_i n_i (ybar_i - theta_i)^2 + omega sum_i (theta_i - mu)^2] / 2)
+    b + [sum_i ss_i + sum_i n_i (ybar_i - theta_i)^2 + omega sum_i (theta_i - mu)^2] / 2)
     """
     spread = within_spread(state, stats) + state.omega * between_spread(state)
     return _gamma(rng, priors.a + (stats.N + stats.m) / 2.0, priors.b + spread / 2.0)
@@ -168,7 +168,8 @@ def draw_mu_collapsed(rng: np.random.Generator, state: GibbsState, stats: School
 class Conditionals(NamedTuple):
     """The conditionals the sweeps draw from, replace any of them by keyword: the four complete
     conditionals (the textbook sweep's) and the two with theta integrated out (which the blocked
-    sweep uses with draw_omega and draw_theta)."""
+    sweep uses with draw_omega and draw_theta).
+    """
 
     draw_theta: Draw = draw_theta
     draw_mu: Draw = draw_mu
@@ -191,7 +192,8 @@ CORRECT = Conditionals()
 def sweep(rng: np.random.Generator, state: GibbsState, stats: SchoolStats, priors: Priors,
           conditionals: Conditionals = CORRECT) -> GibbsState:
     """One textbook Gibbs sweep: theta, mu, lam, omega in turn, each drawn from its full
-    conditional given the state as updated so far."""
+    conditional given the state as updated so far.
+    """
     conditionals = checked_conditionals(conditionals)  # a user's function must return draws
     state = state._replace(theta=conditionals.draw_theta(rng, state, stats, priors))
     state = state._replace(mu=conditionals.draw_mu(rng, state, stats, priors))
@@ -264,7 +266,8 @@ def initial_state(rng: np.random.Generator, stats: SchoolStats, priors: Priors,
 
 def broadcast_state(state: GibbsState, stats: SchoolStats, batch_shape=()) -> GibbsState:
     """`state` as float arrays of one batch shape: the broadcast of its own, the statistics' and
-    `batch_shape`. Rejects states that no sampler can start from."""
+    `batch_shape`. Rejects states that no sampler can start from.
+    """
     theta = np.asarray(state.theta, dtype=float)
     scalars = [np.asarray(x, dtype=float) for x in (state.mu, state.lam, state.omega)]
     if theta.ndim == 0 or theta.shape[-1] != stats.m:
@@ -377,7 +380,8 @@ def _textbook_kernel(rng, theta, mu, lam, omega, n, ybar, ss_total, a, b, c, d, 
 def _blocked_kernel(rng, theta, mu, lam, omega, n, ybar, ss_total, a, b, c, d, nu, phi, N,
                     tune, draws, thin, kept_theta, kept_mu, kept_lam, kept_omega):
     """`blocked_sweep` (draw_omega, draw_lam_collapsed, draw_mu_collapsed, draw_theta)
-    repeated; formulas as there, with w_i = n_i / (1 + n_i/omega)."""
+    repeated; formulas as there, with w_i = n_i / (1 + n_i/omega).
+    """
     chains, m = theta.shape
     lam_shape = a + N / 2.0
     omega_shape = c + m / 2.0
@@ -442,7 +446,8 @@ else:
 def _kernel_for(rng, chosen_sweep: Sweep, conditionals: Conditionals):
     """The compiled kernel equivalent to `chosen_sweep` with `conditionals`, or None when there
     is none (a replaced conditional that the sweep draws from, another sweep, no numba, or not a
-    numpy Generator)."""
+    numpy Generator).
+    """
     if chosen_sweep not in _KERNELS or not isinstance(rng, np.random.Generator):
         return None
     scheme, kernel = _KERNELS[chosen_sweep]
@@ -456,7 +461,8 @@ def _run_kernel(kernel, rng: np.random.Generator, stats: SchoolStats, priors: Pr
                 state: GibbsState, *, tune: int, draws: int, thin: int) -> dict[str, np.ndarray]:
     """`run` by a compiled kernel: the state and the statistics spread over the batch as fresh
     C-ordered (K, m) and (K,) arrays (the kernel writes into the state, never into the caller's),
-    the kept draws in storage allocated once."""
+    the kept draws in storage allocated once.
+    """
     batch = state.mu.shape
     m = stats.m
     chains = int(np.prod(batch, dtype=np.int64))

@@ -62,6 +62,7 @@ DOCUMENTED = [
     "hiercheck.validation.consistency",
     "hiercheck.validation.likelihood",
     "hiercheck.validation.sbc",
+    "hiercheck.validation.suite",
 ]
 
 SELF_OR_CLS = ("self", "cls")

@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from hiercheck._typing import SeedLike
 from hiercheck.cache import INFERENCE_DATA, DiskCache
 from hiercheck.errors import DataError, SettingsError
 from hiercheck.models import GroupedData, Priors, load_dataset
@@ -73,7 +74,33 @@ SMALL_PRIORS = sbc.QUICK_PRIORS
 @dataclass(frozen=True)
 class Settings:
     """How hard each check looks. `QUICK` fits in the CLI's two-minute budget; `FULL` has
-    several times the power."""
+    several times the power.
+
+    Attributes
+    ----------
+    consistency_points : int
+        Exact posterior states at which each conditional is tested.
+    consistency_draws : int
+        Draws compared with each conditional at each state.
+    gibbs_draws : int
+        Draws per chain, 4 chains, for the agreement checks (and the exact posterior's).
+    nuts_draws : int
+        NUTS draws per chain, 4 chains.
+    geweke_chains : int
+        Geweke's successive-conditional chains.
+    geweke_steps : int
+        Steps each Geweke chain averages over.
+    sbc_replications : int
+        SBC replications.
+    sbc_draws : int
+        Ranked draws per SBC replication.
+    sbc_thin : int
+        Sweeps per ranked SBC draw.
+    sbc_tune : int
+        Sweeps discarded first in each SBC replication.
+    marginal_points : int
+        Exact posterior points at which the likelihoods are compared.
+    """
 
     consistency_points: int
     consistency_draws: int
@@ -98,7 +125,27 @@ FULL = Settings(consistency_points=8, consistency_draws=20000, gibbs_draws=10000
 
 @dataclass(frozen=True)
 class CheckOutcome:
-    """One row of a verdict; `table` is the check's own table, `result` its own result."""
+    """One row of a verdict; `table` is the check's own table, `result` its own result.
+
+    Attributes
+    ----------
+    check : str
+        The check's name.
+    statistic : str
+        What the check reports, e.g. a p-value or a largest |z|.
+    value : float
+        The statistic's value.
+    threshold : float
+        The value the statistic is held to.
+    passed : bool
+        Whether the check passed.
+    seconds : float
+        How long the check took.
+    table : pandas.DataFrame
+        The check's own table.
+    result : object
+        The check's own result, for its plots (None if there is none).
+    """
 
     check: str
     statistic: str
@@ -117,19 +164,45 @@ def slug(check: str) -> str:
 
 @dataclass(frozen=True)
 class Verdict:
+    """The outcome of every check run on a derivation: a row per check.
+
+    Attributes
+    ----------
+    outcomes : tuple of CheckOutcome
+        Each check's outcome, in the order they ran.
+    subject : str
+        What was checked, for the report.
+    references : References or None
+        The references the checks compared against, for a further call to share.
+    """
+
     outcomes: tuple[CheckOutcome, ...]
     subject: str
     references: References | None = field(default=None, repr=False)
 
     def with_outcome(self, outcome: CheckOutcome) -> Verdict:
+        """The verdict with one more check's outcome.
+
+        Parameters
+        ----------
+        outcome : CheckOutcome
+            The outcome to append.
+
+        Returns
+        -------
+        Verdict
+            A new verdict; this one is unchanged.
+        """
         return Verdict(self.outcomes + (outcome,), self.subject, self.references)
 
     @property
     def passed(self) -> bool:
+        """Whether every check passed."""
         return all(outcome.passed for outcome in self.outcomes)
 
     @property
     def table(self) -> pd.DataFrame:
+        """A row per check: check, statistic, value, threshold, passed, seconds."""
         return pd.DataFrame([{"check": o.check, "statistic": o.statistic, "value": o.value,
                               "threshold": o.threshold, "passed": o.passed,
                               "seconds": round(o.seconds, 1)} for o in self.outcomes])
@@ -165,7 +238,18 @@ class Verdict:
         return "\n".join(lines)
 
     def save(self, folder: Path) -> list[Path]:
-        """verdict.csv, verdict.json and a CSV per check's detail table."""
+        """verdict.csv, verdict.json and a CSV per check's detail table.
+
+        Parameters
+        ----------
+        folder : pathlib.Path
+            Where to write them; made if missing.
+
+        Returns
+        -------
+        list of pathlib.Path
+            The files written.
+        """
         folder.mkdir(parents=True, exist_ok=True)
         written = [folder / "verdict.csv", folder / "verdict.json"]
         self.table.to_csv(written[0], index=False)
@@ -182,9 +266,23 @@ class References:
     """What every check of a derivation on `data` compares against, computed once and shared
     (the detection matrix checks nine derivations against the same exact and NUTS posteriors).
     The exact and NUTS posteriors are kept in `cache` (`hiercheck.cache.DiskCache`), keyed by
-    everything they depend on, so a second run on the same data and priors reads them back."""
+    everything they depend on, so a second run on the same data and priors reads them back.
 
-    def __init__(self, data: GroupedData, priors: Priors, settings: Settings, seed,
+    Parameters
+    ----------
+    data : GroupedData
+        The scores every check of the derivation uses.
+    priors : Priors
+        The priors.
+    settings : Settings
+        How hard each check looks (`QUICK` or `FULL`).
+    seed : SeedLike
+        Fixes the exact and NUTS posteriors and the small simulated data.
+    cache : hiercheck.cache.DiskCache, optional
+        Where the posteriors are kept; the default cache when None.
+    """
+
+    def __init__(self, data: GroupedData, priors: Priors, settings: Settings, seed: SeedLike,
                  cache: DiskCache | None = None):
         self.data, self.priors, self.settings = data, priors, settings
         self.exact_seed, self.nuts_seed, self.small_seed = _integer_seeds(seed, 3)
@@ -197,6 +295,7 @@ class References:
 
     @cached_property
     def exact(self):
+        """The exact posterior of (data, priors): 4 chains of `gibbs_draws`."""
         draws = self.settings.gibbs_draws
         return self._cached_posterior(
             "exact", lambda: exact.sample(self.data, self.priors, draws=draws, chains=4,
@@ -205,6 +304,7 @@ class References:
 
     @cached_property
     def nuts(self):
+        """PyMC's NUTS posterior of (data, priors): 4 chains of `nuts_draws`."""
         from hiercheck.models.reference import sample_nuts
 
         draws = self.settings.nuts_draws
@@ -215,28 +315,33 @@ class References:
 
     @cached_property
     def logp(self):
+        """The reference model's log-density terms of (data, priors), compiled."""
         from hiercheck.models.reference import log_density_terms_function
 
         return log_density_terms_function(self.data, self.priors)
 
     @cached_property
     def small(self) -> tuple[GroupedData, Priors]:
+        """The small simulated data set (SMALL_DESIGN) and its priors."""
         return consistency.simulated_data(SMALL_DESIGN, SMALL_PRIORS, self.small_seed), SMALL_PRIORS
 
     @cached_property
     def small_logp(self):
+        """The reference model's log-density terms of the small data, compiled."""
         from hiercheck.models.reference import log_density_terms_function
 
         return log_density_terms_function(*self.small)
 
     @cached_property
     def collapsed_logp(self):
+        """The reference model's collapsed log density of (data, priors), compiled."""
         from hiercheck.models.reference import collapsed_logp_function
 
         return collapsed_logp_function(self.data, self.priors)
 
     @cached_property
     def small_collapsed_logp(self):
+        """The collapsed log density of the small data, compiled."""
         from hiercheck.models.reference import collapsed_logp_function
 
         return collapsed_logp_function(*self.small)
@@ -311,7 +416,8 @@ def sample_until_mixed(conditionals, references: References, seed,
                        scheme: str = "textbook") -> az.InferenceData:
     """The sampler's posterior for the agreement checks: 4 chains of `gibbs_draws` draws,
     continued from their last states for as many draws again while some compared quantity
-    misses the mixing gate, until the draws reach MIXING_BUDGET times the setting."""
+    misses the mixing gate, until the draws reach MIXING_BUDGET times the setting.
+    """
     data, priors, draws = references.data, references.priors, references.settings.gibbs_draws
     posterior = gibbs.sample(data, priors, draws=draws, chains=4, seed=seed,
                              conditionals=conditionals, scheme=scheme)
@@ -331,7 +437,8 @@ def sample_until_mixed(conditionals, references: References, seed,
 def agreement_check(conditionals, references: References, reference: str, seed,
                     scheme: str) -> CheckOutcome:
     """The sampler's posterior quantiles against a reference's; when either engine misses the
-    mixing gate the row says "cannot verify" and gives the lowest ESS or highest R-hat."""
+    mixing gate the row says "cannot verify" and gives the lowest ESS or highest R-hat.
+    """
     def run():
         draws = sample_until_mixed(conditionals, references, seed, scheme)
         return SampledAgreement(draws, agreement.compare(draws, getattr(references, reference),
@@ -368,7 +475,8 @@ def nuts_sbc_check(seed, folder: Path | None = None, replications: int = 200,
                    thin: int = NUTS_SBC_THIN) -> CheckOutcome:
     """SBC of NUTS (nutpie, compiled once) on the small design, saved in `folder` as it goes;
     the reference model's own calibration, which `hiercheck validate --full` adds. Each
-    replication ranks NUTS_SBC_DRAWS draws, every `thin`-th of a run `thin` times as long."""
+    replication ranks NUTS_SBC_DRAWS draws, every `thin`-th of a run `thin` times as long.
+    """
     from .engines import sbc_engine
 
     design = consistency.simulated_data(SMALL_DESIGN, SMALL_PRIORS, seed)  # SBC replaces its scores
@@ -413,7 +521,7 @@ def check_sampler(conditionals: gibbs.Conditionals | None = None, *,
                   log_marginal_likelihood: Callable | None = None,
                   restricted_log_likelihood: Callable | None = None,
                   data: GroupedData | None = None, priors: Priors | None = None,
-                  quick: bool = True, seed=0, checks: Iterable[str] = CHECKS,
+                  quick: bool = True, seed: SeedLike = 0, checks: Iterable[str] = CHECKS,
                   references: References | None = None, progress: bool = False,
                   fail_fast: bool = False, scheme: str = "textbook") -> Verdict:
     """Run every check that applies to a derivation and return the verdict.
@@ -532,14 +640,35 @@ def _describe(conditionals, log_marginal_likelihood, restricted_log_likelihood,
 
 
 def detection_matrix(mutants: Iterable[Mutant] = CATALOGUE, *, data: GroupedData | None = None,
-                     quick: bool = True, seed=0, references: References | None = None,
+                     quick: bool = True, seed: SeedLike = 0, references: References | None = None,
                      progress: bool = False) -> pd.DataFrame:
     """Every check on the correct derivation and on every mutant: a row each, a column per check,
     True where the check failed the derivation (caught it), '' where the check does not apply,
     and `caught_by`, the number of checks that caught it. Each Gibbs derivation runs in its
     mutant's sweep (`Mutant.scheme`); the package's own runs in both, and neither of its rows
     may catch anything. `references` (data, priors and settings included) replaces `data` and
-    `quick`."""
+    `quick`.
+
+    Parameters
+    ----------
+    mutants : iterable of Mutant, default CATALOGUE
+        The mutants checked besides the correct derivation.
+    data : GroupedData, optional
+        The data; hsb by default.
+    quick : bool, default True
+        The `QUICK` settings, or else `FULL`.
+    seed : SeedLike, default 0
+        The seed of every check.
+    references : References, optional
+        Shared references, which replace `data` and `quick`.
+    progress : bool, default False
+        Whether to show a progress bar over the derivations.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A row per derivation, a column per check, and `caught_by`.
+    """
     if references is None:
         data = data if data is not None else load_dataset()
         references = References(data, Priors.weakly_informative(data), QUICK if quick else FULL,
@@ -564,7 +693,18 @@ def detection_matrix(mutants: Iterable[Mutant] = CATALOGUE, *, data: GroupedData
 
 def matrix_markdown(matrix: pd.DataFrame) -> str:
     """The detection matrix as a GitHub table: 'caught', '-' (not caught) or blank (the check
-    does not apply), a row per derivation."""
+    does not apply), a row per derivation.
+
+    Parameters
+    ----------
+    matrix : pandas.DataFrame
+        The result of `detection_matrix`.
+
+    Returns
+    -------
+    str
+        The Markdown table.
+    """
     def cell(value):
         if value == "":
             return ""
@@ -582,7 +722,25 @@ MATRIX_START, MATRIX_END = "<!-- detection matrix -->", "<!-- /detection matrix 
 
 
 def replace_matrix_block(text: str, table: str) -> str:
-    """`text` with the lines between the detection-matrix markers replaced by `table`."""
+    """`text` with the lines between the detection-matrix markers replaced by `table`.
+
+    Parameters
+    ----------
+    text : str
+        A document holding the markers MATRIX_START and MATRIX_END.
+    table : str
+        What goes between them.
+
+    Returns
+    -------
+    str
+        The document with the block replaced.
+
+    Raises
+    ------
+    DataError
+        If the markers are missing or out of order.
+    """
     start, end = text.find(MATRIX_START), text.find(MATRIX_END)
     if start < 0 or end < start:
         raise DataError(f"no {MATRIX_START} ... {MATRIX_END} block to replace")
