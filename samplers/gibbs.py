@@ -40,7 +40,7 @@ __all__ = [
 
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -49,6 +49,7 @@ try:
 except ImportError:  # without it every run takes the reference path: the sweeps below
     numba = None
 
+from hiercheck._typing import SeedLike
 from hiercheck.errors import SettingsError, require_integer
 from hiercheck.models import GroupedData, Priors, SchoolStats
 from hiercheck.models.data import as_column
@@ -64,7 +65,19 @@ TAU2_FLOOR = 0.1     # smallest starting tau^2, as a fraction of mean_i(1/n_i)
 
 
 class GibbsState(NamedTuple):
-    """Every unknown: `theta` of shape (..., m), `mu`, `lam`, `omega` of the batch shape (...)."""
+    """Every unknown: `theta` of shape (..., m), `mu`, `lam`, `omega` of the batch shape (...).
+
+    Attributes
+    ----------
+    theta : numpy.ndarray
+        The school means, shape (..., m).
+    mu : numpy.ndarray
+        The grand mean, of the batch shape.
+    lam : numpy.ndarray
+        The within-school precision 1/sigma^2, of the batch shape.
+    omega : numpy.ndarray
+        The precision ratio sigma^2/tau^2, of the batch shape.
+    """
 
     theta: np.ndarray
     mu: np.ndarray
@@ -93,13 +106,37 @@ def _gamma(rng: np.random.Generator, shape: float, rate) -> np.ndarray:
 
 
 def between_spread(state: GibbsState) -> np.ndarray:
-    """sum_i (theta_i - mu)^2: the spread of the school means about mu, shape (...)."""
+    """sum_i (theta_i - mu)^2: the spread of the school means about mu, shape (...).
+
+    Parameters
+    ----------
+    state : GibbsState
+        The state.
+
+    Returns
+    -------
+    numpy.ndarray
+        The spread, of the batch shape.
+    """
     deviation = state.theta - as_column(state.mu)
     return np.einsum("...i,...i->...", deviation, deviation)
 
 
 def within_spread(state: GibbsState, stats: SchoolStats) -> np.ndarray:
-    """sum_i ss_i + sum_i n_i (ybar_i - theta_i)^2 = sum_ij (y_ij - theta_i)^2, shape (...)."""
+    """sum_i ss_i + sum_i n_i (ybar_i - theta_i)^2 = sum_ij (y_ij - theta_i)^2, shape (...).
+
+    Parameters
+    ----------
+    state : GibbsState
+        The state.
+    stats : SchoolStats
+        The data's sufficient statistics.
+
+    Returns
+    -------
+    numpy.ndarray
+        The spread, of the batch shape.
+    """
     deviation = stats.ybar - state.theta
     return stats.ss.sum(-1) + np.einsum("i,...i,...i->...", stats.n, deviation, deviation)
 
@@ -111,6 +148,22 @@ def draw_theta(rng: np.random.Generator, state: GibbsState, stats: SchoolStats,
     """theta_i | mu, lam, omega, y ~ N((n_i ybar_i + omega mu)/(n_i + omega), 1/(lam (n_i + omega)))
 
     independently over the schools i = 1..m. Shape (..., m).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The source of the draws.
+    state : GibbsState
+        The current state, of any batch shape.
+    stats : SchoolStats
+        The data's sufficient statistics.
+    priors : Priors
+        The priors' constants.
+
+    Returns
+    -------
+    numpy.ndarray
+        The new theta, shape (..., m).
     """
     mean, precision = theta_conditional(stats, state.mu, state.lam, state.omega)
     return _normal(rng, mean, precision)
@@ -120,6 +173,22 @@ def draw_mu(rng: np.random.Generator, state: GibbsState, stats: SchoolStats,
             priors: Priors) -> np.ndarray:
     """mu | theta, lam, omega ~ N((omega lam sum_i theta_i + phi nu)/(omega lam m + phi),
     1/(omega lam m + phi))
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The source of the draws.
+    state : GibbsState
+        The current state, of any batch shape.
+    stats : SchoolStats
+        The data's sufficient statistics.
+    priors : Priors
+        The priors' constants.
+
+    Returns
+    -------
+    numpy.ndarray
+        The new mu, of the batch shape.
     """
     theta_precision = np.multiply(state.omega, state.lam)  # omega lam: each theta_i about mu
     precision = theta_precision * stats.m + priors.phi
@@ -131,6 +200,22 @@ def draw_lam(rng: np.random.Generator, state: GibbsState, stats: SchoolStats,
              priors: Priors) -> np.ndarray:
     """lam | theta, mu, omega, y ~ Gamma(a + (N + m)/2,
     b + [sum_i ss_i + sum_i n_i (ybar_i - theta_i)^2 + omega sum_i (theta_i - mu)^2] / 2)
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The source of the draws.
+    state : GibbsState
+        The current state, of any batch shape.
+    stats : SchoolStats
+        The data's sufficient statistics.
+    priors : Priors
+        The priors' constants.
+
+    Returns
+    -------
+    numpy.ndarray
+        The new lam, of the batch shape.
     """
     spread = within_spread(state, stats) + state.omega * between_spread(state)
     return _gamma(rng, priors.a + (stats.N + stats.m) / 2.0, priors.b + spread / 2.0)
@@ -138,7 +223,24 @@ def draw_lam(rng: np.random.Generator, state: GibbsState, stats: SchoolStats,
 
 def draw_omega(rng: np.random.Generator, state: GibbsState, stats: SchoolStats,
                priors: Priors) -> np.ndarray:
-    """omega | theta, mu, lam ~ Gamma(c + m/2, d + lam sum_i (theta_i - mu)^2 / 2)"""
+    """omega | theta, mu, lam ~ Gamma(c + m/2, d + lam sum_i (theta_i - mu)^2 / 2)
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The source of the draws.
+    state : GibbsState
+        The current state, of any batch shape.
+    stats : SchoolStats
+        The data's sufficient statistics.
+    priors : Priors
+        The priors' constants.
+
+    Returns
+    -------
+    numpy.ndarray
+        The new omega, of the batch shape.
+    """
     rate = priors.d + state.lam * between_spread(state) / 2.0
     return _gamma(rng, priors.c + stats.m / 2.0, rate)
 
@@ -150,6 +252,22 @@ def draw_lam_collapsed(rng: np.random.Generator, state: GibbsState, stats: Schoo
     """lam | mu, omega, y ~ Gamma(a + N/2, b + [sum_i ss_i + sum_i w_i (ybar_i - mu)^2] / 2),
 
     theta integrated out, w_i = n_i omega/(n_i + omega) (`hiercheck.samplers.marginal.lam_given_mu_omega`).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The source of the draws.
+    state : GibbsState
+        The current state, of any batch shape.
+    stats : SchoolStats
+        The data's sufficient statistics.
+    priors : Priors
+        The priors' constants.
+
+    Returns
+    -------
+    numpy.ndarray
+        The new lam, of the batch shape.
     """
     shape, rate = lam_given_mu_omega(stats, priors, state.mu, state.omega)
     return _gamma(rng, shape, rate)
@@ -160,6 +278,22 @@ def draw_mu_collapsed(rng: np.random.Generator, state: GibbsState, stats: School
     """mu | lam, omega, y ~ N(B/A, 1/A), A = lam sum_i w_i + phi, B = lam sum_i w_i ybar_i + phi nu,
 
     theta integrated out (`hiercheck.samplers.marginal.mu_conditional`).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The source of the draws.
+    state : GibbsState
+        The current state, of any batch shape.
+    stats : SchoolStats
+        The data's sufficient statistics.
+    priors : Priors
+        The priors' constants.
+
+    Returns
+    -------
+    numpy.ndarray
+        The new mu, of the batch shape.
     """
     mean, precision = mu_conditional(stats, priors, state.lam, state.omega)
     return _normal(rng, mean, precision)
@@ -169,6 +303,21 @@ class Conditionals(NamedTuple):
     """The conditionals the sweeps draw from, replace any of them by keyword: the four complete
     conditionals (the textbook sweep's) and the two with theta integrated out (which the blocked
     sweep uses with draw_omega and draw_theta).
+
+    Attributes
+    ----------
+    draw_theta : callable
+        theta | mu, lam, omega, y; `draw_theta` by default.
+    draw_mu : callable
+        mu | theta, lam, omega; `draw_mu` by default.
+    draw_lam : callable
+        lam | theta, mu, omega, y; `draw_lam` by default.
+    draw_omega : callable
+        omega | theta, mu, lam; `draw_omega` by default.
+    draw_lam_collapsed : callable
+        lam | mu, omega, y; `draw_lam_collapsed` by default.
+    draw_mu_collapsed : callable
+        mu | lam, omega, y; `draw_mu_collapsed` by default.
     """
 
     draw_theta: Draw = draw_theta
@@ -179,7 +328,13 @@ class Conditionals(NamedTuple):
     draw_mu_collapsed: Draw = draw_mu_collapsed
 
     def names(self) -> dict[str, str]:
-        """Each field's function by its dotted name, to record which derivation ran."""
+        """Each field's function by its dotted name, to record which derivation ran.
+
+        Returns
+        -------
+        dict of str to str
+            Each field's function's dotted name, by field.
+        """
         return {field: f"{function.__module__}.{function.__qualname__}"
                 for field, function in self._asdict().items()}
 
@@ -193,6 +348,24 @@ def sweep(rng: np.random.Generator, state: GibbsState, stats: SchoolStats, prior
           conditionals: Conditionals = CORRECT) -> GibbsState:
     """One textbook Gibbs sweep: theta, mu, lam, omega in turn, each drawn from its full
     conditional given the state as updated so far.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The source of the draws.
+    state : GibbsState
+        The current state, of any batch shape.
+    stats : SchoolStats
+        The data's sufficient statistics.
+    priors : Priors
+        The priors' constants.
+    conditionals : Conditionals, default CORRECT
+        The draw functions; the package's own by default.
+
+    Returns
+    -------
+    GibbsState
+        The state after the sweep.
     """
     conditionals = checked_conditionals(conditionals)  # a user's function must return draws
     state = state._replace(theta=conditionals.draw_theta(rng, state, stats, priors))
@@ -212,6 +385,24 @@ def blocked_sweep(rng: np.random.Generator, state: GibbsState, stats: SchoolStat
         theta | mu, lam, omega, y      complete conditional   (conditionals.draw_theta)
 
     `conditionals.draw_mu` and `conditionals.draw_lam` play no part.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The source of the draws.
+    state : GibbsState
+        The current state, of any batch shape.
+    stats : SchoolStats
+        The data's sufficient statistics.
+    priors : Priors
+        The priors' constants.
+    conditionals : Conditionals, default CORRECT
+        The draw functions; the package's own by default.
+
+    Returns
+    -------
+    GibbsState
+        The state after the sweep.
     """
     conditionals = checked_conditionals(conditionals)  # a user's function must return draws
     state = state._replace(omega=conditionals.draw_omega(rng, state, stats, priors))
@@ -233,7 +424,7 @@ ENGINE_NAMES = {"textbook": "gibbs", "blocked": "blocked"}  # as in hiercheck.va
 # -- starting values ----------------------------------------------------------------------------
 
 def initial_state(rng: np.random.Generator, stats: SchoolStats, priors: Priors,
-                  batch_shape=None) -> GibbsState:
+                  batch_shape: tuple[int, ...] | None = None) -> GibbsState:
     """Dispersed starting values around the data's moment estimates, independent per batch cell
     (batch_shape defaults to the statistics' batch shape and must broadcast against it):
 
@@ -247,6 +438,22 @@ def initial_state(rng: np.random.Generator, stats: SchoolStats, priors: Priors,
     with z_1, z_2 ~ N(0, LOG_JITTER^2) and z_3, z_4i ~ N(0, 1). mu's jitter is sqrt(m) times its
     posterior SD and lam's and omega's a factor e, far wider than their posteriors, so chains
     that agree have forgotten where they started.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The source of the jitter.
+    stats : SchoolStats
+        The data's sufficient statistics.
+    priors : Priors
+        The priors (the starting values do not depend on them).
+    batch_shape : tuple of int, optional
+        The batch shape; the statistics' by default.
+
+    Returns
+    -------
+    GibbsState
+        The starting state.
     """
     stats_batch = stats.ybar.shape[:-1]
     shape = np.broadcast_shapes(stats_batch if batch_shape is None else tuple(batch_shape),
@@ -264,9 +471,30 @@ def initial_state(rng: np.random.Generator, stats: SchoolStats, priors: Priors,
     return GibbsState(theta=theta, mu=mu, lam=lam, omega=omega)
 
 
-def broadcast_state(state: GibbsState, stats: SchoolStats, batch_shape=()) -> GibbsState:
+def broadcast_state(state: GibbsState, stats: SchoolStats,
+                    batch_shape: tuple[int, ...] = ()) -> GibbsState:
     """`state` as float arrays of one batch shape: the broadcast of its own, the statistics' and
     `batch_shape`. Rejects states that no sampler can start from.
+
+    Parameters
+    ----------
+    state : GibbsState
+        The state, its arrays of any broadcastable batch shapes.
+    stats : SchoolStats
+        The data's sufficient statistics.
+    batch_shape : tuple of int, default ()
+        A batch shape the result broadcasts to as well.
+
+    Returns
+    -------
+    GibbsState
+        The state's float arrays broadcast to one batch shape.
+
+    Raises
+    ------
+    SettingsError
+        If theta's last axis is not the schools, the shapes do not broadcast, or a value is not
+        finite or a precision not positive.
     """
     theta = np.asarray(state.theta, dtype=float)
     scalars = [np.asarray(x, dtype=float) for x in (state.mu, state.lam, state.omega)]
@@ -291,7 +519,17 @@ def broadcast_state(state: GibbsState, stats: SchoolStats, batch_shape=()) -> Gi
 # -- running ------------------------------------------------------------------------------------
 
 def check_schedule(tune: int, draws: int, thin: int) -> None:
-    """tune >= 0 sweeps, then draws >= 1 kept every thin >= 1 sweeps."""
+    """tune >= 0 sweeps, then draws >= 1 kept every thin >= 1 sweeps.
+
+    Parameters
+    ----------
+    tune : int
+        Sweeps discarded first, at least 0.
+    draws : int
+        Kept draws, at least 1.
+    thin : int
+        Sweeps per kept draw, at least 1.
+    """
     require_integer("tune", tune, least=0)
     require_integer("draws", draws)
     require_integer("thin", thin)
@@ -303,6 +541,32 @@ def run(rng: np.random.Generator, stats: SchoolStats, priors: Priors, state: Gib
     """Run `tune + draws * thin` sweeps from `state`, keeping every `thin`-th after the first
     `tune`. The state's batch shape broadcasts against the statistics'; the result is
     {"theta": (draws, *batch, m), "mu", "lam", "omega": (draws, *batch)}.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The source of the draws.
+    stats : SchoolStats
+        The data's sufficient statistics.
+    priors : Priors
+        The priors' constants.
+    state : GibbsState
+        The starting state.
+    tune : int
+        Sweeps discarded first.
+    draws : int
+        Kept draws.
+    thin : int, default 1
+        Sweeps per kept draw.
+    conditionals : Conditionals, default CORRECT
+        The draw functions; with the package's own the compiled kernel runs.
+    sweep : callable, default sweep
+        The sweep (`sweep` or `blocked_sweep`).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        The kept draws of theta, mu, lam and omega, draws first.
     """
     check_schedule(tune, draws, thin)
     state = broadcast_state(state, stats)
@@ -514,15 +778,43 @@ def _starting_state(rng, stats: SchoolStats, priors: Priors, chains: int, init) 
     raise SettingsError(f"init must be 'dispersed' or a GibbsState, got {init!r}")
 
 
-def sample(data: GroupedData, priors: Priors, *, draws: int, chains: int, seed=None,
+def sample(data: GroupedData, priors: Priors, *, draws: int, chains: int, seed: SeedLike = None,
            tune: int = DEFAULT_TUNE, thin: int = 1, conditionals: Conditionals = CORRECT,
-           init="dispersed", scheme: str = "textbook") -> az.InferenceData:
+           init: str | GibbsState = "dispersed", scheme: str = "textbook") -> az.InferenceData:
     """The engine interface: `chains` vectorized chains of `draws` kept draws each, after
     `tune` sweeps, keeping every `thin`-th (so `tune + draws * thin` sweeps in all).
 
     `scheme` is "textbook" (`sweep`) or "blocked" (`blocked_sweep`); `init` is "dispersed"
     (`initial_state`) or a GibbsState broadcast to the chains. The seed (int, SeedSequence or
     None) determines every draw.
+
+    Parameters
+    ----------
+    data : GroupedData
+        The scores.
+    priors : Priors
+        The priors.
+    draws : int
+        Kept draws per chain.
+    chains : int
+        The number of chains.
+    seed : SeedLike, optional
+        Determines every draw.
+    tune : int, default DEFAULT_TUNE
+        Sweeps discarded first.
+    thin : int, default 1
+        Sweeps per kept draw.
+    conditionals : Conditionals, default CORRECT
+        The draw functions.
+    init : str or GibbsState, default "dispersed"
+        "dispersed" (`initial_state`) or a state broadcast to the chains.
+    scheme : str, default "textbook"
+        "textbook" (`sweep`) or "blocked" (`blocked_sweep`).
+
+    Returns
+    -------
+    arviz.InferenceData
+        The posterior draws, dims (chain, draw[, school]) (`models.engine.to_inference_data`).
     """
     check_run_size(draws, chains)
     chosen_sweep = sweep_for(scheme, conditionals)
@@ -540,8 +832,29 @@ def sample(data: GroupedData, priors: Priors, *, draws: int, chains: int, seed=N
                              settings=settings, sampling_time=elapsed)
 
 
-def sample_blocked(data: GroupedData, priors: Priors, *, draws: int, chains: int, seed=None,
-                   **options) -> az.InferenceData:
-    """The engine interface for the blocked scheme: `sample(..., scheme="blocked")`."""
+def sample_blocked(data: GroupedData, priors: Priors, *, draws: int, chains: int,
+                   seed: SeedLike = None, **options: Any) -> az.InferenceData:
+    """The engine interface for the blocked scheme: `sample(..., scheme="blocked")`.
+
+    Parameters
+    ----------
+    data : GroupedData
+        The scores.
+    priors : Priors
+        The priors.
+    draws : int
+        Kept draws per chain.
+    chains : int
+        The number of chains.
+    seed : SeedLike, optional
+        Determines every draw.
+    **options
+        Further keywords of `sample` (tune, thin, conditionals, init).
+
+    Returns
+    -------
+    arviz.InferenceData
+        The posterior draws, as `sample`'s.
+    """
     return sample(data, priors, draws=draws, chains=chains, seed=seed, scheme="blocked",
                   **options)

@@ -63,6 +63,7 @@ DOCUMENTED = [
     "hiercheck.validation.likelihood",
     "hiercheck.validation.sbc",
     "hiercheck.validation.suite",
+    "hiercheck.samplers.gibbs",
 ]
 
 SELF_OR_CLS = ("self", "cls")
