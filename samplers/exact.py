@@ -37,6 +37,7 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy import optimize, special
 
 from hiercheck.errors import QuadratureError, SettingsError
@@ -78,19 +79,36 @@ LOG_2PI = math.log(2.0 * math.pi)
 # with squares summing to ss_i. Every function broadcasts lam and omega (any common batch shape
 # (...)) against the school axis.
 
-def school_mean_precisions(stats: SchoolStats, lam, omega) -> np.ndarray:
-    """p_i = lam / v_i = lam / (1/n_i + 1/omega), the precision of ybar_i about mu: (..., m)."""
+def school_mean_precisions(stats: SchoolStats, lam: ArrayLike, omega: ArrayLike) -> np.ndarray:
+    """p_i = lam / v_i = lam / (1/n_i + 1/omega), the precision of ybar_i about mu: (..., m).
+
+    Parameters
+    ----------
+    stats : SchoolStats
+        The data's sufficient statistics.
+    lam : array_like
+        The within-school precision, of any batch shape.
+    omega : array_like
+        The precision ratio, broadcasting against lam.
+
+    Returns
+    -------
+    numpy.ndarray
+        p_i, shape (..., m).
+    """
     return as_column(lam) / (1.0 / stats.n + 1.0 / as_column(omega))
 
 
 def _pooled_school_mean(stats: SchoolStats, precisions: np.ndarray) -> np.ndarray:
     """ybar_p = sum_i p_i ybar_i / sum_i p_i, summed as deviations from the first school's mean
-    so that scores far from zero (1e6 +- 1e-3) keep their digits; shape (...)."""
+    so that scores far from zero (1e6 +- 1e-3) keep their digits; shape (...).
+    """
     origin = stats.ybar[..., :1]
     return origin[..., 0] + (precisions * (stats.ybar - origin)).sum(-1) / precisions.sum(-1)
 
 
-def log_likelihood_of_variances(stats: SchoolStats, priors: Priors, lam, omega) -> np.ndarray:
+def log_likelihood_of_variances(stats: SchoolStats, priors: Priors, lam: ArrayLike,
+                                omega: ArrayLike) -> np.ndarray:
     """log p(y | lam, omega), theta and mu integrated out (mu ~ N(nu, 1/phi)), as the density of
     the within-school contrasts times that of the school means:
 
@@ -105,6 +123,22 @@ def log_likelihood_of_variances(stats: SchoolStats, priors: Priors, lam, omega) 
 
                     -(m - 1)/2 log 2pi + 1/2 sum_i log p_i - 1/2 log S
                     - 1/2 sum_i p_i (ybar_i - ybar_p)^2.
+
+    Parameters
+    ----------
+    stats : SchoolStats
+        The data's sufficient statistics.
+    priors : Priors
+        The priors.
+    lam : array_like
+        The within-school precision, of any batch shape.
+    omega : array_like
+        The precision ratio, broadcasting against lam.
+
+    Returns
+    -------
+    numpy.ndarray
+        log p(y | lam, omega), of the batch shape.
     """
     lam = np.asarray(lam, dtype=float)
     precisions = school_mean_precisions(stats, lam, omega)
@@ -124,13 +158,30 @@ def log_likelihood_of_variances(stats: SchoolStats, priors: Priors, lam, omega) 
     return contrasts + means
 
 
-def mu_given_variances(stats: SchoolStats, priors: Priors, lam, omega):
+def mu_given_variances(stats: SchoolStats, priors: Priors, lam: ArrayLike,
+                       omega: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """mu | lam, omega, y ~ N(M, V): the school means measure mu with precisions p_i, so
 
         V = 1 / (phi + S),   M = ybar_p + phi (nu - ybar_p) / (phi + S),
 
     the pooled school mean pulled toward the prior's nu by the prior's share of the precision.
     Returns (M, V), each of the batch shape.
+
+    Parameters
+    ----------
+    stats : SchoolStats
+        The data's sufficient statistics.
+    priors : Priors
+        The priors.
+    lam : array_like
+        The within-school precision, of any batch shape.
+    omega : array_like
+        The precision ratio, broadcasting against lam.
+
+    Returns
+    -------
+    M, V : numpy.ndarray
+        The conditional mean and variance of mu, each of the batch shape.
     """
     precisions = school_mean_precisions(stats, lam, omega)
     combined = priors.phi + precisions.sum(-1)
@@ -141,25 +192,61 @@ def mu_given_variances(stats: SchoolStats, priors: Priors, lam, omega):
 def _reliabilities(stats: SchoolStats, omega):
     """(g_i, 1 - g_i) with g_i = (1/omega) / v_i = 1 / (1 + omega/n_i), the share of ybar_i's
     variance about mu that is theta_i's; each computed directly so that neither loses digits
-    near 0 (omega = inf gives g_i = 0)."""
+    near 0 (omega = inf gives g_i = 0).
+    """
     omega = as_column(omega)
     return 1.0 / (1.0 + omega / stats.n), 1.0 / (1.0 + stats.n / omega)
 
 
-def theta_given_mu(stats: SchoolStats, mu, lam, omega):
+def theta_given_mu(stats: SchoolStats, mu: ArrayLike, lam: ArrayLike,
+                   omega: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """theta_i | mu, lam, omega, y ~ N(mu + g_i (ybar_i - mu), g_i / (lam n_i)): the regression of
     theta_i on ybar_i within the normal pair (theta_i, ybar_i) | mu, whose covariance is
-    1/(lam omega) and ybar_i's variance v_i / lam. Returns (mean, variance), each (..., m)."""
+    1/(lam omega) and ybar_i's variance v_i / lam. Returns (mean, variance), each (..., m).
+
+    Parameters
+    ----------
+    stats : SchoolStats
+        The data's sufficient statistics.
+    mu : array_like
+        The grand mean, of any batch shape.
+    lam : array_like
+        The within-school precision, of any batch shape.
+    omega : array_like
+        The precision ratio, broadcasting against lam.
+
+    Returns
+    -------
+    mean, variance : numpy.ndarray
+        Each of shape (..., m).
+    """
     reliability, _ = _reliabilities(stats, omega)
     mu = as_column(mu)
     return (mu + reliability * (stats.ybar - mu),
             reliability / (as_column(lam) * stats.n))
 
 
-def theta_given_variances(stats: SchoolStats, priors: Priors, lam, omega):
+def theta_given_variances(stats: SchoolStats, priors: Priors, lam: ArrayLike,
+                          omega: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """theta_i | lam, omega, y ~ N(M + g_i (ybar_i - M), g_i / (lam n_i) + (1 - g_i)^2 V):
     `theta_given_mu` is g_i ybar_i + (1 - g_i) mu plus independent noise, and mu ~ N(M, V)
     (`mu_given_variances`). Returns (mean, variance), each of shape (..., m).
+
+    Parameters
+    ----------
+    stats : SchoolStats
+        The data's sufficient statistics.
+    priors : Priors
+        The priors.
+    lam : array_like
+        The within-school precision, of any batch shape.
+    omega : array_like
+        The precision ratio, broadcasting against lam.
+
+    Returns
+    -------
+    mean, variance : numpy.ndarray
+        Each of shape (..., m).
     """
     mu_mean, mu_variance = mu_given_variances(stats, priors, lam, omega)
     mean, variance = theta_given_mu(stats, mu_mean, lam, omega)
@@ -167,13 +254,30 @@ def theta_given_variances(stats: SchoolStats, priors: Priors, lam, omega):
     return mean, variance + pull * pull * as_column(mu_variance)
 
 
-def log_posterior_variances(stats: SchoolStats, priors: Priors, log_lam, log_omega) -> np.ndarray:
+def log_posterior_variances(stats: SchoolStats, priors: Priors, log_lam: ArrayLike,
+                            log_omega: ArrayLike) -> np.ndarray:
     """log p(u, v | y) up to a constant, u = log lam, v = log omega (mu and theta integrated):
 
         log Gamma(lam; a, b) + log Gamma(omega; c, d) + log p(y | lam, omega) + u + v
 
     where log p(y | lam, omega) is `log_likelihood_of_variances` and u + v is the Jacobian of
     (lam, omega) -> (u, v). Broadcasts log_lam against log_omega.
+
+    Parameters
+    ----------
+    stats : SchoolStats
+        The data's sufficient statistics.
+    priors : Priors
+        The priors.
+    log_lam : array_like
+        u = log lam.
+    log_omega : array_like
+        v = log omega, broadcasting against log_lam.
+
+    Returns
+    -------
+    numpy.ndarray
+        log p(u, v | y) up to a constant, of the broadcast shape.
     """
     log_lam = np.asarray(log_lam, dtype=float)
     log_omega = np.asarray(log_omega, dtype=float)
@@ -184,7 +288,8 @@ def log_posterior_variances(stats: SchoolStats, priors: Priors, log_lam, log_ome
 
 def _log_density_table(stats: SchoolStats, priors: Priors, log_lam, log_omega) -> np.ndarray:
     """`log_posterior_variances` on the grid log_lam x log_omega, a block of rows at a time so
-    that the (rows, columns, schools) intermediates stay small."""
+    that the (rows, columns, schools) intermediates stay small.
+    """
     rows = max(1, BLOCK_ELEMENTS // (log_omega.size * stats.m))
     blocks = [log_posterior_variances(stats, priors, log_lam[start:start + rows, None],
                                       log_omega[None, :])
@@ -203,7 +308,8 @@ def _starting_point(stats: SchoolStats) -> np.ndarray:
     within-school variance, 1/omega = tau^2 from how far the school means spread beyond what
     that variance explains, var(ybar_i) lam - mean(1/n_i), at least a tenth of mean(1/n_i). (From
     tau = 1 instead, a search for a mode at tau = 1e8 runs off to the grid's bounds.) It only
-    places the search: the grid is checked wherever the mode turns out to be."""
+    places the search: the grid is checked wherever the mode turns out to be.
+    """
     lam = 1.0 / float(stats.pooled_variance)
     typical = float(np.mean(1.0 / stats.n))
     ratio = max(float(np.var(stats.ybar, ddof=1)) * lam - typical, 0.1 * typical)
@@ -269,7 +375,8 @@ def _mean_sd(weights, values):
 
 def _variance_summaries(weights: np.ndarray, log_lam: np.ndarray, log_omega: np.ndarray):
     """(total mass, means, SDs) of lam, sigma, omega, tau = exp(power x), x = log lam or
-    log omega, power 1 or -1/2, from trapezoidal weights on the grid log_lam x log_omega."""
+    log omega, power 1 or -1/2, from trapezoidal weights on the grid log_lam x log_omega.
+    """
     total = weights.sum()
     pairs = [_mean_sd(weights.sum(axis=1 - axis) / total, np.exp(power * nodes))
              for axis, nodes in enumerate((log_lam, log_omega)) for power in (1.0, -0.5)]
@@ -280,7 +387,19 @@ def _variance_summaries(weights: np.ndarray, log_lam: np.ndarray, log_omega: np.
 @dataclass(frozen=True)
 class VarianceGrid:
     """log p(u, v, y), the posterior density of (log lam, log omega) times p(y), at the nodes
-    log_lam[j] x log_omega[k], equally spaced by `step` (per axis)."""
+    log_lam[j] x log_omega[k], equally spaced by `step` (per axis).
+
+    Attributes
+    ----------
+    log_lam : numpy.ndarray
+        The nodes u_j = log lam.
+    log_omega : numpy.ndarray
+        The nodes v_k = log omega.
+    log_density : numpy.ndarray
+        log p(u_j, v_k, y), shape (len(log_lam), len(log_omega)).
+    step : numpy.ndarray
+        The spacing of the nodes of each axis, shape (2,).
+    """
 
     log_lam: np.ndarray
     log_omega: np.ndarray
@@ -288,7 +407,8 @@ class VarianceGrid:
     step: np.ndarray
 
     @property
-    def axes(self):
+    def axes(self) -> tuple[np.ndarray, np.ndarray]:
+        """(log_lam, log_omega): the nodes of each axis."""
         return (self.log_lam, self.log_omega)
 
     @cached_property
@@ -298,15 +418,38 @@ class VarianceGrid:
         return weights / weights.sum()
 
     def log_evidence(self) -> float:
-        """log p(y) = log of the trapezoidal sum of p(u, v, y) over the grid."""
+        """log p(y) = log of the trapezoidal sum of p(u, v, y) over the grid.
+
+        Returns
+        -------
+        float
+            log p(y).
+        """
         return float(special.logsumexp(self.log_density) + np.log(self.step).sum())
 
     def marginal(self, axis: int) -> np.ndarray:
-        """The weights of the nodes of one axis (0: log lam, 1: log omega), the other summed."""
+        """The weights of the nodes of one axis (0: log lam, 1: log omega), the other summed.
+
+        Parameters
+        ----------
+        axis : int
+            0 for log lam, 1 for log omega.
+
+        Returns
+        -------
+        numpy.ndarray
+            The summed weights of that axis's nodes.
+        """
         return self.weights.sum(axis=1 - axis)
 
-    def moments(self):
-        """Posterior means and SDs of (log lam, log omega), each of shape (2,)."""
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior means and SDs of (log lam, log omega), each of shape (2,).
+
+        Returns
+        -------
+        means, sds : numpy.ndarray
+            Each of shape (2,): (log lam, log omega).
+        """
         return tuple(np.array(pair) for pair in zip(
             *(_mean_sd(self.marginal(axis), nodes) for axis, nodes in enumerate(self.axes))))
 
@@ -315,7 +458,13 @@ class VarianceGrid:
         node, weights x 2) fall from the whole grid: in the total mass (relative) and in the
         means and SDs of lam, sigma, omega and tau (in posterior SDs). It estimates the
         half-grid's quadrature error, which bounds the whole grid's: halving the step cuts the
-        error at least fourfold, and beyond any power once the density is resolved."""
+        error at least fourfold, and beyond any power once the density is resolved.
+
+        Returns
+        -------
+        numpy.ndarray
+            The largest disagreement of each axis, shape (2,).
+        """
         weights = self.weights
         _, means, sds = _variance_summaries(weights, *self.axes)
         errors = np.zeros(2)
@@ -335,7 +484,8 @@ class VarianceGrid:
         """Each node's share (along one axis, the other summed) of the mass and of the variances
         of the two quantities on that axis (lam and sigma, or omega and tau):
         w_j (1 + z_j^2 + z'_j^2) / sum, z the standardized values. The variances weight the far
-        tails more than the mass does: the tail of log omega toward 0 carries tau^2 = 1/omega."""
+        tails more than the mass does: the tail of log omega toward 0 carries tau^2 = 1/omega.
+        """
         weights, nodes = self.marginal(axis), self.axes[axis]
         importance = np.ones_like(nodes)
         for power in (1.0, -0.5):
@@ -353,6 +503,11 @@ class VarianceGrid:
         The outermost row's share r_0 and the next one's r_1 give the tail's geometric decay
         q = r_0 / r_1, so the share beyond is r_0 q / (1 - q); a tail that does not decay
         (q >= 1) holds an unknown amount: infinity.
+
+        Returns
+        -------
+        numpy.ndarray
+            The estimated shares, shape (2, 2).
         """
         beyond = np.empty((2, 2))
         for axis in range(2):
@@ -370,7 +525,26 @@ class VarianceGrid:
 
     def widened(self, stats: SchoolStats, priors: Priors, axis: int, side: int,
                 count: int) -> VarianceGrid:
-        """The grid with `count` more nodes beyond one edge, evaluating only the new ones."""
+        """The grid with `count` more nodes beyond one edge, evaluating only the new ones.
+
+        Parameters
+        ----------
+        stats : SchoolStats
+            The data's sufficient statistics.
+        priors : Priors
+            The priors.
+        axis : int
+            0 for log lam, 1 for log omega.
+        side : int
+            0 for the low edge, 1 for the high one.
+        count : int
+            How many nodes to add.
+
+        Returns
+        -------
+        VarianceGrid
+            The wider grid.
+        """
         nodes = self.axes[axis]
         offsets = self.step[axis] * np.arange(1, count + 1)
         new = nodes[0] - offsets[::-1] if side == 0 else nodes[-1] + offsets
@@ -385,7 +559,8 @@ class VarianceGrid:
 def _grid_around(stats: SchoolStats, priors: Priors, centre: np.ndarray, sds: np.ndarray,
                  spacing: np.ndarray) -> VarianceGrid:
     """A grid spaced `spacing` SDs apart (per axis), reaching INITIAL_HALF_WIDTH SDs either side
-    of centre but not beyond LOG_LIMIT (the edge-mass check then reports mass cut off there)."""
+    of centre but not beyond LOG_LIMIT (the edge-mass check then reports mass cut off there).
+    """
     axes = []
     for axis in range(2):
         reach = math.ceil(INITIAL_HALF_WIDTH / spacing[axis])
@@ -402,7 +577,8 @@ def _hold_mass(grid: VarianceGrid, stats: SchoolStats, priors: Priors, spacing: 
                edge_tol: float) -> VarianceGrid:
     """Widen the grid at every edge beyond which more than `edge_tol` of the mass or of the
     variances lies (`VarianceGrid.share_beyond_edges`), by WIDENING SDs or a quarter of the
-    axis, whichever is more, until no edge does."""
+    axis, whichever is more, until no edge does.
+    """
     while True:
         heavy = np.argwhere(grid.share_beyond_edges() > edge_tol)
         if heavy.size == 0:
@@ -427,7 +603,29 @@ def variance_grid(stats: SchoolStats, priors: Priors, *, spacing: float = DEFAUL
     half-grids. While an axis's half-grids disagree with the grid by more than RESOLUTION_TOL,
     the grid is rebuilt around its own mean and SDs with that axis's spacing halved, unless the
     last halving did not at least halve the disagreement: then it is rounding noise in the
-    density, which a finer grid cannot remove, and it is accepted if below NOISE_TOL."""
+    density, which a finer grid cannot remove, and it is accepted if below NOISE_TOL.
+
+    Parameters
+    ----------
+    stats : SchoolStats
+        The data's sufficient statistics.
+    priors : Priors
+        The priors.
+    spacing : float, default DEFAULT_SPACING
+        The starting distance between nodes, in SDs of the normal approximation.
+    edge_tol : float, default DEFAULT_EDGE_TOL
+        The largest share of the mass or variances allowed beyond an edge.
+
+    Returns
+    -------
+    VarianceGrid
+        The grid, resolved.
+
+    Raises
+    ------
+    QuadratureError
+        If no grid resolves the posterior.
+    """
     _check_settings(spacing, edge_tol)
     centre, sds = _laplace(stats, priors)
     spacings = np.full(2, float(spacing))
@@ -462,7 +660,8 @@ def _check_settings(spacing, edge_tol) -> None:
 def _invert_increasing(cdf_and_pdf, target, lower, upper, start, tolerance):
     """x with F(x) = target for an increasing F, elementwise, where cdf_and_pdf(x) = (F, F'):
     Newton steps, replaced by bisection whenever they leave the bracket [lower, upper] that the
-    iterates keep shrinking."""
+    iterates keep shrinking.
+    """
     lower, upper, x, tolerance = np.broadcast_arrays(
         *(np.asarray(value, dtype=float) for value in (lower, upper, start, tolerance)))
     lower, upper = lower.copy(), upper.copy()
@@ -498,7 +697,8 @@ class _NormalMixture:
 
     def mean(self) -> np.ndarray:
         """sum_k w_k means_k, summed as means_0 + sum_k w_k (means_k - means_0): the offsets are
-        small where the means are large (scores near 1e6), so rounding does not pile up."""
+        small where the means are large (scores near 1e6), so rounding does not pile up.
+        """
         reference = self.means[0]
         return reference + self._over_components(self.means - reference)
 
@@ -590,7 +790,8 @@ class _PowerOfVariance:
 @dataclass(frozen=True)
 class _ShrinkageCoefficient:
     """kappa_i = omega/(n_i + omega) = 1/(1 + n_i e^(-v)), v = log omega: increasing in v, so its
-    CDF and quantiles are v's at the transformed point, its moments sums over v's nodes."""
+    CDF and quantiles are v's at the transformed point, its moments sums over v's nodes.
+    """
 
     marginal: _SincMarginal
     n: np.ndarray
@@ -621,7 +822,8 @@ class _ShrinkageCoefficient:
 
 def _draw_unit_exponential(rng: np.random.Generator, k) -> np.ndarray:
     """t in [0, 1] with density proportional to exp(-k t), k >= 0, by inverting its CDF
-    (1 - exp(-k t)) / (1 - exp(-k))."""
+    (1 - exp(-k t)) / (1 - exp(-k)).
+    """
     uniform = rng.random(np.shape(k))
     safe = np.where(k > 0, k, 1.0)
     return np.where(k > 0, -np.log1p(uniform * np.expm1(-safe)) / safe, uniform)
@@ -771,7 +973,8 @@ class ExactPosterior:
 
     def summary(self, quantiles=(0.025, 0.5, 0.975)) -> pd.DataFrame:
         """Mean, SD and quantiles of every quantity; one row per scalar and per school's theta
-        and kappa."""
+        and kappa.
+        """
         index = [name for name in VARIABLES if name not in PER_SCHOOL]
         index += [f"{name}[{label}]" for name in PER_SCHOOL for label in self.data.labels]
         columns = {"mean": np.hstack([self.mean(name) for name in VARIABLES]),
@@ -789,7 +992,8 @@ class ExactPosterior:
     def draw(self, rng: np.random.Generator, size) -> dict[str, np.ndarray]:
         """Exact i.i.d. draws of (mu, lam, omega, theta) with leading shape `size`: (lam, omega)
         from the grid (see `_GridSampler`), then mu | lam, omega, y (`mu_given_variances`) and
-        theta | mu, lam, omega, y (`theta_given_mu`) from their normal conditionals."""
+        theta | mu, lam, omega, y (`theta_given_mu`) from their normal conditionals.
+        """
         log_lam, log_omega = self._sampler.draw(rng, size)
         lam, omega = np.exp(log_lam), np.exp(log_omega)
         stats = self.data.stats
@@ -811,7 +1015,8 @@ def sample(data: GroupedData, priors: Priors, *, draws: int, chains: int, seed=N
            spacing: float = DEFAULT_SPACING,
            edge_tol: float = DEFAULT_EDGE_TOL) -> az.InferenceData:
     """The engine interface: `chains` x `draws` exact i.i.d. posterior draws. The chains are
-    independent by construction; they exist so the result looks like any other engine's."""
+    independent by construction; they exist so the result looks like any other engine's.
+    """
     check_run_size(draws, chains)
     start = time.perf_counter()
     exact = posterior(data, priors, spacing=spacing, edge_tol=edge_tol)
