@@ -32,6 +32,7 @@ __all__ = [
 import html
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -40,6 +41,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import optimize, special
 
+from hiercheck._typing import SeedLike
 from hiercheck.errors import QuadratureError, SettingsError
 from hiercheck.models import GroupedData, Priors, SchoolStats
 from hiercheck.models.data import as_column
@@ -911,6 +913,15 @@ class ExactPosterior:
     mu, lam, omega, sigma, tau, theta (theta answers per school, on the last axis);
     `summary()` tabulates them; `draw(rng, size)` gives exact i.i.d. draws; `log_evidence` is
     log p(y).
+
+    Parameters
+    ----------
+    data : GroupedData
+        The scores.
+    priors : Priors
+        The priors.
+    grid : VarianceGrid
+        The resolved grid over (log lam, log omega) (`variance_grid`).
     """
 
     def __init__(self, data: GroupedData, priors: Priors, grid: VarianceGrid):
@@ -950,20 +961,73 @@ class ExactPosterior:
                                       f"{', '.join(VARIABLES)}")
         return self._variables[name]
 
-    def mean(self, name: str):
-        """Posterior mean; for theta an array over schools."""
+    def mean(self, name: str) -> float | np.ndarray:
+        """Posterior mean; for theta an array over schools.
+
+        Parameters
+        ----------
+        name : str
+            One of VARIABLES: mu, lam, omega, sigma, tau, theta, kappa.
+
+        Returns
+        -------
+        float or numpy.ndarray
+            The mean; an array over schools for theta and kappa.
+        """
         return self._variable(name).mean()
 
-    def sd(self, name: str):
-        """Posterior SD; for theta an array over schools."""
+    def sd(self, name: str) -> float | np.ndarray:
+        """Posterior SD; for theta an array over schools.
+
+        Parameters
+        ----------
+        name : str
+            One of VARIABLES: mu, lam, omega, sigma, tau, theta, kappa.
+
+        Returns
+        -------
+        float or numpy.ndarray
+            The SD; an array over schools for theta and kappa.
+        """
         return self._variable(name).sd()
 
-    def cdf(self, name: str, x):
-        """P(name <= x | y); for theta, x broadcasts against the school axis (last)."""
+    def cdf(self, name: str, x: ArrayLike) -> np.ndarray:
+        """P(name <= x | y); for theta, x broadcasts against the school axis (last).
+
+        Parameters
+        ----------
+        name : str
+            One of VARIABLES: mu, lam, omega, sigma, tau, theta, kappa.
+        x : array_like
+            The values.
+
+        Returns
+        -------
+        numpy.ndarray
+            The CDF at each value.
+        """
         return self._variable(name).cdf(x)
 
-    def quantile(self, name: str, q):
-        """The q-quantile(s); shape of q, with a trailing school axis for theta."""
+    def quantile(self, name: str, q: ArrayLike) -> np.ndarray:
+        """The q-quantile(s); shape of q, with a trailing school axis for theta.
+
+        Parameters
+        ----------
+        name : str
+            One of VARIABLES: mu, lam, omega, sigma, tau, theta, kappa.
+        q : array_like
+            Levels strictly between 0 and 1.
+
+        Returns
+        -------
+        numpy.ndarray
+            The quantiles.
+
+        Raises
+        ------
+        SettingsError
+            If a level is not strictly between 0 and 1 (or the name is unknown).
+        """
         variable = self._variable(name)
         q = np.asarray(q, dtype=float)
         if not np.all((q > 0) & (q < 1)):
@@ -971,9 +1035,19 @@ class ExactPosterior:
                                       f"got {q.tolist()}")
         return variable.quantile(q)
 
-    def summary(self, quantiles=(0.025, 0.5, 0.975)) -> pd.DataFrame:
+    def summary(self, quantiles: Sequence[float] = (0.025, 0.5, 0.975)) -> pd.DataFrame:
         """Mean, SD and quantiles of every quantity; one row per scalar and per school's theta
         and kappa.
+
+        Parameters
+        ----------
+        quantiles : sequence of float, default (0.025, 0.5, 0.975)
+            The levels tabulated.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns mean, sd and a column per level.
         """
         index = [name for name in VARIABLES if name not in PER_SCHOOL]
         index += [f"{name}[{label}]" for name in PER_SCHOOL for label in self.data.labels]
@@ -989,10 +1063,23 @@ class ExactPosterior:
         return f"<p><b>{caption}</b></p>" + self.summary().to_html(
             float_format=lambda x: f"{x:.6g}")
 
-    def draw(self, rng: np.random.Generator, size) -> dict[str, np.ndarray]:
+    def draw(self, rng: np.random.Generator,
+             size: int | tuple[int, ...]) -> dict[str, np.ndarray]:
         """Exact i.i.d. draws of (mu, lam, omega, theta) with leading shape `size`: (lam, omega)
         from the grid (see `_GridSampler`), then mu | lam, omega, y (`mu_given_variances`) and
         theta | mu, lam, omega, y (`theta_given_mu`) from their normal conditionals.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+            The source of the draws.
+        size : int or tuple of int
+            The draws' leading shape.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            mu, lam, omega of shape `size`, and theta of shape (*size, m).
         """
         log_lam, log_omega = self._sampler.draw(rng, size)
         lam, omega = np.exp(log_lam), np.exp(log_omega)
@@ -1006,16 +1093,55 @@ class ExactPosterior:
 
 def posterior(data: GroupedData, priors: Priors, *, spacing: float = DEFAULT_SPACING,
               edge_tol: float = DEFAULT_EDGE_TOL) -> ExactPosterior:
-    """The exact posterior of `data` under `priors`, by quadrature on the adaptive grid."""
+    """The exact posterior of `data` under `priors`, by quadrature on the adaptive grid.
+
+    Parameters
+    ----------
+    data : GroupedData
+        The scores.
+    priors : Priors
+        The priors.
+    spacing : float, default DEFAULT_SPACING
+        The grid's starting spacing, in SDs (`variance_grid`).
+    edge_tol : float, default DEFAULT_EDGE_TOL
+        The largest share allowed beyond the grid's edges (`variance_grid`).
+
+    Returns
+    -------
+    ExactPosterior
+        The posterior.
+    """
     return ExactPosterior(data, priors,
                           variance_grid(data.stats, priors, spacing=spacing, edge_tol=edge_tol))
 
 
-def sample(data: GroupedData, priors: Priors, *, draws: int, chains: int, seed=None,
+def sample(data: GroupedData, priors: Priors, *, draws: int, chains: int, seed: SeedLike = None,
            spacing: float = DEFAULT_SPACING,
            edge_tol: float = DEFAULT_EDGE_TOL) -> az.InferenceData:
     """The engine interface: `chains` x `draws` exact i.i.d. posterior draws. The chains are
     independent by construction; they exist so the result looks like any other engine's.
+
+    Parameters
+    ----------
+    data : GroupedData
+        The scores.
+    priors : Priors
+        The priors.
+    draws : int
+        Draws per chain.
+    chains : int
+        The number of chains.
+    seed : SeedLike, optional
+        Determines every draw.
+    spacing : float, default DEFAULT_SPACING
+        The grid's starting spacing, in SDs (`variance_grid`).
+    edge_tol : float, default DEFAULT_EDGE_TOL
+        The largest share allowed beyond the grid's edges (`variance_grid`).
+
+    Returns
+    -------
+    arviz.InferenceData
+        The draws, dims (chain, draw[, school]).
     """
     check_run_size(draws, chains)
     start = time.perf_counter()

@@ -64,6 +64,7 @@ DOCUMENTED = [
     "hiercheck.validation.sbc",
     "hiercheck.validation.suite",
     "hiercheck.samplers.gibbs",
+    "hiercheck.samplers.exact",
 ]
 
 SELF_OR_CLS = ("self", "cls")
