@@ -34,7 +34,8 @@ from .result import CheckTable
 from .sbc import log_joint_density
 
 
-def geweke_functions(params: Parameters, stats: SchoolStats, priors: Priors) -> dict[str, np.ndarray]:
+def geweke_functions(params: Parameters, stats: SchoolStats,
+                     priors: Priors) -> dict[str, np.ndarray]:
     """g(params, y): functions whose every moment exists under the joint, so that means of a few
     hundred chain averages are close to normal and the z-test holds its level:
 

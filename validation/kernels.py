@@ -82,8 +82,8 @@ def draw_omega_metropolis(rng: np.random.Generator, state: gibbs.GibbsState, sta
     return _metropolis_log_omega(rng, state, stats, priors, jacobian=True)
 
 
-def draw_omega_metropolis_no_jacobian(rng: np.random.Generator, state: gibbs.GibbsState, stats: SchoolStats,
-                                      priors: Priors) -> np.ndarray:
+def draw_omega_metropolis_no_jacobian(rng: np.random.Generator, state: gibbs.GibbsState,
+                                      stats: SchoolStats, priors: Priors) -> np.ndarray:
     """The same steps with target log p(omega | theta, mu, lam) in u = log omega: the Jacobian
     left out, so the kernel leaves Gamma(c + m/2 - 1, R) invariant, not the conditional.
 
