@@ -94,7 +94,8 @@ def build_model(data: GroupedData, priors: Priors, parametrization: str = "cente
 
 def _hyperparameters(priors: Priors):
     """lam ~ Gamma(a, b), omega ~ Gamma(c, d), mu ~ N(nu, 1/phi) in the model being built;
-    a = b = 0 is Jeffreys' 1/lam (any a, b with a zero: lam^(a-1) e^(-b lam)), phi = 0 a flat mu."""
+    a = b = 0 is Jeffreys' 1/lam (any a, b with a zero: lam^(a-1) e^(-b lam)), phi = 0 a flat mu.
+    """
     # PyTensor stores a Python float that float32 represents exactly (2.0, 0.25) as a float32
     # constant, and then computes log(b) etc. in single precision: pass float64 scalars
     a, b, c, d, nu, phi = (np.float64(value) for value in priors.as_dict().values())
@@ -144,7 +145,8 @@ def build_collapsed_model(data: GroupedData, priors: Priors) -> pm.Model:
 
 def collapsed_logp_function(data: GroupedData, priors: Priors):
     """(mu, lam, omega) -> log p(y, mu, lam, omega), theta integrated out, compiled once from
-    `build_collapsed_model` on the natural scale (no Jacobian)."""
+    `build_collapsed_model` on the natural scale (no Jacobian).
+    """
     model = remove_value_transforms(build_collapsed_model(data, priors))
     with _quiet_graph_rewriter():
         compiled = model.compile_logp(jacobian=False)

@@ -384,7 +384,8 @@ def run_validate(args) -> int:
 
 def write_validation_plots(verdict, folder: Path) -> list[Path]:
     """SBC rank plots, and the posterior densities of mu, sigma, tau by engine (of the reference
-    posteriors the checks computed)."""
+    posteriors the checks computed).
+    """
     from .plots import save
     from .report import plot_densities
     from .suite import slug
@@ -515,7 +516,8 @@ def run_cache(args) -> int:
 def run_ppc(args) -> int:
     """Fit with the Gibbs sampler, then check the assumption of a common within-group variance
     (and, where the data's order within a group is a time order, independence); exits 1 when
-    the data contradict an assumption."""
+    the data contradict an assumption.
+    """
     from hiercheck.samplers import gibbs
 
     from .plots import save
