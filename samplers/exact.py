@@ -24,11 +24,6 @@ densities on the grid, which has the same accuracy. See docs/derivation.md, sect
 
 from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_EDGE_TOL", "DEFAULT_SPACING", "ExactPosterior", "log_posterior_variances",
-    "posterior", "sample", "theta_given_variances", "variance_grid", "VarianceGrid",
-]
-
 import html
 import math
 import time
@@ -48,7 +43,7 @@ from hiercheck.models.data import as_column
 from hiercheck.models.engine import az, check_run_size, to_inference_data
 
 __all__ = [
-    "VARIABLES", "ExactPosterior", "VarianceGrid", "log_likelihood_of_variances",
+    "DEFAULT_EDGE_TOL", "DEFAULT_SPACING", "VARIABLES", "ExactPosterior", "VarianceGrid", "log_likelihood_of_variances",
     "log_posterior_variances", "mu_given_variances", "posterior", "sample",
     "school_mean_precisions", "theta_given_mu", "theta_given_variances", "variance_grid",
 ]

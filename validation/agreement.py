@@ -25,8 +25,6 @@ these are). Otherwise the comparison says "cannot verify" and does not pass.
 
 from __future__ import annotations
 
-__all__ = ["QUANTILES", "VARIABLES", "Agreement", "compare", "holm_adjust"]
-
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass

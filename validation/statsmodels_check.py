@@ -22,8 +22,6 @@ package's own functions the profile fits (ML and REML) are compared as well.
 
 from __future__ import annotations
 
-__all__ = ["compare_with_statsmodels", "statsmodels_fit", "StatsmodelsComparison"]
-
 import functools
 import warnings
 from collections.abc import Callable
