@@ -48,8 +48,8 @@ __all__ = [
     "school_mean_precisions", "theta_given_mu", "theta_given_variances", "variance_grid",
 ]
 
-VARIABLES = ("mu", "lam", "omega", "sigma", "tau", "theta", "kappa")
-PER_SCHOOL = ("theta", "kappa")
+VARIABLES = ("mu", "lam", "omega", "sigma", "tau", "theta")  # the engine's draws
+PER_SCHOOL = ("theta", "kappa")  # kappa_i = omega/(n_i + omega), asked for by name too
 
 DEFAULT_SPACING = 0.2   # grid step, in posterior SDs of log lam and log omega
 DEFAULT_EDGE_TOL = 1e-12  # largest share of the mass or variances allowed beyond each edge
@@ -1044,12 +1044,13 @@ class ExactPosterior:
         pandas.DataFrame
             Columns mean, sd and a column per level.
         """
-        index = [name for name in VARIABLES if name not in PER_SCHOOL]
+        names = VARIABLES + ("kappa",)
+        index = [name for name in names if name not in PER_SCHOOL]
         index += [f"{name}[{label}]" for name in PER_SCHOOL for label in self.data.labels]
-        columns = {"mean": np.hstack([self.mean(name) for name in VARIABLES]),
-                   "sd": np.hstack([self.sd(name) for name in VARIABLES])}
+        columns = {"mean": np.hstack([self.mean(name) for name in names]),
+                   "sd": np.hstack([self.sd(name) for name in names])}
         for q in quantiles:
-            columns[f"{100 * q:g}%"] = np.hstack([self.quantile(name, q) for name in VARIABLES])
+            columns[f"{100 * q:g}%"] = np.hstack([self.quantile(name, q) for name in names])
         return pd.DataFrame(columns, index=index)
 
     def _repr_html_(self) -> str:

@@ -432,7 +432,12 @@ def test_quantiles_invert_the_cdf_and_the_summary_collects_them(posteriors):
     assert list(table.columns) == ["mean", "sd", "10%", "90%"]
     assert table.index[:5].tolist() == list(SCALARS)
     assert table.index[5] == f"theta[{post.data.labels[0]}]"
-    np.testing.assert_array_equal(table.loc[table.index[5:], "90%"], post.quantile("theta", 0.9))
+    m = post.data.m
+    np.testing.assert_array_equal(table.loc[table.index[5:5 + m], "90%"],
+                                  post.quantile("theta", 0.9))
+    assert table.index[5 + m] == f"kappa[{post.data.labels[0]}]"
+    np.testing.assert_array_equal(table.loc[table.index[5 + m:], "90%"],
+                                  post.quantile("kappa", 0.9))
     assert table.loc["tau", "mean"] == post.mean("tau")
 
 
