@@ -48,11 +48,11 @@ def test_same_seed_same_draws():
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("a", 0.0, "a (the shape of lam) must be positive"),
-    ("b", -1.0, "b (the rate of lam) must be positive"),
+    ("a", -0.5, "a (the shape of lam) must be >= 0"),
+    ("b", -1.0, "b (the rate of lam) must be >= 0"),
     ("c", -2.0, "c (the shape of omega) must be positive"),
     ("d", 0.0, "d (the rate of omega) must be positive"),
-    ("phi", 0.0, "phi (the precision of mu) must be positive"),
+    ("phi", -1e-3, "phi (the precision of mu) must be >= 0"),
     ("nu", float("nan"), "nu must be finite"),
     ("b", float("inf"), "b must be finite"),
     ("a", "1", "a must be a number"),
@@ -68,7 +68,7 @@ def test_priors_parse_from_text():
         Priors.from_string("alpha=2")
     with pytest.raises(PriorError, match="'x' is not a number"):
         Priors.from_string("a=x")
-    with pytest.raises(PriorError, match="must be positive"):
+    with pytest.raises(PriorError, match="must be >= 0"):
         Priors.from_string("phi=-1")
 
 

@@ -201,8 +201,9 @@ def test_new_scores_must_be_finite(bad, message):
 ROLES = {"a": "shape of lam", "b": "rate of lam", "c": "shape of omega", "d": "rate of omega",
          "phi": "precision of mu"}
 BAD_PRIORS = (
-    [({name: value}, f"prior {name} (the {role}) must be positive") for name, role in ROLES.items()
-     for value in (0, -1.5)]
+    [({name: value}, f"prior {name} (the {role}) must be "
+      + ("positive" if name in ("c", "d") else ">= 0"))
+     for name, role in ROLES.items() for value in (-1.5,) + ((0,) if name in ("c", "d") else ())]
     + [({name: value}, f"prior {name} must be finite") for name in ("a", "nu", "phi")
        for value in (np.inf, -np.inf, np.nan)]
     + [({"b": "1"}, "prior b must be a number, got '1'"), ({"c": True}, "must be a number, got True")]
@@ -217,10 +218,10 @@ def test_bad_prior_names_the_parameter(settings, message):
 
 
 @pytest.mark.parametrize("setting, message", [
-    ("a=0", "prior a (the shape of lam) must be positive"),
+    ("a=-1", "prior a (the shape of lam) must be >= 0"),
     ("c=-1", "prior c (the shape of omega) must be positive"),
     ("d=0", "prior d (the rate of omega) must be positive"),
-    ("phi=0", "prior phi (the precision of mu) must be positive"),
+    ("phi=-2", "prior phi (the precision of mu) must be >= 0"),
     ("nu=inf", "prior nu must be finite"),
     ("a=nan", "prior a must be finite"),
     ("a=x", "'x' is not a number"),
