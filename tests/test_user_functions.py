@@ -69,11 +69,11 @@ def omega_bool(rng, state, stats, priors):
 
 CASES = [  # field, function, what the message must say after "field (function) returned"
     ("draw_theta", theta_scalar,
-     r"shape \(\), expected \(2, 6\) \(one value per chain and school\)"),
-    ("draw_theta", theta_one_school_short, r"shape \(2, 5\), expected \(2, 6\)"),
+     r"shape \(\), expected \(2, 8\) \(one value per chain and school\)"),
+    ("draw_theta", theta_one_school_short, r"shape \(2, 7\), expected \(2, 8\)"),
     ("draw_omega", omega_one_value, r"shape \(\), expected \(2,\) \(one value per chain\)"),
     ("draw_mu", mu_nan, r"NaN \(2 of 2 values\)"),
-    ("draw_theta", theta_inf, r"infinity \(2 of 12 values\)"),
+    ("draw_theta", theta_inf, r"infinity \(2 of 16 values\)"),
     ("draw_lam", lam_negative, r"a non-positive precision lam \(smallest value -1\)"),
     ("draw_omega", omega_zero, r"a non-positive precision omega \(smallest value 0\)"),
     ("draw_mu", mu_complex, r"dtype complex128, expected real numbers"),
