@@ -170,8 +170,8 @@ def _modes_and_scales(log_density: Callable, u: np.ndarray):
 
 
 def _points(state: gibbs.GibbsState, size: int, **replaced) -> dict[str, np.ndarray]:
-    """`size` copies of `state` as the reference density's arguments, some coordinates
-    replaced by arrays of `size` values."""
+    """`size` copies of `state`, theta (size, m) and the scalars (size,), some coordinates
+    replaced by arrays of `size` values (or (size, m) for theta)."""
     point = {"theta": np.broadcast_to(state.theta, (size, np.size(state.theta))),
              **{name: np.full(size, getattr(state, name)) for name in ("mu", "lam", "omega")}}
     return point | replaced
@@ -210,11 +210,8 @@ def step_from(draw, rng, state: gibbs.GibbsState, name: str, starts: np.ndarray,
               priors) -> np.ndarray:
     """One call of `draw` on a batch of len(starts) states: `state` with `name` set to each
     start (shape (S, m) for theta, (S,) for a scalar), the other coordinates the same."""
-    size = len(starts)
-    batch = gibbs.GibbsState(theta=np.broadcast_to(state.theta, (size, state.theta.size)),
-                             mu=np.full(size, state.mu), lam=np.full(size, state.lam),
-                             omega=np.full(size, state.omega))
-    return draw(rng, batch._replace(**{name: starts}), stats, priors)
+    batch = gibbs.GibbsState(**_points(state, len(starts), **{name: starts}))
+    return draw(rng, batch, stats, priors)
 
 
 def compare_draws(draws: np.ndarray, conditional: GridConditional) -> dict[str, float]:
