@@ -334,11 +334,8 @@ def step_from(draw, rng, state: gibbs.GibbsState, name: str, starts: np.ndarray,
     """One call of `draw` on a batch of len(starts) states: `state` with `name` set to each
     start (shape (S, m) for theta, (S,) for a scalar), the other coordinates the same.
     """
-    size = len(starts)
-    batch = gibbs.GibbsState(theta=np.broadcast_to(state.theta, (size, state.theta.size)),
-                             mu=np.full(size, state.mu), lam=np.full(size, state.lam),
-                             omega=np.full(size, state.omega))
-    return draw(rng, batch._replace(**{name: starts}), stats, priors)
+    batch = gibbs.GibbsState(**_points(state, len(starts), **{name: starts}))
+    return draw(rng, batch, stats, priors)
 
 
 def compare_draws(draws: np.ndarray, conditional: GridConditional) -> dict[str, float]:
