@@ -22,7 +22,8 @@ import pandas as pd
 from hiercheck.errors import DataError, HiercheckError, SettingsError, require_integer
 from hiercheck.models import DATASETS, DEFAULT_DATASET, GroupedData, Priors, load_dataset
 
-from .engines import ENGINES, estimates_table, get_engine, posterior_means_of_theta, sbc_engine
+from .engines import (ENGINES, estimates_table, get_engine, posterior_means_of_theta, sbc_engine,
+                      sbc_thin)
 
 USAGE_ERROR = 2
 INTERNAL_ERROR = 1
@@ -356,7 +357,8 @@ def run_sbc(args) -> int:
     else:
         with sbc_executor(args) as executor:
             result = run_engine_sbc(sbc_engine(args.engine), data, priors,
-                                    replications=args.reps, draws=args.draws, seed=args.seed,
+                                    replications=args.reps, draws=args.draws,
+                                    thin=sbc_thin(args.engine), seed=args.seed,
                                     executor=executor, out=folder, progress=True,
                                     engine_name=args.engine)
     result.table.to_csv(folder / "uniformity.csv", index=False)
