@@ -37,7 +37,7 @@ from hiercheck.models.engine import SCALARS, az
 
 from .result import CheckTable
 
-__all__ = ["ESS_FLOOR", "RHAT_CEILING", "QUANTILES", "VARIABLES", "Agreement", "compare",
+__all__ = ["ESS_FLOOR", "QUANTILES", "RHAT_CEILING", "VARIABLES", "Agreement", "compare",
            "holm_adjust", "mixing_table"]
 
 QUANTILES = (0.025, 0.25, 0.5, 0.75, 0.975)
