@@ -15,9 +15,10 @@ derivation (or, with `--kernel NAME`, on the package's derivation with one condi
 by a correct Markov kernel of `hiercheck.validation.kernels.KERNELS`; `--checks` runs some checks
 only); a false alarm is a check failing it. Every statistical check is built to hold its
 family-wise false-alarm rate at its alpha (the suite's ALPHA); the table also counts the runs
-whose p-value fell at or below 0.01, the level of each check used on its own. The deterministic
-checks (the marginal and restricted likelihoods, EB against statsmodels) have no level: they fail
-or they do not. With `--nuts-sbc`, each seed runs `hiercheck.validation.suite.nuts_sbc_check(s)`
+whose p-value fell at or below 0.01, the level of each check used on its own; an agreement check
+that says "cannot verify" (the mixing gate) is an alarm at every level, and counted apart. The
+deterministic checks (the marginal and restricted likelihoods, EB against statsmodels) have no
+level: they fail or they do not. With `--nuts-sbc`, each seed runs `hiercheck.validation.suite.nuts_sbc_check(s)`
 instead (SBC of NUTS, the reference, on the small design: 200 replications, every `--thin`-th of
 `--thin` x 100 draws ranked); every alarm is then a false one, and the run's NUTS is compiled once.
 """
@@ -36,10 +37,10 @@ import pandas as pd
 warnings.simplefilter("ignore")  # NUTS diagnostics and library notices: not what is measured
 
 from hiercheck.models import load_dataset  # noqa: E402
+from hiercheck.validation.engines import NUTS_SBC_THIN  # noqa: E402
 from hiercheck.validation.kernels import KERNELS  # noqa: E402
 from hiercheck.validation.suite import (  # noqa: E402
-    ALPHA, CHECKS, NUTS_SBC_THIN, check_sampler, detection_matrix, matrix_markdown,
-    nuts_sbc_check)
+    ALPHA, CHECKS, check_sampler, detection_matrix, matrix_markdown, nuts_sbc_check)
 
 
 P_VALUE_CHECKS = ("consistency", "consistency (small)", "agreement vs exact", "agreement vs nuts",
@@ -57,7 +58,8 @@ def false_alarms(data, seeds: int, kernel: str | None = None, checks=CHECKS) -> 
         verdict = check_sampler(conditionals, data=data, seed=seed, checks=checks)
         for outcome in verdict.outcomes:
             outcomes.setdefault(outcome.check, []).append(
-                {"seed": seed, "value": outcome.value, "passed": outcome.passed})
+                {"seed": seed, "statistic": outcome.statistic, "value": outcome.value,
+                 "passed": outcome.passed})
         print(f"seed {seed}: {'passed' if verdict.passed else 'FAILED'}", flush=True)
     return {"alpha": ALPHA, "seeds": seeds, "data": data.name, "kernel": kernel, "runs": outcomes,
             "seconds": time.perf_counter() - started}
@@ -88,16 +90,19 @@ def nuts_sbc_false_alarms(seeds: int, replications: int, thin: int, json_path=No
 
 def tabulate(report: dict) -> pd.DataFrame:
     """Alarms per check: at each level for the p-value checks (an alarm is an adjusted p at or
-    below it), failures for the deterministic ones."""
+    below it, or an agreement check that could not verify), failures for the deterministic ones.
+    The smallest and largest values are of the p-values alone."""
     rows = []
     for check, runs in report["runs"].items():
-        values = np.array([run["value"] for run in runs])
-        row = {"check": check, "seeds": len(runs)}
+        unverified = [run.get("statistic", "").startswith("cannot verify") for run in runs]
+        values = np.array([run["value"] for run, skip in zip(runs, unverified) if not skip])
+        row = {"check": check, "seeds": len(runs), "cannot verify": sum(unverified)}
         for level in LEVELS:
-            alarms = int(np.sum(values <= level)) if check in P_VALUE_CHECKS else \
-                sum(not run["passed"] for run in runs)
+            alarms = int(np.sum(values <= level)) + sum(unverified) if check in P_VALUE_CHECKS \
+                else sum(not run["passed"] for run in runs)
             row[f"alarms at {level:g}"] = alarms
-        row["smallest value"], row["largest value"] = values.min(), values.max()
+        row["smallest value"], row["largest value"] = (values.min(), values.max()) if values.size \
+            else (np.nan, np.nan)
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -2,7 +2,6 @@
 and the mixing gate that keeps it from passing what it cannot verify."""
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats
 from statsmodels.stats.multitest import multipletests

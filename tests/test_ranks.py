@@ -40,17 +40,17 @@ def test_rank_bins_cover_every_rank_and_keep_five_expected_per_bin():
 
 
 def test_tail_probability_is_the_smallest_two_sided_binomial_tail():
-    """Against scipy's exact binomial test at every evaluation point (independent of the
-    vectorized counts)."""
+    """Against scipy's exact one-sided binomial tests (`binomtest`, less and greater) at every
+    evaluation point, on counts taken rank by rank (independent of the vectorized counts)."""
     rng = np.random.default_rng(2)
     draws, n = 19, 60
     ranks = rng.integers(0, draws + 1, size=n)
     z = rk.ecdf_evaluation_points(draws, n)
     pointwise = []
     for zk in z:
-        count = int(np.sum(ranks < round(zk * (draws + 1))))
-        lower = stats.binom.cdf(count, n, zk)
-        upper = stats.binom.sf(count - 1, n, zk)
+        count = sum(1 for rank in ranks if rank / (draws + 1) < zk)
+        lower = stats.binomtest(count, n, zk, alternative="less").pvalue
+        upper = stats.binomtest(count, n, zk, alternative="greater").pvalue
         pointwise.append(min(1.0, 2 * min(lower, upper)))
     assert rk.ecdf_tail_probability(ranks, draws) == pytest.approx(min(pointwise))
 

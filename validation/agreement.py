@@ -42,7 +42,7 @@ from .result import CheckTable
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["ESS_FLOOR", "RHAT_CEILING", "QUANTILES", "VARIABLES", "Agreement", "compare",
+__all__ = ["ESS_FLOOR", "QUANTILES", "RHAT_CEILING", "VARIABLES", "Agreement", "compare",
            "holm_adjust", "mixing_table"]
 
 QUANTILES = (0.025, 0.25, 0.5, 0.75, 0.975)

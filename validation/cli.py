@@ -25,7 +25,8 @@ import pandas as pd
 from hiercheck.errors import DataError, HiercheckError, SettingsError, require_integer
 from hiercheck.models import DATASETS, DEFAULT_DATASET, GroupedData, Priors, load_dataset
 
-from .engines import ENGINES, estimates_table, get_engine, posterior_mean_kappa, sbc_engine
+from .engines import (ENGINES, estimates_table, get_engine, posterior_mean_kappa, sbc_engine,
+                      sbc_thin)
 
 if TYPE_CHECKING:
     from hiercheck.samplers.empirical_bayes import EBFit
@@ -459,7 +460,8 @@ def run_sbc(args) -> int:
     else:
         with sbc_executor(args) as executor:
             result = run_engine_sbc(sbc_engine(args.engine), data, priors,
-                                    replications=args.reps, draws=args.draws, seed=args.seed,
+                                    replications=args.reps, draws=args.draws,
+                                    thin=sbc_thin(args.engine), seed=args.seed,
                                     executor=executor, out=folder, progress=True,
                                     engine_name=args.engine)
     result.table.to_csv(folder / "uniformity.csv", index=False)
