@@ -62,7 +62,7 @@ from .store import UnitStore
 # so that a slip which confuses one school's n_i with another's shows, and proper priors under
 # which the data inform every parameter without swamping the prior (sigma about 1.6, tau about
 # 0.8, mu about 0 +- 1; docs/validation.md measures how far each posterior contracts). 1000
-# replications in one batch take about a second and catch every mutant of
+# replications take about half a second (the compiled kernel) and catch every mutant of
 # hiercheck.validation.mutants but the subtle ones, which Geweke's test catches (docs/validation.md).
 GIBBS_BLOCK = 50  # replications per random stream and per saved unit, fixed so ranks never depend on it
 QUICK_DESIGN = np.array([1, 2, 3, 4, 5, 7, 9, 12])
