@@ -21,12 +21,12 @@ that validation calls on bare statistics, and `sample` / `sample_blocked` the en
 Speed. The sweeps are the reference: numpy, one vectorized call per conditional, so any
 conditional can be replaced. A sweep of 4 chains on 100 schools is then about 40 numpy calls,
 50 to 90 us, nearly all of it call overhead rather than arithmetic. When the conditionals are the
-package's own (every field the sweep draws from) and numba is installed, `run` instead hands the whole loop to a compiled kernel
-(`_textbook_kernel`, `_blocked_kernel`) that computes the same formulas from the sufficient
-statistics, in place, writing kept draws into preallocated storage, and draws the same variates
-from the same `Generator` in the same order: its draws equal the reference sweeps' up to
-rounding (tests/test_gibbs.py compares them draw for draw). Its cost is about one normal variate
-per school per sweep and little else (benchmarks/ measures it).
+package's own (every field the sweep draws from) and numba is installed, `run` instead hands the
+whole loop to a compiled kernel (`_textbook_kernel`, `_blocked_kernel`) that computes the same
+formulas from the sufficient statistics, in place, writing kept draws into preallocated storage,
+and draws the same variates from the same `Generator` in the same order: its draws equal the
+reference sweeps' up to rounding (tests/test_gibbs.py compares them draw for draw). Its cost is
+about one normal variate per school per sweep and little else (benchmarks/ measures it).
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ class Mutant(NamedTuple):
     log_marginal_likelihood: Callable | None = None
     restricted_log_likelihood: Callable | None = None
     subtle: bool = False  # documented as hard to catch: not every check is expected to see it
-    scheme: str = "textbook"  # the Gibbs sweep the checks run it in (hiercheck.samplers.gibbs.SCHEMES)
+    scheme: str = "textbook"  # the sweep the checks run it in (hiercheck.samplers.gibbs.SCHEMES)
 
 
 def _theta_sum_of_squares(state, stats):

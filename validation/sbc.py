@@ -13,8 +13,8 @@ and the log joint density log p(y, theta, mu, lam, omega).
 
 The Gibbs engine, either sweep, runs its replications in vectorized batches (`run_gibbs_sbc`: the
 chains of a block of GIBBS_BLOCK replications are one state, run by `gibbs.run`, so the compiled
-kernel is what is calibrated when the conditionals are the package's own). Any engine runs through a
-`concurrent.futures.Executor` (`run_engine_sbc`), such as a process pool or dask's
+kernel is what is calibrated when the conditionals are the package's own). Any engine runs
+through a `concurrent.futures.Executor` (`run_engine_sbc`), such as a process pool or dask's
 `Client.get_executor()`. Random streams are spawned per block of replications (Gibbs; the block
 size is a constant, so it is not a setting the ranks could depend on) or per replication
 (executor), so the ranks depend on the seed alone, not on how many workers ran them or in which
@@ -63,12 +63,13 @@ from .store import UnitStore
 # which the data inform every parameter without swamping the prior (sigma about 1.6, tau about
 # 0.8, mu about 0 +- 1; docs/validation.md measures how far each posterior contracts). 1000
 # replications take about half a second (the compiled kernel) and catch every mutant of
-# hiercheck.validation.mutants but the subtle ones, which Geweke's test catches (docs/validation.md).
+# hiercheck.validation.mutants but the subtle ones, which Geweke's test catches
+# (docs/validation.md).
 GIBBS_BLOCK = 50  # replications per random stream and per saved unit, fixed so ranks never depend on it
 QUICK_DESIGN = np.array([1, 2, 3, 4, 5, 7, 9, 12])
 QUICK_PRIORS = Priors(a=3, b=6, c=3, d=2, nu=0, phi=1)
 QUICK_SBC = {"replications": 1000, "draws": 100, "thin": 10, "tune": 200}
-TRACKED_SCHOOLS = 8  # theta_i ranked for every school of a design this small, else 8 spread over sizes
+TRACKED_SCHOOLS = 8  # every school's theta_i ranked up to this many schools, else this many spread
 
 
 
