@@ -7,6 +7,7 @@ matrix (which check catches which mutant), in the settings `hiercheck validate` 
     python benchmarks/false_alarms.py --tabulate false_alarms.json   # the table again, no run
     python benchmarks/false_alarms.py --kernel metropolis-omega \
         --checks consistency "consistency (small)" --seeds 100      # a Markov kernel instead
+    python benchmarks/false_alarms.py --scheme blocked --checks geweke sbc --seeds 100
     python benchmarks/false_alarms.py --nuts-sbc --seeds 10 --json nuts_sbc.json
                                  # NUTS SBC alone, as `hiercheck validate --full` runs it
 
@@ -37,6 +38,7 @@ import pandas as pd
 warnings.simplefilter("ignore")  # NUTS diagnostics and library notices: not what is measured
 
 from hiercheck.models import load_dataset  # noqa: E402
+from hiercheck.samplers.gibbs import SCHEMES  # noqa: E402
 from hiercheck.validation.engines import NUTS_SBC_THIN  # noqa: E402
 from hiercheck.validation.kernels import KERNELS  # noqa: E402
 from hiercheck.validation.suite import (  # noqa: E402
@@ -48,20 +50,22 @@ P_VALUE_CHECKS = ("consistency", "consistency (small)", "agreement vs exact", "a
 LEVELS = (0.01, ALPHA)
 
 
-def false_alarms(data, seeds: int, kernel: str | None = None, checks=CHECKS) -> dict:
+def false_alarms(data, seeds: int, kernel: str | None = None, checks=CHECKS,
+                 scheme: str = "textbook") -> dict:
     """Every check's value and verdict at each seed, on the package's derivation or with the
     example kernel `kernel` in it."""
     conditionals = KERNELS[kernel] if kernel else None
     outcomes = {}
     started = time.perf_counter()
     for seed in range(seeds):
-        verdict = check_sampler(conditionals, data=data, seed=seed, checks=checks)
+        verdict = check_sampler(conditionals, data=data, seed=seed, checks=checks, scheme=scheme)
         for outcome in verdict.outcomes:
             outcomes.setdefault(outcome.check, []).append(
                 {"seed": seed, "statistic": outcome.statistic, "value": outcome.value,
                  "passed": outcome.passed})
         print(f"seed {seed}: {'passed' if verdict.passed else 'FAILED'}", flush=True)
-    return {"alpha": ALPHA, "seeds": seeds, "data": data.name, "kernel": kernel, "runs": outcomes,
+    return {"alpha": ALPHA, "seeds": seeds, "data": data.name, "kernel": kernel, "scheme": scheme,
+            "runs": outcomes,
             "seconds": time.perf_counter() - started}
 
 
@@ -115,6 +119,8 @@ def main() -> None:
                         help="replace one conditional by this example Markov kernel")
     parser.add_argument("--checks", nargs="+", choices=CHECKS, default=CHECKS, metavar="CHECK",
                         help="run only these checks")
+    parser.add_argument("--scheme", choices=SCHEMES, default="textbook",
+                        help="the Gibbs sweep the checks run (default textbook)")
     parser.add_argument("--matrix", action="store_true", help="also the detection matrix")
     parser.add_argument("--json", help="write the numbers here")
     parser.add_argument("--tabulate", metavar="JSON", help="print the table of an earlier run")
@@ -131,7 +137,8 @@ def main() -> None:
     elif args.nuts_sbc:
         report = nuts_sbc_false_alarms(args.seeds, args.reps, args.thin, args.json)
     else:
-        report = false_alarms(load_dataset(args.dataset), args.seeds, args.kernel, args.checks)
+        report = false_alarms(load_dataset(args.dataset), args.seeds, args.kernel, args.checks,
+                              args.scheme)
     subject = f"kernel {report['kernel']}" if report.get("kernel") else "the correct derivation"
     print(f"\nfalse alarms of {subject} on {report['data']}, {report['seeds']} seeds:")
     print(tabulate(report).to_string(index=False, float_format=lambda x: f"{x:.3g}"))
