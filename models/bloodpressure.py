@@ -86,6 +86,7 @@ class BloodPressurePriors:
         return cls(**shared.as_dict(), phi_beta=shared.phi)
 
     def as_dict(self) -> dict[str, float]:
+        """The parameters by name."""
         return asdict(self)
 
 
@@ -116,6 +117,7 @@ class BloodPressureData:
 
     @property
     def name(self) -> str:
+        """What messages and results call the data."""
         return self.grouped.name
 
     @property
@@ -177,7 +179,8 @@ class BloodPressureData:
 
 def _plain(value):
     """A cell as the user wrote it: numpy scalars as Python ones, so messages read 3, not
-    np.int64(3)."""
+    np.int64(3).
+    """
     return value.item() if isinstance(value, np.generic) else value
 
 

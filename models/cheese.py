@@ -109,6 +109,7 @@ class CheesePriors:
                    Psi=np.diag(within / scales))
 
     def as_dict(self) -> dict:
+        """The parameters by name (nu, Phi, Psi as read-only arrays)."""
         return {name: getattr(self, name) for name in PRIOR_NAMES}
 
 
@@ -143,6 +144,7 @@ class CheeseData:
 
     @property
     def N(self) -> int:
+        """The number of store-weeks."""
         return int(self.codes.size)
 
     @property
@@ -157,6 +159,7 @@ class CheeseData:
 
     @property
     def log_volume(self) -> np.ndarray:
+        """y_ij = log(vol_ij), the response."""
         return np.log(self.volume)
 
     @property
@@ -169,7 +172,8 @@ class CheeseData:
     @property
     def pooled_residual_variance(self) -> float:
         """s_w^2 = sum_i RSS_i / (N - sum_i rank(X_i)), each store fitted on its own by least
-        squares (a store whose display never changes has a design of rank 2)."""
+        squares (a store whose display never changes has a design of rank 2).
+        """
         design, y = self.design, self.log_volume
         residual_ss, rank_total = 0.0, 0
         for store in range(self.S):

@@ -33,7 +33,8 @@ from scipy import stats
 
 class LogCholesky(Transform):
     """Sigma (p x p, positive definite) <-> u (p(p+1)/2 free coordinates): the lower triangle of
-    chol(Sigma), row by row, with the diagonal entries replaced by their logs."""
+    chol(Sigma), row by row, with the diagonal entries replaced by their logs.
+    """
 
     name = "log-cholesky"
 
@@ -45,15 +46,18 @@ class LogCholesky(Transform):
         self.jacobian_powers = (p + 1 - np.arange(p)).astype(float)
 
     def forward(self, value, *inputs):
+        """Sigma -> u."""
         packed = pt.linalg.cholesky(value)[self.rows, self.cols]
         return pt.set_subtensor(packed[self.diagonal], pt.log(packed[self.diagonal]))
 
     def backward(self, value, *inputs):
+        """u -> Sigma = L L'."""
         packed = pt.set_subtensor(value[self.diagonal], pt.exp(value[self.diagonal]))
         factor = pt.set_subtensor(pt.zeros((self.p, self.p))[self.rows, self.cols], packed)
         return factor @ factor.T
 
     def log_jac_det(self, value, *inputs):
+        """log |d vech(Sigma) / d u| = p log 2 + sum_k (p - k + 2) u_kk."""
         return self.p * math.log(2.0) + pt.sum(self.jacobian_powers * value[self.diagonal])
 
 

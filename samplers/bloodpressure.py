@@ -146,7 +146,8 @@ def draw_omega(rng: np.random.Generator, state: Mapping, data: Mapping) -> float
 def conditionals() -> dict:
     """The Gibbs sampler: {"theta": draw_theta, ("mu", "beta"): draw_mu_beta, "lam": draw_lam,
     "omega": draw_omega}, in sweep order. The priors come from `data`, so one mapping serves
-    any priors."""
+    any priors.
+    """
     return {"theta": draw_theta, ("mu", "beta"): draw_mu_beta, "lam": draw_lam,
             "omega": draw_omega}
 
@@ -155,7 +156,8 @@ def conditionals() -> dict:
 
 def _draw_mu_beta_independent(rng: np.random.Generator, state: Mapping, data: Mapping):
     """mu and beta drawn independently from their correct marginal conditionals: the right
-    means and variances, correlation 0 instead of the right one (about -0.7 on these data)."""
+    means and variances, correlation 0 instead of the right one (about -0.7 on these data).
+    """
     mean, covariance = mu_beta_conditional(state, data)
     mu, beta = mean + rng.standard_normal(2) * np.sqrt(np.diag(covariance))
     return float(mu), float(beta)
@@ -168,7 +170,8 @@ def _draw_theta_without_treatment(rng: np.random.Generator, state: Mapping, data
 
 def _draw_lam_without_theta_prior(rng: np.random.Generator, state: Mapping, data: Mapping):
     """lam ~ Gamma(a + N/2, b + sum_ij (y_ij - theta_i)^2 / 2): the theta_i prior's dependence
-    on lam (its variance tau^2 sigma^2) forgotten."""
+    on lam (its variance tau^2 sigma^2) forgotten.
+    """
     N = np.size(data["y"])
     return rng.gamma(float(data["a"]) + N / 2.0) / (float(data["b"])
                                                     + _within_spread(state, data) / 2.0)
@@ -176,7 +179,8 @@ def _draw_lam_without_theta_prior(rng: np.random.Generator, state: Mapping, data
 
 def _draw_omega_without_lam(rng: np.random.Generator, state: Mapping, data: Mapping):
     """omega ~ Gamma(c + m/2, d + sum_i (theta_i - mu - beta x_i)^2 / 2): lam left out, as if
-    omega were the precision of theta_i itself."""
+    omega were the precision of theta_i itself.
+    """
     return draw_omega(rng, {**state, "lam": 1.0}, data)
 
 

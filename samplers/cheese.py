@@ -41,8 +41,9 @@ DEFAULT_TUNE = 300
 
 # -- what the conditionals read from the data ---------------------------------------------------
 
-# the last (X, store, y, S) that store_moments was handed, copied, and the moments it returned
-_last: dict = {"inputs": (), "moments": None}
+# ((X, store, y, S) as store_moments last saw them, copied; the moments it returned), replaced as
+# one tuple so that a reader never pairs one call's inputs with another's moments
+_last: dict = {"entry": None}
 
 
 def store_moments(data: Mapping, S: int) -> tuple[np.ndarray, np.ndarray]:
@@ -58,13 +59,14 @@ def store_moments(data: Mapping, S: int) -> tuple[np.ndarray, np.ndarray]:
     Returns
     -------
     tuple of numpy.ndarray
-        The moments; treat them as read-only (they may be handed out again).
+        The moments, read-only (the next call with equal data hands out the same arrays).
     """
     X, store, y = (np.asarray(data[name]) for name in ("X", "store", "y"))
-    seen = _last["inputs"]
-    if (seen and seen[3] == S and all(np.array_equal(old, new)
-                                      for old, new in zip(seen[:3], (X, store, y)))):
-        return _last["moments"]
+    entry = _last["entry"]
+    if entry is not None:
+        seen, moments = entry
+        if seen[3] == S and all(np.array_equal(old, new) for old, new in zip(seen, (X, store, y))):
+            return moments
     order = np.argsort(store, kind="stable")
     sizes = np.bincount(store, minlength=S)
     if sizes.size != S or np.any(sizes == 0):  # reduceat would give an empty store a neighbour's
@@ -73,8 +75,8 @@ def store_moments(data: Mapping, S: int) -> tuple[np.ndarray, np.ndarray]:
     rows = X[order]
     cross = np.add.reduceat(rows[:, :, None] * rows[:, None, :], starts, axis=0)
     linear = np.add.reduceat(rows * y[order, None], starts, axis=0)
-    _last["inputs"] = (X.copy(), store.copy(), y.copy(), S)
-    _last["moments"] = (cross, linear)
+    cross.flags.writeable = linear.flags.writeable = False  # handed out again: read-only
+    _last["entry"] = ((X.copy(), store.copy(), y.copy(), S), (cross, linear))
     return cross, linear
 
 
@@ -156,7 +158,8 @@ def draw_lam(rng: np.random.Generator, state: Mapping, data: Mapping) -> float:
 
 def conditionals() -> dict:
     """The Gibbs sampler: {"beta": draw_beta, "m": draw_m, "Sigma": draw_Sigma, "lam": draw_lam},
-    in sweep order. The priors come from `data`, so one mapping serves any priors."""
+    in sweep order. The priors come from `data`, so one mapping serves any priors.
+    """
     return {"beta": draw_beta, "m": draw_m, "Sigma": draw_Sigma, "lam": draw_lam}
 
 
@@ -164,7 +167,8 @@ def conditionals() -> dict:
 
 def _draw_beta_diagonal(rng: np.random.Generator, state: Mapping, data: Mapping):
     """Each beta_ik from its correct marginal: the right means and variances, the 4 x 4
-    covariance's off-diagonal terms (the correlations between a store's coefficients) lost."""
+    covariance's off-diagonal terms (the correlations between a store's coefficients) lost.
+    """
     mean, covariance = beta_conditional(state, data)
     spread = np.sqrt(np.diagonal(covariance, axis1=-2, axis2=-1))
     return mean + spread * rng.standard_normal(mean.shape)
@@ -172,7 +176,8 @@ def _draw_beta_diagonal(rng: np.random.Generator, state: Mapping, data: Mapping)
 
 def _draw_beta_prior_scaled_by_sigma2(rng: np.random.Generator, state: Mapping, data: Mapping):
     """beta_i's prior taken as N(m, sigma^2 Sigma), the flagship's tau^2 sigma^2 habit:
-    P_i = lam (X_i'X_i + Sigma^{-1}), h_i = lam (X_i'y_i + Sigma^{-1} m)."""
+    P_i = lam (X_i'X_i + Sigma^{-1}), h_i = lam (X_i'y_i + Sigma^{-1} m).
+    """
     S = np.shape(state["beta"])[0]
     cross, linear = store_moments(data, S)
     prior_precision = np.linalg.inv(state["Sigma"])
@@ -183,7 +188,8 @@ def _draw_beta_prior_scaled_by_sigma2(rng: np.random.Generator, state: Mapping, 
 
 def _draw_m_without_store_count(rng: np.random.Generator, state: Mapping, data: Mapping):
     """m's precision Sigma^{-1} + Phi and mean about the stores' average: the covariance of
-    m is about Sigma instead of Sigma / S."""
+    m is about Sigma instead of Sigma / S.
+    """
     beta = np.asarray(state["beta"])
     prior_precision = np.linalg.inv(state["Sigma"])
     return draw_gaussian(rng, *gaussian_from_precision(
