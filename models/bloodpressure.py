@@ -215,7 +215,8 @@ def model_data(data: BloodPressureData, priors: BloodPressurePriors | None = Non
     """
     priors = data.default_priors if priors is None else priors
     values = {"y": data.values, "subject": data.codes, "x": data.x}
-    values.update({name: np.asarray(value, dtype=float) for name, value in priors.as_dict().items()})
+    values.update({name: np.asarray(value, dtype=float)
+                   for name, value in priors.as_dict().items()})
     return values
 
 

@@ -263,7 +263,8 @@ def model_data(data: CheeseData, priors: CheesePriors | None = None) -> dict[str
     """
     priors = data.default_priors if priors is None else priors
     values = {"y": data.log_volume, "store": data.codes, "X": data.design}
-    values.update({name: np.asarray(value, dtype=float) for name, value in priors.as_dict().items()})
+    values.update({name: np.asarray(value, dtype=float)
+                   for name, value in priors.as_dict().items()})
     return values
 
 

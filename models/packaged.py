@@ -36,7 +36,8 @@ def read_packaged_csv(filename: str) -> pd.DataFrame:
         If `filename` is not a packaged file.
     """
     if filename not in PACKAGED_FILES:
-        raise DataError(f"no packaged data file {filename!r}; there are {', '.join(PACKAGED_FILES)}")
+        raise DataError(f"no packaged data file {filename!r}; there are "
+                        f"{', '.join(PACKAGED_FILES)}")
     source = resources.files("hiercheck.models").joinpath("builtin", filename)
     with source.open("r", encoding="utf-8") as handle:
         return pd.read_csv(handle)

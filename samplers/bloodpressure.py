@@ -112,7 +112,7 @@ def draw_mu_beta(rng: np.random.Generator, state: Mapping, data: Mapping) -> tup
 
 def lam_conditional(state: Mapping, data: Mapping) -> tuple[float, float]:
     """lam | rest ~ Gamma(a + (N + m)/2,
-                         b + [sum_ij (y_ij - theta_i)^2 + omega sum_i (theta_i - mu - beta x_i)^2]/2)
+        b + [sum_ij (y_ij - theta_i)^2 + omega sum_i (theta_i - mu - beta x_i)^2] / 2)
 
     Returns (shape, rate).
     """
@@ -184,26 +184,24 @@ def _draw_omega_without_lam(rng: np.random.Generator, state: Mapping, data: Mapp
     return draw_omega(rng, {**state, "lam": 1.0}, data)
 
 
-def _mutant(**replaced) -> dict:
-    sampler = conditionals()
-    for key, draw in replaced.items():
-        sampler[("mu", "beta") if key == "mu_beta" else key] = draw
-    return sampler
+def _mutant(key, draw) -> dict:
+    """The sampler with the draw of `key` replaced, in the same sweep order."""
+    return {**conditionals(), key: draw}
 
 
 MUTANTS: dict[str, tuple[str, Sampler]] = {
     "mu-beta-independent": (
         "(mu, beta) from independent normals with the right marginal means and variances: "
-        "their correlation is lost", _mutant(mu_beta=_draw_mu_beta_independent)),
+        "their correlation is lost", _mutant(("mu", "beta"), _draw_mu_beta_independent)),
     "theta-ignores-treatment": (
         "theta_i's conditional mean shrinks toward mu, not mu + beta x_i",
-        _mutant(theta=_draw_theta_without_treatment)),
+        _mutant("theta", _draw_theta_without_treatment)),
     "lam-misses-theta-prior": (
         "lam's conditional ignores theta's prior: shape a + N/2, rate without "
-        "omega sum_i (theta_i - mu - beta x_i)^2", _mutant(lam=_draw_lam_without_theta_prior)),
+        "omega sum_i (theta_i - mu - beta x_i)^2", _mutant("lam", _draw_lam_without_theta_prior)),
     "omega-misses-lam": (
         "omega's rate d + sum_i (theta_i - mu - beta x_i)^2 / 2, without the factor lam",
-        _mutant(omega=_draw_omega_without_lam)),
+        _mutant("omega", _draw_omega_without_lam)),
 }
 
 

@@ -203,24 +203,25 @@ def _draw_Sigma_half_df(rng: np.random.Generator, state: Mapping, data: Mapping)
     return draw_inverse_wishart(rng, df - np.shape(state["beta"])[0] / 2.0, scale)
 
 
-def _mutant(**replaced) -> dict:
-    return {**conditionals(), **replaced}
+def _mutant(key, draw) -> dict:
+    """The sampler with the draw of `key` replaced, in the same sweep order."""
+    return {**conditionals(), key: draw}
 
 
 MUTANTS: dict[str, tuple[str, Sampler]] = {
     "beta-diagonal-covariance": (
         "each store's beta_i from a normal with the right mean and variances but a diagonal "
         "covariance: the correlations within the block are lost",
-        _mutant(beta=_draw_beta_diagonal)),
+        _mutant("beta", _draw_beta_diagonal)),
     "beta-prior-scaled-by-sigma2": (
         "beta_i's prior covariance taken as sigma^2 Sigma: P_i = lam (X_i'X_i + Sigma^{-1})",
-        _mutant(beta=_draw_beta_prior_scaled_by_sigma2)),
+        _mutant("beta", _draw_beta_prior_scaled_by_sigma2)),
     "m-without-store-count": (
         "m's conditional precision Sigma^{-1} + Phi instead of S Sigma^{-1} + Phi",
-        _mutant(m=_draw_m_without_store_count)),
+        _mutant("m", _draw_m_without_store_count)),
     "Sigma-half-df": (
         "Sigma's degrees of freedom df + S/2 instead of df + S",
-        _mutant(Sigma=_draw_Sigma_half_df)),
+        _mutant("Sigma", _draw_Sigma_half_df)),
 }
 
 

@@ -162,8 +162,10 @@ def test_from_frame_rebuilds_the_data(data):
     (lambda f: f.drop(columns="treatment"), "no column 'treatment'"),
     (lambda f: f.assign(treatment=np.where(f.index == 5, 3, f.treatment)), "row 5: 3 is neither"),
     (lambda f: f.assign(treatment=np.where(f.index == 0, 2, f.treatment)), "both treatments"),
-    (lambda f: f.assign(date=np.where(f.index == 2, "soon", f.date)), "row 2: 'soon' is not a date"),
-    (lambda f: f.assign(systolic=np.where(f.index == 1, "high", f.systolic)), "'high' is not a number"),
+    (lambda f: f.assign(date=np.where(f.index == 2, "soon", f.date)),
+     "row 2: 'soon' is not a date"),
+    (lambda f: f.assign(systolic=np.where(f.index == 1, "high", f.systolic)),
+     "'high' is not a number"),
 ])
 def test_bad_data_raise_one_line_naming_the_place(data, change, message):
     with pytest.raises(DataError, match=message):

@@ -105,7 +105,8 @@ def frame_of(data):
 
 @pytest.mark.parametrize("change, message", [
     (lambda f: f.drop(columns="disp"), "no column 'disp'"),
-    (lambda f: f.assign(price=np.where(f.index == 4, -1.0, f.price)), "'price', row 4: -1.0 is not positive"),
+    (lambda f: f.assign(price=np.where(f.index == 4, -1.0, f.price)),
+     "'price', row 4: -1.0 is not positive"),
     (lambda f: f.assign(disp=np.where(f.index == 3, 0.5, f.disp)), "'disp', row 3: 0.5 is neither"),
     (lambda f: f.assign(vol=np.where(f.index == 9, np.nan, f.vol)), "row 9: missing value"),
 ])
@@ -256,7 +257,8 @@ def conditional_pvalue(key, draw, state, values, seed=0) -> float:
     smallest of `Sigma_pvalues`, Bonferroni-corrected."""
     sample = draws_of(draw, state, values, seed)
     if key == "lam":
-        return Grid(lambda v: log_joint({**state, "lam": v}, values), positive=True).ks_pvalue(sample)
+        grid = Grid(lambda v: log_joint({**state, "lam": v}, values), positive=True)
+        return grid.ks_pvalue(sample)
     if key == "Sigma":
         pvalues = Sigma_pvalues(sample, *gibbs.Sigma_conditional(state, values))
         return min(1.0, len(pvalues) * min(pvalues))
