@@ -1,0 +1,273 @@
+"""The blood-pressure model's Gibbs sampler, in the generic interface, and its mutants.
+
+The model (`hiercheck.models.bloodpressure`):
+
+    y_ij ~ N(theta_i, 1/lam),  theta_i ~ N(mu + beta x_i, 1/(omega lam)),
+    lam ~ Gamma(a, b),  omega ~ Gamma(c, d),  mu ~ N(nu, 1/phi),  beta ~ N(0, 1/phi_beta).
+
+Each full conditional is derived in docs/derivation.md, section 7. A conditional's parameters
+come from `*_conditional(state, data)`, its draw from `draw_*(rng, state, data)`; `state` and
+`data` are those of the generic interface (`hiercheck.models.bloodpressure.model_data` builds
+`data`). Every conditional is vectorized over subjects and reads only per-subject sums, O(N) at
+worst (the within-subject sum of squares), never a Python loop.
+
+`conditionals()` is the sampler (theta, then (mu, beta) jointly, then lam, then omega); `MUTANTS`
+the catalogue of wrong derivations, each one conditional replaced; `sample` the engine.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MUTANTS", "conditionals", "draw_lam", "draw_mu_beta", "draw_omega", "draw_theta",
+    "initial_state", "lam_conditional", "mu_beta_conditional", "omega_conditional", "sample",
+    "subject_totals", "theta_conditional",
+]
+
+import time
+from collections.abc import Mapping
+
+import numpy as np
+
+from hiercheck.models.bloodpressure import BloodPressureData, BloodPressurePriors, model_data
+from hiercheck.models.engine import az, check_run_size
+
+from .distributions import draw_gaussian, gaussian_from_precision
+from .sweeps import Sampler, run_chains, to_inference_data
+
+DEFAULT_TUNE = 500
+
+
+# -- what the conditionals read from the data ---------------------------------------------------
+
+def subject_totals(data: Mapping) -> tuple[np.ndarray, np.ndarray]:
+    """(n_i, sum_j y_ij) per subject, i = 0..m-1 (m = the length of x)."""
+    m = np.size(data["x"])
+    n = np.bincount(data["subject"], minlength=m)
+    return n, np.bincount(data["subject"], weights=data["y"], minlength=m)
+
+
+def _arm_means(state: Mapping, data: Mapping) -> np.ndarray:
+    """mu + beta x_i, each subject's prior mean."""
+    return state["mu"] + state["beta"] * np.asarray(data["x"], dtype=float)
+
+
+def _between_spread(state: Mapping, data: Mapping) -> float:
+    """sum_i (theta_i - mu - beta x_i)^2"""
+    deviation = np.asarray(state["theta"]) - _arm_means(state, data)
+    return float(deviation @ deviation)
+
+
+def _within_spread(state: Mapping, data: Mapping) -> float:
+    """sum_ij (y_ij - theta_i)^2"""
+    residual = np.asarray(data["y"]) - np.asarray(state["theta"])[data["subject"]]
+    return float(residual @ residual)
+
+
+# -- the full conditionals ----------------------------------------------------------------------
+
+def theta_conditional(state: Mapping, data: Mapping) -> tuple[np.ndarray, np.ndarray]:
+    """theta_i | rest ~ N((sum_j y_ij + omega (mu + beta x_i)) / (n_i + omega),
+                         1/(lam (n_i + omega))),  independently over i.
+
+    Returns (mean, precision), each of shape (m,).
+    """
+    n, total = subject_totals(data)
+    omega, lam = state["omega"], state["lam"]
+    mean = (total + omega * _arm_means(state, data)) / (n + omega)
+    return mean, lam * (n + omega)
+
+
+def draw_theta(rng: np.random.Generator, state: Mapping, data: Mapping) -> np.ndarray:
+    """A draw of theta (m,) from `theta_conditional`."""
+    mean, precision = theta_conditional(state, data)
+    return mean + rng.standard_normal(mean.shape) / np.sqrt(precision)
+
+
+def mu_beta_conditional(state: Mapping, data: Mapping) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, beta) | rest ~ N_2(P^{-1} h, P^{-1}), with z_i = (1, x_i)' and
+
+        P = omega lam sum_i z_i z_i' + diag(phi, phi_beta)
+          = [[omega lam m + phi,      omega lam sum_i x_i          ],
+             [omega lam sum_i x_i,    omega lam sum_i x_i^2 + phi_beta]]
+        h = omega lam sum_i z_i theta_i + (phi nu, 0)'
+          = (omega lam sum_i theta_i + phi nu,  omega lam sum_i x_i theta_i)'
+
+    Returns (mean (2,), covariance (2, 2)), in the order (mu, beta).
+    """
+    x = np.asarray(data["x"], dtype=float)
+    theta = np.asarray(state["theta"])
+    weight = state["omega"] * state["lam"]
+    sum_x = x.sum()
+    precision = np.array([[weight * x.size + data["phi"], weight * sum_x],
+                          [weight * sum_x, weight * (x @ x) + data["phi_beta"]]])
+    linear = np.array([weight * theta.sum() + data["phi"] * data["nu"], weight * (x @ theta)])
+    return gaussian_from_precision(precision, linear)
+
+
+def draw_mu_beta(rng: np.random.Generator, state: Mapping, data: Mapping) -> tuple[float, float]:
+    """A joint draw of (mu, beta) from `mu_beta_conditional`."""
+    mu, beta = draw_gaussian(rng, *mu_beta_conditional(state, data))
+    return float(mu), float(beta)
+
+
+def lam_conditional(state: Mapping, data: Mapping) -> tuple[float, float]:
+    """lam | rest ~ Gamma(a + (N + m)/2,
+        b + [sum_ij (y_ij - theta_i)^2 + omega sum_i (theta_i - mu - beta x_i)^2] / 2)
+
+    Returns (shape, rate).
+    """
+    N, m = np.size(data["y"]), np.size(data["x"])
+    spread = _within_spread(state, data) + state["omega"] * _between_spread(state, data)
+    return float(data["a"]) + (N + m) / 2.0, float(data["b"]) + spread / 2.0
+
+
+def draw_lam(rng: np.random.Generator, state: Mapping, data: Mapping) -> float:
+    """A draw of lam from `lam_conditional`."""
+    shape, rate = lam_conditional(state, data)
+    return rng.gamma(shape) / rate
+
+
+def omega_conditional(state: Mapping, data: Mapping) -> tuple[float, float]:
+    """omega | rest ~ Gamma(c + m/2, d + lam sum_i (theta_i - mu - beta x_i)^2 / 2)
+
+    Returns (shape, rate).
+    """
+    m = np.size(data["x"])
+    rate = float(data["d"]) + state["lam"] * _between_spread(state, data) / 2.0
+    return float(data["c"]) + m / 2.0, rate
+
+
+def draw_omega(rng: np.random.Generator, state: Mapping, data: Mapping) -> float:
+    """A draw of omega from `omega_conditional`."""
+    shape, rate = omega_conditional(state, data)
+    return rng.gamma(shape) / rate
+
+
+def conditionals() -> dict:
+    """The Gibbs sampler: {"theta": draw_theta, ("mu", "beta"): draw_mu_beta, "lam": draw_lam,
+    "omega": draw_omega}, in sweep order. The priors come from `data`, so one mapping serves
+    any priors.
+    """
+    return {"theta": draw_theta, ("mu", "beta"): draw_mu_beta, "lam": draw_lam,
+            "omega": draw_omega}
+
+
+# -- the mutants: one plausible slip each -------------------------------------------------------
+
+def _draw_mu_beta_independent(rng: np.random.Generator, state: Mapping, data: Mapping):
+    """mu and beta drawn independently from their correct marginal conditionals: the right
+    means and variances, correlation 0 instead of the right one (about -0.7 on these data).
+    """
+    mean, covariance = mu_beta_conditional(state, data)
+    mu, beta = mean + rng.standard_normal(2) * np.sqrt(np.diag(covariance))
+    return float(mu), float(beta)
+
+
+def _draw_theta_without_treatment(rng: np.random.Generator, state: Mapping, data: Mapping):
+    """theta_i shrunk toward mu for every subject: beta x_i left out of its prior mean."""
+    return draw_theta(rng, {**state, "beta": 0.0}, data)
+
+
+def _draw_lam_without_theta_prior(rng: np.random.Generator, state: Mapping, data: Mapping):
+    """lam ~ Gamma(a + N/2, b + sum_ij (y_ij - theta_i)^2 / 2): the theta_i prior's dependence
+    on lam (its variance tau^2 sigma^2) forgotten.
+    """
+    N = np.size(data["y"])
+    return rng.gamma(float(data["a"]) + N / 2.0) / (float(data["b"])
+                                                    + _within_spread(state, data) / 2.0)
+
+
+def _draw_omega_without_lam(rng: np.random.Generator, state: Mapping, data: Mapping):
+    """omega ~ Gamma(c + m/2, d + sum_i (theta_i - mu - beta x_i)^2 / 2): lam left out, as if
+    omega were the precision of theta_i itself.
+    """
+    return draw_omega(rng, {**state, "lam": 1.0}, data)
+
+
+def _mutant(key, draw) -> dict:
+    """The sampler with the draw of `key` replaced, in the same sweep order."""
+    return {**conditionals(), key: draw}
+
+
+MUTANTS: dict[str, tuple[str, Sampler]] = {
+    "mu-beta-independent": (
+        "(mu, beta) from independent normals with the right marginal means and variances: "
+        "their correlation is lost", _mutant(("mu", "beta"), _draw_mu_beta_independent)),
+    "theta-ignores-treatment": (
+        "theta_i's conditional mean shrinks toward mu, not mu + beta x_i",
+        _mutant("theta", _draw_theta_without_treatment)),
+    "lam-misses-theta-prior": (
+        "lam's conditional ignores theta's prior: shape a + N/2, rate without "
+        "omega sum_i (theta_i - mu - beta x_i)^2", _mutant("lam", _draw_lam_without_theta_prior)),
+    "omega-misses-lam": (
+        "omega's rate d + sum_i (theta_i - mu - beta x_i)^2 / 2, without the factor lam",
+        _mutant("omega", _draw_omega_without_lam)),
+}
+
+
+# -- the engine ---------------------------------------------------------------------------------
+
+def initial_state(rng: np.random.Generator, data: Mapping) -> dict:
+    """Dispersed starting values about the data's moment estimates (as the flagship's
+    `hiercheck.samplers.gibbs.initial_state`): with s_w^2 the pooled within-subject variance and
+    z ~ N(0, 1) independent,
+
+        lam = e^z / s_w^2,   omega = e^z / t2,   t2 = max(var_i(ybar_i)/s_w^2 - mean(1/n_i), 0.1),
+        mu = mean of the control subjects' ybar_i + z sd_i(ybar_i),   beta = z sd_i(ybar_i),
+        theta_i = ybar_i.
+
+    The first conditional of the sweep redraws theta, so only (mu, beta, lam, omega) matter.
+    """
+    n, total = subject_totals(data)
+    ybar = total / n
+    y = np.asarray(data["y"])
+    within = float(np.sum((y - ybar[data["subject"]]) ** 2)) / (y.size - n.size)
+    spread = float(np.std(ybar))
+    t2 = max(np.var(ybar) / within - np.mean(1.0 / n), 0.1)
+    control = np.asarray(data["x"]) == 0
+    z = rng.standard_normal(4)
+    return {"theta": ybar, "mu": float(np.mean(ybar[control]) + z[0] * spread),
+            "beta": float(z[1] * spread), "lam": float(np.exp(z[2]) / within),
+            "omega": float(np.exp(z[3]) / t2)}
+
+
+def sample(data: BloodPressureData, priors: BloodPressurePriors | None = None, *,
+           draws: int = 1000, chains: int = 4, seed=None, tune: int = DEFAULT_TUNE,
+           sampler: Sampler | None = None) -> az.InferenceData:
+    """The Gibbs sampler as an engine: `chains` chains of `tune + draws` sweeps.
+
+    Parameters
+    ----------
+    data : BloodPressureData
+        The measurements.
+    priors : BloodPressurePriors, optional
+        The priors; `data.default_priors` when omitted.
+    draws, chains : int
+        Kept draws per chain, and chains.
+    seed : int, SeedSequence or None
+        Fixes the draws.
+    tune : int, default DEFAULT_TUNE
+        Sweeps discarded at the start of each chain.
+    sampler : Mapping, optional
+        Another mapping of conditionals (a mutant, say); `conditionals()` when omitted.
+
+    Returns
+    -------
+    arviz.InferenceData
+        posterior: theta (dim subject), mu, beta, lam, omega, sigma, tau; constant_data: x.
+    """
+    check_run_size(draws, chains)
+    priors = data.default_priors if priors is None else priors
+    values = model_data(data, priors)
+    start = time.perf_counter()
+    kept = run_chains(seed, conditionals() if sampler is None else sampler,
+                      lambda rng: initial_state(rng, values), values, draws=draws, chains=chains,
+                      tune=tune)
+    elapsed = time.perf_counter() - start
+    kept["sigma"] = kept["lam"] ** -0.5
+    kept["tau"] = kept["omega"] ** -0.5
+    return to_inference_data(
+        kept, coords={"subject": data.labels}, dims={"theta": ["subject"], "x": ["subject"]},
+        constant_data={"x": data.x}, engine="gibbs-bloodpressure",
+        settings={"tune": tune, "seed": seed, "sampler": "default" if sampler is None else "given"},
+        priors=priors.as_dict(), data_name=data.name, sampling_time=elapsed)
