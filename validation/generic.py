@@ -89,7 +89,7 @@ class GenericSettings:
     geweke_independent: int
     sbc_replications: int
     sbc_draws: int
-    sbc_thin: int            # at least; more if the sweep's autocorrelation asks for it
+    sbc_thin: int            # at least; the sweep's autocorrelation time if that is longer
     sbc_tune: int
 
 
@@ -918,11 +918,13 @@ _WORKER_RUN: _SweepRun | None = None  # the run a forked SBC worker inherits
 def _sbc_unit(run: _SweepRun, stream: np.random.SeedSequence, size: int, thin: int
               ) -> dict[str, np.ndarray]:
     """Ranks of every tracked scalar and the log-likelihood for `size` replications: truth and
-    data from the prior predictive, the sweep started from another prior draw."""
+    data from the prior predictive, then the sweep on those data. Each chain starts at the true
+    parameters, which are a draw of the posterior given the simulated data, so it starts in its
+    stationary law (if the sweep is right); its first `sbc_tune` sweeps are dropped so that the
+    kept draws forget the truth, then every `thin`-th of `sbc_draws * thin` sweeps is kept."""
     compiled, settings = run.references.compiled, run.references.settings
-    truth_seed, start_seed, chain_seed = stream.spawn(3)
+    truth_seed, chain_seed = stream.spawn(2)
     truth, observed = compiled.simulate_prior(size, truth_seed)
-    starts, _ = compiled.simulate_prior(size, start_seed)
     rng = np.random.default_rng(chain_seed)
     true_values = _quantities(compiled, truth, observed)
     ranks = {name: np.empty(size, dtype=np.int64) for name in true_values}
@@ -930,14 +932,15 @@ def _sbc_unit(run: _SweepRun, stream: np.random.SeedSequence, size: int, thin: i
     for r in range(size):
         y = {name: values[r] for name, values in observed.items()}
         data = compiled.data_with(y)
-        state = {name: values[r] for name, values in starts.items()}
+        state = {name: values[r] for name, values in truth.items()}
         kept = {name: np.empty((draws, *v.shape)) for name, v in run.references.variables.items()}
-        for step in range(settings.sbc_tune + draws * thin):
+        for _ in range(settings.sbc_tune):
             state = run.sweep(rng, state, data)
-            kept_index, remainder = divmod(step - settings.sbc_tune + 1, thin)
-            if step >= settings.sbc_tune and remainder == 0:
+        for k in range(draws * thin):
+            state = run.sweep(rng, state, data)
+            if (k + 1) % thin == 0:
                 for name, value in state.items():
-                    kept[name][kept_index - 1] = value
+                    kept[name][k // thin] = value
         posterior = _quantities(compiled, kept, {name: np.repeat(value[None], draws, axis=0)
                                                  for name, value in y.items()})
         for name, values in posterior.items():
@@ -960,7 +963,8 @@ def sbc_check(run: _SweepRun, seed, alpha: float = ALPHA, *, jobs: int = 1, out=
     global _WORKER_RUN
     references = run.references
     settings = references.settings
-    thin = int(min(MAX_SBC_THIN, max(settings.sbc_thin, math.ceil(2 * run.autocorrelation_time))))
+    # thinning by the sweep's autocorrelation time leaves the kept draws nearly independent
+    thin = int(min(MAX_SBC_THIN, max(settings.sbc_thin, math.ceil(run.autocorrelation_time))))
     replications = settings.sbc_replications
     units = math.ceil(replications / SBC_UNIT)
     streams = np.random.SeedSequence(seed).spawn(units)

@@ -221,7 +221,8 @@ class CompiledModel:
         roots = {rv: change_dist_size(rv, new_size=(size,), expand=True)
                  for rv in model.basic_RVs
                  if not (set(ancestors(rv.owner.inputs)) & random)}
-        outputs = vectorize_graph(model.free_RVs + model.observed_RVs, replace=roots)
+        with _batch_axes_from_every_parameter():
+            outputs = vectorize_graph(model.free_RVs + model.observed_RVs, replace=roots)
         with _quiet_pytensor():
             return compile_pymc([size], outputs, random_seed=0)
 
@@ -241,7 +242,8 @@ class CompiledModel:
 
         model = self.model
         inputs = {rv: _batched_like(rv, rv.name) for rv in model.free_RVs}
-        outputs = vectorize_graph(model.observed_RVs, replace=inputs)
+        with _batch_axes_from_every_parameter():
+            outputs = vectorize_graph(model.observed_RVs, replace=inputs)
         with _quiet_pytensor():
             return compile_pymc(list(inputs.values()), outputs, random_seed=0,
                                 on_unused_input="ignore")
@@ -278,6 +280,40 @@ def _batched_like(variable, name: str):
     import pytensor.tensor as pt
 
     return pt.tensor(name=name, shape=(None, *variable.type.shape), dtype=variable.type.dtype)
+
+
+@contextmanager
+def _batch_axes_from_every_parameter():
+    """Vectorize random variables by the batch axes of any parameter.
+
+    PyTensor (2.38) extends a random variable's explicit size by the new batch axes of its first
+    parameter only, so `pm.Normal("a", 0, tau=tau_a, shape=m)` with a batched tau_a fails to
+    vectorize. While this context is open, the size grows by the most batch axes any parameter
+    gained (their broadcast batch shape's leading axes); on leaving, PyTensor's rule is back."""
+    from pytensor.graph.basic import equal_computations
+    from pytensor.graph.replace import _vectorize_node
+    from pytensor.tensor import concatenate
+    from pytensor.tensor.random.op import RandomVariable
+    from pytensor.tensor.random.utils import compute_batch_shape
+    from pytensor.tensor.type_other import NoneTypeT
+
+    original = _vectorize_node.dispatch(RandomVariable)
+
+    def vectorize(op, node, rng, size, *parameters):
+        old_size = op.size_param(node)
+        if not isinstance(old_size.type, NoneTypeT) and equal_computations([old_size], [size]):
+            added = max(new.type.ndim - old.type.ndim
+                        for new, old in zip(parameters, op.dist_params(node)))
+            if added > 0:
+                batch = compute_batch_shape(parameters, ndims_params=op.ndims_params)
+                size = concatenate([batch[:added], size])
+        return op.make_node(rng, size, *parameters)
+
+    _vectorize_node.register(RandomVariable, vectorize)
+    try:
+        yield
+    finally:
+        _vectorize_node.register(RandomVariable, original)
 
 
 def _reseed(function, seed) -> None:
