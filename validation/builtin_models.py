@@ -16,7 +16,7 @@ mutants of `hiercheck.validation.mutants.CATALOGUE`, each wrapped into the gener
 
 from __future__ import annotations
 
-__all__ = ["BUILTIN_MODELS", "BuiltinModel", "get_builtin", "wrap_flagship"]
+__all__ = ["BUILTIN_MODELS", "BuiltinModel", "flagship_model", "get_builtin", "wrap_flagship"]
 
 from collections.abc import Callable, Mapping
 from functools import lru_cache
@@ -27,9 +27,6 @@ import numpy as np
 from hiercheck.errors import SettingsError
 from hiercheck.models import GroupedData, Priors, school_stats
 from hiercheck.models.data import group_moments
-from hiercheck.samplers import gibbs
-
-from .mutants import CATALOGUE
 
 
 class BuiltinModel(NamedTuple):
@@ -39,11 +36,13 @@ class BuiltinModel(NamedTuple):
     mutants: Callable[[], Mapping[str, Mapping]]
 
 
-def wrap_flagship(conditionals: gibbs.Conditionals, priors: Priors) -> dict[str, Callable]:
+def wrap_flagship(conditionals, priors: Priors) -> dict[str, Callable]:
     """The flagship's four conditionals, `draw_x(rng, state, stats, priors)`, as generic draw
     functions of the reference model (`hiercheck.models.reference.build_model`), in the order of
     the textbook sweep. Each computes the school statistics n_i, ybar_i, ss_i from the data dict
     ('scores', 'school_of_student'), once per data set."""
+    from hiercheck.samplers import gibbs
+
     cache = {}
 
     def stats_of(data):
@@ -67,8 +66,11 @@ def wrap_flagship(conditionals: gibbs.Conditionals, priors: Priors) -> dict[str,
             "lam": generic(conditionals.draw_lam), "omega": generic(conditionals.draw_omega)}
 
 
-def _flagship(load_data: Callable[[], GroupedData], priors_of: Callable[[GroupedData], Priors]
-              ) -> BuiltinModel:
+def flagship_model(load_data: Callable[[], GroupedData],
+                   priors_of: Callable[[GroupedData], Priors]) -> BuiltinModel:
+    """The flagship hierarchy as a built-in model on the data `load_data()` returns, under the
+    priors `priors_of(data)`: the reference PyMC model, the package's conditionals and the Gibbs
+    mutants of the catalogue, wrapped (`wrap_flagship`)."""
     @lru_cache(maxsize=1)
     def load():
         return load_data()
@@ -79,9 +81,13 @@ def _flagship(load_data: Callable[[], GroupedData], priors_of: Callable[[Grouped
         return reference_model(data, priors_of(data))
 
     def conditionals():
+        from hiercheck.samplers import gibbs
+
         return wrap_flagship(gibbs.Conditionals(), priors_of(load()))
 
     def mutants():
+        from .mutants import CATALOGUE
+
         priors = priors_of(load())
         return {m.name: wrap_flagship(m.conditionals, priors)
                 for m in CATALOGUE if m.conditionals is not None}
@@ -113,8 +119,8 @@ def _small_priors(data: GroupedData) -> Priors:
 
 
 BUILTIN_MODELS: dict[str, BuiltinModel] = {
-    "mathtest": _flagship(_mathtest, Priors.weakly_informative),
-    "hierarchy-small": _flagship(_small_hierarchy, _small_priors),
+    "mathtest": flagship_model(_mathtest, Priors.weakly_informative),
+    "hierarchy-small": flagship_model(_small_hierarchy, _small_priors),
 }
 
 

@@ -52,7 +52,8 @@ from scipy import stats as st
 from scipy.sparse.csgraph import connected_components
 from tqdm.auto import tqdm
 
-from hiercheck.errors import NutsWarning, SettingsError, UserFunctionError, require_integer
+from hiercheck.errors import (NutsWarning, PriorError, SettingsError, UserFunctionError,
+                              require_integer)
 
 from . import agreement, consistency, sbc
 from .pymc_model import CompiledModel, Variable
@@ -268,14 +269,19 @@ class ModelReferences:
 
     @cached_property
     def nuts(self) -> dict[str, np.ndarray]:
-        """NUTS draws of every free variable, (CHAINS, draws, *shape), natural scale."""
-        draws, divergences = self.compiled.sample_nuts(
-            draws=self.settings.nuts_draws, tune=self.settings.nuts_tune, chains=CHAINS,
-            seed=self.nuts_seed)
+        """PyMC's draws of every free variable, (CHAINS, draws, *shape), natural scale. If they
+        miss the mixing gate (compound steps for discrete variables mix slowly), the sampler runs
+        again with four times the draws; the agreement check says whether that sufficed."""
+        settings = self.settings
+        for draws in (settings.nuts_draws, 4 * settings.nuts_draws):
+            samples, divergences = self.compiled.sample_nuts(
+                draws=draws, tune=settings.nuts_tune, chains=CHAINS, seed=self.nuts_seed)
+            if _mixing_gate(samples, self.variables)[0]:
+                break
         if divergences:
             warnings.warn(f"NUTS on {self.name}: {divergences} divergent transitions; the "
                           "agreement check's reference may be biased", NutsWarning, stacklevel=2)
-        return draws
+        return samples
 
     @cached_property
     def prior_problem(self) -> str | None:
@@ -445,9 +451,11 @@ def _element_log_densities(compiled, layout, base, elements, dependencies):
     return log_densities
 
 
-def _modes_and_scales(log_densities, start: np.ndarray, iterations: int = 100):
+def _modes_and_scales(log_densities, start: np.ndarray, iterations: int = 200):
     """Per-element mode and Laplace scale 1/sqrt(-f'') of separable log densities, by Newton's
-    method with finite differences and a step search, all elements at once."""
+    method with finite differences and a step search (each element takes the best of a few
+    fractions of its step, never a worse point), all elements at once. Where f is not concave
+    an element steps uphill by its current scale, doubled each time."""
     u = start.astype(float).copy()
     scale = np.ones_like(u)
     fractions = np.array([1.0, 0.5, 0.25, 0.125, 1 / 16, 0.0])
@@ -459,11 +467,11 @@ def _modes_and_scales(log_densities, start: np.ndarray, iterations: int = 100):
         scale = np.where(concave, 1 / np.sqrt(np.where(concave, -curvature, 1.0)), 2 * scale)
         step = np.where(concave, -slope / np.where(concave, curvature, -1.0),
                         np.sign(slope) * scale)
-        step = np.clip(np.nan_to_num(step), -10 * scale, 10 * scale)
+        step = np.nan_to_num(step)
         tried = log_densities(u + fractions[:, None] * step)
         best = fractions[np.argmax(np.nan_to_num(tried, nan=-np.inf), axis=0)]
         u = u + best * step
-        if np.all(np.abs(best * step) <= 1e-7 * scale) and np.all(concave):
+        if np.all(np.abs(best * step) <= 1e-6 * scale) and np.all(concave):
             break
     return u, scale
 
@@ -486,22 +494,34 @@ class _GridConditional:
 
 def _grid_conditionals(log_densities, start: np.ndarray) -> list[_GridConditional]:
     """Each separable element's conditional, normalized on a grid of consistency.GRID_POINTS
-    points, GRID_HALF_WIDTH Laplace scales either side of the mode (wider while its ends still
-    carry density)."""
+    points, GRID_HALF_WIDTH Laplace scales either side of the mode; while a grid's ends still
+    carry density (more than e^-30 of its peak) it is centred on its peak and widened.
+
+    Raises
+    ------
+    PriorError
+        If some conditional does not fall off within 16 times that width: it may be improper.
+    """
     mode, scale = _modes_and_scales(log_densities, start)
-    half_width = consistency.GRID_HALF_WIDTH
-    for _ in range(4):
-        z = np.linspace(-half_width, half_width, consistency.GRID_POINTS)
-        u = mode[None] + z[:, None] * scale[None]
-        log_density = log_densities(u)
-        log_density = log_density - np.nanmax(log_density, axis=0)
-        ends = np.maximum(log_density[0], log_density[-1])
-        if np.all(~(ends > -30)):  # e^-30: the tails beyond the grid are negligible
+    half_width = np.full(mode.size, consistency.GRID_HALF_WIDTH)
+    z = np.linspace(-1.0, 1.0, consistency.GRID_POINTS)
+    for _ in range(5):
+        u = mode[None] + z[:, None] * (half_width * scale)[None]
+        log_density = np.nan_to_num(log_densities(u), nan=-np.inf)
+        peak = np.argmax(log_density, axis=0)
+        log_density = log_density - log_density[peak, np.arange(mode.size)]
+        spills = np.maximum(log_density[0], log_density[-1]) > -30
+        if not spills.any():
             break
-        half_width *= 2
+        mode = np.where(spills, u[peak, np.arange(mode.size)], mode)
+        half_width = np.where(spills, 2 * half_width, half_width)
+    else:
+        raise PriorError("a conditional density does not fall off within "
+                         f"{16 * consistency.GRID_HALF_WIDTH:g} Laplace scales of its mode: "
+                         "is the posterior proper?")
     conditionals = []
-    for j in range(len(mode)):
-        density = np.exp(np.nan_to_num(log_density[:, j], nan=-np.inf))
+    for j in range(mode.size):
+        density = np.exp(log_density[:, j])
         density /= integrate.trapezoid(density, u[:, j])
         cdf = integrate.cumulative_trapezoid(density, u[:, j], initial=0.0)
         conditionals.append(_GridConditional(u[:, j], density, cdf / cdf[-1]))
@@ -518,20 +538,23 @@ class _DiscreteConditional:
         return self.support[np.minimum(index, self.support.size - 1)]
 
 
-def _discrete_conditionals(log_densities, start: np.ndarray) -> list[_DiscreteConditional]:
-    """Each separable discrete element's conditional by enumeration, over a window about its
-    current value that widens until the probability at both ends is negligible or zero."""
+def _discrete_conditional(log_density, start: int) -> _DiscreteConditional:
+    """A discrete element's conditional by enumeration of `log_density(values)` (the whole joint
+    log density with only this element moved: a discrete variable can change a term at some
+    steps and not at others, as a change point does, so no term may be left out), over a
+    window about its current value that widens until the probability at both ends is negligible
+    or zero."""
     width = 16
     while True:
-        offsets = np.arange(-width, width + 1)
-        values = start[None] + offsets[:, None]
-        log_pmf = log_densities(values.astype(float))
-        log_pmf = log_pmf - np.max(log_pmf, axis=0)
-        if np.all(~(np.maximum(log_pmf[0], log_pmf[-1]) > -35)) or width > 2**16:
+        support = start + np.arange(-width, width + 1)
+        log_pmf = log_density(support.astype(float))
+        log_pmf = log_pmf - np.max(log_pmf)
+        if not np.maximum(log_pmf[0], log_pmf[-1]) > -35 or width > 2**16:
             break
         width *= 4
-    return [_DiscreteConditional(values[:, j], np.exp(log_pmf[:, j]) / np.exp(log_pmf[:, j]).sum())
-            for j in range(len(start))]
+    inside = np.isfinite(log_pmf)
+    pmf = np.exp(log_pmf[inside])
+    return _DiscreteConditional(support[inside], pmf / pmf.sum())
 
 
 def _discrete_tests(draws: np.ndarray, conditional: _DiscreteConditional) -> list[tuple]:
@@ -703,10 +726,13 @@ def _block_at_state(run, block, layout, dependencies, singles, coupled, x, u, rn
         f = _element_log_densities(compiled, layout, u, continuous, dependencies)
         grids = _grid_conditionals(f, center[continuous])
         starts[:, continuous] = np.column_stack([g.sample(rng.uniform(size=size)) for g in grids])
-    if discrete.size:
-        f = _element_log_densities(compiled, layout, u, discrete, dependencies)
-        pmfs = _discrete_conditionals(f, center[discrete])
-        starts[:, discrete] = np.column_stack([p.sample(rng.uniform(size=size)) for p in pmfs])
+    for j in discrete:
+        def log_density(values, j=j):
+            full = np.repeat(center[None], len(values), axis=0)
+            full[:, j] = values
+            return _log_terms(compiled, layout, u, full).sum(axis=1)
+        pmfs.append(_discrete_conditional(log_density, int(round(center[j]))))
+        starts[:, j] = pmfs[-1].sample(rng.uniform(size=size))
     for component in coupled:
         columns = dependencies[component].any(0)
 
