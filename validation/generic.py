@@ -838,7 +838,32 @@ def _compare_quantiles(idata_a, idata_b, names: list[str], alpha: float):
     return agreement.compare(idata_a, idata_b, var_names=names, alpha=alpha)
 
 
+def _compare_probabilities(draws_a: np.ndarray, draws_b: np.ndarray, name: str) -> list[dict]:
+    """A discrete scalar's CDF at the reference's quantiles, k_q = Q_b(q):
+
+        z = (F_a(k_q) - F_b(k_q)) / sqrt(F_a (1 - F_a)/ESS_a + F_b (1 - F_b)/ESS_b),
+
+    ESS that of the indicator I(x <= k_q). (A quantile of a discrete variable jumps by a whole
+    unit when the CDF crosses q at an atom, so quantile z-scores do not apply to it.)"""
+    from hiercheck.models.engine import az
+
+    rows = []
+    for k in np.unique(np.quantile(draws_b, agreement.QUANTILES, method="inverted_cdf")):
+        row = {"variable": name, "school": "", "quantile": np.nan, "at": k}
+        for side, draws in (("a", draws_a), ("b", draws_b)):
+            below = (draws <= k).astype(float)
+            row[side] = below.mean()
+            ess = float(az.ess(below)) if 0 < below.mean() < 1 else np.inf
+            row[f"mcse_{side}"] = np.sqrt(row[side] * (1 - row[side]) / ess)
+        se = np.hypot(row["mcse_a"], row["mcse_b"])
+        row["z"] = (row["a"] - row["b"]) / se if se > 0 else (0.0 if row["a"] == row["b"] else np.inf)
+        rows.append(row)
+    return rows
+
+
 def agreement_check(run: _SweepRun, alpha: float = ALPHA) -> CheckOutcome:
+    """Posterior quantiles of every continuous scalar (and the CDF of every discrete one at
+    NUTS' quantiles) of the sweep against NUTS, once both pass the mixing gate."""
     start = time.perf_counter()
     references = run.references
     variables = references.variables
@@ -852,13 +877,22 @@ def agreement_check(run: _SweepRun, alpha: float = ALPHA) -> CheckOutcome:
     if not nuts_mixes:
         return _cannot_verify("agreement vs nuts", f"NUTS does not mix ({nuts_reason})",
                               np.nan, MIN_ESS, seconds(), mixing)
-    names = list(mixing.quantity)
-    result = _compare_quantiles(_scalar_inference_data(run.posterior, variables, "your sweep"),
-                                _scalar_inference_data(references.nuts, variables, "nuts"),
-                                names, alpha)
-    return CheckOutcome("agreement vs nuts", "min Holm-adjusted p",
-                        float(result.table.p_holm.min()), alpha, result.passed, seconds(),
-                        result.table, result)
+    mine = _scalar_inference_data(run.posterior, variables, "your sweep")
+    nuts = _scalar_inference_data(references.nuts, variables, "nuts")
+    discrete = [label for name, v in variables.items() if v.discrete for label in v.element_names()]
+    continuous = [name for name in mixing.quantity if name not in discrete]
+    tables = [_compare_quantiles(mine, nuts, continuous, alpha).table] if continuous else []
+    rows = [row for name in discrete for row in _compare_probabilities(
+        mine.posterior[name].to_numpy(), nuts.posterior[name].to_numpy(), name)]
+    if rows:
+        tables.append(pd.DataFrame(rows))
+    table = pd.concat(tables, ignore_index=True)
+    table["p"] = 2 * st.norm.sf(np.abs(table.z.to_numpy(dtype=float)))
+    table["p_holm"] = agreement.holm_adjust(table.p.to_numpy())
+    table["agree"] = table.p_holm > alpha
+    result = agreement.Agreement(table=table, alpha=alpha, engines=("your sweep", "nuts"))
+    return CheckOutcome("agreement vs nuts", "min Holm-adjusted p", float(table.p_holm.min()),
+                        alpha, result.passed, seconds(), table, result)
 
 
 # -- Geweke -------------------------------------------------------------------------------------
