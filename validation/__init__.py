@@ -1,16 +1,20 @@
 """Evidence that hand-derived inference is right: the checks, the mutants they must catch, and the
 `hiercheck` command. `check_sampler`, `detection_matrix` and `Verdict` (from
-`hiercheck.validation.suite`) load on first use, so the command starts without importing the
-numerical stack.
+`hiercheck.validation.suite`) and `check_gibbs` (from `hiercheck.validation.generic`, any PyMC
+model) load on first use, so the command starts without importing the numerical stack.
 """
 
 _SUITE = ("check_sampler", "detection_matrix", "Verdict")
+_GENERIC = ("check_gibbs",)
 
-__all__ = list(_SUITE)
+__all__ = list(_SUITE + _GENERIC)
 
 
 def __getattr__(name: str) -> object:
     if name in _SUITE:
         from . import suite
         return getattr(suite, name)
+    if name in _GENERIC:
+        from . import generic
+        return getattr(generic, name)
     raise AttributeError(f"module 'hiercheck.validation' has no attribute {name!r}")

@@ -25,6 +25,7 @@ import pandas as pd
 from hiercheck.errors import DataError, HiercheckError, SettingsError, require_integer
 from hiercheck.models import DATASETS, DEFAULT_DATASET, GroupedData, Priors, load_dataset
 
+from .builtin_models import BUILTIN_MODELS
 from .engines import (ENGINES, estimates_table, get_engine, posterior_mean_kappa, sbc_engine,
                       sbc_thin)
 
@@ -159,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the Gibbs sweep every Gibbs-based check runs: the four complete "
                                "conditionals, or the blocked sweep with lam and mu drawn with "
                                "theta integrated out (default: textbook)")
+    validate.add_argument("--model", choices=list(BUILTIN_MODELS), metavar="NAME",
+                          help="check a built-in model's hand-derived sweep against its PyMC model "
+                               f"with check_gibbs instead ({', '.join(BUILTIN_MODELS)})")
+    validate.add_argument("--jobs", type=int, default=1,
+                          help="with --model: SBC replications in this many processes (default: 1)")
     validate.set_defaults(run=run_validate)
 
     sbc = commands.add_parser("sbc", help="simulation-based calibration of one engine")
@@ -353,6 +359,8 @@ def write_shrinkage_plot(eb_fit: EBFit, results: dict, folder: Path) -> Path:
 def run_validate(args) -> int:
     from .suite import check_sampler, nuts_sbc_check
 
+    if args.model:
+        return run_model_validation(args)
     data = load_data(args)
     priors = load_priors(args, data)
     folder = output_folder(args)
@@ -379,6 +387,34 @@ def run_validate(args) -> int:
         failed = verdict.outcomes[-1]
         print(f"\nstopped at the first failure, {failed.check}; its table:")
         print(failed.table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print(f"wrote {len(written)} files to {folder}", file=sys.stderr)
+    return 0 if verdict.passed else 1
+
+
+def run_model_validation(args) -> int:
+    """`validate --model NAME`: check_gibbs on a built-in model with its own data and sweep."""
+    from .builtin_models import get_builtin
+    from .generic import check_gibbs
+    from .plots import save
+
+    require_integer("--jobs", args.jobs)
+    given = [flag for flag, value in (("--dataset", args.dataset), ("--data", args.data),
+                                      ("--prior", args.prior)) if value]
+    if given:
+        raise SettingsError(f"--model brings its own data and priors; leave out {given[0]}")
+    builtin = get_builtin(args.model)
+    folder = output_folder(args)
+    print(f"validating the hand-derived sweep of the built-in model {args.model} with check_gibbs, "
+          f"{'quick' if args.quick else 'full'} settings", file=sys.stderr)
+    verdict = check_gibbs(builtin.build_model(builtin.load()), builtin.conditionals(),
+                          quick=args.quick, seed=args.seed, jobs=args.jobs, out=folder / "sbc",
+                          progress=True, name=args.model)
+    written = verdict.save(folder)
+    for outcome in verdict.outcomes:
+        if outcome.check == "sbc" and outcome.result is not None:
+            written.append(folder / "sbc.png")
+            save(outcome.result.plot(), written[-1])
+    print(verdict)
     print(f"wrote {len(written)} files to {folder}", file=sys.stderr)
     return 0 if verdict.passed else 1
 

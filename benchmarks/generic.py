@@ -1,0 +1,115 @@
+"""check_gibbs ("any model") on the example models of tests/test_generic.py: its time, and the
+false-alarm rate of its multivariate test.
+
+    python benchmarks/generic.py --timing                   # check_gibbs quick on each model
+    python benchmarks/generic.py --false-alarms 30          # consistency of the joint blocks, 30 seeds
+    python benchmarks/generic.py --null 400                 # the two-sample tests alone, Gaussian pairs
+    ... --json generic.json                                 # and save what was measured
+
+Timing: each model's check_gibbs(quick=True, seed=0) from a fresh ModelReferences, so NUTS and
+every compilation are inside (PyTensor's compiled C code is cached on disk between runs; the
+first run on a machine compiles it). False alarms: the correct conditionals of the regression
+(beta, 3 coupled coefficients) and the variance-components model ((mu, a), 21 coupled
+elements), consistency only, seeds 0..N-1 with the references (NUTS, states) of seed 0: a false
+alarm of the multivariate test is a seed at which the smallest Holm-adjusted p-value over the
+joint block's rows alone is at or below the level. The null experiment draws pairs of samples
+from one correlated normal and runs `two_sample_tests` on them, without any MCMC.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+warnings.simplefilter("ignore")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hiercheck.validation.agreement import holm_adjust  # noqa: E402
+from hiercheck.validation.generic import (  # noqa: E402
+    GENERIC_QUICK, ModelReferences, check_gibbs, consistency_check, parse_conditionals)
+from hiercheck.validation.two_sample import two_sample_tests  # noqa: E402
+from tests import test_generic as examples  # noqa: E402
+
+MODELS = {
+    "poisson-gamma": (examples.poisson_gamma_model, examples.POISSON_GAMMA),
+    "regression": (examples.regression_model, examples.REGRESSION),
+    "components": (examples.components_model, examples.COMPONENTS),
+    "change point": (examples.changepoint_model, examples.CHANGEPOINT),
+}
+JOINT = {"regression": "beta", "components": "(mu, a)"}
+LEVELS = (0.01, 0.001)
+
+
+def timing() -> dict:
+    times = {}
+    for name, (build, conditionals) in MODELS.items():
+        started = time.perf_counter()
+        verdict = check_gibbs(build(), conditionals, seed=0, name=name)
+        times[name] = {"seconds": time.perf_counter() - started, "passed": verdict.passed,
+                       "checks": {o.check: round(o.seconds, 1) for o in verdict.outcomes}}
+        print(f"{name}: {times[name]}", flush=True)
+    return times
+
+
+def false_alarms(seeds: int) -> dict:
+    from hiercheck.validation.generic import _SweepRun
+
+    results = {}
+    for name, block in JOINT.items():
+        build, conditionals = MODELS[name]
+        references = ModelReferences(build(), GENERIC_QUICK, 0, name)
+        blocks = parse_conditionals(conditionals, references.variables)
+        smallest = []
+        for seed in range(seeds):
+            table = consistency_check(_SweepRun(blocks, references, seed), seed).table
+            joint = table[table.block == block]
+            smallest.append(float(holm_adjust(joint.p.to_numpy(dtype=float)).min()))
+            print(f"{name} seed {seed}: smallest Holm-adjusted p of the joint block "
+                  f"{smallest[-1]:.3g} ({len(joint)} tests)", flush=True)
+        results[name] = {"seeds": seeds, "smallest": smallest, "tests": int(len(joint)),
+                         **{f"alarms at {level}": int(np.sum(np.array(smallest) <= level))
+                            for level in LEVELS}}
+    return results
+
+
+def null_experiment(pairs: int, dimensions=(3, 21), size: int = 1000) -> dict:
+    rng = np.random.default_rng(0)
+    results = {}
+    for d in dimensions:
+        smallest = []
+        for _ in range(pairs):
+            a, b = rng.standard_normal((size, d)), rng.standard_normal((size, d))
+            smallest.append(float(holm_adjust(np.array([p for *_, p in two_sample_tests(a, b)]))
+                                  .min()))
+        results[f"d={d}"] = {"pairs": pairs, **{f"alarms at {level}": int(np.sum(
+            np.array(smallest) <= level)) for level in (0.05, 0.01, 0.001)}}
+        print(f"d={d}: {results[f'd={d}']}", flush=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--timing", action="store_true")
+    parser.add_argument("--false-alarms", type=int, default=0, metavar="SEEDS")
+    parser.add_argument("--null", type=int, default=0, metavar="PAIRS")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    measured = {}
+    if args.null:
+        measured["null"] = null_experiment(args.null)
+    if args.timing:
+        measured["timing"] = timing()
+    if args.false_alarms:
+        measured["false alarms"] = false_alarms(args.false_alarms)
+    if args.json:
+        args.json.write_text(json.dumps(measured, indent=1))
+
+
+if __name__ == "__main__":
+    main()

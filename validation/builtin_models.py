@@ -1,0 +1,133 @@
+"""Built-in models of the "any model" harness: `hiercheck validate --model NAME`.
+
+Each entry of `BUILTIN_MODELS` is a `BuiltinModel(load, build_model, conditionals, mutants)`:
+
+    load()               the model's data
+    build_model(data)    the PyMC model (priors, likelihood, observed data)
+    conditionals()       the hand-derived sweep, {name or tuple of names: draw(rng, state, data)}
+    mutants()            {mutant name: such a mapping with one slip in it}
+
+so adding a model is one line. The flagship hierarchy comes twice: `mathtest` on the math-test
+data under the weakly informative priors, and `hierarchy-small` on six simulated schools of five
+under the informative priors of the flagship's small design (where slips in the prior's
+constants show). Both run the package's own conditionals (`hiercheck.samplers.gibbs`) and the
+mutants of `hiercheck.validation.mutants.CATALOGUE`, each wrapped into the generic signature.
+"""
+
+from __future__ import annotations
+
+__all__ = ["BUILTIN_MODELS", "BuiltinModel", "flagship_model", "get_builtin", "wrap_flagship"]
+
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from typing import NamedTuple
+
+import numpy as np
+
+from hiercheck.errors import SettingsError
+from hiercheck.models import GroupedData, Priors, school_stats
+from hiercheck.models.data import group_moments
+
+
+class BuiltinModel(NamedTuple):
+    load: Callable[[], object]
+    build_model: Callable[[object], object]
+    conditionals: Callable[[], Mapping]
+    mutants: Callable[[], Mapping[str, Mapping]]
+
+
+def wrap_flagship(conditionals, priors: Priors) -> dict[str, Callable]:
+    """The flagship's four conditionals, `draw_x(rng, state, stats, priors)`, as generic draw
+    functions of the reference model (`hiercheck.models.reference.build_model`), in the order of
+    the textbook sweep. Each computes the school statistics n_i, ybar_i, ss_i from the data dict
+    ('scores', 'school_of_student'), once per data set."""
+    from hiercheck.samplers import gibbs
+
+    cache = {}
+
+    def stats_of(data):
+        scores = data["scores"]
+        if cache.get("scores") is not scores:  # a new data set (SBC, Geweke): recompute
+            codes = np.asarray(data["school_of_student"])
+            cache.update(scores=scores, stats=school_stats(*group_moments(
+                codes, np.asarray(scores, dtype=float), int(codes.max()) + 1)))
+        return cache["stats"]
+
+    def generic(draw):
+        def draw_generic(rng, state, data):
+            flagship_state = gibbs.GibbsState(theta=state["theta"], mu=state["mu"],
+                                              lam=state["lam"], omega=state["omega"])
+            return draw(rng, flagship_state, stats_of(data), priors)
+        draw_generic.__name__ = draw.__name__
+        draw_generic.__qualname__ = f"wrap_flagship({draw.__qualname__})"
+        return draw_generic
+
+    return {"theta": generic(conditionals.draw_theta), "mu": generic(conditionals.draw_mu),
+            "lam": generic(conditionals.draw_lam), "omega": generic(conditionals.draw_omega)}
+
+
+def flagship_model(load_data: Callable[[], GroupedData],
+                   priors_of: Callable[[GroupedData], Priors]) -> BuiltinModel:
+    """The flagship hierarchy as a built-in model on the data `load_data()` returns, under the
+    priors `priors_of(data)`: the reference PyMC model, the package's conditionals and the Gibbs
+    mutants of the catalogue, wrapped (`wrap_flagship`)."""
+    @lru_cache(maxsize=1)
+    def load():
+        return load_data()
+
+    def build_model(data):
+        from hiercheck.models.reference import build_model as reference_model
+
+        return reference_model(data, priors_of(data))
+
+    def conditionals():
+        from hiercheck.samplers import gibbs
+
+        return wrap_flagship(gibbs.Conditionals(), priors_of(load()))
+
+    def mutants():
+        from .mutants import CATALOGUE
+
+        priors = priors_of(load())
+        return {m.name: wrap_flagship(m.conditionals, priors)
+                for m in CATALOGUE if m.conditionals is not None}
+
+    return BuiltinModel(load, build_model, conditionals, mutants)
+
+
+def _mathtest() -> GroupedData:
+    """The math-test scores shipped in the package (hiercheck.models.packaged)."""
+    try:
+        from hiercheck.models.packaged import read_packaged_csv
+    except ImportError:  # the packaged data arrive with the built-in models' branch
+        raise SettingsError("the math-test data are not packaged in this installation") from None
+    frame = read_packaged_csv("mathtest.csv")
+    return GroupedData.from_frame(frame, group="school", value="mathscore", name="mathtest")
+
+
+def _small_hierarchy() -> GroupedData:
+    from .consistency import simulated_data
+    from .suite import SMALL_DESIGN, SMALL_PRIORS
+
+    return simulated_data(SMALL_DESIGN, SMALL_PRIORS, seed=0)
+
+
+def _small_priors(data: GroupedData) -> Priors:
+    from .suite import SMALL_PRIORS
+
+    return SMALL_PRIORS
+
+
+BUILTIN_MODELS: dict[str, BuiltinModel] = {
+    "mathtest": flagship_model(_mathtest, Priors.weakly_informative),
+    "hierarchy-small": flagship_model(_small_hierarchy, _small_priors),
+}
+
+
+def get_builtin(name: str) -> BuiltinModel:
+    """The built-in model called `name`, or a SettingsError listing them."""
+    try:
+        return BUILTIN_MODELS[name]
+    except KeyError:
+        raise SettingsError(f"unknown model {name!r}; built-in models are "
+                            f"{', '.join(BUILTIN_MODELS)}") from None

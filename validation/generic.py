@@ -1,0 +1,1187 @@
+"""`check_gibbs`: the checks of a hand-derived Gibbs sampler, for any PyMC model.
+
+The user hands in the model (priors, likelihood, observed data) and a mapping from free
+variables to draw functions, `draw(rng, state, data)`, in the order of the sweep:
+
+    check_gibbs(model, {"theta": draw_theta, "beta": draw_beta, ("lam", "omega"): draw_both})
+
+A key names one free variable, or a tuple of names drawn jointly (the function then returns a
+tuple in the key's order, or a dict by name). `state` holds every free variable's current value
+on its natural scale, `data` every observed variable and every pm.Data by name. A function may
+draw directly from its conditional, or be a Markov kernel (Metropolis, slice) that leaves it
+invariant. Four checks, each with its own random stream spawned from one seed:
+
+    consistency         each function, started from a draw of its block's exact conditional
+                        (normalized from the model's joint density), must return a draw of that
+                        conditional: an invariance test, at posterior and prior states
+    agreement vs nuts   the sweep's posterior quantiles against PyMC's NUTS on the data, once the
+                        sweep mixes (bulk and tail ESS >= 400, R-hat <= 1.01; else "cannot verify")
+    geweke              marginal-conditional against successive-conditional simulation of the joint
+    sbc                 simulation-based calibration of the sweep on data simulated from the prior
+
+Each statistical check holds its family-wise false-alarm rate at alpha (`suite.ALPHA`) with
+Holm's correction over its tests. A check that needs prior simulation does not apply to a model
+with an improper prior (pm.Flat, pm.HalfFlat) or a pm.Potential, which prior simulation ignores:
+its row says "not applicable: ..." and counts as passed (value NaN). A check that cannot verify
+(a sweep that does not mix) fails with "cannot verify: ...". docs/validation.md, section "Any
+model", has the statistics and their measured false-alarm rates.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "GENERIC_CHECKS", "GENERIC_FULL", "GENERIC_QUICK", "Block", "GenericSettings",
+    "ModelReferences", "check_gibbs", "parse_conditionals", "sweep",
+]
+
+import json
+import hashlib
+import math
+import multiprocessing
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+from scipy import integrate, optimize
+from scipy import stats as st
+from scipy.sparse.csgraph import connected_components
+from tqdm.auto import tqdm
+
+from hiercheck.errors import (NutsWarning, PriorError, SettingsError, UserFunctionError,
+                              require_integer)
+
+from . import agreement, consistency, sbc
+from .pymc_model import CompiledModel, Variable
+from .result import CheckTable
+from .store import UnitStore
+from .suite import ALPHA, CheckOutcome, Verdict, _integer_seeds
+from .two_sample import two_sample_tests, whiten
+
+GENERIC_CHECKS = ("consistency", "agreement vs nuts", "geweke", "sbc")
+CHAINS = 4                 # of the sweep and of NUTS, for the agreement check
+MIN_ESS = 400              # bulk and tail, of every scalar, before agreement is tested
+MAX_R_HAT = 1.01
+GEWEKE_LEVELS = (0.1, 0.5, 0.9)   # I(q <= its prior quantile at these levels): bounded test functions
+SBC_UNIT = 10              # replications per random stream and per saved unit; fixed
+MAX_SBC_THIN = 50
+TERMS_PER_CALL = 2_000_000  # rows x terms of one batched evaluation (memory, not speed)
+
+
+@dataclass(frozen=True)
+class GenericSettings:
+    """How hard each check looks. `GENERIC_QUICK` is sized for a model of the blood-pressure
+    size (20 groups, 400 observations) to finish in about a minute on 2 cores."""
+
+    posterior_points: int    # consistency: states drawn from the NUTS posterior
+    prior_points: int        # ... and from the prior (with the real data)
+    consistency_draws: int   # calls of each function per state (one-dimensional conditionals)
+    joint_draws: int         # ... for a block whose elements are coupled (multivariate tests)
+    nuts_draws: int          # per chain, CHAINS chains
+    nuts_tune: int
+    sweep_draws: int         # the user's sweep, per chain, CHAINS chains
+    sweep_tune: int
+    geweke_chains: int
+    geweke_steps: int
+    geweke_independent: int
+    sbc_replications: int
+    sbc_draws: int
+    sbc_thin: int            # at least; the sweep's autocorrelation time if that is longer
+    sbc_tune: int
+
+
+GENERIC_QUICK = GenericSettings(
+    posterior_points=3, prior_points=2, consistency_draws=2000, joint_draws=1000,
+    nuts_draws=1000, nuts_tune=1000, sweep_draws=2500, sweep_tune=500, geweke_chains=100,
+    geweke_steps=200, geweke_independent=20000, sbc_replications=200, sbc_draws=50, sbc_thin=5,
+    sbc_tune=100)
+GENERIC_FULL = GenericSettings(
+    posterior_points=6, prior_points=4, consistency_draws=8000, joint_draws=4000,
+    nuts_draws=2500, nuts_tune=1000, sweep_draws=10000, sweep_tune=1000, geweke_chains=400,
+    geweke_steps=500, geweke_independent=100000, sbc_replications=1000, sbc_draws=100,
+    sbc_thin=10, sbc_tune=200)
+
+
+# -- the user's functions -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Block:
+    """One entry of the sweep: the variables a function draws, and the function."""
+
+    names: tuple[str, ...]
+    function: Callable
+    joint: bool  # the key was a tuple: the function returns one value per name
+
+    @property
+    def label(self) -> str:
+        return getattr(self.function, "__name__", repr(self.function))
+
+    @property
+    def key(self) -> str:
+        return f"({', '.join(self.names)})" if self.joint else self.names[0]
+
+
+def parse_conditionals(conditionals: Mapping, variables: Mapping[str, Variable],
+                       observed: Iterable[str] = ()) -> tuple[Block, ...]:
+    """The sweep as blocks, in the mapping's order, after checking it against the model.
+
+    Parameters
+    ----------
+    conditionals : Mapping
+        {name or tuple of names: draw function}.
+    variables : Mapping
+        The model's free variables by name (`CompiledModel.variables`).
+    observed : iterable of str
+        The model's observed variables, named in the message when a key is one of them.
+
+    Returns
+    -------
+    tuple of Block
+
+    Raises
+    ------
+    SettingsError
+        If a key is no free variable, a function is not callable, or a free variable is drawn
+        by no function.
+    """
+    if not isinstance(conditionals, Mapping) or not conditionals:
+        raise SettingsError("conditionals must be a non-empty mapping {variable name or tuple of "
+                            f"names: draw function}}, got {type(conditionals).__name__}")
+    observed = set(observed)
+    blocks = []
+    for key, function in conditionals.items():
+        names = (key,) if isinstance(key, str) else key
+        if not isinstance(names, tuple) or not names or not all(isinstance(n, str) for n in names):
+            raise SettingsError(f"conditionals key {key!r} must be a variable name or a tuple of "
+                                "names")
+        for name in names:
+            if name not in variables:
+                kind = "an observed variable" if name in observed else "no free variable"
+                raise SettingsError(f"conditionals key {key!r}: {name!r} is {kind} of the model; "
+                                    f"its free variables are {', '.join(variables)}")
+        if len(set(names)) != len(names):
+            raise SettingsError(f"conditionals key {key!r} names a variable twice")
+        if not callable(function):
+            raise SettingsError(f"conditionals[{key!r}] is {type(function).__name__}, not a "
+                                "function draw(rng, state, data)")
+        blocks.append(Block(names, function, joint=isinstance(key, tuple)))
+    drawn = {name for block in blocks for name in block.names}
+    missing = [name for name in variables if name not in drawn]
+    if missing:
+        raise SettingsError(f"no function draws the free variable{'s' * (len(missing) > 1)} "
+                            f"{', '.join(map(repr, missing))}; every free variable needs one")
+    return tuple(blocks)
+
+
+def call_block(block: Block, rng: np.random.Generator, state: dict, data: dict,
+               variables: Mapping[str, Variable]) -> dict[str, np.ndarray]:
+    """The block's new values, {name: array}, after checking what its function returned.
+
+    Raises
+    ------
+    UserFunctionError
+        If the function returned the wrong number of values, shape or type, a non-integer for a
+        discrete variable, or a value that is not finite; the message names the function and the
+        variable.
+    """
+    returned = block.function(rng, dict(state), data)
+    if not block.joint:
+        return {block.names[0]: _checked(block, block.names[0], returned, variables)}
+    if isinstance(returned, Mapping):
+        if set(returned) != set(block.names):
+            raise UserFunctionError(f"{block.label} returned a dict with keys "
+                                    f"{sorted(map(str, returned))}; the block {block.key} needs "
+                                    f"exactly {sorted(block.names)}")
+        values = [returned[name] for name in block.names]
+    elif isinstance(returned, (tuple, list)) and len(returned) == len(block.names):
+        values = returned
+    else:
+        raise UserFunctionError(f"{block.label} must return a tuple of {len(block.names)} values "
+                                f"(or a dict) for the block {block.key}; it returned "
+                                f"{type(returned).__name__}"
+                                + (f" of length {len(returned)}"
+                                   if isinstance(returned, (tuple, list)) else ""))
+    return {name: _checked(block, name, value, variables)
+            for name, value in zip(block.names, values)}
+
+
+def _checked(block: Block, name: str, value, variables) -> np.ndarray:
+    variable = variables[name]
+    try:
+        array = np.array(value, dtype=float)
+    except (TypeError, ValueError):
+        raise UserFunctionError(f"{block.label} returned {type(value).__name__} for {name!r}, "
+                                "not numbers") from None
+    if array.shape != variable.shape:
+        raise UserFunctionError(f"{block.label} returned shape {array.shape} for {name!r}; the "
+                                f"model's {name!r} has shape {variable.shape}")
+    if not np.isfinite(array).all():
+        bad = array[~np.isfinite(array)].flat[0]
+        raise UserFunctionError(f"{block.label} returned {bad} for {name!r}: every value must be "
+                                "finite")
+    if variable.discrete:
+        if not np.array_equal(array, np.round(array)):
+            raise UserFunctionError(f"{block.label} returned a non-integer for the discrete "
+                                    f"variable {name!r}")
+        return array.astype(np.int64)
+    return array
+
+
+def sweep(rng: np.random.Generator, state: dict, data: dict, blocks: tuple[Block, ...],
+          variables: Mapping[str, Variable]) -> dict:
+    """One sweep: every block in turn, each given the state as updated so far."""
+    state = dict(state)
+    for block in blocks:
+        state.update(call_block(block, rng, state, data, variables))
+    return state
+
+
+# -- what every check of one model shares ---------------------------------------------------------
+
+class ModelReferences:
+    """The compiled model, NUTS on its data and the consistency states, computed once and shared
+    by every `check_gibbs` call on the same model (a set of mutants, say).
+
+    Parameters
+    ----------
+    model : pymc.Model
+    settings : GenericSettings
+    seed : int or SeedSequence
+    name : str, optional
+        How the verdict names the model.
+    """
+
+    def __init__(self, model, settings: GenericSettings = GENERIC_QUICK, seed=0,
+                 name: str | None = None):
+        self.model = model
+        self.compiled = CompiledModel(model)
+        self.settings = settings
+        self.name = name or model.name or "the PyMC model"
+        self.nuts_seed, self.state_seed = _integer_seeds(seed, 2)
+
+    @property
+    def variables(self) -> dict[str, Variable]:
+        return self.compiled.variables
+
+    @cached_property
+    def nuts(self) -> dict[str, np.ndarray]:
+        """PyMC's draws of every free variable, (CHAINS, draws, *shape), natural scale. If they
+        miss the mixing gate (compound steps for discrete variables mix slowly), the sampler runs
+        again with four times the draws; the agreement check says whether that sufficed."""
+        settings = self.settings
+        for draws in (settings.nuts_draws, 4 * settings.nuts_draws):
+            samples, divergences = self.compiled.sample_nuts(
+                draws=draws, tune=settings.nuts_tune, chains=CHAINS, seed=self.nuts_seed)
+            if _mixing_gate(samples, self.variables)[0]:
+                break
+        if divergences:
+            warnings.warn(f"NUTS on {self.name}: {divergences} divergent transitions; the "
+                          "agreement check's reference may be biased", NutsWarning, stacklevel=2)
+        return samples
+
+    @cached_property
+    def prior_problem(self) -> str | None:
+        """Why the model's prior cannot be simulated, or None."""
+        if self.compiled.improper:
+            return f"improper prior on {', '.join(self.compiled.improper)}"
+        if self.compiled.potentials:
+            return "the model has a pm.Potential, which prior simulation ignores"
+        return None
+
+    @cached_property
+    def states(self) -> list[tuple[str, dict[str, np.ndarray]]]:
+        """(origin, natural values) of the consistency states: NUTS draws far apart in its
+        chains, and (for a proper prior) prior draws; the data stay the model's."""
+        settings, rng = self.settings, np.random.default_rng(self.state_seed)
+        chains, draws = next(iter(self.nuts.values())).shape[:2]
+        picks = rng.choice(chains * draws, settings.posterior_points, replace=False)
+        states = [("posterior", {name: values.reshape(chains * draws, *values.shape[2:])[k]
+                                 for name, values in self.nuts.items()}) for k in picks]
+        if self.prior_problem is None and settings.prior_points:
+            prior, _ = self.compiled.simulate_prior(settings.prior_points, rng.integers(2**63))
+            states += [("prior", {name: values[k] for name, values in prior.items()})
+                       for k in range(settings.prior_points)]
+        return states
+
+
+class _SweepRun:
+    """One set of draw functions on one model: its blocks, and the posterior its sweep draws on
+    the data (shared by the agreement check and SBC's thinning)."""
+
+    def __init__(self, blocks: tuple[Block, ...], references: ModelReferences, seed):
+        self.blocks, self.references, self.seed = blocks, references, seed
+
+    def sweep(self, rng, state, data) -> dict:
+        return sweep(rng, state, data, self.blocks, self.references.variables)
+
+    @cached_property
+    def posterior(self) -> dict[str, np.ndarray]:
+        """CHAINS chains of the sweep on the data, started at the last NUTS draw of each NUTS
+        chain: every free variable, (CHAINS, draws, *shape)."""
+        references, settings = self.references, self.references.settings
+        data = references.compiled.data
+        kept = {name: np.empty((CHAINS, settings.sweep_draws, *v.shape))
+                for name, v in references.variables.items()}
+        for chain, stream in enumerate(np.random.SeedSequence(self.seed).spawn(CHAINS)):
+            rng = np.random.default_rng(stream)
+            state = {name: values[chain, -1] for name, values in references.nuts.items()}
+            for step in range(settings.sweep_tune + settings.sweep_draws):
+                state = self.sweep(rng, state, data)
+                if step >= settings.sweep_tune:
+                    for name, value in state.items():
+                        kept[name][chain, step - settings.sweep_tune] = value
+        return kept
+
+    @cached_property
+    def autocorrelation_time(self) -> float:
+        """draws / ESS of the sweep on the data, the worst scalar (bulk or tail)."""
+        table = mixing_table(self.posterior, self.references.variables)
+        total = CHAINS * self.references.settings.sweep_draws
+        return float(total / table[["ess_bulk", "ess_tail"]].min().min())
+
+
+# -- consistency: each function against its block's exact conditional -----------------------------
+
+@dataclass(frozen=True)
+class GenericConsistency(CheckTable):
+    """A row per test (block, state, coordinate, test), p-values Holm-adjusted over all rows."""
+
+    alpha: float
+    unsupported: tuple[str, ...] = ()
+
+
+class _Layout:
+    """The elements of a block's variables, flattened in order: element j is `labels[j]`."""
+
+    def __init__(self, names: tuple[str, ...], variables: Mapping[str, Variable]):
+        self.names, self.variables = names, variables
+        self.slices, start = {}, 0
+        for name in names:
+            self.slices[name] = slice(start, start + variables[name].size)
+            start += variables[name].size
+        self.size = start
+        self.labels = [label for name in names for label in variables[name].element_names()]
+        self.discrete = np.concatenate([np.full(variables[n].size, variables[n].discrete)
+                                        for n in names])
+
+    def flat(self, values: dict[str, np.ndarray]) -> np.ndarray:
+        """(K, size) from {name: (K, *shape)}."""
+        return np.concatenate([np.reshape(values[name], (len(values[name]), -1))
+                               for name in self.names], axis=1)
+
+    def points(self, base: dict[str, np.ndarray], values: np.ndarray) -> dict[str, np.ndarray]:
+        """Every variable at K points (base: one point, (1, *shape)) with the block's elements
+        set from `values` (K, size)."""
+        size = len(values)
+        points = {name: np.repeat(value, size, axis=0) for name, value in base.items()}
+        for name in self.names:
+            block = values[:, self.slices[name]].reshape(size, *self.variables[name].shape)
+            points[name] = np.rint(block).astype(np.int64) if self.variables[name].discrete \
+                else block
+        return points
+
+
+def _natural(compiled: CompiledModel, layout: _Layout, base: dict, values: np.ndarray) -> dict:
+    """The block's natural values at K points given on the unconstrained scale, in chunks."""
+    rows = max(1, TERMS_PER_CALL // compiled.term_owners.size)
+    chunks = [compiled.evaluate(layout.points(base, values[start:start + rows]))[1]
+              for start in range(0, len(values), rows)]
+    return {name: np.concatenate([chunk[name] for chunk in chunks]) for name in layout.names}
+
+
+def _log_terms(compiled: CompiledModel, layout: _Layout, base: dict, values: np.ndarray):
+    """Terms of the joint log density (K, T) with the block at `values`, evaluated in chunks; a
+    point at which the model cannot be evaluated (a discrete index out of range) gets -inf."""
+    terms_count = compiled.term_owners.size
+    rows = max(1, TERMS_PER_CALL // terms_count)
+    out = np.empty((len(values), terms_count))
+    for start in range(0, len(values), rows):
+        chunk = values[start:start + rows]
+        try:
+            out[start:start + rows] = compiled.evaluate(layout.points(base, chunk))[0]
+        except (IndexError, ValueError):
+            for k in range(len(chunk)):
+                try:
+                    out[start + k] = compiled.evaluate(layout.points(base, chunk[k:k + 1]))[0]
+                except (IndexError, ValueError):
+                    out[start + k] = -np.inf
+    return out
+
+
+def _dependencies(compiled, layout: _Layout, base: dict) -> np.ndarray:
+    """(size, T) booleans: the terms of the joint log density that change when one element of
+    the block moves (by 1% of its magnitude on the unconstrained scale, or by one for a discrete
+    element, towards the inside of its support)."""
+    center = layout.flat(base)[0]
+    step = np.where(layout.discrete, 1.0, 0.01 * np.maximum(1.0, np.abs(center)))
+    values = np.vstack([center, center + np.diag(step), center - np.diag(step)])
+    terms = _log_terms(compiled, layout, base, values)
+    up, down = terms[1:layout.size + 1], terms[layout.size + 1:]
+    use_down = ~np.isfinite(up.sum(1)) & np.isfinite(down.sum(1))  # stepped out of the support
+    moved = np.where(use_down[:, None], down, up)
+    return moved != terms[0]
+
+
+def _components(dependencies: np.ndarray) -> list[np.ndarray]:
+    """Groups of elements coupled through a shared term, as index arrays."""
+    shared = dependencies.astype(np.int64) @ dependencies.T.astype(np.int64) > 0
+    count, label = connected_components(shared, directed=False)
+    return [np.flatnonzero(label == c) for c in range(count)]
+
+
+def _summed(terms: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """terms @ columns with -inf kept as a very negative number, so 0 * -inf cannot make NaN."""
+    return np.maximum(terms, -1e300) @ columns.astype(float)
+
+
+def _element_log_densities(compiled, layout, base, elements, dependencies):
+    """f(values (K, E)) -> (K, E): the log conditional density of each of E separable elements
+    (up to a constant), all evaluated in one pass (each sees only its own terms)."""
+    columns = dependencies[elements].T  # (T, E)
+    center = layout.flat(base)[0]
+
+    def log_densities(values):
+        full = np.repeat(center[None], len(values), axis=0)
+        full[:, elements] = values
+        return _summed(_log_terms(compiled, layout, base, full), columns)
+    return log_densities
+
+
+def _modes_and_scales(log_densities, start: np.ndarray, iterations: int = 200):
+    """Per-element mode and Laplace scale 1/sqrt(-f'') of separable log densities, by Newton's
+    method with finite differences and a step search (each element takes the best of a few
+    fractions of its step, never a worse point), all elements at once. Where f is not concave
+    an element steps uphill by its current scale, doubled each time."""
+    u = start.astype(float).copy()
+    scale = np.ones_like(u)
+    fractions = np.array([1.0, 0.5, 0.25, 0.125, 1 / 16, 0.0])
+    for _ in range(iterations):
+        h = 1e-3 * scale
+        below, here, above = log_densities(np.stack([u - h, u, u + h]))
+        slope, curvature = (above - below) / (2 * h), (above - 2 * here + below) / h**2
+        concave = np.isfinite(curvature) & (curvature < 0)
+        scale = np.where(concave, 1 / np.sqrt(np.where(concave, -curvature, 1.0)), 2 * scale)
+        step = np.where(concave, -slope / np.where(concave, curvature, -1.0),
+                        np.sign(slope) * scale)
+        step = np.nan_to_num(step)
+        tried = log_densities(u + fractions[:, None] * step)
+        best = fractions[np.argmax(np.nan_to_num(tried, nan=-np.inf), axis=0)]
+        u = u + best * step
+        if np.all(np.abs(best * step) <= 1e-6 * scale) and np.all(concave):
+            break
+    return u, scale
+
+
+@dataclass(frozen=True)
+class _GridConditional:
+    """A one-dimensional conditional tabulated on the unconstrained scale."""
+
+    u: np.ndarray
+    density: np.ndarray
+    cdf: np.ndarray
+
+    def sample(self, uniforms: np.ndarray) -> np.ndarray:
+        return np.interp(uniforms, self.cdf, self.u)
+
+    def normal_scores(self, draws: np.ndarray) -> np.ndarray:
+        p = np.interp(draws, self.u, self.cdf, left=0.0, right=1.0)
+        return st.norm.ppf(np.clip(p, 1e-12, 1 - 1e-12))
+
+
+def _grid_conditionals(log_densities, start: np.ndarray) -> list[_GridConditional]:
+    """Each separable element's conditional, normalized on a grid of consistency.GRID_POINTS
+    points, GRID_HALF_WIDTH Laplace scales either side of the mode; while a grid's ends still
+    carry density (more than e^-30 of its peak) it is centred on its peak and widened.
+
+    Raises
+    ------
+    PriorError
+        If some conditional does not fall off within 16 times that width: it may be improper.
+    """
+    mode, scale = _modes_and_scales(log_densities, start)
+    half_width = np.full(mode.size, consistency.GRID_HALF_WIDTH)
+    z = np.linspace(-1.0, 1.0, consistency.GRID_POINTS)
+    for _ in range(5):
+        u = mode[None] + z[:, None] * (half_width * scale)[None]
+        log_density = np.nan_to_num(log_densities(u), nan=-np.inf)
+        peak = np.argmax(log_density, axis=0)
+        log_density = log_density - log_density[peak, np.arange(mode.size)]
+        spills = np.maximum(log_density[0], log_density[-1]) > -30
+        if not spills.any():
+            break
+        mode = np.where(spills, u[peak, np.arange(mode.size)], mode)
+        half_width = np.where(spills, 2 * half_width, half_width)
+    else:
+        raise PriorError("a conditional density does not fall off within "
+                         f"{16 * consistency.GRID_HALF_WIDTH:g} Laplace scales of its mode: "
+                         "is the posterior proper?")
+    conditionals = []
+    for j in range(mode.size):
+        density = np.exp(log_density[:, j])
+        density /= integrate.trapezoid(density, u[:, j])
+        cdf = integrate.cumulative_trapezoid(density, u[:, j], initial=0.0)
+        conditionals.append(_GridConditional(u[:, j], density, cdf / cdf[-1]))
+    return conditionals
+
+
+@dataclass(frozen=True)
+class _DiscreteConditional:
+    support: np.ndarray
+    pmf: np.ndarray
+
+    def sample(self, uniforms: np.ndarray) -> np.ndarray:
+        index = np.searchsorted(np.cumsum(self.pmf), uniforms * np.sum(self.pmf), side="right")
+        return self.support[np.minimum(index, self.support.size - 1)]
+
+
+def _discrete_conditional(log_density, start: int) -> _DiscreteConditional:
+    """A discrete element's conditional by enumeration of `log_density(values)` (the whole joint
+    log density with only this element moved: a discrete variable can change a term at some
+    steps and not at others, as a change point does, so no term may be left out), over a
+    window about its current value that widens until the probability at both ends is negligible
+    or zero."""
+    width = 16
+    while True:
+        support = start + np.arange(-width, width + 1)
+        log_pmf = log_density(support.astype(float))
+        log_pmf = log_pmf - np.max(log_pmf)
+        if not np.maximum(log_pmf[0], log_pmf[-1]) > -35 or width > 2**16:
+            break
+        width *= 4
+    inside = np.isfinite(log_pmf)
+    pmf = np.exp(log_pmf[inside])
+    return _DiscreteConditional(support[inside], pmf / pmf.sum())
+
+
+def _discrete_tests(draws: np.ndarray, conditional: _DiscreteConditional) -> list[tuple]:
+    """Pearson's chi-square over the support (neighbouring values pooled until each cell
+    expects at least 5) and z-scores of the mean and variance."""
+    support, pmf, n = conditional.support, conditional.pmf, draws.size
+    edges, expected, running = [], [], 0.0
+    for k, p in enumerate(pmf):  # pool left to right; the last cell takes the remainder
+        running += p * n
+        if running >= 5:
+            edges.append(k)
+            expected.append(running)
+            running = 0.0
+    if running and expected:
+        expected[-1] += running
+        edges[-1] = support.size - 1
+    index = np.searchsorted(support, draws)
+    cell = np.searchsorted(np.asarray(edges), index)
+    observed = np.bincount(np.minimum(cell, len(edges) - 1), minlength=len(edges))
+    if len(edges) >= 2:
+        chi2, chi2_p = st.chisquare(observed, np.asarray(expected) * n / np.sum(expected))
+    else:
+        chi2, chi2_p = 0.0, 1.0
+    mean = np.sum(support * pmf)
+    variance = np.sum((support - mean) ** 2 * pmf)
+    fourth = np.sum((support - mean) ** 4 * pmf)
+    rows = [("chi-square", float(chi2), float(chi2_p))]
+    if variance > 0:
+        mean_z = (draws.mean() - mean) / np.sqrt(variance / n)
+        var_z = (draws.var() - variance) / np.sqrt(max(fourth - variance**2, 1e-300) / n)
+        rows += [("mean", mean_z, 2 * st.norm.sf(abs(mean_z))),
+                 ("variance", var_z, 2 * st.norm.sf(abs(var_z)))]
+    return rows
+
+
+@dataclass(frozen=True)
+class _JointReference:
+    """Draws of a coupled component's conditional, and the affine map that whitens it."""
+
+    draws: np.ndarray
+    center: np.ndarray
+    cholesky: np.ndarray
+    acceptance: float
+
+
+def _joint_reference(log_density, start: np.ndarray, size: int, rng) -> _JointReference:
+    """`size` draws of a coupled component's conditional (unconstrained scale) from as many
+    independent Markov chains, each started from a multivariate t (5 degrees of freedom) about
+    the Laplace approximation and moved by alternating independence Metropolis-Hastings steps
+    (that t as proposal) and random-walk steps, 25 of each; 100 of each if the independence
+    proposals are accepted less than 25% of the time. The chains' law approaches the conditional
+    geometrically in the number of steps; the acceptance rate is reported."""
+    mode, negative_hessian = _joint_mode(log_density, start)
+    values, vectors = np.linalg.eigh(negative_hessian)
+    values = np.maximum(values, values.max() * 1e-10)  # a flat direction stays finite
+    covariance = (vectors / values) @ vectors.T
+    cholesky = np.linalg.cholesky(covariance)
+    d, nu = mode.size, 5.0
+
+    def proposal(count):
+        z = rng.standard_normal((count, d))
+        return mode + (z @ cholesky.T) / np.sqrt(rng.chisquare(nu, (count, 1)) / nu)
+
+    def log_q(u):
+        z = whiten(u, mode, cholesky)
+        return -0.5 * (nu + d) * np.log1p((z**2).sum(1) / nu)
+
+    u = proposal(size)
+    current, current_q = log_density(u), log_q(u)
+    for steps in (25, 75):
+        accepted = 0.0
+        for _ in range(steps):
+            candidate = proposal(size)
+            candidate_lp, candidate_q = log_density(candidate), log_q(candidate)
+            accept = np.log(rng.uniform(size=size)) < (candidate_lp - current - candidate_q
+                                                        + current_q)
+            u[accept], current[accept], current_q[accept] = (candidate[accept],
+                                                             candidate_lp[accept],
+                                                             candidate_q[accept])
+            accepted += accept.mean() / steps
+            walk = u + 2.38 / np.sqrt(d) * rng.standard_normal((size, d)) @ cholesky.T
+            walk_lp, walk_q = log_density(walk), log_q(walk)
+            accept = np.log(rng.uniform(size=size)) < walk_lp - current
+            u[accept], current[accept], current_q[accept] = (walk[accept], walk_lp[accept],
+                                                             walk_q[accept])
+        if accepted >= 0.25:
+            break
+    return _JointReference(u, mode, cholesky, accepted)
+
+
+def _joint_mode(log_density, start: np.ndarray):
+    """Mode (BFGS on finite-difference gradients) and the finite-difference Hessian there."""
+    def gradient(u, h):
+        points = np.vstack([u + np.diag(h), u - np.diag(h)])
+        values = log_density(points)
+        return (values[:u.size] - values[u.size:]) / (2 * h)
+
+    h0 = 1e-4 * np.maximum(1.0, np.abs(start))
+    result = optimize.minimize(lambda u: -log_density(u[None])[0], start,
+                               jac=lambda u: -gradient(u, h0), method="BFGS",
+                               options={"gtol": 1e-8, "maxiter": 2000})
+    mode = result.x
+    scale = np.sqrt(np.clip(np.diag(result.hess_inv), 1e-300, None))
+    return mode, -_hessian(log_density, mode, 1e-2 * scale)
+
+
+def _hessian(log_density, u: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Central-difference Hessian, every stencil point in one batched evaluation."""
+    d = u.size
+    eye = np.diag(h)
+    pairs = [(i, j) for i in range(d) for j in range(i + 1, d)]
+    points = [u[None], u + eye, u - eye]
+    for si, sj in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+        points.append(np.array([u + si * eye[i] + sj * eye[j] for i, j in pairs]).reshape(-1, d))
+    values = log_density(np.vstack(points))
+    center, up, down = values[0], values[1:d + 1], values[d + 1:2 * d + 1]
+    corners = values[2 * d + 1:].reshape(4, len(pairs)) if pairs else np.empty((4, 0))
+    hessian = np.diag((up - 2 * center + down) / h**2)
+    for k, (i, j) in enumerate(pairs):
+        hessian[i, j] = hessian[j, i] = (corners[0, k] - corners[1, k] - corners[2, k]
+                                         + corners[3, k]) / (4 * h[i] * h[j])
+    return hessian
+
+
+def consistency_check(run: _SweepRun, seed, alpha: float = ALPHA) -> GenericConsistency:
+    """Every block at every consistency state (module docstring; docs/validation.md says how a
+    block's structure is found and which test each part gets)."""
+    references = run.references
+    compiled, settings = references.compiled, references.settings
+    rng = np.random.default_rng(seed)
+    states = [(origin, x, compiled.to_unconstrained({n: np.asarray(v)[None] for n, v in x.items()}))
+              for origin, x in references.states]
+    rows, unsupported = [], []
+    for block in run.blocks:
+        layout = _Layout(block.names, references.variables)
+        dependencies = np.logical_or.reduce([_dependencies(compiled, layout, u)
+                                             for _, _, u in states])
+        components = _components(dependencies)
+        singles = np.array([c[0] for c in components if c.size == 1], dtype=int)
+        coupled = [c for c in components if c.size > 1]
+        if any(layout.discrete[c].any() for c in coupled):
+            unsupported.append(block.key)
+            continue
+        for point, (origin, x, u) in enumerate(states):
+            rows += _block_at_state(run, block, layout, dependencies, singles, coupled,
+                                    x, u, rng, point, origin)
+    table = pd.DataFrame(rows)
+    if table.empty:
+        table = pd.DataFrame(columns=["block", "point", "origin", "coordinate", "test",
+                                      "statistic", "p", "moved"])
+    table["p_holm"] = agreement.holm_adjust(table.p.to_numpy(dtype=float))
+    table["agree"] = table.p_holm > alpha
+    return GenericConsistency(table=table, alpha=alpha, unsupported=tuple(unsupported))
+
+
+def _block_at_state(run, block, layout, dependencies, singles, coupled, x, u, rng, point,
+                    origin) -> list[dict]:
+    """Start each call from a draw of the block's conditional at this state, call the user's
+    function once per start, and test the returns against that conditional."""
+    references = run.references
+    compiled, settings = references.compiled, references.settings
+    center = layout.flat(u)[0]
+    size = settings.joint_draws if coupled else settings.consistency_draws
+    starts = np.repeat(center[None], size, axis=0)
+    continuous = singles[~layout.discrete[singles]]
+    discrete = singles[layout.discrete[singles]]
+    grids, pmfs, joints = [], [], []
+    if continuous.size:
+        f = _element_log_densities(compiled, layout, u, continuous, dependencies)
+        grids = _grid_conditionals(f, center[continuous])
+        starts[:, continuous] = np.column_stack([g.sample(rng.uniform(size=size)) for g in grids])
+    for j in discrete:
+        def log_density(values, j=j):
+            full = np.repeat(center[None], len(values), axis=0)
+            full[:, j] = values
+            return _log_terms(compiled, layout, u, full).sum(axis=1)
+        pmfs.append(_discrete_conditional(log_density, int(round(center[j]))))
+        starts[:, j] = pmfs[-1].sample(rng.uniform(size=size))
+    for component in coupled:
+        columns = dependencies[component].any(0)
+
+        def log_density(values, component=component, columns=columns):
+            full = np.repeat(center[None], len(values), axis=0)
+            full[:, component] = values
+            return _summed(_log_terms(compiled, layout, u, full), columns)
+        reference = _joint_reference(log_density, center[component], 2 * size, rng)
+        starts[:, component] = reference.draws[:size]
+        joints.append((component, reference))
+
+    natural_starts = _natural(compiled, layout, u, starts)
+    data, variables = compiled.data, references.variables
+    returned = {name: np.empty((size, *variables[name].shape)) for name in block.names}
+    for k in range(size):
+        state = dict(x) | {name: natural_starts[name][k] for name in block.names}
+        for name, value in call_block(block, rng, state, data, variables).items():
+            returned[name][k] = value
+    outputs = layout.flat(compiled.to_unconstrained(
+        {name: returned.get(name, np.repeat(np.asarray(value)[None], size, axis=0))
+         for name, value in x.items()}))
+    moved = float(np.mean(np.any(layout.flat(returned) != layout.flat(
+        {n: natural_starts[n] for n in block.names}), axis=1)))
+
+    rows = []
+    common = {"block": block.key, "point": point, "origin": origin, "moved": moved}
+    for j, grid in zip(continuous, grids):
+        result = consistency.compare_draws(outputs[:, j], grid.u, grid.density, grid.u, grid.cdf)
+        rows += [common | {"coordinate": layout.labels[j], "test": test, "statistic": s, "p": p}
+                 for test, s, p in (
+                     ("ks", np.nan, result["ks_p"]),
+                     ("mean", result["mean_z"], 2 * st.norm.sf(abs(result["mean_z"]))),
+                     ("variance", result["var_z"], 2 * st.norm.sf(abs(result["var_z"]))))]
+    if len(grids) >= 2:  # the separable elements must also be drawn independently
+        scores = np.column_stack([g.normal_scores(outputs[:, j]) for j, g in zip(continuous, grids)])
+        ks = st.kstest(scores.sum(1) / np.sqrt(len(grids)), "norm")
+        rows.append(common | {"coordinate": f"{len(grids)} separable elements",
+                              "test": "independence", "statistic": ks.statistic, "p": ks.pvalue})
+    for j, pmf in zip(discrete, pmfs):
+        rows += [common | {"coordinate": layout.labels[j], "test": test, "statistic": s, "p": p}
+                 for test, s, p in _discrete_tests(outputs[:, j], pmf)]
+    for component, reference in joints:
+        mine = whiten(outputs[:, component], reference.center, reference.cholesky)
+        theirs = whiten(reference.draws[size:], reference.center, reference.cholesky)
+        name = _component_name(layout, component)
+        rows += [common | {"coordinate": name, "test": test, "statistic": s, "p": p,
+                           "reference_acceptance": reference.acceptance}
+                 for test, s, p in two_sample_tests(mine, theirs)]
+    return rows
+
+
+def _component_name(layout: _Layout, component: np.ndarray) -> str:
+    labels = [layout.labels[j] for j in component]
+    return f"({', '.join(labels)})" if len(labels) <= 4 else \
+        f"({labels[0]}, ..., {labels[-1]}: {len(labels)} coupled)"
+
+
+# -- agreement with NUTS ----------------------------------------------------------------------------
+
+def _scalar_inference_data(draws: dict[str, np.ndarray], variables: Mapping[str, Variable],
+                           engine: str):
+    """InferenceData with one scalar variable per element ('beta[2]'), dims (chain, draw)."""
+    from hiercheck.models.engine import az
+
+    posterior = {}
+    for name, variable in variables.items():
+        values = draws[name].reshape(*draws[name].shape[:2], -1)
+        for j, label in enumerate(variable.element_names()):
+            posterior[label] = values[:, :, j].astype(float)
+    idata = az.from_dict(posterior=posterior)
+    idata.posterior.attrs["engine"] = engine
+    return idata
+
+
+def mixing_table(draws: dict[str, np.ndarray], variables: Mapping[str, Variable]) -> pd.DataFrame:
+    """Bulk and tail ESS and R-hat of every scalar element of the draws."""
+    from hiercheck.models.engine import az
+
+    idata = _scalar_inference_data(draws, variables, "sweep")
+    ess_bulk, ess_tail = (az.ess(idata, method=m) for m in ("bulk", "tail"))
+    r_hat = az.rhat(idata)
+    return pd.DataFrame([{"quantity": name, "ess_bulk": float(ess_bulk[name]),
+                          "ess_tail": float(ess_tail[name]), "r_hat": float(r_hat[name])}
+                         for name in idata.posterior.data_vars])
+
+
+def _mixing_gate(draws, variables) -> tuple[bool, str, pd.DataFrame]:
+    """Whether every scalar of the sweep reaches MIN_ESS (bulk and tail) and MAX_R_HAT; the
+    reason if not. (The agreement module gains its own gate; this is the one call to re-point.)"""
+    table = mixing_table(draws, variables)
+    ess = table[["ess_bulk", "ess_tail"]].min(axis=1)
+    worst_ess, worst_r_hat = table.loc[ess.idxmin()], table.loc[table.r_hat.idxmax()]
+    problems = []
+    if ess.min() < MIN_ESS:
+        problems.append(f"ESS of {worst_ess.quantity} is {ess.min():.0f} < {MIN_ESS}")
+    if not worst_r_hat.r_hat <= MAX_R_HAT:
+        problems.append(f"R-hat of {worst_r_hat.quantity} is {worst_r_hat.r_hat:.3f} > {MAX_R_HAT}")
+    return not problems, "; ".join(problems), table
+
+
+def _compare_quantiles(idata_a, idata_b, names: list[str], alpha: float):
+    """The quantile comparison of `agreement.compare` (the one call to re-point at merge)."""
+    return agreement.compare(idata_a, idata_b, var_names=names, alpha=alpha)
+
+
+def _compare_probabilities(draws_a: np.ndarray, draws_b: np.ndarray, name: str) -> list[dict]:
+    """A discrete scalar's CDF at the reference's quantiles, k_q = Q_b(q):
+
+        z = (F_a(k_q) - F_b(k_q)) / sqrt(F_a (1 - F_a)/ESS_a + F_b (1 - F_b)/ESS_b),
+
+    ESS that of the indicator I(x <= k_q). (A quantile of a discrete variable jumps by a whole
+    unit when the CDF crosses q at an atom, so quantile z-scores do not apply to it.)"""
+    from hiercheck.models.engine import az
+
+    rows = []
+    for k in np.unique(np.quantile(draws_b, agreement.QUANTILES, method="inverted_cdf")):
+        row = {"variable": name, "school": "", "quantile": np.nan, "at": k}
+        for side, draws in (("a", draws_a), ("b", draws_b)):
+            below = (draws <= k).astype(float)
+            row[side] = below.mean()
+            ess = float(az.ess(below)) if 0 < below.mean() < 1 else np.inf
+            row[f"mcse_{side}"] = np.sqrt(row[side] * (1 - row[side]) / ess)
+        se = np.hypot(row["mcse_a"], row["mcse_b"])
+        row["z"] = (row["a"] - row["b"]) / se if se > 0 else (0.0 if row["a"] == row["b"] else np.inf)
+        rows.append(row)
+    return rows
+
+
+def agreement_check(run: _SweepRun, alpha: float = ALPHA) -> CheckOutcome:
+    """Posterior quantiles of every continuous scalar (and the CDF of every discrete one at
+    NUTS' quantiles) of the sweep against NUTS, once both pass the mixing gate."""
+    start = time.perf_counter()
+    references = run.references
+    variables = references.variables
+    mixes, reason, mixing = _mixing_gate(run.posterior, variables)
+    nuts_mixes, nuts_reason, _ = _mixing_gate(references.nuts, variables)
+    seconds = lambda: time.perf_counter() - start  # noqa: E731
+    if not mixes:
+        return _cannot_verify("agreement vs nuts", f"the sweep does not mix ({reason})",
+                              mixing[["ess_bulk", "ess_tail"]].min().min(), MIN_ESS, seconds(),
+                              mixing)
+    if not nuts_mixes:
+        return _cannot_verify("agreement vs nuts", f"NUTS does not mix ({nuts_reason})",
+                              np.nan, MIN_ESS, seconds(), mixing)
+    mine = _scalar_inference_data(run.posterior, variables, "your sweep")
+    nuts = _scalar_inference_data(references.nuts, variables, "nuts")
+    discrete = [label for name, v in variables.items() if v.discrete for label in v.element_names()]
+    continuous = [name for name in mixing.quantity if name not in discrete]
+    tables = [_compare_quantiles(mine, nuts, continuous, alpha).table] if continuous else []
+    rows = [row for name in discrete for row in _compare_probabilities(
+        mine.posterior[name].to_numpy(), nuts.posterior[name].to_numpy(), name)]
+    if rows:
+        tables.append(pd.DataFrame(rows))
+    table = pd.concat(tables, ignore_index=True)
+    table["p"] = 2 * st.norm.sf(np.abs(table.z.to_numpy(dtype=float)))
+    table["p_holm"] = agreement.holm_adjust(table.p.to_numpy())
+    table["agree"] = table.p_holm > alpha
+    result = agreement.Agreement(table=table, alpha=alpha, engines=("your sweep", "nuts"))
+    return CheckOutcome("agreement vs nuts", "min Holm-adjusted p", float(table.p_holm.min()),
+                        alpha, result.passed, seconds(), table, result)
+
+
+# -- Geweke -------------------------------------------------------------------------------------
+
+def tracked_quantities(variables: Mapping[str, Variable]) -> dict[str, tuple[str, int]]:
+    """The scalars Geweke and SBC follow: every scalar variable, and the first, middle and last
+    element of every vector (flat index), by label."""
+    tracked = {}
+    for name, variable in variables.items():
+        labels = variable.element_names()
+        for j in sorted({0, variable.size // 2, variable.size - 1}):
+            tracked[labels[j]] = (name, j)
+    return tracked
+
+
+def _quantities(compiled: CompiledModel, x: dict, observed: dict) -> dict[str, np.ndarray]:
+    """Every tracked scalar of K points (natural scale), and log p(y | params) of each."""
+    values = {label: np.reshape(x[name], (len(x[name]), -1))[:, j].astype(float)
+              for label, (name, j) in tracked_quantities(compiled.variables).items()}
+    values["loglik"] = compiled.log_likelihood(compiled.to_unconstrained(x), observed)
+    return values
+
+
+@dataclass(frozen=True)
+class GenericGeweke(CheckTable):
+    alpha: float
+
+
+def geweke_check(run: _SweepRun, seed, alpha: float = ALPHA) -> GenericGeweke:
+    """Geweke's test with bounded test functions: for every tracked scalar q and the
+    log-likelihood, the indicators I(q <= Q(p)) at p in GEWEKE_LEVELS, Q the prior quantiles
+    (from half of the marginal-conditional draws; their means under it from the other half).
+    Under the successive-conditional simulator, each chain's time average is one observation."""
+    references = run.references
+    compiled, settings = references.compiled, references.settings
+    mc_seed, start_seed, observe_seed, chain_seed = np.random.SeedSequence(seed).spawn(4)
+    x, y = compiled.simulate_prior(settings.geweke_independent, mc_seed)
+    marginal = _quantities(compiled, x, y)
+    half = settings.geweke_independent // 2
+    thresholds = {name: np.quantile(values[:half], GEWEKE_LEVELS) for name, values in
+                  marginal.items()}
+
+    def indicators(quantities):
+        return {(name, level): (quantities[name] <= thresholds[name][k]).astype(float)
+                for name in quantities for k, level in enumerate(GEWEKE_LEVELS)}
+
+    chains = settings.geweke_chains
+    states, observed = compiled.simulate_prior(chains, start_seed)
+    rng = np.random.default_rng(chain_seed)
+    totals = None
+    for step in range(settings.geweke_steps):
+        new = []
+        for c in range(chains):
+            state = {name: values[c] for name, values in states.items()}
+            data = compiled.data_with({name: values[c] for name, values in observed.items()})
+            new.append(run.sweep(rng, state, data))
+        states = {name: np.stack([s[name] for s in new]) for name in references.variables}
+        observed = compiled.simulate_observed(states, observe_seed if step == 0 else None)
+        values = indicators(_quantities(compiled, states, observed))
+        totals = values if totals is None else {k: totals[k] + v for k, v in values.items()}
+    successive = {k: v / settings.geweke_steps for k, v in totals.items()}
+    reference = indicators({name: values[half:] for name, values in marginal.items()})
+    rows = []
+    for (name, level), averages in successive.items():
+        mc = reference[(name, level)]
+        se = np.sqrt(averages.var(ddof=1) / chains + mc.var(ddof=1) / mc.size)
+        difference = averages.mean() - mc.mean()
+        z = difference / se if se > 0 else (0.0 if difference == 0 else np.inf)
+        rows.append({"function": f"I({name} <= prior q{level:g})", "successive": averages.mean(),
+                     "marginal": mc.mean(), "se": se, "z": z})
+    table = pd.DataFrame(rows)
+    table["p"] = 2 * st.norm.sf(np.abs(table.z.to_numpy(dtype=float)))
+    table["p_holm"] = agreement.holm_adjust(table.p.to_numpy())
+    table["agree"] = table.p_holm > alpha
+    return GenericGeweke(table=table, alpha=alpha)
+
+
+# -- SBC ----------------------------------------------------------------------------------------
+
+_WORKER_RUN: _SweepRun | None = None  # the run a forked SBC worker inherits
+
+
+def _sbc_unit(run: _SweepRun, stream: np.random.SeedSequence, size: int, thin: int
+              ) -> dict[str, np.ndarray]:
+    """Ranks of every tracked scalar and the log-likelihood for `size` replications: truth and
+    data from the prior predictive, then the sweep on those data. Each chain starts at the true
+    parameters, which are a draw of the posterior given the simulated data, so it starts in its
+    stationary law (if the sweep is right); its first `sbc_tune` sweeps are dropped so that the
+    kept draws forget the truth, then every `thin`-th of `sbc_draws * thin` sweeps is kept."""
+    compiled, settings = run.references.compiled, run.references.settings
+    truth_seed, chain_seed = stream.spawn(2)
+    truth, observed = compiled.simulate_prior(size, truth_seed)
+    rng = np.random.default_rng(chain_seed)
+    true_values = _quantities(compiled, truth, observed)
+    ranks = {name: np.empty(size, dtype=np.int64) for name in true_values}
+    draws = settings.sbc_draws
+    for r in range(size):
+        y = {name: values[r] for name, values in observed.items()}
+        data = compiled.data_with(y)
+        state = {name: values[r] for name, values in truth.items()}
+        kept = {name: np.empty((draws, *v.shape)) for name, v in run.references.variables.items()}
+        for _ in range(settings.sbc_tune):
+            state = run.sweep(rng, state, data)
+        for k in range(draws * thin):
+            state = run.sweep(rng, state, data)
+            if (k + 1) % thin == 0:
+                for name, value in state.items():
+                    kept[name][k // thin] = value
+        posterior = _quantities(compiled, kept, {name: np.repeat(value[None], draws, axis=0)
+                                                 for name, value in y.items()})
+        for name, values in posterior.items():
+            below = int(np.sum(values < true_values[name][r]))
+            ties = int(np.sum(values == true_values[name][r]))
+            ranks[name][r] = below + rng.integers(ties + 1)  # ties (discrete) broken at random
+    return ranks
+
+
+def _sbc_worker(arguments):
+    stream, size, thin = arguments
+    return _sbc_unit(_WORKER_RUN, stream, size, thin)
+
+
+def sbc_check(run: _SweepRun, seed, alpha: float = ALPHA, *, jobs: int = 1, out=None,
+              progress: bool = False) -> sbc.SBCResult:
+    """SBC of the sweep; replications in units of SBC_UNIT, each with its own stream (so the
+    ranks depend on the seed alone), run in `jobs` forked processes, saved in `out` as they
+    finish (a re-run with the same settings resumes)."""
+    global _WORKER_RUN
+    references = run.references
+    settings = references.settings
+    # thinning by the sweep's autocorrelation time leaves the kept draws nearly independent
+    thin = int(min(MAX_SBC_THIN, max(settings.sbc_thin, math.ceil(run.autocorrelation_time))))
+    replications = settings.sbc_replications
+    units = math.ceil(replications / SBC_UNIT)
+    streams = np.random.SeedSequence(seed).spawn(units)
+    config = {"engine": "generic gibbs", "model": _model_fingerprint(references.compiled),
+              "functions": [f"{b.key}={_qualified_name(b.function)}" for b in run.blocks],
+              "replications": replications, "draws": settings.sbc_draws, "thin": thin,
+              "tune": settings.sbc_tune, "seed": seed, "unit": SBC_UNIT}
+    store = UnitStore(out, config) if out is not None else None
+    results = {unit: store.load(unit) for unit in (store.done() if store else ())}
+    todo = [(unit, (streams[unit], min(SBC_UNIT, replications - unit * SBC_UNIT), thin))
+            for unit in range(units) if unit not in results]
+    bar = tqdm(total=units, initial=len(results), desc="SBC (your sweep)", disable=not progress)
+
+    def finished(unit, ranks):
+        results[unit] = ranks
+        if store is not None:
+            store.save(unit, ranks)
+        bar.update()
+
+    if jobs > 1 and todo:
+        _warm_up(references.compiled)
+        _WORKER_RUN = run
+        try:
+            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+                for (unit, _), ranks in zip(todo, pool.map(_sbc_worker, [a for _, a in todo])):
+                    finished(unit, ranks)
+        finally:
+            _WORKER_RUN = None
+    else:
+        for unit, arguments in todo:
+            finished(unit, _sbc_unit(run, *arguments))
+    bar.close()
+    ranks = {name: np.concatenate([results[u][name] for u in range(units)]) for name in results[0]}
+    return sbc.SBCResult(ranks=ranks, draws=settings.sbc_draws, engine="your sweep",
+                         settings=config, alpha=alpha)
+
+
+def _warm_up(compiled: CompiledModel) -> None:
+    """Compile every function a worker needs before forking, so no worker compiles."""
+    compiled.term_owners, compiled._to_unconstrained, compiled._simulate_prior  # noqa: B018
+
+
+def _qualified_name(function) -> str:
+    return f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', repr(function))}"
+
+
+def _model_fingerprint(compiled: CompiledModel) -> str:
+    """A hash of what the model is to SBC: its variables, shapes and data."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps({name: asdict(v) for name, v in compiled.variables.items()},
+                             sort_keys=True).encode())
+    for name in sorted(compiled.data):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(compiled.data[name]).tobytes())
+    return digest.hexdigest()[:16]
+
+
+# -- the verdict ----------------------------------------------------------------------------------
+
+def _not_applicable(check: str, reason: str) -> CheckOutcome:
+    """A check that does not apply: passed, with NaN value and the reason as its statistic."""
+    return CheckOutcome(check, f"not applicable: {reason}", np.nan, np.nan, True, 0.0,
+                        pd.DataFrame({"reason": [reason]}))
+
+
+def _cannot_verify(check, reason, value, threshold, seconds, table) -> CheckOutcome:
+    """A check that could not reach a verdict: it refuses to pass."""
+    return CheckOutcome(check, f"cannot verify: {reason}", float(value), float(threshold), False,
+                        seconds, table)
+
+
+def _timed(check: str, run: Callable, alpha: float) -> CheckOutcome:
+    start = time.perf_counter()
+    result = run()
+    table = result.table
+    p_columns = [c for c in table.columns if c.endswith("_holm")]
+    value = float(table[p_columns].min().min()) if len(table) else np.nan
+    return CheckOutcome(check, "min Holm-adjusted p", value, alpha, result.passed,
+                        time.perf_counter() - start, table, result)
+
+
+def check_gibbs(model, conditionals: Mapping, *, seed=0, quick: bool = True,
+                checks: Iterable[str] = GENERIC_CHECKS, references: ModelReferences | None = None,
+                jobs: int = 1, out=None, progress: bool = False,
+                name: str | None = None) -> Verdict:
+    """Check a hand-derived Gibbs sampler of any PyMC model (module docstring).
+
+    Parameters
+    ----------
+    model : pymc.Model
+        The reference: priors, likelihood and observed data.
+    conditionals : Mapping
+        {free variable name, or tuple of names drawn jointly: draw(rng, state, data)}, in the
+        order of the sweep.
+    seed : int or SeedSequence, default 0
+        The same seed gives the same verdict.
+    quick : bool, default True
+        `GENERIC_QUICK` settings, else `GENERIC_FULL`.
+    checks : iterable of str
+        A subset of `GENERIC_CHECKS`.
+    references : ModelReferences, optional
+        Compiled functions and NUTS draws of this model, shared between calls.
+    jobs : int, default 1
+        Processes for SBC's replications.
+    out : path, optional
+        Folder where SBC saves its replications as they finish (a re-run resumes).
+    progress : bool, default False
+        Progress bars.
+    name : str, optional
+        How the verdict names the model.
+
+    Returns
+    -------
+    Verdict
+        A row per check.
+
+    Raises
+    ------
+    SettingsError
+        For an unknown check, a model without observed data, or a mapping that does not match
+        the model's free variables.
+    UserFunctionError
+        When a draw function returns the wrong shape or type, or a value that is not finite.
+    """
+    checks = tuple(checks)
+    require_integer("jobs", jobs)
+    unknown = sorted(set(checks) - set(GENERIC_CHECKS))
+    if unknown:
+        raise SettingsError(f"unknown check {unknown[0]!r}; checks are {', '.join(GENERIC_CHECKS)}")
+    if references is None:
+        references = ModelReferences(model, GENERIC_QUICK if quick else GENERIC_FULL, seed, name)
+    elif references.model is not model:
+        raise SettingsError("references were computed for another model")
+    blocks = parse_conditionals(conditionals, references.variables, references.compiled.observed)
+    streams = dict(zip(GENERIC_CHECKS, _integer_seeds(seed, len(GENERIC_CHECKS) + 1)))
+    run = _SweepRun(blocks, references, _integer_seeds(seed, len(GENERIC_CHECKS) + 1)[-1])
+    prior_problem = references.prior_problem
+    runs = {
+        "consistency": lambda: _consistency_outcome(run, streams["consistency"]),
+        "agreement vs nuts": lambda: agreement_check(run),
+        "geweke": lambda: _not_applicable("geweke", prior_problem) if prior_problem else
+        _timed("geweke", lambda: geweke_check(run, streams["geweke"]), ALPHA),
+        "sbc": lambda: _not_applicable("sbc", prior_problem) if prior_problem else
+        _timed("sbc", lambda: sbc_check(run, streams["sbc"], jobs=jobs, out=out,
+                                        progress=progress), ALPHA),
+    }
+    outcomes = [runs[check]() for check in tqdm([c for c in GENERIC_CHECKS if c in checks],
+                                                desc="checks", disable=not progress)]
+    subject = f"check_gibbs({', '.join(f'{b.key}={b.label}' for b in blocks)}) on {references.name}"
+    return Verdict(tuple(outcomes), subject=subject, references=references)
+
+
+def _consistency_outcome(run: _SweepRun, seed) -> CheckOutcome:
+    outcome = _timed("consistency", lambda: consistency_check(run, seed), ALPHA)
+    unsupported = outcome.result.unsupported
+    if unsupported:
+        return _cannot_verify("consistency", "a block couples discrete elements with others "
+                              f"({', '.join(unsupported)}); draw them in blocks of their own",
+                              outcome.value, ALPHA, outcome.seconds, outcome.table)
+    return outcome

@@ -1,0 +1,345 @@
+"""A user's PyMC model as the generic checks see it, and the functions they share, compiled once.
+
+`CompiledModel(model)` reads the model (its free variables with their shapes, which are discrete
+and which have an improper prior; the observed variables; the data a user's draw function
+receives) and compiles, on first use, four batched functions over a leading axis of K points:
+
+    evaluate(u, y)        the joint log density term by term (`model.logp(sum=False)`: one term
+                          per element of every variable, one per observed value) at K points of
+                          the free variables on PyMC's unconstrained scale u (log for positive
+                          variables, log-odds for intervals; the Jacobian included), with K sets
+                          of observations y; and the natural values x of those points
+    to_unconstrained(x)   u from the natural values x
+    simulate_prior(M)     M independent draws of (free variables, observations) from the model
+    simulate_observed(x)  one draw of the observations given each of K points x
+
+The unconstrained scale is where a grid or a random walk sees a smooth density without
+boundaries; the density there is the natural one times |dx/du|, so its conditionals are the
+natural conditionals carried over by a monotone map. Batching turns a Python loop over grid points,
+chains or replications into one call, and `vectorize_graph` does it without changing the model.
+
+`sample_nuts` runs PyMC's NUTS (compound steps for discrete variables) on the model's data.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CompiledModel", "Variable", "IMPROPER_PRIORS"]
+
+import logging
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from hiercheck.errors import SettingsError
+
+IMPROPER_PRIORS = ("FlatRV", "HalfFlatRV")  # pm.Flat, pm.HalfFlat: no prior to simulate from
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A free variable of the model: its name, shape (no batch axes), and kind."""
+
+    name: str
+    shape: tuple[int, ...]
+    discrete: bool
+    improper: bool
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def element_names(self) -> list[str]:
+        """'beta[0]', 'beta[1]', ... (row-major), or the bare name of a scalar."""
+        if not self.shape:
+            return [self.name]
+        return [f"{self.name}[{','.join(map(str, index))}]" for index in np.ndindex(*self.shape)]
+
+
+class CompiledModel:
+    """A PyMC model's variables and data, and its batched functions (module docstring).
+
+    Parameters
+    ----------
+    model : pymc.Model
+        The reference: priors, likelihood, observed data.
+
+    Raises
+    ------
+    SettingsError
+        If the model has no observed variable or no free variable.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        if not model.observed_RVs:
+            raise SettingsError("the model has no observed data: the checks compare a sampler "
+                                "of a posterior, so at least one variable needs observed=...")
+        if not model.free_RVs:
+            raise SettingsError("the model has no free variable to sample")
+        shapes = model.eval_rv_shapes()
+        self.variables = {rv.name: Variable(
+            rv.name, tuple(int(s) for s in shapes[rv.name]),
+            discrete=rv.type.dtype.startswith(("int", "uint", "bool")),
+            improper=type(rv.owner.op).__name__ in IMPROPER_PRIORS) for rv in model.free_RVs}
+        self.observed = tuple(rv.name for rv in model.observed_RVs)
+        self.potentials = tuple(p.name or "unnamed" for p in model.potentials)
+        self._observed_data_name = {}  # observed variable -> the pm.Data holding its values
+        for rv in model.observed_RVs:
+            value = model.rvs_to_values[rv]
+            if value in model.data_vars:
+                self._observed_data_name[rv.name] = value.name
+
+    # -- what a user's function sees --------------------------------------------------------------
+
+    @cached_property
+    def data(self) -> dict[str, np.ndarray]:
+        """The model's data by name: every observed variable's values and every pm.Data."""
+        values = {var.name: np.asarray(var.get_value()) for var in self.model.data_vars}
+        for rv in self.model.observed_RVs:
+            value = self.model.rvs_to_values[rv]
+            values[rv.name] = np.asarray(value.get_value() if hasattr(value, "get_value")
+                                         else value.data)
+        return values
+
+    def data_with(self, observed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The data dict with simulated observations in place of the observed values (under the
+        observed variable's name and, if it was given as pm.Data, that name too)."""
+        values = dict(self.data)
+        for name, value in observed.items():
+            values[name] = value
+            if name in self._observed_data_name:
+                values[self._observed_data_name[name]] = value
+        return values
+
+    @property
+    def improper(self) -> tuple[str, ...]:
+        return tuple(name for name, v in self.variables.items() if v.improper)
+
+    # -- compiled functions ---------------------------------------------------------------------
+
+    @cached_property
+    def _evaluate(self):
+        import pytensor
+        import pytensor.tensor as pt
+        from pytensor.graph.replace import vectorize_graph
+
+        model = self.model
+        rvs = model.free_RVs + model.observed_RVs
+        terms = model.logp(vars=rvs + model.potentials, sum=False, jacobian=True)
+        natural = model.replace_rvs_by_values(model.free_RVs)
+        value_vars = [model.rvs_to_values[rv] for rv in model.free_RVs]
+        observed_values = [model.rvs_to_values[rv] for rv in model.observed_RVs]
+        batched = {var: _batched_like(var, var.name) for var in value_vars}
+        batched |= {var: _batched_like(var, f"{rv.name}_observed")
+                    for rv, var in zip(model.observed_RVs, observed_values)}
+        outputs = vectorize_graph([*terms, *natural], replace=batched)
+        with _quiet_pytensor():
+            function = pytensor.function(list(batched.values()), outputs,
+                                         on_unused_input="ignore")
+        owners = [rv.name for rv in rvs] + [f"potential {name}" for name in self.potentials]
+        return function, owners, len(terms)
+
+    def evaluate(self, u: dict[str, np.ndarray], observed: dict[str, np.ndarray] | None = None):
+        """Log density terms and natural values at K points.
+
+        Parameters
+        ----------
+        u : dict
+            Every free variable on the unconstrained scale, shape (K, *shape).
+        observed : dict, optional
+            Every observed variable, shape (K, *shape); default the model's data.
+
+        Returns
+        -------
+        terms : numpy.ndarray
+            (K, T): every term of the joint log density, -inf outside the support.
+        natural : dict
+            Every free variable on its natural scale, (K, *shape).
+        """
+        function, _, count = self._evaluate
+        size = len(next(iter(u.values())))
+        observed = observed or {name: np.broadcast_to(self.data[name],
+                                                      (size, *np.shape(self.data[name])))
+                                for name in self.observed}
+        outputs = function(*(u[name] for name in self.variables),
+                           *(observed[name] for name in self.observed))
+        terms = np.concatenate([np.reshape(t, (size, -1)) for t in outputs[:count]], axis=1)
+        terms[np.isnan(terms)] = -np.inf  # an invalid value is outside the support
+        return terms, dict(zip(self.variables, outputs[count:]))
+
+    @cached_property
+    def term_owners(self) -> np.ndarray:
+        """The variable (or observed variable) each column of `evaluate`'s terms belongs to."""
+        function, owners, count = self._evaluate
+        start = self.model.initial_point()
+        value_names = [self.model.rvs_to_values[rv].name for rv in self.model.free_RVs]
+        outputs = function(*(np.asarray(start[name])[None] for name in value_names),
+                           *(np.asarray(self.data[name])[None] for name in self.observed))
+        return np.concatenate([np.full(np.size(t), owner) for t, owner in
+                               zip(outputs[:count], owners)])
+
+    def log_likelihood(self, u: dict[str, np.ndarray], observed=None) -> np.ndarray:
+        """log p(y | free variables) at K points (u as for `evaluate`): shape (K,)."""
+        terms, _ = self.evaluate(u, observed)
+        return terms[:, np.isin(self.term_owners, self.observed)].sum(axis=1)
+
+    @cached_property
+    def _to_unconstrained(self):
+        import pytensor
+        from pytensor.graph.replace import vectorize_graph
+
+        model = self.model
+        graphs = []
+        for rv in model.free_RVs:
+            transform = model.rvs_to_transforms.get(rv)
+            graphs.append(rv if transform is None else transform.forward(rv, *rv.owner.inputs))
+        inputs = {rv: _batched_like(rv, rv.name) for rv in model.free_RVs}
+        outputs = vectorize_graph(graphs, replace=inputs)
+        with _quiet_pytensor():
+            return pytensor.function(list(inputs.values()), outputs, on_unused_input="ignore")
+
+    def to_unconstrained(self, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """PyMC's value transforms applied to natural values x (every variable, (K, *shape))."""
+        outputs = self._to_unconstrained(*(np.asarray(x[name], dtype=self.model[name].dtype)
+                                           for name in self.variables))
+        return dict(zip(self.variables, outputs))
+
+    @cached_property
+    def _simulate_prior(self):
+        import pytensor.tensor as pt
+        from pymc.distributions.shape_utils import change_dist_size
+        from pymc.pytensorf import compile as compile_pymc
+        from pytensor.graph.replace import vectorize_graph
+        from pytensor.graph.traversal import ancestors
+
+        model = self.model
+        size = pt.iscalar("size")
+        random = set(model.basic_RVs)
+        roots = {rv: change_dist_size(rv, new_size=(size,), expand=True)
+                 for rv in model.basic_RVs
+                 if not (set(ancestors(rv.owner.inputs)) & random)}
+        with _batch_axes_from_every_parameter():
+            outputs = vectorize_graph(model.free_RVs + model.observed_RVs, replace=roots)
+        with _quiet_pytensor():
+            return compile_pymc([size], outputs, random_seed=0)
+
+    def simulate_prior(self, size: int, seed) -> tuple[dict, dict]:
+        """`size` independent draws from the prior predictive: (free variables, observations),
+        each a dict of arrays (size, *shape). The draws depend on `seed` alone."""
+        function = self._simulate_prior
+        _reseed(function, seed)
+        outputs = function(size)
+        free = len(self.variables)
+        return dict(zip(self.variables, outputs[:free])), dict(zip(self.observed, outputs[free:]))
+
+    @cached_property
+    def _simulate_observed(self):
+        from pymc.pytensorf import compile as compile_pymc
+        from pytensor.graph.replace import vectorize_graph
+
+        model = self.model
+        inputs = {rv: _batched_like(rv, rv.name) for rv in model.free_RVs}
+        with _batch_axes_from_every_parameter():
+            outputs = vectorize_graph(model.observed_RVs, replace=inputs)
+        with _quiet_pytensor():
+            return compile_pymc(list(inputs.values()), outputs, random_seed=0,
+                                on_unused_input="ignore")
+
+    def simulate_observed(self, x: dict[str, np.ndarray], seed=None) -> dict[str, np.ndarray]:
+        """One draw of the observations given each of K points x (natural, (K, *shape)); a seed
+        restarts the function's random stream, None continues it."""
+        function = self._simulate_observed
+        if seed is not None:
+            _reseed(function, seed)
+        outputs = function(*(np.asarray(x[name], dtype=self.model[name].dtype)
+                             for name in self.variables))
+        return dict(zip(self.observed, outputs))
+
+    # -- NUTS ------------------------------------------------------------------------------------
+
+    def sample_nuts(self, *, draws: int, tune: int, chains: int, seed: int):
+        """PyMC's sampler on the model's data: every free variable's draws on the natural scale,
+        (chains, draws, *shape), and the number of divergent transitions."""
+        import pymc as pm
+
+        with _quiet_pytensor(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            trace = pm.sample(model=self.model, draws=draws, tune=tune, chains=chains,
+                              cores=min(chains, 2), random_seed=seed, progressbar=False,
+                              compute_convergence_checks=False, var_names=list(self.variables))
+        draws_by_name = {name: trace.posterior[name].to_numpy() for name in self.variables}
+        diverging = trace.sample_stats.get("diverging")
+        return draws_by_name, int(diverging.sum()) if diverging is not None else 0
+
+
+def _batched_like(variable, name: str):
+    """A tensor like `variable` with one more, leading, axis of any length."""
+    import pytensor.tensor as pt
+
+    return pt.tensor(name=name, shape=(None, *variable.type.shape), dtype=variable.type.dtype)
+
+
+@contextmanager
+def _batch_axes_from_every_parameter():
+    """Vectorize random variables by the batch axes of any parameter.
+
+    PyTensor (2.38) extends a random variable's explicit size by the new batch axes of its first
+    parameter only, so `pm.Normal("a", 0, tau=tau_a, shape=m)` with a batched tau_a fails to
+    vectorize. While this context is open, the size grows by the most batch axes any parameter
+    gained (their broadcast batch shape's leading axes); on leaving, PyTensor's rule is back."""
+    from pytensor.graph.basic import equal_computations
+    from pytensor.graph.replace import _vectorize_node
+    from pytensor.tensor import concatenate
+    from pytensor.tensor.random.op import RandomVariable
+    from pytensor.tensor.random.utils import compute_batch_shape
+    from pytensor.tensor.type_other import NoneTypeT
+
+    original = _vectorize_node.dispatch(RandomVariable)
+
+    def vectorize(op, node, rng, size, *parameters):
+        old_size = op.size_param(node)
+        if not isinstance(old_size.type, NoneTypeT) and equal_computations([old_size], [size]):
+            added = max(new.type.ndim - old.type.ndim
+                        for new, old in zip(parameters, op.dist_params(node)))
+            if added > 0:
+                batch = compute_batch_shape(parameters, ndims_params=op.ndims_params)
+                size = concatenate([batch[:added], size])
+        return op.make_node(rng, size, *parameters)
+
+    _vectorize_node.register(RandomVariable, vectorize)
+    try:
+        yield
+    finally:
+        _vectorize_node.register(RandomVariable, original)
+
+
+def _reseed(function, seed) -> None:
+    """Point every random generator of a compiled function at a stream of `seed`, so that what it
+    draws depends on the seed alone (not on earlier calls, nor on a forked worker's copy)."""
+    from pymc.pytensorf import reseed_rngs
+    from pytensor.tensor.random.type import RandomGeneratorType
+
+    if isinstance(seed, np.random.SeedSequence):
+        seed = seed.generate_state(4)
+    rngs = [v for v in function.get_shared() if isinstance(v.type, RandomGeneratorType)]
+    reseed_rngs(rngs, seed)
+
+
+@contextmanager
+def _quiet_pytensor():
+    """PyMC's INFO chatter and PyTensor's rewrite tracebacks (a skipped fusion costs speed, not
+    correctness) off while compiling and sampling."""
+    loggers = [logging.getLogger(name) for name in ("pymc", "pytensor.graph.rewriting.basic")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
