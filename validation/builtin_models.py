@@ -7,7 +7,9 @@ Each entry of `BUILTIN_MODELS` is a `BuiltinModel(load, build_model, conditional
     conditionals()       the hand-derived sweep, {name or tuple of names: draw(rng, state, data)}
     mutants()            {mutant name: such a mapping with one slip in it}
 
-so adding a model is one line. The flagship hierarchy comes twice: `mathtest` on the math-test
+so adding a model is one line. The course's next problems, `bloodpressure` and `cheese`, keep
+their PyMC models in `hiercheck.models` and their hand-derived sweeps in `hiercheck.samplers`
+(docs/derivation.md, sections 7 and 8). The flagship hierarchy comes twice: `mathtest` on the math-test
 data under the weakly informative priors, and `hierarchy-small` on six simulated schools of five
 under the informative priors of the flagship's small design (where slips in the prior's
 constants show). Both run the package's own conditionals (`hiercheck.samplers.gibbs`) and the
@@ -16,8 +18,10 @@ mutants of `hiercheck.validation.mutants.CATALOGUE`, each wrapped into the gener
 
 from __future__ import annotations
 
-__all__ = ["BUILTIN_MODELS", "BuiltinModel", "flagship_model", "get_builtin", "wrap_flagship"]
+__all__ = ["BUILTIN_MODELS", "BuiltinModel", "course_model", "flagship_model", "get_builtin",
+           "wrap_flagship"]
 
+import importlib
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import NamedTuple
@@ -40,7 +44,8 @@ def wrap_flagship(conditionals, priors: Priors) -> dict[str, Callable]:
     """The flagship's four conditionals, `draw_x(rng, state, stats, priors)`, as generic draw
     functions of the reference model (`hiercheck.models.reference.build_model`), in the order of
     the textbook sweep. Each computes the school statistics n_i, ybar_i, ss_i from the data dict
-    ('scores', 'school_of_student'), once per data set."""
+    ('scores', 'school_of_student'), once per data set.
+    """
     from hiercheck.samplers import gibbs
 
     cache = {}
@@ -70,7 +75,8 @@ def flagship_model(load_data: Callable[[], GroupedData],
                    priors_of: Callable[[GroupedData], Priors]) -> BuiltinModel:
     """The flagship hierarchy as a built-in model on the data `load_data()` returns, under the
     priors `priors_of(data)`: the reference PyMC model, the package's conditionals and the Gibbs
-    mutants of the catalogue, wrapped (`wrap_flagship`)."""
+    mutants of the catalogue, wrapped (`wrap_flagship`).
+    """
     @lru_cache(maxsize=1)
     def load():
         return load_data()
@@ -90,19 +96,16 @@ def flagship_model(load_data: Callable[[], GroupedData],
 
         priors = priors_of(load())
         return {m.name: wrap_flagship(m.conditionals, priors)
-                for m in CATALOGUE if m.conditionals is not None}
+                for m in CATALOGUE if m.conditionals is not None and m.scheme == "textbook"}
 
     return BuiltinModel(load, build_model, conditionals, mutants)
 
 
 def _mathtest() -> GroupedData:
     """The math-test scores shipped in the package (hiercheck.models.packaged)."""
-    try:
-        from hiercheck.models.packaged import read_packaged_csv
-    except ImportError:  # the packaged data arrive with the built-in models' branch
-        raise SettingsError("the math-test data are not packaged in this installation") from None
-    frame = read_packaged_csv("mathtest.csv")
-    return GroupedData.from_frame(frame, group="school", value="mathscore", name="mathtest")
+    from hiercheck.models import load_dataset
+
+    return load_dataset("mathtest")
 
 
 def _small_hierarchy() -> GroupedData:
@@ -118,9 +121,29 @@ def _small_priors(data: GroupedData) -> Priors:
     return SMALL_PRIORS
 
 
+def course_model(module: str) -> BuiltinModel:
+    """A model of the course's next problems: its data and PyMC model in `hiercheck.models.NAME`,
+    its sweep and mutants (`MUTANTS`: name -> (description, sweep)) in `hiercheck.samplers.NAME`.
+    Nothing is imported before it is used.
+    """
+    def models():
+        return importlib.import_module(f"hiercheck.models.{module}")
+
+    def samplers():
+        return importlib.import_module(f"hiercheck.samplers.{module}")
+
+    return BuiltinModel(load=lambda: models().load(),
+                        build_model=lambda data: models().build_model(data),
+                        conditionals=lambda: samplers().conditionals(),
+                        mutants=lambda: {name: sweep for name, (_, sweep)
+                                         in samplers().MUTANTS.items()})
+
+
 BUILTIN_MODELS: dict[str, BuiltinModel] = {
     "mathtest": flagship_model(_mathtest, Priors.weakly_informative),
     "hierarchy-small": flagship_model(_small_hierarchy, _small_priors),
+    "bloodpressure": course_model("bloodpressure"),
+    "cheese": course_model("cheese"),
 }
 
 

@@ -64,8 +64,6 @@ from .two_sample import two_sample_tests, whiten
 
 GENERIC_CHECKS = ("consistency", "agreement vs nuts", "geweke", "sbc")
 CHAINS = 4                 # of the sweep and of NUTS, for the agreement check
-MIN_ESS = 400              # bulk and tail, of every scalar, before agreement is tested
-MAX_R_HAT = 1.01
 GEWEKE_LEVELS = (0.1, 0.5, 0.9)   # I(q <= its prior quantile at these levels): bounded test functions
 SBC_UNIT = 10              # replications per random stream and per saved unit; fixed
 MAX_SBC_THIN = 50
@@ -75,7 +73,8 @@ TERMS_PER_CALL = 2_000_000  # rows x terms of one batched evaluation (memory, no
 @dataclass(frozen=True)
 class GenericSettings:
     """How hard each check looks. `GENERIC_QUICK` is sized for a model of the blood-pressure
-    size (20 groups, 400 observations) to finish in about a minute on 2 cores."""
+    size (20 groups, 400 observations) to finish in about a minute on 2 cores.
+    """
 
     posterior_points: int    # consistency: states drawn from the NUTS posterior
     prior_points: int        # ... and from the prior (with the real data)
@@ -271,7 +270,8 @@ class ModelReferences:
     def nuts(self) -> dict[str, np.ndarray]:
         """PyMC's draws of every free variable, (CHAINS, draws, *shape), natural scale. If they
         miss the mixing gate (compound steps for discrete variables mix slowly), the sampler runs
-        again with four times the draws; the agreement check says whether that sufficed."""
+        again with four times the draws; the agreement check says whether that sufficed.
+        """
         settings = self.settings
         for draws in (settings.nuts_draws, 4 * settings.nuts_draws):
             samples, divergences = self.compiled.sample_nuts(
@@ -295,7 +295,8 @@ class ModelReferences:
     @cached_property
     def states(self) -> list[tuple[str, dict[str, np.ndarray]]]:
         """(origin, natural values) of the consistency states: NUTS draws far apart in its
-        chains, and (for a proper prior) prior draws; the data stay the model's."""
+        chains, and (for a proper prior) prior draws; the data stay the model's.
+        """
         settings, rng = self.settings, np.random.default_rng(self.state_seed)
         chains, draws = next(iter(self.nuts.values())).shape[:2]
         picks = rng.choice(chains * draws, settings.posterior_points, replace=False)
@@ -310,7 +311,8 @@ class ModelReferences:
 
 class _SweepRun:
     """One set of draw functions on one model: its blocks, and the posterior its sweep draws on
-    the data (shared by the agreement check and SBC's thinning)."""
+    the data (shared by the agreement check and SBC's thinning).
+    """
 
     def __init__(self, blocks: tuple[Block, ...], references: ModelReferences, seed):
         self.blocks, self.references, self.seed = blocks, references, seed
@@ -321,7 +323,8 @@ class _SweepRun:
     @cached_property
     def posterior(self) -> dict[str, np.ndarray]:
         """CHAINS chains of the sweep on the data, started at the last NUTS draw of each NUTS
-        chain: every free variable, (CHAINS, draws, *shape)."""
+        chain: every free variable, (CHAINS, draws, *shape).
+        """
         references, settings = self.references, self.references.settings
         data = references.compiled.data
         kept = {name: np.empty((CHAINS, settings.sweep_draws, *v.shape))
@@ -339,7 +342,7 @@ class _SweepRun:
     @cached_property
     def autocorrelation_time(self) -> float:
         """draws / ESS of the sweep on the data, the worst scalar (bulk or tail)."""
-        table = mixing_table(self.posterior, self.references.variables)
+        table = _mixing(self.posterior, self.references.variables)
         total = CHAINS * self.references.settings.sweep_draws
         return float(total / table[["ess_bulk", "ess_tail"]].min().min())
 
@@ -375,7 +378,8 @@ class _Layout:
 
     def points(self, base: dict[str, np.ndarray], values: np.ndarray) -> dict[str, np.ndarray]:
         """Every variable at K points (base: one point, (1, *shape)) with the block's elements
-        set from `values` (K, size)."""
+        set from `values` (K, size).
+        """
         size = len(values)
         points = {name: np.repeat(value, size, axis=0) for name, value in base.items()}
         for name in self.names:
@@ -395,7 +399,8 @@ def _natural(compiled: CompiledModel, layout: _Layout, base: dict, values: np.nd
 
 def _log_terms(compiled: CompiledModel, layout: _Layout, base: dict, values: np.ndarray):
     """Terms of the joint log density (K, T) with the block at `values`, evaluated in chunks; a
-    point at which the model cannot be evaluated (a discrete index out of range) gets -inf."""
+    point at which the model cannot be evaluated (a discrete index out of range) gets -inf.
+    """
     terms_count = compiled.term_owners.size
     rows = max(1, TERMS_PER_CALL // terms_count)
     out = np.empty((len(values), terms_count))
@@ -415,7 +420,8 @@ def _log_terms(compiled: CompiledModel, layout: _Layout, base: dict, values: np.
 def _dependencies(compiled, layout: _Layout, base: dict) -> np.ndarray:
     """(size, T) booleans: the terms of the joint log density that change when one element of
     the block moves (by 1% of its magnitude on the unconstrained scale, or by one for a discrete
-    element, towards the inside of its support)."""
+    element, towards the inside of its support).
+    """
     center = layout.flat(base)[0]
     step = np.where(layout.discrete, 1.0, 0.01 * np.maximum(1.0, np.abs(center)))
     values = np.vstack([center, center + np.diag(step), center - np.diag(step)])
@@ -440,7 +446,8 @@ def _summed(terms: np.ndarray, columns: np.ndarray) -> np.ndarray:
 
 def _element_log_densities(compiled, layout, base, elements, dependencies):
     """f(values (K, E)) -> (K, E): the log conditional density of each of E separable elements
-    (up to a constant), all evaluated in one pass (each sees only its own terms)."""
+    (up to a constant), all evaluated in one pass (each sees only its own terms).
+    """
     columns = dependencies[elements].T  # (T, E)
     center = layout.flat(base)[0]
 
@@ -455,7 +462,8 @@ def _modes_and_scales(log_densities, start: np.ndarray, iterations: int = 200):
     """Per-element mode and Laplace scale 1/sqrt(-f'') of separable log densities, by Newton's
     method with finite differences and a step search (each element takes the best of a few
     fractions of its step, never a worse point), all elements at once. Where f is not concave
-    an element steps uphill by its current scale, doubled each time."""
+    an element steps uphill by its current scale, doubled each time.
+    """
     u = start.astype(float).copy()
     scale = np.ones_like(u)
     fractions = np.array([1.0, 0.5, 0.25, 0.125, 1 / 16, 0.0])
@@ -476,26 +484,16 @@ def _modes_and_scales(log_densities, start: np.ndarray, iterations: int = 200):
     return u, scale
 
 
-@dataclass(frozen=True)
-class _GridConditional:
-    """A one-dimensional conditional tabulated on the unconstrained scale."""
-
-    u: np.ndarray
-    density: np.ndarray
-    cdf: np.ndarray
-
-    def sample(self, uniforms: np.ndarray) -> np.ndarray:
-        return np.interp(uniforms, self.cdf, self.u)
-
-    def normal_scores(self, draws: np.ndarray) -> np.ndarray:
-        p = np.interp(draws, self.u, self.cdf, left=0.0, right=1.0)
-        return st.norm.ppf(np.clip(p, 1e-12, 1 - 1e-12))
+def _normal_scores(grid: consistency.GridConditional, draws: np.ndarray) -> np.ndarray:
+    """Phi^-1(F(draw)) under the tabulated conditional: standard normal for draws of it."""
+    return st.norm.ppf(np.clip(grid.cdf_at(draws), 1e-12, 1 - 1e-12))
 
 
-def _grid_conditionals(log_densities, start: np.ndarray) -> list[_GridConditional]:
-    """Each separable element's conditional, normalized on a grid of consistency.GRID_POINTS
-    points, GRID_HALF_WIDTH Laplace scales either side of the mode; while a grid's ends still
-    carry density (more than e^-30 of its peak) it is centred on its peak and widened.
+def _grid_conditionals(log_densities, start: np.ndarray) -> list[consistency.GridConditional]:
+    """Each separable element's conditional on the unconstrained scale, normalized on a grid of
+    consistency.GRID_POINTS points, GRID_HALF_WIDTH Laplace scales either side of the mode; while
+    a grid's ends still carry density (more than e^-30 of its peak) it is centred on its peak and
+    widened.
 
     Raises
     ------
@@ -524,7 +522,8 @@ def _grid_conditionals(log_densities, start: np.ndarray) -> list[_GridConditiona
         density = np.exp(log_density[:, j])
         density /= integrate.trapezoid(density, u[:, j])
         cdf = integrate.cumulative_trapezoid(density, u[:, j], initial=0.0)
-        conditionals.append(_GridConditional(u[:, j], density, cdf / cdf[-1]))
+        conditionals.append(consistency.GridConditional(u[:, j], density, cdf / cdf[-1],
+                                                        positive=False))
     return conditionals
 
 
@@ -543,7 +542,8 @@ def _discrete_conditional(log_density, start: int) -> _DiscreteConditional:
     log density with only this element moved: a discrete variable can change a term at some
     steps and not at others, as a change point does, so no term may be left out), over a
     window about its current value that widens until the probability at both ends is negligible
-    or zero."""
+    or zero.
+    """
     width = 16
     while True:
         support = start + np.arange(-width, width + 1)
@@ -559,7 +559,8 @@ def _discrete_conditional(log_density, start: int) -> _DiscreteConditional:
 
 def _discrete_tests(draws: np.ndarray, conditional: _DiscreteConditional) -> list[tuple]:
     """Pearson's chi-square over the support (neighbouring values pooled until each cell
-    expects at least 5) and z-scores of the mean and variance."""
+    expects at least 5) and z-scores of the mean and variance.
+    """
     support, pmf, n = conditional.support, conditional.pmf, draws.size
     edges, expected, running = [], [], 0.0
     for k, p in enumerate(pmf):  # pool left to right; the last cell takes the remainder
@@ -606,7 +607,8 @@ def _joint_reference(log_density, start: np.ndarray, size: int, rng) -> _JointRe
     the Laplace approximation and moved by alternating independence Metropolis-Hastings steps
     (that t as proposal) and random-walk steps, 25 of each; 100 of each if the independence
     proposals are accepted less than 25% of the time. The chains' law approaches the conditional
-    geometrically in the number of steps; the acceptance rate is reported."""
+    geometrically in the number of steps; the acceptance rate is reported.
+    """
     mode, negative_hessian = _joint_mode(log_density, start)
     values, vectors = np.linalg.eigh(negative_hessian)
     values = np.maximum(values, values.max() * 1e-10)  # a flat direction stays finite
@@ -681,7 +683,8 @@ def _hessian(log_density, u: np.ndarray, h: np.ndarray) -> np.ndarray:
 
 def consistency_check(run: _SweepRun, seed, alpha: float = ALPHA) -> GenericConsistency:
     """Every block at every consistency state (module docstring; docs/validation.md says how a
-    block's structure is found and which test each part gets)."""
+    block's structure is found and which test each part gets).
+    """
     references = run.references
     compiled, settings = references.compiled, references.settings
     rng = np.random.default_rng(seed)
@@ -713,7 +716,8 @@ def consistency_check(run: _SweepRun, seed, alpha: float = ALPHA) -> GenericCons
 def _block_at_state(run, block, layout, dependencies, singles, coupled, x, u, rng, point,
                     origin) -> list[dict]:
     """Start each call from a draw of the block's conditional at this state, call the user's
-    function once per start, and test the returns against that conditional."""
+    function once per start, and test the returns against that conditional.
+    """
     references = run.references
     compiled, settings = references.compiled, references.settings
     center = layout.flat(u)[0]
@@ -725,7 +729,7 @@ def _block_at_state(run, block, layout, dependencies, singles, coupled, x, u, rn
     if continuous.size:
         f = _element_log_densities(compiled, layout, u, continuous, dependencies)
         grids = _grid_conditionals(f, center[continuous])
-        starts[:, continuous] = np.column_stack([g.sample(rng.uniform(size=size)) for g in grids])
+        starts[:, continuous] = np.column_stack([g.sample(rng, size) for g in grids])
     for j in discrete:
         def log_density(values, j=j):
             full = np.repeat(center[None], len(values), axis=0)
@@ -760,14 +764,15 @@ def _block_at_state(run, block, layout, dependencies, singles, coupled, x, u, rn
     rows = []
     common = {"block": block.key, "point": point, "origin": origin, "moved": moved}
     for j, grid in zip(continuous, grids):
-        result = consistency.compare_draws(outputs[:, j], grid.u, grid.density, grid.u, grid.cdf)
+        result = consistency.compare_draws(outputs[:, j], grid)
         rows += [common | {"coordinate": layout.labels[j], "test": test, "statistic": s, "p": p}
                  for test, s, p in (
                      ("ks", np.nan, result["ks_p"]),
                      ("mean", result["mean_z"], 2 * st.norm.sf(abs(result["mean_z"]))),
                      ("variance", result["var_z"], 2 * st.norm.sf(abs(result["var_z"]))))]
     if len(grids) >= 2:  # the separable elements must also be drawn independently
-        scores = np.column_stack([g.normal_scores(outputs[:, j]) for j, g in zip(continuous, grids)])
+        scores = np.column_stack([_normal_scores(g, outputs[:, j])
+                                  for j, g in zip(continuous, grids)])
         ks = st.kstest(scores.sum(1) / np.sqrt(len(grids)), "norm")
         rows.append(common | {"coordinate": f"{len(grids)} separable elements",
                               "test": "independence", "statistic": ks.statistic, "p": ks.pvalue})
@@ -807,35 +812,26 @@ def _scalar_inference_data(draws: dict[str, np.ndarray], variables: Mapping[str,
     return idata
 
 
-def mixing_table(draws: dict[str, np.ndarray], variables: Mapping[str, Variable]) -> pd.DataFrame:
-    """Bulk and tail ESS and R-hat of every scalar element of the draws."""
-    from hiercheck.models.engine import az
-
+def _mixing(draws: dict[str, np.ndarray], variables: Mapping[str, Variable]) -> pd.DataFrame:
+    """`agreement.mixing_table` of every scalar element of the draws (a row each)."""
     idata = _scalar_inference_data(draws, variables, "sweep")
-    ess_bulk, ess_tail = (az.ess(idata, method=m) for m in ("bulk", "tail"))
-    r_hat = az.rhat(idata)
-    return pd.DataFrame([{"quantity": name, "ess_bulk": float(ess_bulk[name]),
-                          "ess_tail": float(ess_tail[name]), "r_hat": float(r_hat[name])}
-                         for name in idata.posterior.data_vars])
+    return agreement.mixing_table(idata, list(idata.posterior.data_vars))
 
 
 def _mixing_gate(draws, variables) -> tuple[bool, str, pd.DataFrame]:
-    """Whether every scalar of the sweep reaches MIN_ESS (bulk and tail) and MAX_R_HAT; the
-    reason if not. (The agreement module gains its own gate; this is the one call to re-point.)"""
-    table = mixing_table(draws, variables)
+    """Whether every scalar clears the agreement check's mixing gate (bulk and tail ESS at least
+    agreement.ESS_FLOOR, R-hat at most agreement.RHAT_CEILING); the reason if not.
+    """
+    table = _mixing(draws, variables)
     ess = table[["ess_bulk", "ess_tail"]].min(axis=1)
     worst_ess, worst_r_hat = table.loc[ess.idxmin()], table.loc[table.r_hat.idxmax()]
     problems = []
-    if ess.min() < MIN_ESS:
-        problems.append(f"ESS of {worst_ess.quantity} is {ess.min():.0f} < {MIN_ESS}")
-    if not worst_r_hat.r_hat <= MAX_R_HAT:
-        problems.append(f"R-hat of {worst_r_hat.quantity} is {worst_r_hat.r_hat:.3f} > {MAX_R_HAT}")
+    if not ess.min() >= agreement.ESS_FLOOR:
+        problems.append(f"ESS of {worst_ess.variable} is {ess.min():.0f} < {agreement.ESS_FLOOR}")
+    if not worst_r_hat.r_hat <= agreement.RHAT_CEILING:
+        problems.append(f"R-hat of {worst_r_hat.variable} is {worst_r_hat.r_hat:.3f} > "
+                        f"{agreement.RHAT_CEILING}")
     return not problems, "; ".join(problems), table
-
-
-def _compare_quantiles(idata_a, idata_b, names: list[str], alpha: float):
-    """The quantile comparison of `agreement.compare` (the one call to re-point at merge)."""
-    return agreement.compare(idata_a, idata_b, var_names=names, alpha=alpha)
 
 
 def _compare_probabilities(draws_a: np.ndarray, draws_b: np.ndarray, name: str) -> list[dict]:
@@ -844,7 +840,8 @@ def _compare_probabilities(draws_a: np.ndarray, draws_b: np.ndarray, name: str) 
         z = (F_a(k_q) - F_b(k_q)) / sqrt(F_a (1 - F_a)/ESS_a + F_b (1 - F_b)/ESS_b),
 
     ESS that of the indicator I(x <= k_q). (A quantile of a discrete variable jumps by a whole
-    unit when the CDF crosses q at an atom, so quantile z-scores do not apply to it.)"""
+    unit when the CDF crosses q at an atom, so quantile z-scores do not apply to it.)
+    """
     from hiercheck.models.engine import az
 
     rows = []
@@ -863,25 +860,27 @@ def _compare_probabilities(draws_a: np.ndarray, draws_b: np.ndarray, name: str) 
 
 def agreement_check(run: _SweepRun, alpha: float = ALPHA) -> CheckOutcome:
     """Posterior quantiles of every continuous scalar (and the CDF of every discrete one at
-    NUTS' quantiles) of the sweep against NUTS, once both pass the mixing gate."""
+    NUTS' quantiles) of the sweep against NUTS, once both pass the mixing gate.
+    """
     start = time.perf_counter()
     references = run.references
     variables = references.variables
     mixes, reason, mixing = _mixing_gate(run.posterior, variables)
-    nuts_mixes, nuts_reason, _ = _mixing_gate(references.nuts, variables)
+    nuts_mixes, nuts_reason, nuts_mixing = _mixing_gate(references.nuts, variables)
     seconds = lambda: time.perf_counter() - start  # noqa: E731
     if not mixes:
         return _cannot_verify("agreement vs nuts", f"the sweep does not mix ({reason})",
-                              mixing[["ess_bulk", "ess_tail"]].min().min(), MIN_ESS, seconds(),
-                              mixing)
+                              mixing[["ess_bulk", "ess_tail"]].min().min(),
+                              agreement.ESS_FLOOR, seconds(), mixing)
     if not nuts_mixes:
         return _cannot_verify("agreement vs nuts", f"NUTS does not mix ({nuts_reason})",
-                              np.nan, MIN_ESS, seconds(), mixing)
+                              np.nan, agreement.ESS_FLOOR, seconds(), mixing)
     mine = _scalar_inference_data(run.posterior, variables, "your sweep")
     nuts = _scalar_inference_data(references.nuts, variables, "nuts")
     discrete = [label for name, v in variables.items() if v.discrete for label in v.element_names()]
-    continuous = [name for name in mixing.quantity if name not in discrete]
-    tables = [_compare_quantiles(mine, nuts, continuous, alpha).table] if continuous else []
+    continuous = [name for name in mixing.variable if name not in discrete]
+    tables = ([agreement.compare(mine, nuts, var_names=continuous, alpha=alpha).table]
+              if continuous else [])
     rows = [row for name in discrete for row in _compare_probabilities(
         mine.posterior[name].to_numpy(), nuts.posterior[name].to_numpy(), name)]
     if rows:
@@ -890,7 +889,10 @@ def agreement_check(run: _SweepRun, alpha: float = ALPHA) -> CheckOutcome:
     table["p"] = 2 * st.norm.sf(np.abs(table.z.to_numpy(dtype=float)))
     table["p_holm"] = agreement.holm_adjust(table.p.to_numpy())
     table["agree"] = table.p_holm > alpha
-    result = agreement.Agreement(table=table, alpha=alpha, engines=("your sweep", "nuts"))
+    both = pd.concat([mixing.assign(engine="sampler"), nuts_mixing.assign(engine="reference")],
+                     ignore_index=True)
+    result = agreement.Agreement(table=table, alpha=alpha, engines=("your sweep", "nuts"),
+                                 mixing=both)
     return CheckOutcome("agreement vs nuts", "min Holm-adjusted p", float(table.p_holm.min()),
                         alpha, result.passed, seconds(), table, result)
 
@@ -899,7 +901,8 @@ def agreement_check(run: _SweepRun, alpha: float = ALPHA) -> CheckOutcome:
 
 def tracked_quantities(variables: Mapping[str, Variable]) -> dict[str, tuple[str, int]]:
     """The scalars Geweke and SBC follow: every scalar variable, and the first, middle and last
-    element of every vector (flat index), by label."""
+    element of every vector (flat index), by label.
+    """
     tracked = {}
     for name, variable in variables.items():
         labels = variable.element_names()
@@ -925,7 +928,8 @@ def geweke_check(run: _SweepRun, seed, alpha: float = ALPHA) -> GenericGeweke:
     """Geweke's test with bounded test functions: for every tracked scalar q and the
     log-likelihood, the indicators I(q <= Q(p)) at p in GEWEKE_LEVELS, Q the prior quantiles
     (from half of the marginal-conditional draws; their means under it from the other half).
-    Under the successive-conditional simulator, each chain's time average is one observation."""
+    Under the successive-conditional simulator, each chain's time average is one observation.
+    """
     references = run.references
     compiled, settings = references.compiled, references.settings
     mc_seed, start_seed, observe_seed, chain_seed = np.random.SeedSequence(seed).spawn(4)
@@ -981,7 +985,8 @@ def _sbc_unit(run: _SweepRun, stream: np.random.SeedSequence, size: int, thin: i
     data from the prior predictive, then the sweep on those data. Each chain starts at the true
     parameters, which are a draw of the posterior given the simulated data, so it starts in its
     stationary law (if the sweep is right); its first `sbc_tune` sweeps are dropped so that the
-    kept draws forget the truth, then every `thin`-th of `sbc_draws * thin` sweeps is kept."""
+    kept draws forget the truth, then every `thin`-th of `sbc_draws * thin` sweeps is kept.
+    """
     compiled, settings = run.references.compiled, run.references.settings
     truth_seed, chain_seed = stream.spawn(2)
     truth, observed = compiled.simulate_prior(size, truth_seed)
@@ -1019,7 +1024,8 @@ def sbc_check(run: _SweepRun, seed, alpha: float = ALPHA, *, jobs: int = 1, out=
               progress: bool = False) -> sbc.SBCResult:
     """SBC of the sweep; replications in units of SBC_UNIT, each with its own stream (so the
     ranks depend on the seed alone), run in `jobs` forked processes, saved in `out` as they
-    finish (a re-run with the same settings resumes)."""
+    finish (a re-run with the same settings resumes).
+    """
     global _WORKER_RUN
     references = run.references
     settings = references.settings

@@ -106,7 +106,8 @@ class CompiledModel:
 
     def data_with(self, observed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The data dict with simulated observations in place of the observed values (under the
-        observed variable's name and, if it was given as pm.Data, that name too)."""
+        observed variable's name and, if it was given as pm.Data, that name too).
+        """
         values = dict(self.data)
         for name, value in observed.items():
             values[name] = value
@@ -228,7 +229,8 @@ class CompiledModel:
 
     def simulate_prior(self, size: int, seed) -> tuple[dict, dict]:
         """`size` independent draws from the prior predictive: (free variables, observations),
-        each a dict of arrays (size, *shape). The draws depend on `seed` alone."""
+        each a dict of arrays (size, *shape). The draws depend on `seed` alone.
+        """
         function = self._simulate_prior
         _reseed(function, seed)
         outputs = function(size)
@@ -250,7 +252,8 @@ class CompiledModel:
 
     def simulate_observed(self, x: dict[str, np.ndarray], seed=None) -> dict[str, np.ndarray]:
         """One draw of the observations given each of K points x (natural, (K, *shape)); a seed
-        restarts the function's random stream, None continues it."""
+        restarts the function's random stream, None continues it.
+        """
         function = self._simulate_observed
         if seed is not None:
             _reseed(function, seed)
@@ -262,7 +265,8 @@ class CompiledModel:
 
     def sample_nuts(self, *, draws: int, tune: int, chains: int, seed: int):
         """PyMC's sampler on the model's data: every free variable's draws on the natural scale,
-        (chains, draws, *shape), and the number of divergent transitions."""
+        (chains, draws, *shape), and the number of divergent transitions.
+        """
         import pymc as pm
 
         with _quiet_pytensor(), warnings.catch_warnings():
@@ -289,7 +293,8 @@ def _batch_axes_from_every_parameter():
     PyTensor (2.38) extends a random variable's explicit size by the new batch axes of its first
     parameter only, so `pm.Normal("a", 0, tau=tau_a, shape=m)` with a batched tau_a fails to
     vectorize. While this context is open, the size grows by the most batch axes any parameter
-    gained (their broadcast batch shape's leading axes); on leaving, PyTensor's rule is back."""
+    gained (their broadcast batch shape's leading axes); on leaving, PyTensor's rule is back.
+    """
     from pytensor.graph.basic import equal_computations
     from pytensor.graph.replace import _vectorize_node
     from pytensor.tensor import concatenate
@@ -318,7 +323,8 @@ def _batch_axes_from_every_parameter():
 
 def _reseed(function, seed) -> None:
     """Point every random generator of a compiled function at a stream of `seed`, so that what it
-    draws depends on the seed alone (not on earlier calls, nor on a forked worker's copy)."""
+    draws depends on the seed alone (not on earlier calls, nor on a forked worker's copy).
+    """
     from pymc.pytensorf import reseed_rngs
     from pytensor.tensor.random.type import RandomGeneratorType
 
@@ -331,7 +337,8 @@ def _reseed(function, seed) -> None:
 @contextmanager
 def _quiet_pytensor():
     """PyMC's INFO chatter and PyTensor's rewrite tracebacks (a skipped fusion costs speed, not
-    correctness) off while compiling and sampling."""
+    correctness) off while compiling and sampling.
+    """
     loggers = [logging.getLogger(name) for name in ("pymc", "pytensor.graph.rewriting.basic")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
