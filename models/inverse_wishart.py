@@ -22,6 +22,7 @@ from __future__ import annotations
 __all__ = ["LogCholesky", "inverse_wishart", "inverse_wishart_logp"]
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pymc as pm
@@ -30,10 +31,32 @@ from pymc.distributions.shape_utils import rv_size_is_none
 from pymc.logprob.transforms import Transform
 from scipy import stats
 
+if TYPE_CHECKING:
+    from typing import Any
+
+    from pytensor.graph.basic import Variable
+
 
 class LogCholesky(Transform):
     """Sigma (p x p, positive definite) <-> u (p(p+1)/2 free coordinates): the lower triangle of
     chol(Sigma), row by row, with the diagonal entries replaced by their logs.
+
+    Parameters
+    ----------
+    p : int
+        The dimension of Sigma.
+
+    Attributes
+    ----------
+    p : int
+        The dimension of Sigma.
+    rows, cols : numpy.ndarray
+        The row and column indices of the lower triangle, row by row (`numpy.tril_indices`):
+        entry j of u belongs to L[rows[j], cols[j]].
+    diagonal : numpy.ndarray
+        The positions in u of the diagonal entries u_kk = log L_kk.
+    jacobian_powers : numpy.ndarray
+        The exponent p - k + 2 of L_kk in |d Sigma / d u|, k = 1..p.
     """
 
     name = "log-cholesky"
@@ -45,24 +68,81 @@ class LogCholesky(Transform):
         # exponent of L_kk in |d Sigma / d u|: p - k + 2 for k = 1..p
         self.jacobian_powers = (p + 1 - np.arange(p)).astype(float)
 
-    def forward(self, value, *inputs):
-        """Sigma -> u."""
+    def forward(self, value: pt.TensorVariable, *inputs: Variable) -> pt.TensorVariable:
+        """Sigma -> u: the lower triangle of L = chol(Sigma), row by row, diagonal logged.
+
+        Parameters
+        ----------
+        value : pytensor.tensor.TensorVariable
+            Sigma, (p, p), positive definite.
+        *inputs : pytensor.graph.basic.Variable
+            The distribution's parameters (df, scale); not used.
+
+        Returns
+        -------
+        pytensor.tensor.TensorVariable
+            u, the p(p+1)/2 free coordinates.
+        """
         packed = pt.linalg.cholesky(value)[self.rows, self.cols]
         return pt.set_subtensor(packed[self.diagonal], pt.log(packed[self.diagonal]))
 
-    def backward(self, value, *inputs):
-        """u -> Sigma = L L'."""
+    def backward(self, value: pt.TensorVariable, *inputs: Variable) -> pt.TensorVariable:
+        """u -> Sigma = L L', L lower triangular from u with L_kk = exp(u_kk).
+
+        Parameters
+        ----------
+        value : pytensor.tensor.TensorVariable
+            u, the p(p+1)/2 free coordinates.
+        *inputs : pytensor.graph.basic.Variable
+            The distribution's parameters (df, scale); not used.
+
+        Returns
+        -------
+        pytensor.tensor.TensorVariable
+            Sigma, (p, p).
+        """
         packed = pt.set_subtensor(value[self.diagonal], pt.exp(value[self.diagonal]))
         factor = pt.set_subtensor(pt.zeros((self.p, self.p))[self.rows, self.cols], packed)
         return factor @ factor.T
 
-    def log_jac_det(self, value, *inputs):
-        """log |d vech(Sigma) / d u| = p log 2 + sum_k (p - k + 2) u_kk."""
+    def log_jac_det(self, value: pt.TensorVariable, *inputs: Variable) -> pt.TensorVariable:
+        """log |d vech(Sigma) / d u| = p log 2 + sum_k (p - k + 2) u_kk.
+
+        Parameters
+        ----------
+        value : pytensor.tensor.TensorVariable
+            u, the p(p+1)/2 free coordinates.
+        *inputs : pytensor.graph.basic.Variable
+            The distribution's parameters (df, scale); not used.
+
+        Returns
+        -------
+        pytensor.tensor.TensorVariable
+            The log Jacobian determinant, a scalar.
+        """
         return self.p * math.log(2.0) + pt.sum(self.jacobian_powers * value[self.diagonal])
 
 
-def inverse_wishart_logp(value, df, scale, p: int):
-    """log IW(value; df, scale) in PyTensor (the formula of the module's docstring)."""
+def inverse_wishart_logp(value: pt.TensorLike, df: pt.TensorLike, scale: pt.TensorLike,
+                         p: int) -> pt.TensorVariable:
+    """log IW(value; df, scale) in PyTensor (the formula of the module's docstring).
+
+    Parameters
+    ----------
+    value : pytensor.tensor.TensorLike
+        Sigma, (p, p), positive definite.
+    df : pytensor.tensor.TensorLike
+        Degrees of freedom, > p - 1.
+    scale : pytensor.tensor.TensorLike
+        The scale matrix Psi, (p, p), symmetric positive definite.
+    p : int
+        The dimension.
+
+    Returns
+    -------
+    pytensor.tensor.TensorVariable
+        The log density of Sigma's p(p+1)/2 distinct entries, a scalar.
+    """
     log_det_sigma = 2.0 * pt.sum(pt.log(pt.diag(pt.linalg.cholesky(value))))
     log_det_scale = 2.0 * pt.sum(pt.log(pt.diag(pt.linalg.cholesky(scale))))
     log_multigamma = (p * (p - 1) / 4.0 * math.log(math.pi)
@@ -89,7 +169,8 @@ def _mode(rv, size, df, scale):
     return mode if rv_size_is_none(size) else pt.broadcast_to(mode, (*size, p, p))
 
 
-def inverse_wishart(name: str, df, scale, *, p: int, **kwargs):
+def inverse_wishart(name: str, df: pt.TensorLike, scale: pt.TensorLike, *, p: int,
+                    **kwargs: Any) -> pt.TensorVariable:
     """A free variable Sigma ~ IW(df, scale) of the model in context, sampled by NUTS through
     `LogCholesky`.
 
@@ -97,9 +178,10 @@ def inverse_wishart(name: str, df, scale, *, p: int, **kwargs):
     ----------
     name : str
         The variable's name.
-    df : scalar tensor or number
-        Degrees of freedom, > p - 1.
-    scale : tensor or array, (p, p)
+    df : pytensor.tensor.TensorLike
+        Degrees of freedom, > p - 1: a scalar tensor or a number.
+    scale : pytensor.tensor.TensorLike
+        (p, p),
         The scale matrix Psi, symmetric positive definite.
     p : int
         The dimension (the transform needs it before the graph is built).
