@@ -26,6 +26,7 @@ __all__ = [
 
 import math
 from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,9 @@ from .data import GroupedData
 from .packaged import read_packaged_csv
 from .priors import Priors
 
+if TYPE_CHECKING:
+    import pymc as pm
+
 PRIOR_NAMES = ("a", "b", "c", "d", "nu", "phi", "phi_beta")
 TREATED = 2  # the code of the experimental medication in the column `treatment`
 
@@ -44,6 +48,29 @@ TREATED = 2  # the code of the experimental medication in the column `treatment`
 class BloodPressurePriors:
     """Prior parameters: those of `hiercheck.models.Priors` (a, b, c, d, nu, phi) and phi_beta,
     the precision of beta ~ N(0, 1/phi_beta). All are checked as `Priors` checks its own.
+
+    Parameters
+    ----------
+    a : float, default 1.0
+        Shape of lam's Gamma prior; >= 0.
+    b : float, default 1.0
+        Rate of lam's Gamma prior; >= 0.
+    c : float, default 1.0
+        Shape of omega's Gamma prior; positive.
+    d : float, default 0.25
+        Rate of omega's Gamma prior; positive.
+    nu : float, default 0.0
+        Mean of mu's normal prior.
+    phi : float, default 1e-4
+        Precision of mu's normal prior; >= 0.
+    phi_beta : float, default 1e-4
+        Precision of beta's normal prior; positive.
+
+    Raises
+    ------
+    PriorError
+        If a parameter is not a finite number, a, b or phi is negative, c or d is not positive
+        (as `Priors` refuses), or phi_beta is not positive.
     """
 
     a: float = 1.0
@@ -86,7 +113,13 @@ class BloodPressurePriors:
         return cls(**shared.as_dict(), phi_beta=shared.phi)
 
     def as_dict(self) -> dict[str, float]:
-        """The parameters by name."""
+        """The parameters by name, in the order a, b, c, d, nu, phi, phi_beta (`PRIOR_NAMES`).
+
+        Returns
+        -------
+        dict[str, float]
+            {"a": a, "b": b, "c": c, "d": d, "nu": nu, "phi": phi, "phi_beta": phi_beta}.
+        """
         return asdict(self)
 
 
@@ -94,6 +127,16 @@ class BloodPressurePriors:
 class BloodPressureData:
     """The measurements, grouped by subject (`grouped`: values y, subject codes, labels), the
     treatment indicator x_i per subject (ordered as `labels`) and the date of each measurement.
+
+    Parameters
+    ----------
+    grouped : GroupedData
+        The systolic pressures y grouped by subject: values, subject codes, labels.
+    x : numpy.ndarray
+        The treatment indicator per subject, shape (m,), ordered as `labels`: 1.0 for the
+        experimental medication (treatment 2), 0.0 for the control (treatment 1).
+    dates : numpy.ndarray
+        The date of each measurement, datetime64[D], in the file's order.
     """
 
     grouped: GroupedData
@@ -220,7 +263,7 @@ def model_data(data: BloodPressureData, priors: BloodPressurePriors | None = Non
     return values
 
 
-def build_model(data: BloodPressureData, priors: BloodPressurePriors | None = None):
+def build_model(data: BloodPressureData, priors: BloodPressurePriors | None = None) -> pm.Model:
     """The model as a `pm.Model`, dims `subject` (labels) and `measurement`.
 
     Free variables theta (dim subject), mu, beta, lam, omega on their natural scales; sigma and
