@@ -30,6 +30,7 @@ __all__ = [
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,9 @@ from hiercheck.errors import DataError, PriorError
 
 from .data import GroupedData, _numeric_column, _Where
 from .packaged import read_packaged_csv
+
+if TYPE_CHECKING:
+    import pymc as pm
 
 COEFFICIENTS = ("intercept", "log_price", "disp", "log_price:disp")
 PRIOR_NAMES = ("a", "b", "nu", "Phi", "df", "Psi")
@@ -48,6 +52,27 @@ P = len(COEFFICIENTS)
 class CheesePriors:
     """lam ~ Gamma(a, b), m ~ N_4(nu, Phi^{-1}), Sigma ~ IW(df, Psi), checked to be proper:
     a, b > 0; nu finite; Phi and Psi symmetric positive definite 4 x 4; df > 3.
+
+    Parameters
+    ----------
+    a : float
+        Shape of lam's Gamma prior; positive.
+    b : float
+        Rate of lam's Gamma prior; positive.
+    nu : numpy.ndarray
+        The prior mean of m, 4 finite numbers (stored as a read-only float array).
+    Phi : numpy.ndarray
+        The prior precision matrix of m, 4 x 4 (stored read-only).
+    df : float
+        The degrees of freedom of Sigma's inverse Wishart prior; > 3 = p - 1.
+    Psi : numpy.ndarray
+        The scale matrix of Sigma's inverse Wishart prior, 4 x 4 (stored read-only).
+
+    Raises
+    ------
+    PriorError
+        If a, b or df is not a finite number above its bound, nu is not 4 finite numbers, or
+        Phi or Psi is not a finite, symmetric, positive definite 4 x 4 matrix.
     """
 
     a: float
@@ -108,8 +133,15 @@ class CheesePriors:
                    Phi=np.diag(scales / (100.0 * np.var(y))), df=P + 2.0,
                    Psi=np.diag(within / scales))
 
-    def as_dict(self) -> dict:
-        """The parameters by name (nu, Phi, Psi as read-only arrays)."""
+    def as_dict(self) -> dict[str, float | np.ndarray]:
+        """The parameters by name (nu, Phi, Psi as read-only arrays).
+
+        Returns
+        -------
+        dict[str, float | numpy.ndarray]
+            {"a": a, "b": b, "nu": nu, "Phi": Phi, "df": df, "Psi": Psi}, in the order of
+            `PRIOR_NAMES`.
+        """
         return {name: getattr(self, name) for name in PRIOR_NAMES}
 
 
@@ -133,6 +165,21 @@ class CheeseData:
     """Store-weeks: store labels (sorted) and each week's store index, price, volume, display.
 
     `design` is the matrix of rows x_ij, `log_volume` the response, `log_price_center` lbar.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        The stores' labels, sorted; `labels[i]` names store i.
+    codes : numpy.ndarray
+        The store index (0..S-1) of each store-week.
+    price : numpy.ndarray
+        The price of each store-week, positive.
+    volume : numpy.ndarray
+        The sales volume vol_ij of each store-week, positive.
+    display : numpy.ndarray
+        The display indicator disp_ij of each store-week, 0.0 or 1.0.
+    name : str, default "cheese"
+        What messages and results call the data.
     """
 
     labels: np.ndarray
@@ -268,7 +315,7 @@ def model_data(data: CheeseData, priors: CheesePriors | None = None) -> dict[str
     return values
 
 
-def build_model(data: CheeseData, priors: CheesePriors | None = None):
+def build_model(data: CheeseData, priors: CheesePriors | None = None) -> pm.Model:
     """The model as a `pm.Model`, dims `store`, `coef` (and `coef_` for Sigma's columns),
     `week`.
 
