@@ -14,12 +14,15 @@ __all__ = ["Conditional", "Sampler", "run_chains", "sweep", "to_inference_data"]
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hiercheck.errors import UserFunctionError, require_integer
 from hiercheck.models.engine import az
+
+if TYPE_CHECKING:
+    from hiercheck._typing import SeedLike
 
 Conditional = Callable[[np.random.Generator, dict, Mapping], Any]
 Sampler = Mapping[str | tuple[str, ...], Conditional]
@@ -71,7 +74,7 @@ def _block_values(names: tuple[str, ...], value) -> dict:
     return dict(zip(names, value))
 
 
-def run_chains(seed, sampler: Sampler, initial_state: Callable[[np.random.Generator], dict],
+def run_chains(seed: SeedLike, sampler: Sampler, initial_state: Callable[[np.random.Generator], dict],
                data: Mapping, *, draws: int, chains: int, tune: int) -> dict[str, np.ndarray]:
     """Independent chains of `tune + draws` sweeps each, keeping the last `draws`.
 
@@ -81,7 +84,8 @@ def run_chains(seed, sampler: Sampler, initial_state: Callable[[np.random.Genera
     Parameters
     ----------
     seed : int, SeedSequence or None
-        The seed of the whole run.
+        The seed of the whole run (a `numpy.random.Generator` is not accepted: it is not a
+        `SeedSequence`'s entropy).
     sampler : Mapping
         {name or tuple of names: draw}, in sweep order.
     initial_state : callable
