@@ -25,6 +25,7 @@ __all__ = [
 
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,13 +35,29 @@ from hiercheck.models.engine import az, check_run_size
 from .distributions import draw_gaussian, gaussian_from_precision
 from .sweeps import Sampler, run_chains, to_inference_data
 
+if TYPE_CHECKING:
+    from hiercheck._typing import SeedLike
+
 DEFAULT_TUNE = 500
 
 
 # -- what the conditionals read from the data ---------------------------------------------------
 
 def subject_totals(data: Mapping) -> tuple[np.ndarray, np.ndarray]:
-    """(n_i, sum_j y_ij) per subject, i = 0..m-1 (m = the length of x)."""
+    """(n_i, sum_j y_ij) per subject, i = 0..m-1 (m = the length of x).
+
+    Parameters
+    ----------
+    data : Mapping
+        The model's data: "subject" (each measurement's subject index), "y" and "x".
+
+    Returns
+    -------
+    n : numpy.ndarray
+        The number of measurements n_i of each subject, shape (m,).
+    total : numpy.ndarray
+        The sum sum_j y_ij of each subject's measurements, shape (m,).
+    """
     m = np.size(data["x"])
     n = np.bincount(data["subject"], minlength=m)
     return n, np.bincount(data["subject"], weights=data["y"], minlength=m)
@@ -69,7 +86,20 @@ def theta_conditional(state: Mapping, data: Mapping) -> tuple[np.ndarray, np.nda
     """theta_i | rest ~ N((sum_j y_ij + omega (mu + beta x_i)) / (n_i + omega),
                          1/(lam (n_i + omega))),  independently over i.
 
-    Returns (mean, precision), each of shape (m,).
+    Parameters
+    ----------
+    state : Mapping
+        The current value of every free variable: theta (m,), mu, beta, lam, omega.
+    data : Mapping
+        The observed values and the model's data (`model_data`): y, subject, x and the
+        hyperparameters.
+
+    Returns
+    -------
+    mean : numpy.ndarray
+        The conditional means, shape (m,).
+    precision : numpy.ndarray
+        The conditional precisions lam (n_i + omega), shape (m,).
     """
     n, total = subject_totals(data)
     omega, lam = state["omega"], state["lam"]
@@ -78,7 +108,23 @@ def theta_conditional(state: Mapping, data: Mapping) -> tuple[np.ndarray, np.nda
 
 
 def draw_theta(rng: np.random.Generator, state: Mapping, data: Mapping) -> np.ndarray:
-    """A draw of theta (m,) from `theta_conditional`."""
+    """A draw of theta (m,) from `theta_conditional`.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The source of the draw.
+    state : Mapping
+        The current value of every free variable: theta (m,), mu, beta, lam, omega.
+    data : Mapping
+        The observed values and the model's data (`model_data`): y, subject, x and the
+        hyperparameters.
+
+    Returns
+    -------
+    numpy.ndarray
+        The new theta, shape (m,).
+    """
     mean, precision = theta_conditional(state, data)
     return mean + rng.standard_normal(mean.shape) / np.sqrt(precision)
 
@@ -92,7 +138,20 @@ def mu_beta_conditional(state: Mapping, data: Mapping) -> tuple[np.ndarray, np.n
         h = omega lam sum_i z_i theta_i + (phi nu, 0)'
           = (omega lam sum_i theta_i + phi nu,  omega lam sum_i x_i theta_i)'
 
-    Returns (mean (2,), covariance (2, 2)), in the order (mu, beta).
+    Parameters
+    ----------
+    state : Mapping
+        The current value of every free variable: theta (m,), mu, beta, lam, omega.
+    data : Mapping
+        The observed values and the model's data (`model_data`): y, subject, x and the
+        hyperparameters.
+
+    Returns
+    -------
+    mean : numpy.ndarray
+        P^{-1} h, shape (2,), in the order (mu, beta).
+    covariance : numpy.ndarray
+        P^{-1}, shape (2, 2).
     """
     x = np.asarray(data["x"], dtype=float)
     theta = np.asarray(state["theta"])
@@ -105,7 +164,23 @@ def mu_beta_conditional(state: Mapping, data: Mapping) -> tuple[np.ndarray, np.n
 
 
 def draw_mu_beta(rng: np.random.Generator, state: Mapping, data: Mapping) -> tuple[float, float]:
-    """A joint draw of (mu, beta) from `mu_beta_conditional`."""
+    """A joint draw of (mu, beta) from `mu_beta_conditional`.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The source of the draw.
+    state : Mapping
+        The current value of every free variable: theta (m,), mu, beta, lam, omega.
+    data : Mapping
+        The observed values and the model's data (`model_data`): y, subject, x and the
+        hyperparameters.
+
+    Returns
+    -------
+    tuple[float, float]
+        The new (mu, beta).
+    """
     mu, beta = draw_gaussian(rng, *mu_beta_conditional(state, data))
     return float(mu), float(beta)
 
@@ -114,7 +189,20 @@ def lam_conditional(state: Mapping, data: Mapping) -> tuple[float, float]:
     """lam | rest ~ Gamma(a + (N + m)/2,
         b + [sum_ij (y_ij - theta_i)^2 + omega sum_i (theta_i - mu - beta x_i)^2] / 2)
 
-    Returns (shape, rate).
+    Parameters
+    ----------
+    state : Mapping
+        The current value of every free variable: theta (m,), mu, beta, lam, omega.
+    data : Mapping
+        The observed values and the model's data (`model_data`): y, subject, x and the
+        hyperparameters.
+
+    Returns
+    -------
+    shape : float
+        a + (N + m)/2.
+    rate : float
+        b + [sum_ij (y_ij - theta_i)^2 + omega sum_i (theta_i - mu - beta x_i)^2] / 2.
     """
     N, m = np.size(data["y"]), np.size(data["x"])
     spread = _within_spread(state, data) + state["omega"] * _between_spread(state, data)
@@ -122,7 +210,23 @@ def lam_conditional(state: Mapping, data: Mapping) -> tuple[float, float]:
 
 
 def draw_lam(rng: np.random.Generator, state: Mapping, data: Mapping) -> float:
-    """A draw of lam from `lam_conditional`."""
+    """A draw of lam from `lam_conditional`.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The source of the draw.
+    state : Mapping
+        The current value of every free variable: theta (m,), mu, beta, lam, omega.
+    data : Mapping
+        The observed values and the model's data (`model_data`): y, subject, x and the
+        hyperparameters.
+
+    Returns
+    -------
+    float
+        The new lam.
+    """
     shape, rate = lam_conditional(state, data)
     return rng.gamma(shape) / rate
 
@@ -130,7 +234,20 @@ def draw_lam(rng: np.random.Generator, state: Mapping, data: Mapping) -> float:
 def omega_conditional(state: Mapping, data: Mapping) -> tuple[float, float]:
     """omega | rest ~ Gamma(c + m/2, d + lam sum_i (theta_i - mu - beta x_i)^2 / 2)
 
-    Returns (shape, rate).
+    Parameters
+    ----------
+    state : Mapping
+        The current value of every free variable: theta (m,), mu, beta, lam, omega.
+    data : Mapping
+        The observed values and the model's data (`model_data`): y, subject, x and the
+        hyperparameters.
+
+    Returns
+    -------
+    shape : float
+        c + m/2.
+    rate : float
+        d + lam sum_i (theta_i - mu - beta x_i)^2 / 2.
     """
     m = np.size(data["x"])
     rate = float(data["d"]) + state["lam"] * _between_spread(state, data) / 2.0
@@ -138,7 +255,23 @@ def omega_conditional(state: Mapping, data: Mapping) -> tuple[float, float]:
 
 
 def draw_omega(rng: np.random.Generator, state: Mapping, data: Mapping) -> float:
-    """A draw of omega from `omega_conditional`."""
+    """A draw of omega from `omega_conditional`.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The source of the draw.
+    state : Mapping
+        The current value of every free variable: theta (m,), mu, beta, lam, omega.
+    data : Mapping
+        The observed values and the model's data (`model_data`): y, subject, x and the
+        hyperparameters.
+
+    Returns
+    -------
+    float
+        The new omega.
+    """
     shape, rate = omega_conditional(state, data)
     return rng.gamma(shape) / rate
 
@@ -147,6 +280,11 @@ def conditionals() -> dict:
     """The Gibbs sampler: {"theta": draw_theta, ("mu", "beta"): draw_mu_beta, "lam": draw_lam,
     "omega": draw_omega}, in sweep order. The priors come from `data`, so one mapping serves
     any priors.
+
+    Returns
+    -------
+    dict
+        The sampler: {name or tuple of names: draw}, in sweep order.
     """
     return {"theta": draw_theta, ("mu", "beta"): draw_mu_beta, "lam": draw_lam,
             "omega": draw_omega}
@@ -217,6 +355,19 @@ def initial_state(rng: np.random.Generator, data: Mapping) -> dict:
         theta_i = ybar_i.
 
     The first conditional of the sweep redraws theta, so only (mu, beta, lam, omega) matter.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The source of the four z.
+    data : Mapping
+        The observed values and the model's data (`model_data`): y, subject, x and the
+        hyperparameters.
+
+    Returns
+    -------
+    dict
+        A starting state: "theta" (m,), "mu", "beta", "lam", "omega".
     """
     n, total = subject_totals(data)
     ybar = total / n
@@ -232,7 +383,7 @@ def initial_state(rng: np.random.Generator, data: Mapping) -> dict:
 
 
 def sample(data: BloodPressureData, priors: BloodPressurePriors | None = None, *,
-           draws: int = 1000, chains: int = 4, seed=None, tune: int = DEFAULT_TUNE,
+           draws: int = 1000, chains: int = 4, seed: SeedLike = None, tune: int = DEFAULT_TUNE,
            sampler: Sampler | None = None) -> az.InferenceData:
     """The Gibbs sampler as an engine: `chains` chains of `tune + draws` sweeps.
 
