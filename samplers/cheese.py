@@ -26,6 +26,7 @@ __all__ = [
 
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,6 +36,9 @@ from hiercheck.models.engine import az, check_run_size
 
 from .distributions import draw_gaussian, draw_inverse_wishart, gaussian_from_precision
 from .sweeps import Sampler, run_chains, to_inference_data
+
+if TYPE_CHECKING:
+    from hiercheck._typing import SeedLike
 
 DEFAULT_TUNE = 300
 
@@ -60,6 +64,11 @@ def store_moments(data: Mapping, S: int) -> tuple[np.ndarray, np.ndarray]:
     -------
     tuple of numpy.ndarray
         The moments, read-only (the next call with equal data hands out the same arrays).
+
+    Raises
+    ------
+    DataError
+        If a store index is S or more, or a store of 0..S-1 has no week.
     """
     X, store, y = (np.asarray(data[name]) for name in ("X", "store", "y"))
     entry = _last["entry"]
@@ -93,7 +102,20 @@ def beta_conditional(state: Mapping, data: Mapping) -> tuple[np.ndarray, np.ndar
 
         P_i = lam X_i'X_i + Sigma^{-1},   h_i = lam X_i'y_i + Sigma^{-1} m.
 
-    Returns (mean (S, 4), covariance (S, 4, 4)).
+    Parameters
+    ----------
+    state : Mapping
+        The current value of every free variable: beta (S, 4), m (4,), Sigma (4, 4), lam.
+    data : Mapping
+        The observed values and the model's data (`model_data`): y, store, X and the
+        hyperparameters.
+
+    Returns
+    -------
+    mean : numpy.ndarray
+        P_i^{-1} h_i, shape (S, 4).
+    covariance : numpy.ndarray
+        P_i^{-1}, shape (S, 4, 4).
     """
     S = np.shape(state["beta"])[0]
     cross, linear = store_moments(data, S)
@@ -104,7 +126,24 @@ def beta_conditional(state: Mapping, data: Mapping) -> tuple[np.ndarray, np.ndar
 
 
 def draw_beta(rng: np.random.Generator, state: Mapping, data: Mapping) -> np.ndarray:
-    """A draw of every store's beta_i (S, 4), each a 4-vector drawn jointly."""
+    """A draw of every store's beta_i (S, 4), each a 4-vector drawn jointly from
+    `beta_conditional`.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The source of the draw.
+    state : Mapping
+        The current value of every free variable: beta (S, 4), m (4,), Sigma (4, 4), lam.
+    data : Mapping
+        The observed values and the model's data (`model_data`): y, store, X and the
+        hyperparameters.
+
+    Returns
+    -------
+    numpy.ndarray
+        The new beta, shape (S, 4).
+    """
     return draw_gaussian(rng, *beta_conditional(state, data))
 
 
@@ -112,7 +151,20 @@ def m_conditional(state: Mapping, data: Mapping) -> tuple[np.ndarray, np.ndarray
     """m | rest ~ N_4(P^{-1} h, P^{-1}),  P = S Sigma^{-1} + Phi,
     h = Sigma^{-1} sum_i beta_i + Phi nu.
 
-    Returns (mean (4,), covariance (4, 4)).
+    Parameters
+    ----------
+    state : Mapping
+        The current value of every free variable: beta (S, 4), m (4,), Sigma (4, 4), lam.
+    data : Mapping
+        The observed values and the model's data (`model_data`): y, store, X and the
+        hyperparameters.
+
+    Returns
+    -------
+    mean : numpy.ndarray
+        P^{-1} h, shape (4,).
+    covariance : numpy.ndarray
+        P^{-1}, shape (4, 4).
     """
     beta = np.asarray(state["beta"])
     prior_precision = np.linalg.inv(state["Sigma"])
@@ -122,28 +174,86 @@ def m_conditional(state: Mapping, data: Mapping) -> tuple[np.ndarray, np.ndarray
 
 
 def draw_m(rng: np.random.Generator, state: Mapping, data: Mapping) -> np.ndarray:
-    """A draw of m (4,) from `m_conditional`."""
+    """A draw of m (4,) from `m_conditional`.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The source of the draw.
+    state : Mapping
+        The current value of every free variable: beta (S, 4), m (4,), Sigma (4, 4), lam.
+    data : Mapping
+        The observed values and the model's data (`model_data`): y, store, X and the
+        hyperparameters.
+
+    Returns
+    -------
+    numpy.ndarray
+        The new m, shape (4,).
+    """
     return draw_gaussian(rng, *m_conditional(state, data))
 
 
 def Sigma_conditional(state: Mapping, data: Mapping) -> tuple[float, np.ndarray]:
     """Sigma | rest ~ IW(df + S, Psi + sum_i (beta_i - m)(beta_i - m)')
 
-    Returns (degrees of freedom, scale (4, 4)).
+    Parameters
+    ----------
+    state : Mapping
+        The current value of every free variable: beta (S, 4), m (4,), Sigma (4, 4), lam.
+    data : Mapping
+        The observed values and the model's data (`model_data`): y, store, X and the
+        hyperparameters.
+
+    Returns
+    -------
+    df : float
+        The degrees of freedom df + S.
+    scale : numpy.ndarray
+        The scale matrix Psi + sum_i (beta_i - m)(beta_i - m)', shape (4, 4).
     """
     deviation = np.asarray(state["beta"]) - state["m"]
     return float(data["df"]) + deviation.shape[0], data["Psi"] + deviation.T @ deviation
 
 
 def draw_Sigma(rng: np.random.Generator, state: Mapping, data: Mapping) -> np.ndarray:
-    """A draw of Sigma (4, 4) from `Sigma_conditional`."""
+    """A draw of Sigma (4, 4) from `Sigma_conditional`.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The source of the draw.
+    state : Mapping
+        The current value of every free variable: beta (S, 4), m (4,), Sigma (4, 4), lam.
+    data : Mapping
+        The observed values and the model's data (`model_data`): y, store, X and the
+        hyperparameters.
+
+    Returns
+    -------
+    numpy.ndarray
+        The new Sigma, shape (4, 4).
+    """
     return draw_inverse_wishart(rng, *Sigma_conditional(state, data))
 
 
 def lam_conditional(state: Mapping, data: Mapping) -> tuple[float, float]:
     """lam | rest ~ Gamma(a + N/2, b + sum_ij (y_ij - x_ij' beta_i)^2 / 2)
 
-    Returns (shape, rate).
+    Parameters
+    ----------
+    state : Mapping
+        The current value of every free variable: beta (S, 4), m (4,), Sigma (4, 4), lam.
+    data : Mapping
+        The observed values and the model's data (`model_data`): y, store, X and the
+        hyperparameters.
+
+    Returns
+    -------
+    shape : float
+        a + N/2.
+    rate : float
+        b + sum_ij (y_ij - x_ij' beta_i)^2 / 2.
     """
     residual = np.asarray(data["y"]) - _fitted(state, data)
     return (float(data["a"]) + residual.size / 2.0,
@@ -151,7 +261,23 @@ def lam_conditional(state: Mapping, data: Mapping) -> tuple[float, float]:
 
 
 def draw_lam(rng: np.random.Generator, state: Mapping, data: Mapping) -> float:
-    """A draw of lam from `lam_conditional`."""
+    """A draw of lam from `lam_conditional`.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The source of the draw.
+    state : Mapping
+        The current value of every free variable: beta (S, 4), m (4,), Sigma (4, 4), lam.
+    data : Mapping
+        The observed values and the model's data (`model_data`): y, store, X and the
+        hyperparameters.
+
+    Returns
+    -------
+    float
+        The new lam.
+    """
     shape, rate = lam_conditional(state, data)
     return rng.gamma(shape) / rate
 
@@ -159,6 +285,11 @@ def draw_lam(rng: np.random.Generator, state: Mapping, data: Mapping) -> float:
 def conditionals() -> dict:
     """The Gibbs sampler: {"beta": draw_beta, "m": draw_m, "Sigma": draw_Sigma, "lam": draw_lam},
     in sweep order. The priors come from `data`, so one mapping serves any priors.
+
+    Returns
+    -------
+    dict
+        The sampler: {name: draw}, in sweep order.
     """
     return {"beta": draw_beta, "m": draw_m, "Sigma": draw_Sigma, "lam": draw_lam}
 
@@ -235,6 +366,20 @@ def initial_state(rng: np.random.Generator, data: Mapping) -> dict:
     The sweep draws beta first, so only (m, Sigma, lam) matter; the first sweeps move beta to
     the data (every store's coefficients are well determined except those of stores whose
     display never changes, which the population then fills in).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The source of the z.
+    data : Mapping
+        The observed values and the model's data (`model_data`): y, store, X and the
+        hyperparameters.
+
+    Returns
+    -------
+    dict
+        A starting state: "beta" (S, 4), S = 1 + the largest store index, "m" (4,),
+        "Sigma" (4, 4), "lam".
     """
     psi = np.asarray(data["Psi"])
     S = int(np.max(data["store"])) + 1
@@ -245,7 +390,7 @@ def initial_state(rng: np.random.Generator, data: Mapping) -> dict:
 
 
 def sample(data: CheeseData, priors: CheesePriors | None = None, *, draws: int = 1000,
-           chains: int = 4, seed=None, tune: int = DEFAULT_TUNE,
+           chains: int = 4, seed: SeedLike = None, tune: int = DEFAULT_TUNE,
            sampler: Sampler | None = None) -> az.InferenceData:
     """The Gibbs sampler as an engine: `chains` chains of `tune + draws` sweeps.
 
