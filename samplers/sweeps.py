@@ -74,8 +74,9 @@ def _block_values(names: tuple[str, ...], value) -> dict:
     return dict(zip(names, value))
 
 
-def run_chains(seed: SeedLike, sampler: Sampler, initial_state: Callable[[np.random.Generator], dict],
-               data: Mapping, *, draws: int, chains: int, tune: int) -> dict[str, np.ndarray]:
+def run_chains(seed: SeedLike, sampler: Sampler,
+               initial_state: Callable[[np.random.Generator], dict], data: Mapping, *,
+               draws: int, chains: int, tune: int) -> dict[str, np.ndarray]:
     """Independent chains of `tune + draws` sweeps each, keeping the last `draws`.
 
     Chain k runs on the k-th stream of `SeedSequence(seed).spawn(chains)`, starting from
