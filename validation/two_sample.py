@@ -26,7 +26,22 @@ from scipy import stats
 
 
 def whiten(u: np.ndarray, center: np.ndarray, cholesky: np.ndarray) -> np.ndarray:
-    """z = L^{-1} (u - m) row by row, for u of shape (n, d) and L lower triangular."""
+    """z = L^{-1} (u - m) row by row, for u of shape (n, d) and L lower triangular.
+
+    Parameters
+    ----------
+    u : numpy.ndarray
+        The sample, shape (n, d).
+    center : numpy.ndarray
+        m, shape (d,).
+    cholesky : numpy.ndarray
+        L, lower triangular, shape (d, d); L L' = Sigma.
+
+    Returns
+    -------
+    numpy.ndarray
+        z, shape (n, d).
+    """
     from scipy.linalg import solve_triangular
 
     return solve_triangular(cholesky, (u - center).T, lower=True).T
