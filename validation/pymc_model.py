@@ -30,17 +30,36 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hiercheck.errors import SettingsError
+
+if TYPE_CHECKING:
+    import pymc as pm
+
+    from hiercheck._typing import SeedLike
 
 IMPROPER_PRIORS = ("FlatRV", "HalfFlatRV")  # pm.Flat, pm.HalfFlat: no prior to simulate from
 
 
 @dataclass(frozen=True)
 class Variable:
-    """A free variable of the model: its name, shape (no batch axes), and kind."""
+    """A free variable of the model: its name, shape (no batch axes), and kind.
+
+    Attributes
+    ----------
+    name : str
+        The variable's name in the model.
+    shape : tuple of int
+        Its shape, without batch axes; () for a scalar.
+    discrete : bool
+        Whether its dtype is an integer or boolean one.
+    improper : bool
+        Whether its prior is improper (`IMPROPER_PRIORS`: pm.Flat, pm.HalfFlat), so that it
+        cannot be simulated.
+    """
 
     name: str
     shape: tuple[int, ...]
@@ -49,10 +68,17 @@ class Variable:
 
     @property
     def size(self) -> int:
+        """The number of elements, prod(shape); 1 for a scalar."""
         return int(np.prod(self.shape, dtype=np.int64))
 
     def element_names(self) -> list[str]:
-        """'beta[0]', 'beta[1]', ... (row-major), or the bare name of a scalar."""
+        """'beta[0]', 'beta[1]', ... (row-major), or the bare name of a scalar.
+
+        Returns
+        -------
+        list of str
+            One name per element, 'name[i,j]' for more than one axis.
+        """
         if not self.shape:
             return [self.name]
         return [f"{self.name}[{','.join(map(str, index))}]" for index in np.ndindex(*self.shape)]
@@ -70,9 +96,20 @@ class CompiledModel:
     ------
     SettingsError
         If the model has no observed variable or no free variable.
+
+    Attributes
+    ----------
+    model : pymc.Model
+        The model.
+    variables : dict[str, Variable]
+        The free variables by name, in the model's order.
+    observed : tuple of str
+        The observed variables' names.
+    potentials : tuple of str
+        The potentials' names ("unnamed" for one without a name).
     """
 
-    def __init__(self, model):
+    def __init__(self, model: pm.Model):
         self.model = model
         if not model.observed_RVs:
             raise SettingsError("the model has no observed data: the checks compare a sampler "
@@ -107,6 +144,16 @@ class CompiledModel:
     def data_with(self, observed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The data dict with simulated observations in place of the observed values (under the
         observed variable's name and, if it was given as pm.Data, that name too).
+
+        Parameters
+        ----------
+        observed : dict
+            Values by observed variable's name; names not in it keep the model's data.
+
+        Returns
+        -------
+        dict
+            A new dict; `data` itself is not changed.
         """
         values = dict(self.data)
         for name, value in observed.items():
@@ -117,6 +164,7 @@ class CompiledModel:
 
     @property
     def improper(self) -> tuple[str, ...]:
+        """The names of the free variables with an improper prior (`Variable.improper`)."""
         return tuple(name for name, v in self.variables.items() if v.improper)
 
     # -- compiled functions ---------------------------------------------------------------------
@@ -143,7 +191,8 @@ class CompiledModel:
         owners = [rv.name for rv in rvs] + [f"potential {name}" for name in self.potentials]
         return function, owners, len(terms)
 
-    def evaluate(self, u: dict[str, np.ndarray], observed: dict[str, np.ndarray] | None = None):
+    def evaluate(self, u: dict[str, np.ndarray], observed: dict[str, np.ndarray] | None = None
+                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Log density terms and natural values at K points.
 
         Parameters
@@ -182,8 +231,24 @@ class CompiledModel:
         return np.concatenate([np.full(np.size(t), owner) for t, owner in
                                zip(outputs[:count], owners)])
 
-    def log_likelihood(self, u: dict[str, np.ndarray], observed=None) -> np.ndarray:
-        """log p(y | free variables) at K points (u as for `evaluate`): shape (K,)."""
+    def log_likelihood(self, u: dict[str, np.ndarray],
+                       observed: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """log p(y | free variables) at K points (u as for `evaluate`): shape (K,).
+
+        The sum of `evaluate`'s terms that belong to the observed variables.
+
+        Parameters
+        ----------
+        u : dict
+            Every free variable on the unconstrained scale, shape (K, *shape).
+        observed : dict, optional
+            Every observed variable, shape (K, *shape); default the model's data.
+
+        Returns
+        -------
+        numpy.ndarray
+            The log likelihood at each point, shape (K,).
+        """
         terms, _ = self.evaluate(u, observed)
         return terms[:, np.isin(self.term_owners, self.observed)].sum(axis=1)
 
@@ -203,7 +268,19 @@ class CompiledModel:
             return pytensor.function(list(inputs.values()), outputs, on_unused_input="ignore")
 
     def to_unconstrained(self, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """PyMC's value transforms applied to natural values x (every variable, (K, *shape))."""
+        """PyMC's value transforms applied to natural values x (every variable, (K, *shape)).
+
+        Parameters
+        ----------
+        x : dict
+            Every free variable on its natural scale, shape (K, *shape).
+
+        Returns
+        -------
+        dict
+            Every free variable on the unconstrained scale u, shape (K, *shape); a variable
+            without a transform as it is.
+        """
         outputs = self._to_unconstrained(*(np.asarray(x[name], dtype=self.model[name].dtype)
                                            for name in self.variables))
         return dict(zip(self.variables, outputs))
@@ -227,9 +304,23 @@ class CompiledModel:
         with _quiet_pytensor():
             return compile_pymc([size], outputs, random_seed=0)
 
-    def simulate_prior(self, size: int, seed) -> tuple[dict, dict]:
+    def simulate_prior(self, size: int, seed: SeedLike) -> tuple[dict, dict]:
         """`size` independent draws from the prior predictive: (free variables, observations),
         each a dict of arrays (size, *shape). The draws depend on `seed` alone.
+
+        Parameters
+        ----------
+        size : int
+            The number of draws.
+        seed : int, SeedSequence or None
+            Reseeds the function's random generators (None: fresh entropy).
+
+        Returns
+        -------
+        free : dict
+            Every free variable on its natural scale, (size, *shape).
+        observed : dict
+            Every observed variable, (size, *shape).
         """
         function = self._simulate_prior
         _reseed(function, seed)
@@ -250,9 +341,22 @@ class CompiledModel:
             return compile_pymc(list(inputs.values()), outputs, random_seed=0,
                                 on_unused_input="ignore")
 
-    def simulate_observed(self, x: dict[str, np.ndarray], seed=None) -> dict[str, np.ndarray]:
+    def simulate_observed(self, x: dict[str, np.ndarray],
+                          seed: SeedLike = None) -> dict[str, np.ndarray]:
         """One draw of the observations given each of K points x (natural, (K, *shape)); a seed
         restarts the function's random stream, None continues it.
+
+        Parameters
+        ----------
+        x : dict
+            Every free variable on its natural scale, shape (K, *shape).
+        seed : int, SeedSequence or None, optional
+            Reseeds the function's random generators; None continues their stream.
+
+        Returns
+        -------
+        dict
+            Every observed variable, shape (K, *shape).
         """
         function = self._simulate_observed
         if seed is not None:
@@ -263,9 +367,28 @@ class CompiledModel:
 
     # -- NUTS ------------------------------------------------------------------------------------
 
-    def sample_nuts(self, *, draws: int, tune: int, chains: int, seed: int):
+    def sample_nuts(self, *, draws: int, tune: int, chains: int,
+                    seed: int) -> tuple[dict[str, np.ndarray], int]:
         """PyMC's sampler on the model's data: every free variable's draws on the natural scale,
         (chains, draws, *shape), and the number of divergent transitions.
+
+        Parameters
+        ----------
+        draws : int
+            Kept draws per chain.
+        tune : int
+            Tuning steps per chain, discarded.
+        chains : int
+            Chains, run on at most two cores.
+        seed : int
+            `pymc.sample`'s random_seed.
+
+        Returns
+        -------
+        draws : dict
+            Every free variable's draws by name, (chains, draws, *shape).
+        divergences : int
+            The number of divergent transitions (0 if the sampler reports none).
         """
         import pymc as pm
 
