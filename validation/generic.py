@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -62,6 +63,13 @@ from .store import UnitStore
 from .suite import ALPHA, CheckOutcome, Verdict, _integer_seeds
 from .two_sample import two_sample_tests, whiten
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pymc as pm
+
+    from hiercheck._typing import SeedLike
+
 GENERIC_CHECKS = ("consistency", "agreement vs nuts", "geweke", "sbc")
 CHAINS = 4                 # of the sweep and of NUTS, for the agreement check
 GEWEKE_LEVELS = (0.1, 0.5, 0.9)   # I(q <= its prior quantile at these levels): bounded test functions
@@ -74,6 +82,43 @@ TERMS_PER_CALL = 2_000_000  # rows x terms of one batched evaluation (memory, no
 class GenericSettings:
     """How hard each check looks. `GENERIC_QUICK` is sized for a model of the blood-pressure
     size (20 groups, 400 observations) to finish in about a minute on 2 cores.
+
+    Attributes
+    ----------
+    posterior_points : int
+        Consistency: states drawn from the NUTS posterior.
+    prior_points : int
+        Consistency: states drawn from the prior (with the real data); none for a model whose
+        prior cannot be simulated.
+    consistency_draws : int
+        Consistency: calls of each function per state, for a block whose elements are all
+        separable (one-dimensional conditionals).
+    joint_draws : int
+        Consistency: calls per state for a block with coupled elements (multivariate tests).
+    nuts_draws : int
+        Agreement: NUTS draws per chain, CHAINS chains (four times as many if they miss the
+        mixing gate).
+    nuts_tune : int
+        Agreement: NUTS tuning steps per chain.
+    sweep_draws : int
+        Agreement: the user's sweeps kept per chain, CHAINS chains.
+    sweep_tune : int
+        Agreement: sweeps discarded at the start of each chain.
+    geweke_chains : int
+        Geweke: chains of the successive-conditional simulator.
+    geweke_steps : int
+        Geweke: steps of each chain.
+    geweke_independent : int
+        Geweke: marginal-conditional draws from the prior predictive.
+    sbc_replications : int
+        SBC: replications.
+    sbc_draws : int
+        SBC: kept draws per replication (the ranks run 0..sbc_draws).
+    sbc_thin : int
+        SBC: the least thinning; the sweep's autocorrelation time if that is longer, at most
+        MAX_SBC_THIN.
+    sbc_tune : int
+        SBC: sweeps dropped at the start of each replication's chain.
     """
 
     posterior_points: int    # consistency: states drawn from the NUTS posterior
@@ -109,7 +154,17 @@ GENERIC_FULL = GenericSettings(
 
 @dataclass(frozen=True)
 class Block:
-    """One entry of the sweep: the variables a function draws, and the function."""
+    """One entry of the sweep: the variables a function draws, and the function.
+
+    Attributes
+    ----------
+    names : tuple of str
+        The free variables the function draws, in the key's order.
+    function : callable
+        The draw function, `function(rng, state, data)`.
+    joint : bool
+        Whether the key was a tuple: the function then returns one value per name.
+    """
 
     names: tuple[str, ...]
     function: Callable
@@ -117,10 +172,12 @@ class Block:
 
     @property
     def label(self) -> str:
+        """The function's name, as messages call it (its repr if it has none)."""
         return getattr(self.function, "__name__", repr(self.function))
 
     @property
     def key(self) -> str:
+        """The key as messages and tables show it: "name", or "(a, b)" for a joint block."""
         return f"({', '.join(self.names)})" if self.joint else self.names[0]
 
 
@@ -232,7 +289,33 @@ def _checked(block: Block, name: str, value, variables) -> np.ndarray:
 
 def sweep(rng: np.random.Generator, state: dict, data: dict, blocks: tuple[Block, ...],
           variables: Mapping[str, Variable]) -> dict:
-    """One sweep: every block in turn, each given the state as updated so far."""
+    """One sweep: every block in turn, each given the state as updated so far.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The random stream, handed to every function.
+    state : dict
+        The current value of every free variable, natural scale.
+    data : dict
+        The observed values and the model's data by name.
+    blocks : tuple of Block
+        The sweep (`parse_conditionals`).
+    variables : Mapping
+        The model's free variables by name (`CompiledModel.variables`), against which each
+        function's return is checked.
+
+    Returns
+    -------
+    dict
+        The new state (`state` itself is not changed).
+
+    Raises
+    ------
+    UserFunctionError
+        If a function returns the wrong number of values, shape or type, a non-integer for a
+        discrete variable, or a value that is not finite (from `call_block`).
+    """
     state = dict(state)
     for block in blocks:
         state.update(call_block(block, rng, state, data, variables))
@@ -248,14 +331,36 @@ class ModelReferences:
     Parameters
     ----------
     model : pymc.Model
-    settings : GenericSettings
-    seed : int or SeedSequence
+        The reference: priors, likelihood and observed data.
+    settings : GenericSettings, default GENERIC_QUICK
+        How hard the checks look; NUTS's draws and the number of consistency states.
+    seed : int, default 0
+        Seeds NUTS and the choice of the consistency states (a SeedSequence or Generator is
+        not accepted: it goes to `numpy.random.SeedSequence` as entropy).
     name : str, optional
+        How the verdict names the model; the model's name, else "the PyMC model".
+
+    Raises
+    ------
+    SettingsError
+        If the model has no observed variable or no free variable (`CompiledModel`).
+
+    Attributes
+    ----------
+    model : pymc.Model
+        The model.
+    compiled : CompiledModel
+        Its variables, data and batched functions.
+    settings : GenericSettings
+        The settings.
+    name : str
         How the verdict names the model.
+    nuts_seed, state_seed : int
+        The seeds of NUTS and of the consistency states, spawned from `seed`.
     """
 
-    def __init__(self, model, settings: GenericSettings = GENERIC_QUICK, seed=0,
-                 name: str | None = None):
+    def __init__(self, model: pm.Model, settings: GenericSettings = GENERIC_QUICK,
+                 seed: SeedLike = 0, name: str | None = None):
         self.model = model
         self.compiled = CompiledModel(model)
         self.settings = settings
@@ -264,6 +369,7 @@ class ModelReferences:
 
     @property
     def variables(self) -> dict[str, Variable]:
+        """The model's free variables by name (`CompiledModel.variables`)."""
         return self.compiled.variables
 
     @cached_property
@@ -1112,9 +1218,9 @@ def _timed(check: str, run: Callable, alpha: float) -> CheckOutcome:
                         time.perf_counter() - start, table, result)
 
 
-def check_gibbs(model, conditionals: Mapping, *, seed=0, quick: bool = True,
+def check_gibbs(model: pm.Model, conditionals: Mapping, *, seed: SeedLike = 0, quick: bool = True,
                 checks: Iterable[str] = GENERIC_CHECKS, references: ModelReferences | None = None,
-                jobs: int = 1, out=None, progress: bool = False,
+                jobs: int = 1, out: Path | str | None = None, progress: bool = False,
                 name: str | None = None) -> Verdict:
     """Check a hand-derived Gibbs sampler of any PyMC model (module docstring).
 
@@ -1125,14 +1231,17 @@ def check_gibbs(model, conditionals: Mapping, *, seed=0, quick: bool = True,
     conditionals : Mapping
         {free variable name, or tuple of names drawn jointly: draw(rng, state, data)}, in the
         order of the sweep.
-    seed : int or SeedSequence, default 0
-        The same seed gives the same verdict.
+    seed : int, default 0
+        The same seed gives the same verdict (a SeedSequence or Generator is not accepted: it
+        goes to `numpy.random.SeedSequence` as entropy).
     quick : bool, default True
-        `GENERIC_QUICK` settings, else `GENERIC_FULL`.
+        `GENERIC_QUICK` settings, else `GENERIC_FULL`; no effect when `references` are given
+        (theirs apply).
     checks : iterable of str
         A subset of `GENERIC_CHECKS`.
     references : ModelReferences, optional
-        Compiled functions and NUTS draws of this model, shared between calls.
+        Compiled functions and NUTS draws of this model, shared between calls; built from
+        `model`, the settings, `seed` and `name` when omitted.
     jobs : int, default 1
         Processes for SBC's replications.
     out : path, optional
@@ -1140,7 +1249,7 @@ def check_gibbs(model, conditionals: Mapping, *, seed=0, quick: bool = True,
     progress : bool, default False
         Progress bars.
     name : str, optional
-        How the verdict names the model.
+        How the verdict names the model; no effect when `references` are given.
 
     Returns
     -------
@@ -1150,8 +1259,9 @@ def check_gibbs(model, conditionals: Mapping, *, seed=0, quick: bool = True,
     Raises
     ------
     SettingsError
-        For an unknown check, a model without observed data, or a mapping that does not match
-        the model's free variables.
+        For an unknown check, `jobs` not a positive integer, references computed for another
+        model, a model without observed data, or a mapping that does not match the model's
+        free variables.
     UserFunctionError
         When a draw function returns the wrong shape or type, or a value that is not finite.
     """
