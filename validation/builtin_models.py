@@ -9,9 +9,9 @@ Each entry of `BUILTIN_MODELS` is a `BuiltinModel(load, build_model, conditional
 
 so adding a model is one line. The course's next problems, `bloodpressure` and `cheese`, keep
 their PyMC models in `hiercheck.models` and their hand-derived sweeps in `hiercheck.samplers`
-(docs/derivation.md, sections 7 and 8). The flagship hierarchy comes twice: `mathtest` on the math-test
-data under the weakly informative priors, and `hierarchy-small` on six simulated schools of five
-under the informative priors of the flagship's small design (where slips in the prior's
+(docs/derivation.md, sections 7 and 8). The flagship hierarchy comes twice: `mathtest` on the
+math-test data under the weakly informative priors, and `hierarchy-small` on six simulated schools
+of five under the informative priors of the flagship's small design (where slips in the prior's
 constants show). Both run the package's own conditionals (`hiercheck.samplers.gibbs`) and the
 mutants of `hiercheck.validation.mutants.CATALOGUE`, each wrapped into the generic signature.
 """
@@ -24,7 +24,7 @@ __all__ = ["BUILTIN_MODELS", "BuiltinModel", "course_model", "flagship_model", "
 import importlib
 from collections.abc import Callable, Mapping
 from functools import lru_cache
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -32,19 +32,54 @@ from hiercheck.errors import SettingsError
 from hiercheck.models import GroupedData, Priors, school_stats
 from hiercheck.models.data import group_moments
 
+if TYPE_CHECKING:
+    from hiercheck.samplers.gibbs import Conditionals
+
 
 class BuiltinModel(NamedTuple):
+    """A model of `hiercheck validate --model NAME`: four functions, each importing what it
+    needs when called.
+
+    Attributes
+    ----------
+    load : callable
+        load() -> the model's data.
+    build_model : callable
+        build_model(data) -> the PyMC model (priors, likelihood, observed data).
+    conditionals : callable
+        conditionals() -> the hand-derived sweep, {name or tuple of names: draw(rng, state,
+        data)}, in sweep order.
+    mutants : callable
+        mutants() -> {mutant name: such a mapping with one slip in it}.
+    """
+
     load: Callable[[], object]
     build_model: Callable[[object], object]
     conditionals: Callable[[], Mapping]
     mutants: Callable[[], Mapping[str, Mapping]]
 
 
-def wrap_flagship(conditionals, priors: Priors) -> dict[str, Callable]:
+def wrap_flagship(conditionals: Conditionals, priors: Priors) -> dict[str, Callable]:
     """The flagship's four conditionals, `draw_x(rng, state, stats, priors)`, as generic draw
     functions of the reference model (`hiercheck.models.reference.build_model`), in the order of
     the textbook sweep. Each computes the school statistics n_i, ybar_i, ss_i from the data dict
     ('scores', 'school_of_student'), once per data set.
+
+    A data set is told from the last one by the identity of its 'scores' array, which the four
+    functions share; the schools are 0..max(school_of_student).
+
+    Parameters
+    ----------
+    conditionals : hiercheck.samplers.gibbs.Conditionals
+        The flagship's conditionals (the package's own or a mutant's); draw_theta, draw_mu,
+        draw_lam and draw_omega are wrapped.
+    priors : Priors
+        The priors every wrapped draw is given (not read from the data dict).
+
+    Returns
+    -------
+    dict[str, callable]
+        {"theta": ..., "mu": ..., "lam": ..., "omega": ...}, each draw(rng, state, data).
     """
     from hiercheck.samplers import gibbs
 
@@ -76,6 +111,23 @@ def flagship_model(load_data: Callable[[], GroupedData],
     """The flagship hierarchy as a built-in model on the data `load_data()` returns, under the
     priors `priors_of(data)`: the reference PyMC model, the package's conditionals and the Gibbs
     mutants of the catalogue, wrapped (`wrap_flagship`).
+
+    The data are loaded once (cached). `build_model(data)` uses the priors `priors_of(data)` of
+    the data it is given; the conditionals and mutants use `priors_of(load())`, those of the
+    loaded data.
+
+    Parameters
+    ----------
+    load_data : callable
+        load_data() -> the data.
+    priors_of : callable
+        priors_of(data) -> the priors.
+
+    Returns
+    -------
+    BuiltinModel
+        Its conditionals the textbook sweep; its mutants those of
+        `hiercheck.validation.mutants.CATALOGUE` with conditionals and the "textbook" scheme.
     """
     @lru_cache(maxsize=1)
     def load():
@@ -125,6 +177,17 @@ def course_model(module: str) -> BuiltinModel:
     """A model of the course's next problems: its data and PyMC model in `hiercheck.models.NAME`,
     its sweep and mutants (`MUTANTS`: name -> (description, sweep)) in `hiercheck.samplers.NAME`.
     Nothing is imported before it is used.
+
+    Parameters
+    ----------
+    module : str
+        NAME, the module's name in both packages ("bloodpressure", "cheese").
+
+    Returns
+    -------
+    BuiltinModel
+        load and build_model from `hiercheck.models.NAME` (the data's default priors), and
+        conditionals and mutants (the sweeps of `MUTANTS`) from `hiercheck.samplers.NAME`.
     """
     def models():
         return importlib.import_module(f"hiercheck.models.{module}")
@@ -148,7 +211,23 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
 
 
 def get_builtin(name: str) -> BuiltinModel:
-    """The built-in model called `name`, or a SettingsError listing them."""
+    """The built-in model called `name`, or a SettingsError listing them.
+
+    Parameters
+    ----------
+    name : str
+        A key of `BUILTIN_MODELS`.
+
+    Returns
+    -------
+    BuiltinModel
+        The model.
+
+    Raises
+    ------
+    SettingsError
+        If no built-in model has that name.
+    """
     try:
         return BUILTIN_MODELS[name]
     except KeyError:
