@@ -53,6 +53,7 @@ from scipy import stats as st
 from scipy.sparse.csgraph import connected_components
 from tqdm.auto import tqdm
 
+from hiercheck.cache import PICKLE, DiskCache
 from hiercheck.errors import (NutsWarning, PriorError, SettingsError, UserFunctionError,
                               require_integer)
 
@@ -148,6 +149,12 @@ GENERIC_FULL = GenericSettings(
     nuts_draws=2500, nuts_tune=1000, sweep_draws=10000, sweep_tune=1000, geweke_chains=400,
     geweke_steps=500, geweke_independent=100000, sbc_replications=1000, sbc_draws=100,
     sbc_thin=10, sbc_tune=200)
+
+
+def _streams(seed) -> dict[str, int]:
+    """An independent integer seed for each check, the sweep's chains, NUTS and the states."""
+    names = (*GENERIC_CHECKS, "sweep", "nuts", "states")
+    return dict(zip(names, _integer_seeds(seed, len(names))))
 
 
 # -- the user's functions -------------------------------------------------------------------------
@@ -339,6 +346,9 @@ class ModelReferences:
         not accepted: it goes to `numpy.random.SeedSequence` as entropy).
     name : str, optional
         How the verdict names the model; the model's name, else "the PyMC model".
+    cache : hiercheck.cache.DiskCache, optional
+        Where NUTS's draws are kept between runs, keyed by the model (its variables, data and
+        log density at fixed points), NUTS's settings and seed; default `DiskCache()`.
 
     Raises
     ------
@@ -357,15 +367,19 @@ class ModelReferences:
         How the verdict names the model.
     nuts_seed, state_seed : int
         The seeds of NUTS and of the consistency states, spawned from `seed`.
+    cache : hiercheck.cache.DiskCache
+        The cache of NUTS's draws.
     """
 
     def __init__(self, model: pm.Model, settings: GenericSettings = GENERIC_QUICK,
-                 seed: SeedLike = 0, name: str | None = None):
+                 seed: SeedLike = 0, name: str | None = None, cache: DiskCache | None = None):
         self.model = model
         self.compiled = CompiledModel(model)
+        self.cache = cache if cache is not None else DiskCache()
         self.settings = settings
         self.name = name or model.name or "the PyMC model"
-        self.nuts_seed, self.state_seed = _integer_seeds(seed, 2)
+        streams = _streams(seed)
+        self.nuts_seed, self.state_seed = streams["nuts"], streams["states"]
 
     @property
     def variables(self) -> dict[str, Variable]:
@@ -379,11 +393,18 @@ class ModelReferences:
         again with four times the draws; the agreement check says whether that sufficed.
         """
         settings = self.settings
-        for draws in (settings.nuts_draws, 4 * settings.nuts_draws):
-            samples, divergences = self.compiled.sample_nuts(
-                draws=draws, tune=settings.nuts_tune, chains=CHAINS, seed=self.nuts_seed)
-            if _mixing_gate(samples, self.variables)[0]:
-                break
+
+        def sample():
+            for draws in (settings.nuts_draws, 4 * settings.nuts_draws):
+                samples, divergences = self.compiled.sample_nuts(
+                    draws=draws, tune=settings.nuts_tune, chains=CHAINS, seed=self.nuts_seed)
+                if _mixing_gate(samples, self.variables)[0]:
+                    break
+            return samples, divergences
+
+        parts = {"model": _model_fingerprint(self.compiled), "draws": settings.nuts_draws,
+                 "tune": settings.nuts_tune, "chains": CHAINS, "seed": self.nuts_seed}
+        samples, divergences = self.cache.get("generic-nuts", parts, sample, PICKLE)
         if divergences:
             warnings.warn(f"NUTS on {self.name}: {divergences} divergent transitions; the "
                           "agreement check's reference may be biased", NutsWarning, stacklevel=2)
@@ -1184,13 +1205,20 @@ def _qualified_name(function) -> str:
 
 
 def _model_fingerprint(compiled: CompiledModel) -> str:
-    """A hash of what the model is to SBC: its variables, shapes and data."""
+    """A hash of what the model is: its variables, shapes and data, and its joint log density
+    term by term at a few fixed points (so a change of a prior or of the likelihood shows)."""
     digest = hashlib.sha256()
     digest.update(json.dumps({name: asdict(v) for name, v in compiled.variables.items()},
                              sort_keys=True).encode())
     for name in sorted(compiled.data):
         digest.update(name.encode())
         digest.update(np.ascontiguousarray(compiled.data[name]).tobytes())
+    probe = np.random.default_rng(20261128)
+    points = {name: (probe.integers(0, 3, (3, *v.shape)) if v.discrete
+                     else probe.normal(0.0, 0.5, (3, *v.shape))).astype(compiled.model[name].dtype)
+              for name, v in compiled.variables.items()}
+    terms, _ = compiled.evaluate(points)
+    digest.update(np.round(terms, 8).tobytes())
     return digest.hexdigest()[:16]
 
 
@@ -1275,8 +1303,8 @@ def check_gibbs(model: pm.Model, conditionals: Mapping, *, seed: SeedLike = 0, q
     elif references.model is not model:
         raise SettingsError("references were computed for another model")
     blocks = parse_conditionals(conditionals, references.variables, references.compiled.observed)
-    streams = dict(zip(GENERIC_CHECKS, _integer_seeds(seed, len(GENERIC_CHECKS) + 1)))
-    run = _SweepRun(blocks, references, _integer_seeds(seed, len(GENERIC_CHECKS) + 1)[-1])
+    streams = _streams(seed)
+    run = _SweepRun(blocks, references, streams["sweep"])
     prior_problem = references.prior_problem
     runs = {
         "consistency": lambda: _consistency_outcome(run, streams["consistency"]),

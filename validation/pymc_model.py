@@ -391,8 +391,11 @@ class CompiledModel:
             The number of divergent transitions (0 if the sampler reports none).
         """
         import pymc as pm
+        from threadpoolctl import threadpool_limits
 
-        with _quiet_pytensor(), warnings.catch_warnings():
+        # one BLAS thread: the model's small linear algebra (a 4 x 4 triangular solve, say) is
+        # microseconds on one thread and milliseconds when BLAS threads contend for two cores
+        with _quiet_pytensor(), warnings.catch_warnings(), threadpool_limits(1):
             warnings.simplefilter("ignore", RuntimeWarning)
             trace = pm.sample(model=self.model, draws=draws, tune=tune, chains=chains,
                               cores=min(chains, 2), random_seed=seed, progressbar=False,
