@@ -8,6 +8,8 @@ fails some check with probability at most 0.006 (six checks) at a given seed; se
 """
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +21,9 @@ from hiercheck.validation.mutants import CATALOGUE
 
 
 pytestmark = pytest.mark.slow  # every test checks against PyMC's joint density and NUTS
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+CONSISTENCY = ("consistency", "consistency (small)")
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +49,28 @@ def test_every_plain_mutant_is_caught_by_two_checks(matrix, mutant):
 @pytest.mark.parametrize("mutant", [m.name for m in CATALOGUE if m.subtle])
 def test_the_subtle_mutants_are_still_caught(matrix, mutant):
     assert matrix.loc[mutant, "caught_by"] >= 1
+
+
+def published_consistency_cells() -> dict[str, dict[str, bool]]:
+    """From README.md's detection matrix: mutant -> {check: caught} for the consistency checks."""
+    lines = [line for line in README.read_text().splitlines() if line.startswith("| ")]
+    header = next([cell.strip() for cell in line.strip("|").split("|")]
+                  for line in lines if "| derivation |" in line)
+    cells = {}
+    for line in lines:
+        row = dict(zip(header, (cell.strip() for cell in line.strip("|").split("|"))))
+        name = re.sub(r" \(subtle\)$", "", row.get("derivation", ""))
+        if any(name == mutant.name for mutant in CATALOGUE):
+            cells[name] = {check: row[check] == "caught" for check in CONSISTENCY}
+    return cells
+
+
+@pytest.mark.parametrize("mutant", [m.name for m in CATALOGUE if m.conditionals is not None])
+def test_the_mutants_fail_consistency_where_the_published_matrix_says(matrix, mutant):
+    """README.md's matrix was computed with these references and seed (hsb, quick, seed 0): its
+    consistency cells must be what the suite computes now."""
+    caught = {check: matrix.loc[mutant, check] == "caught" for check in CONSISTENCY}
+    assert caught == published_consistency_cells()[mutant]
 
 
 def test_the_matrix_marks_checks_that_do_not_apply(matrix):

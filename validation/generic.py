@@ -1206,17 +1206,22 @@ def _qualified_name(function) -> str:
 
 def _model_fingerprint(compiled: CompiledModel) -> str:
     """A hash of what the model is: its variables, shapes and data, and its joint log density
-    term by term at a few fixed points (so a change of a prior or of the likelihood shows)."""
+    term by term at a few fixed points (so a change of a prior or of the likelihood shows).
+    """
     digest = hashlib.sha256()
     digest.update(json.dumps({name: asdict(v) for name, v in compiled.variables.items()},
                              sort_keys=True).encode())
     for name in sorted(compiled.data):
         digest.update(name.encode())
         digest.update(np.ascontiguousarray(compiled.data[name]).tobytes())
-    probe = np.random.default_rng(20261128)
-    points = {name: (probe.integers(0, 3, (3, *v.shape)) if v.discrete
-                     else probe.normal(0.0, 0.5, (3, *v.shape))).astype(compiled.model[name].dtype)
-              for name, v in compiled.variables.items()}
+    model, probe = compiled.model, np.random.default_rng(20261128)
+    start = model.initial_point()  # unconstrained values, by the name of each value variable
+    points = {}
+    for name, variable in compiled.variables.items():
+        base = np.asarray(start[model.rvs_to_values[model[name]].name])
+        step = (probe.integers(0, 2, (3, *base.shape)) if variable.discrete
+                else probe.normal(0.0, 0.1, (3, *base.shape)))
+        points[name] = (base + step).astype(base.dtype)
     terms, _ = compiled.evaluate(points)
     digest.update(np.round(terms, 8).tobytes())
     return digest.hexdigest()[:16]
