@@ -153,13 +153,25 @@ def inverse_wishart_logp(value: pt.TensorLike, df: pt.TensorLike, scale: pt.Tens
 
 
 def _random(df, scale, rng=None, size=None):
-    """Draws by scipy (an implementation independent of the Gibbs sampler's Bartlett draw)."""
-    p = np.shape(scale)[-1]
-    shape = tuple(np.atleast_1d(size)) if size is not None else ()
-    count = int(np.prod(shape)) if shape else 1
-    draws = stats.invwishart.rvs(df=float(df), scale=np.asarray(scale), size=count,
-                                 random_state=rng)
-    return np.reshape(draws, shape + (p, p))
+    """Draws by scipy (an implementation independent of the Gibbs sampler's Bartlett draw).
+
+    `df` and `scale` may carry batch axes (as when prior simulation draws many models at once);
+    they broadcast against `size`. The common case, one df and one scale, is one call to scipy.
+    """
+    df, scale = np.asarray(df, dtype=float), np.asarray(scale, dtype=float)
+    p = scale.shape[-1]
+    batch = (tuple(np.atleast_1d(size)) if size is not None
+             else np.broadcast_shapes(df.shape, scale.shape[:-2]))
+    dfs = np.broadcast_to(df, batch).reshape(-1)
+    scales = np.broadcast_to(scale, batch + (p, p)).reshape(-1, p, p)
+    count = max(dfs.size, 1)
+    if dfs.size == 0 or (np.all(dfs == dfs[0]) and np.all(scales == scales[0])):
+        draws = stats.invwishart.rvs(df=float(df.reshape(-1)[0]), scale=scale.reshape(-1, p, p)[0],
+                                     size=count, random_state=rng)
+    else:
+        draws = np.stack([stats.invwishart.rvs(df=float(d), scale=s, random_state=rng)
+                          for d, s in zip(dfs, scales)])
+    return np.reshape(draws, batch + (p, p))
 
 
 def _mode(rv, size, df, scale):

@@ -366,6 +366,7 @@ def test_the_prior_draws_of_Sigma_are_the_inverse_wishart(data):
 
 
 @pytest.mark.slow
+@pytest.mark.long  # PyMC's NUTS on 88 stores' 4-vectors and an inverse Wishart: many minutes
 def test_the_gibbs_posterior_matches_nuts(data):
     """Quantiles 5%, 50%, 95% of m, lam, Sigma's ten distinct entries and the elasticity
     beta_i1 of the checked stores: Gibbs against NUTS on the PyMC model, in units of their

@@ -18,8 +18,8 @@ mutants of `hiercheck.validation.mutants.CATALOGUE`, each wrapped into the gener
 
 from __future__ import annotations
 
-__all__ = ["BUILTIN_MODELS", "BuiltinModel", "course_model", "flagship_model", "get_builtin",
-           "wrap_flagship"]
+__all__ = ["BUILTIN_MODELS", "BuiltinModel", "course_model", "detection_matrix", "flagship_model",
+           "get_builtin", "matrix_markdown", "wrap_flagship"]
 
 import importlib
 from collections.abc import Callable, Mapping
@@ -27,6 +27,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+import pandas as pd
 
 from hiercheck.errors import SettingsError
 from hiercheck.models import GroupedData, Priors, school_stats
@@ -233,3 +234,70 @@ def get_builtin(name: str) -> BuiltinModel:
     except KeyError:
         raise SettingsError(f"unknown model {name!r}; built-in models are "
                             f"{', '.join(BUILTIN_MODELS)}") from None
+
+
+def detection_matrix(name: str, *, quick: bool = True, seed: int = 0,
+                     progress: bool = False) -> pd.DataFrame:
+    """`check_gibbs` on a built-in model's own sweep and on each of its mutants: which check
+    catches which slip. One `ModelReferences` (NUTS on the data, the consistency states) serves
+    every row.
+
+    Parameters
+    ----------
+    name : str
+        A key of `BUILTIN_MODELS`.
+    quick : bool, default True
+        `GENERIC_QUICK` settings, or else `GENERIC_FULL`.
+    seed : int, default 0
+        The seed of the references and of every check.
+    progress : bool, default False
+        Whether to show a progress bar over the derivations.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A row per derivation ("correct", then the mutants), a column per check of
+        `GENERIC_CHECKS` (True where it failed the derivation) and `caught_by`.
+
+    Raises
+    ------
+    SettingsError
+        If `name` is not a built-in model.
+    """
+    from tqdm.auto import tqdm
+
+    from .generic import GENERIC_CHECKS, GENERIC_FULL, GENERIC_QUICK, ModelReferences, check_gibbs
+
+    builtin = get_builtin(name)
+    model = builtin.build_model(builtin.load())
+    references = ModelReferences(model, GENERIC_QUICK if quick else GENERIC_FULL, seed, name)
+    rows = []
+    subjects = {"correct": builtin.conditionals(), **builtin.mutants()}
+    for subject, conditionals in tqdm(subjects.items(), desc="derivations", disable=not progress):
+        verdict = check_gibbs(model, conditionals, references=references, seed=seed)
+        caught = {outcome.check: not outcome.passed for outcome in verdict.outcomes}
+        rows.append({"derivation": subject, **{check: caught[check] for check in GENERIC_CHECKS},
+                     "caught_by": sum(caught.values())})
+    return pd.DataFrame(rows)
+
+
+def matrix_markdown(matrix: pd.DataFrame) -> str:
+    """A `detection_matrix` as a GitHub table: 'caught' or '-' per check, a row per derivation.
+
+    Parameters
+    ----------
+    matrix : pandas.DataFrame
+        The result of `detection_matrix`.
+
+    Returns
+    -------
+    str
+        The Markdown table.
+    """
+    columns = list(matrix.columns)
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    for row in matrix.itertuples(index=False):
+        cells = [("caught" if value else "-") if isinstance(value, (bool, np.bool_)) else str(value)
+                 for value in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -207,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_options(mutants)
     mutants.add_argument("--write", type=Path, nargs="*", default=[], metavar="FILE",
                          help="also replace the detection-matrix block of these Markdown files")
+    mutants.add_argument("--model", choices=list(BUILTIN_MODELS), metavar="NAME",
+                         help="the mutants of a built-in model, through check_gibbs "
+                              f"({', '.join(BUILTIN_MODELS)})")
     mutants.set_defaults(run=run_mutants)
     return parser
 
@@ -451,6 +454,8 @@ def write_validation_plots(verdict, folder: Path) -> list[Path]:
 def run_mutants(args) -> int:
     from .suite import detection_matrix, matrix_markdown, replace_matrix_block
 
+    if args.model:
+        return run_model_mutants(args)
     data = load_data(args)
     for path in args.write:  # before the long run: a bad file should fail fast
         if not path.is_file():
@@ -468,6 +473,23 @@ def run_mutants(args) -> int:
     for path in args.write:
         path.write_text(replace_matrix_block(path.read_text(), table))
         print(f"wrote the matrix into {path}", file=sys.stderr)
+    return 0
+
+
+def run_model_mutants(args) -> int:
+    """`mutants --model NAME`: the detection matrix of a built-in model, through check_gibbs."""
+    from . import builtin_models
+
+    given = [flag for flag, value in (("--dataset", args.dataset), ("--data", args.data),
+                                      ("--prior", args.prior), ("--write", args.write)) if value]
+    if given:
+        raise SettingsError(f"--model brings its own data and priors; leave out {given[0]}")
+    matrix = builtin_models.detection_matrix(args.model, progress=True)
+    output_folder(args)
+    matrix.to_csv(args.out / "detection_matrix.csv", index=False)
+    print(f"which check catches which derivation of {args.model} (check_gibbs, quick settings, "
+          "seed 0):")
+    print(builtin_models.matrix_markdown(matrix))
     return 0
 
 

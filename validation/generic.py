@@ -478,10 +478,24 @@ class _SweepRun:
 
 @dataclass(frozen=True)
 class GenericConsistency(CheckTable):
-    """A row per test (block, state, coordinate, test), p-values Holm-adjusted over all rows."""
+    """A row per test (block, state, coordinate, test), p-values Holm-adjusted over all rows.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        The tests, with `p_holm` and `agree`.
+    alpha : float
+        The family-wise false-alarm rate.
+    unsupported : tuple of str
+        Blocks that couple discrete elements with others, which the check cannot test.
+    skipped : tuple of str
+        "block at state k" for each prior state at which a conditional of the block was too
+        flat to tabulate (posterior states are never skipped).
+    """
 
     alpha: float
     unsupported: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
 
 
 class _Layout:
@@ -817,7 +831,7 @@ def consistency_check(run: _SweepRun, seed, alpha: float = ALPHA) -> GenericCons
     rng = np.random.default_rng(seed)
     states = [(origin, x, compiled.to_unconstrained({n: np.asarray(v)[None] for n, v in x.items()}))
               for origin, x in references.states]
-    rows, unsupported = [], []
+    rows, unsupported, skipped = [], [], []
     for block in run.blocks:
         layout = _Layout(block.names, references.variables)
         dependencies = np.logical_or.reduce([_dependencies(compiled, layout, u)
@@ -829,15 +843,23 @@ def consistency_check(run: _SweepRun, seed, alpha: float = ALPHA) -> GenericCons
             unsupported.append(block.key)
             continue
         for point, (origin, x, u) in enumerate(states):
-            rows += _block_at_state(run, block, layout, dependencies, singles, coupled,
-                                    x, u, rng, point, origin)
+            try:
+                rows += _block_at_state(run, block, layout, dependencies, singles, coupled,
+                                        x, u, rng, point, origin)
+            except PriorError:
+                if origin != "prior":
+                    raise
+                # a prior draw far in a tail (a Gamma shape near 0, say) can leave a conditional
+                # too flat to tabulate; the posterior states are never skipped
+                skipped.append(f"{block.key} at state {point}")
     table = pd.DataFrame(rows)
     if table.empty:
         table = pd.DataFrame(columns=["block", "point", "origin", "coordinate", "test",
                                       "statistic", "p", "moved"])
     table["p_holm"] = agreement.holm_adjust(table.p.to_numpy(dtype=float))
     table["agree"] = table.p_holm > alpha
-    return GenericConsistency(table=table, alpha=alpha, unsupported=tuple(unsupported))
+    return GenericConsistency(table=table, alpha=alpha, unsupported=tuple(unsupported),
+                              skipped=tuple(skipped))
 
 
 def _block_at_state(run, block, layout, dependencies, singles, coupled, x, u, rng, point,

@@ -39,7 +39,7 @@ import html
 import json
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -640,7 +640,7 @@ def _describe(conditionals, log_marginal_likelihood, restricted_log_likelihood,
 
 def detection_matrix(mutants: Iterable[Mutant] = CATALOGUE, *, data: GroupedData | None = None,
                      quick: bool = True, seed: SeedLike = 0, references: References | None = None,
-                     progress: bool = False) -> pd.DataFrame:
+                     checks: Sequence[str] = CHECKS, progress: bool = False) -> pd.DataFrame:
     """Every check on the correct derivation and on every mutant: a row each, a column per check,
     True where the check failed the derivation (caught it), '' where the check does not apply,
     and `caught_by`, the number of checks that caught it. Each Gibbs derivation runs in its
@@ -660,6 +660,8 @@ def detection_matrix(mutants: Iterable[Mutant] = CATALOGUE, *, data: GroupedData
         The seed of every check.
     references : References, optional
         Shared references, which replace `data` and `quick`.
+    checks : sequence of str, default CHECKS
+        The checks run, each a column (the others are left out of the matrix).
     progress : bool, default False
         Whether to show a progress bar over the derivations.
 
@@ -682,10 +684,11 @@ def detection_matrix(mutants: Iterable[Mutant] = CATALOGUE, *, data: GroupedData
         verdict = check_sampler(subject.conditionals,
                                 log_marginal_likelihood=subject.log_marginal_likelihood,
                                 restricted_log_likelihood=subject.restricted_log_likelihood,
-                                seed=seed, references=references, scheme=subject.scheme)
+                                seed=seed, references=references, scheme=subject.scheme,
+                                checks=checks)
         caught = {o.check: not o.passed for o in verdict.outcomes}
         rows.append({"derivation": subject.name, "scheme": subject.scheme,
-                     "subtle": subject.subtle, **{check: caught.get(check, "") for check in CHECKS},
+                     "subtle": subject.subtle, **{check: caught.get(check, "") for check in checks},
                      "caught_by": sum(caught.values()), "description": subject.description})
     return pd.DataFrame(rows)
 
@@ -708,11 +711,12 @@ def matrix_markdown(matrix: pd.DataFrame) -> str:
         if value == "":
             return ""
         return "caught" if value else "-"
-    columns = ["derivation", *CHECKS, "caught_by"]
+    checks = [check for check in CHECKS if check in matrix.columns]
+    columns = ["derivation", *checks, "caught_by"]
     lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
     for row in matrix.to_dict(orient="records"):
         name = f"{row['derivation']} (subtle)" if row["subtle"] else row["derivation"]
-        cells = [name, *(cell(row[check]) for check in CHECKS), str(row["caught_by"])]
+        cells = [name, *(cell(row[check]) for check in checks), str(row["caught_by"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
