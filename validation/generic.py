@@ -743,49 +743,78 @@ class _JointReference:
 
 
 def _joint_reference(log_density, start: np.ndarray, size: int, rng) -> _JointReference:
-    """`size` draws of a coupled component's conditional (unconstrained scale) from as many
-    independent Markov chains, each started from a multivariate t (5 degrees of freedom) about
-    the Laplace approximation and moved by alternating independence Metropolis-Hastings steps
-    (that t as proposal) and random-walk steps, 25 of each; 100 of each if the independence
-    proposals are accepted less than 25% of the time. The chains' law approaches the conditional
-    geometrically in the number of steps; the acceptance rate is reported.
-    """
-    mode, negative_hessian = _joint_mode(log_density, start)
-    values, vectors = np.linalg.eigh(negative_hessian)
-    values = np.maximum(values, values.max() * 1e-10)  # a flat direction stays finite
-    covariance = (vectors / values) @ vectors.T
-    cholesky = np.linalg.cholesky(covariance)
-    d, nu = mode.size, 5.0
+    """`_joint_references` of one component: `log_density` maps (K, d) to (K,)."""
+    [reference] = _joint_references(lambda values: log_density(values[:, 0])[:, None],
+                                    start[None], size, rng)
+    return reference
 
-    def proposal(count):
-        z = rng.standard_normal((count, d))
-        return mode + (z @ cholesky.T) / np.sqrt(rng.chisquare(nu, (count, 1)) / nu)
+
+def _joint_references(log_density, starts: np.ndarray, size: int, rng) -> list[_JointReference]:
+    """`size` draws of the conditional of each of C coupled components of d elements
+    (unconstrained scale), all C moved together: `log_density` maps (K, C, d) to (K, C), each
+    component's log conditional density, which must not depend on the other components (they
+    share no term of the joint density), so one evaluation of the model serves all C.
+
+    Each draw comes from its own Markov chain, started from a multivariate t (5 degrees of
+    freedom) about the component's Laplace approximation and moved by alternating independence
+    Metropolis-Hastings steps (that t as proposal) and random-walk steps, 25 of each; 100 of
+    each if some component's independence proposals are accepted less than 25% of the time.
+    The chains' law approaches the conditional geometrically in the number of steps; each
+    component's acceptance rate is reported.
+    """
+    count, d = starts.shape
+    modes, choleskys = np.empty((count, d)), np.empty((count, d, d))
+    for c in range(count):  # the Laplace approximation of each component: mode and curvature
+        def one(values, c=c):
+            moved = np.repeat(starts[None], len(values), axis=0)
+            moved[:, c] = values
+            return log_density(moved)[:, c]
+        modes[c], negative_hessian = _joint_mode(one, starts[c])
+        values, vectors = np.linalg.eigh(negative_hessian)
+        values = np.maximum(values, values.max() * 1e-10)  # a flat direction stays finite
+        choleskys[c] = np.linalg.cholesky((vectors / values) @ vectors.T)
+    inverses = np.linalg.inv(choleskys)
+    nu = 5.0
+
+    def proposal():
+        z = rng.standard_normal((size, count, d))
+        scale = np.sqrt(rng.chisquare(nu, (size, count, 1)) / nu)
+        return modes + np.einsum("cij,scj->sci", choleskys, z) / scale
 
     def log_q(u):
-        z = whiten(u, mode, cholesky)
-        return -0.5 * (nu + d) * np.log1p((z**2).sum(1) / nu)
+        z = np.einsum("cij,scj->sci", inverses, u - modes)
+        return -0.5 * (nu + d) * np.log1p((z**2).sum(-1) / nu)
 
-    u = proposal(size)
+    u = proposal()
     current, current_q = log_density(u), log_q(u)
     for steps in (25, 75):
-        accepted = 0.0
+        accepted = np.zeros(count)
         for _ in range(steps):
-            candidate = proposal(size)
+            candidate = proposal()
             candidate_lp, candidate_q = log_density(candidate), log_q(candidate)
-            accept = np.log(rng.uniform(size=size)) < (candidate_lp - current - candidate_q
-                                                        + current_q)
-            u[accept], current[accept], current_q[accept] = (candidate[accept],
-                                                             candidate_lp[accept],
-                                                             candidate_q[accept])
-            accepted += accept.mean() / steps
-            walk = u + 2.38 / np.sqrt(d) * rng.standard_normal((size, d)) @ cholesky.T
+            accept = np.log(rng.uniform(size=(size, count))) < (candidate_lp - current
+                                                                 - candidate_q + current_q)
+            u[accept], current[accept] = candidate[accept], candidate_lp[accept]
+            current_q[accept] = candidate_q[accept]
+            accepted += accept.mean(axis=0) / steps
+            walk = u + 2.38 / np.sqrt(d) * np.einsum(
+                "cij,scj->sci", choleskys, rng.standard_normal((size, count, d)))
             walk_lp, walk_q = log_density(walk), log_q(walk)
-            accept = np.log(rng.uniform(size=size)) < walk_lp - current
-            u[accept], current[accept], current_q[accept] = (walk[accept], walk_lp[accept],
-                                                             walk_q[accept])
-        if accepted >= 0.25:
+            accept = np.log(rng.uniform(size=(size, count))) < walk_lp - current
+            u[accept], current[accept] = walk[accept], walk_lp[accept]
+            current_q[accept] = walk_q[accept]
+        if accepted.min() >= 0.25:
             break
-    return _JointReference(u, mode, cholesky, accepted)
+    return [_JointReference(u[:, c].copy(), modes[c], choleskys[c], float(accepted[c]))
+            for c in range(count)]
+
+
+def _by_size(components: list[np.ndarray]) -> list[list[np.ndarray]]:
+    """The components grouped by their number of elements, in order of first appearance."""
+    groups: dict[int, list[np.ndarray]] = {}
+    for component in components:
+        groups.setdefault(component.size, []).append(component)
+    return list(groups.values())
 
 
 def _joint_mode(log_density, start: np.ndarray):
@@ -886,16 +915,18 @@ def _block_at_state(run, block, layout, dependencies, singles, coupled, x, u, rn
             return _log_terms(compiled, layout, u, full).sum(axis=1)
         pmfs.append(_discrete_conditional(log_density, int(round(center[j]))))
         starts[:, j] = pmfs[-1].sample(rng.uniform(size=size))
-    for component in coupled:
-        columns = dependencies[component].any(0)
+    for group in _by_size(coupled):  # components of one size move together, one evaluation
+        indices = np.stack(group)      # (C, d): each component's elements
+        columns = np.stack([dependencies[component].any(0) for component in group], axis=1)
 
-        def log_density(values, component=component, columns=columns):
+        def log_density(values, indices=indices, columns=columns):
             full = np.repeat(center[None], len(values), axis=0)
-            full[:, component] = values
+            full[:, indices] = values
             return _summed(_log_terms(compiled, layout, u, full), columns)
-        reference = _joint_reference(log_density, center[component], 2 * size, rng)
-        starts[:, component] = reference.draws[:size]
-        joints.append((component, reference))
+        references_of_group = _joint_references(log_density, center[indices], 2 * size, rng)
+        for component, reference in zip(group, references_of_group):
+            starts[:, component] = reference.draws[:size]
+            joints.append((component, reference))
 
     natural_starts = _natural(compiled, layout, u, starts)
     data, variables = compiled.data, references.variables
