@@ -20,7 +20,6 @@ from hiercheck.errors import SettingsError, UserFunctionError
 from hiercheck.validation import generic
 from hiercheck.validation.agreement import holm_adjust
 from hiercheck.validation.generic import Block, call_block, parse_conditionals
-from hiercheck.validation.mutants import CATALOGUE
 from hiercheck.validation.pymc_model import Variable
 from hiercheck.validation.suite import ALPHA
 from hiercheck.validation.two_sample import two_sample_tests, whiten
@@ -643,101 +642,3 @@ def test_sbc_resumes_and_gives_the_same_ranks_in_two_processes(poisson_gamma, tm
     for name in whole:
         np.testing.assert_array_equal(whole[name], resumed[name])
         np.testing.assert_array_equal(whole[name], parallel[name])
-
-
-# -- the flagship hierarchy through the generic harness ----------------------------------------
-
-@pytest.fixture(scope="module")
-def small_hierarchy():
-    from hiercheck.validation.builtin_models import get_builtin
-
-    builtin = get_builtin("hierarchy-small")
-    model = builtin.build_model(builtin.load())
-    return builtin, generic.ModelReferences(model, generic.GENERIC_QUICK, 0, "hierarchy-small")
-
-
-def test_wrapped_flagship_conditionals_draw_what_the_flagship_draws():
-    from hiercheck.models import Priors
-    from hiercheck.models.data import GroupedData
-    from hiercheck.samplers import gibbs
-    from hiercheck.validation.builtin_models import wrap_flagship
-
-    data = GroupedData.from_arrays(np.repeat([0, 1, 2], [3, 4, 5]), np.arange(12.0) ** 1.5)
-    priors = Priors(a=2, b=3, c=2, d=1, nu=1, phi=0.5)
-    state = gibbs.GibbsState(theta=np.array([1.0, 5.0, 20.0]), mu=np.float64(4.0),
-                             lam=np.float64(0.3), omega=np.float64(2.0))
-    generic_data = {"scores": data.values, "school_of_student": data.codes}
-    wrapped = wrap_flagship(gibbs.Conditionals(), priors)
-    for name in ("theta", "mu", "lam", "omega"):
-        mine = wrapped[name](np.random.default_rng(1), state._asdict(), generic_data)
-        theirs = getattr(gibbs, f"draw_{name}")(np.random.default_rng(1), state, data.stats, priors)
-        np.testing.assert_array_equal(mine, theirs)
-
-
-def _caught_by(references, conditionals) -> set[str]:
-    """The checks that fail a derivation: consistency, agreement and Geweke, and SBC only when
-    none of them did (it is the slowest)."""
-    cheap = ("consistency", "agreement vs nuts", "geweke")
-    failed = {o.check for o in _check(references, conditionals, checks=cheap).outcomes
-              if not o.passed}
-    if not failed:
-        failed = {o.check for o in _check(references, conditionals, checks=("sbc",)).outcomes
-                  if not o.passed}
-    return failed
-
-
-@pytest.mark.slow
-def test_the_flagship_conditionals_pass_and_every_mutant_is_caught_on_the_small_design(
-        small_hierarchy):
-    """Six schools of five under informative priors (the flagship's small design), where every
-    slip of the catalogue moves a conditional enough to see."""
-    builtin, references = small_hierarchy
-    _assert_passes(_check(references, builtin.conditionals()))
-    for name, conditionals in builtin.mutants().items():
-        assert _caught_by(references, conditionals), f"{name} was caught by no check"
-
-
-@pytest.mark.slow
-def test_the_flagship_conditionals_pass_and_plain_mutants_are_caught_on_mathtest(mathtest):
-    """The math-test data (100 schools, 1993 scores) under the weakly informative priors. As on
-    hsb (the README's detection matrix), the prior's constants are invisible beside 1993 scores:
-    the subtle slips in lam's conditional (b in the bracket, the shape off by one) change it by
-    about 0.1% and no check on these data is expected to see them, nor the slips documented as
-    subtle; every other mutant is caught."""
-    from hiercheck.models import Priors
-    from hiercheck.validation.builtin_models import flagship_model
-
-    builtin = flagship_model(lambda: mathtest, Priors.weakly_informative)
-    references = generic.ModelReferences(builtin.build_model(mathtest), generic.GENERIC_QUICK, 0,
-                                         "mathtest")
-    _assert_passes(_check(references, builtin.conditionals()))
-    # the subtle slips of the catalogue, and b inside lam's bracket, are not seen on hsb either
-    # by any check that runs on the data (README.md's detection matrix)
-    invisible = {m.name for m in CATALOGUE if m.subtle} | {"lam-rate-b-inside-bracket"}
-    for name, conditionals in builtin.mutants().items():
-        if name not in invisible:
-            assert _caught_by(references, conditionals), f"{name} was caught by no check"
-
-
-def test_validate_model_refuses_data_options(capsys, tmp_path):
-    from hiercheck.validation.cli import main
-
-    code = main(["validate", "--model", "hierarchy-small", "--dataset", "rail", "--out",
-                 str(tmp_path)])
-    assert code == 2
-    assert "--model brings its own data and priors; leave out --dataset" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exit_code:
-        main(["validate", "--model", "nope"])
-    assert exit_code.value.code == 2
-
-
-@pytest.mark.slow
-def test_validate_model_runs_check_gibbs_on_a_built_in_model(capsys, tmp_path):
-    from hiercheck.validation.cli import main
-
-    code = main(["validate", "--model", "hierarchy-small", "--out", str(tmp_path)])
-    out = capsys.readouterr().out
-    assert code == 0, out
-    assert "check_gibbs(theta=draw_theta, mu=draw_mu, lam=draw_lam, omega=draw_omega) on " \
-           "hierarchy-small: PASSED" in out
-    assert (tmp_path / "verdict.csv").exists() and (tmp_path / "sbc.png").exists()
