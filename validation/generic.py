@@ -763,14 +763,10 @@ def _joint_references(log_density, starts: np.ndarray, size: int, rng) -> list[_
     component's acceptance rate is reported.
     """
     count, d = starts.shape
-    modes, choleskys = np.empty((count, d)), np.empty((count, d, d))
-    for c in range(count):  # the Laplace approximation of each component: mode and curvature
-        def one(values, c=c):
-            moved = np.repeat(starts[None], len(values), axis=0)
-            moved[:, c] = values
-            return log_density(moved)[:, c]
-        modes[c], negative_hessian = _joint_mode(one, starts[c])
-        values, vectors = np.linalg.eigh(negative_hessian)
+    modes, negative_hessians = _joint_modes(log_density, starts)  # the Laplace approximations
+    choleskys = np.empty((count, d, d))
+    for c in range(count):
+        values, vectors = np.linalg.eigh(negative_hessians[c])
         values = np.maximum(values, values.max() * 1e-10)  # a flat direction stays finite
         choleskys[c] = np.linalg.cholesky((vectors / values) @ vectors.T)
     inverses = np.linalg.inv(choleskys)
@@ -818,36 +814,58 @@ def _by_size(components: list[np.ndarray]) -> list[list[np.ndarray]]:
 
 
 def _joint_mode(log_density, start: np.ndarray):
-    """Mode (BFGS on finite-difference gradients) and the finite-difference Hessian there."""
-    def gradient(u, h):
-        points = np.vstack([u + np.diag(h), u - np.diag(h)])
-        values = log_density(points)
-        return (values[:u.size] - values[u.size:]) / (2 * h)
-
-    h0 = 1e-4 * np.maximum(1.0, np.abs(start))
-    result = optimize.minimize(lambda u: -log_density(u[None])[0], start,
-                               jac=lambda u: -gradient(u, h0), method="BFGS",
-                               options={"gtol": 1e-8, "maxiter": 2000})
-    mode = result.x
-    scale = np.sqrt(np.clip(np.diag(result.hess_inv), 1e-300, None))
-    return mode, -_hessian(log_density, mode, 1e-2 * scale)
+    """`_joint_modes` of one component: `log_density` maps (K, d) to (K,)."""
+    modes, negative_hessians = _joint_modes(lambda values: log_density(values[:, 0])[:, None],
+                                            start[None])
+    return modes[0], negative_hessians[0]
 
 
-def _hessian(log_density, u: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """Central-difference Hessian, every stencil point in one batched evaluation."""
-    d = u.size
-    eye = np.diag(h)
+def _joint_modes(log_density, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mode of each of C independent components and the negative finite-difference Hessian
+    there: (C, d) and (C, d, d). BFGS maximizes the sum of the components' log densities; as the
+    components share no term, a central difference along coordinate k of every component at
+    once gives the whole gradient in one evaluation of 2d points.
+    """
+    count, d = starts.shape
+    steps = 1e-4 * np.maximum(1.0, np.abs(starts))
+
+    def negative_total(v):
+        return -log_density(v.reshape(1, count, d))[0].sum()
+
+    def negative_gradient(v):
+        shifts = steps[None] * np.eye(d)[:, None, :]  # (d, C, d): coordinate k of each component
+        u = v.reshape(count, d)
+        values = log_density(np.concatenate([u[None] + shifts, u[None] - shifts]))  # (2d, C)
+        return -((values[:d] - values[d:]).T / (2 * steps)).reshape(-1)
+
+    result = optimize.minimize(negative_total, starts.reshape(-1), jac=negative_gradient,
+                               method="BFGS", options={"gtol": 1e-8, "maxiter": 2000})
+    modes = result.x.reshape(count, d)
+    scales = np.sqrt(np.clip(np.diag(result.hess_inv), 1e-300, None)).reshape(count, d)
+    return modes, -_hessians(log_density, modes, 1e-2 * scales)
+
+
+def _hessians(log_density, u: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Central-difference Hessians (C, d, d) of C independent components at u (C, d), steps
+    h (C, d); every stencil point moves all components alike, so one batched evaluation serves.
+    """
+    count, d = u.shape
+    shift = [np.zeros((count, d)) for _ in range(d)]
+    for k in range(d):
+        shift[k][:, k] = h[:, k]
     pairs = [(i, j) for i in range(d) for j in range(i + 1, d)]
-    points = [u[None], u + eye, u - eye]
+    points = [u, *(u + shift[k] for k in range(d)), *(u - shift[k] for k in range(d))]
     for si, sj in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
-        points.append(np.array([u + si * eye[i] + sj * eye[j] for i, j in pairs]).reshape(-1, d))
-    values = log_density(np.vstack(points))
+        points += [u + si * shift[i] + sj * shift[j] for i, j in pairs]
+    values = log_density(np.stack(points))  # (points, C)
     center, up, down = values[0], values[1:d + 1], values[d + 1:2 * d + 1]
-    corners = values[2 * d + 1:].reshape(4, len(pairs)) if pairs else np.empty((4, 0))
-    hessian = np.diag((up - 2 * center + down) / h**2)
-    for k, (i, j) in enumerate(pairs):
-        hessian[i, j] = hessian[j, i] = (corners[0, k] - corners[1, k] - corners[2, k]
-                                         + corners[3, k]) / (4 * h[i] * h[j])
+    corners = values[2 * d + 1:].reshape(4, len(pairs), count)
+    hessian = np.zeros((count, d, d))
+    for k in range(d):
+        hessian[:, k, k] = (up[k] - 2 * center + down[k]) / h[:, k] ** 2
+    for p, (i, j) in enumerate(pairs):
+        hessian[:, i, j] = hessian[:, j, i] = (corners[0, p] - corners[1, p] - corners[2, p]
+                                               + corners[3, p]) / (4 * h[:, i] * h[:, j])
     return hessian
 
 
