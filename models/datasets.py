@@ -39,10 +39,10 @@ class BuiltIn(NamedTuple):
 
 
 DATASETS: dict[str, BuiltIn] = {
-    "mathtest": BuiltIn("hiercheck", "mathtest.csv", "school", "mathscore",
-                        "the course's math test (SDS 383D): 1993 students in 100 schools"),
     "hsb": BuiltIn("mlmRev", "Hsb82", "school", "mAch",
                    "High School and Beyond: math achievement of 7185 students in 160 schools"),
+    "mathtest": BuiltIn("hiercheck", "mathtest.csv", "school", "mathscore",
+                        "the course's math test (SDS 383D): 1993 students in 100 schools"),
     "dyestuff": BuiltIn("lme4", "Dyestuff", "Batch", "Yield",
                         "yield of dyestuff: 6 batches of 5 preparations"),
     "dyestuff2": BuiltIn("lme4", "Dyestuff2", "Batch", "Yield",
@@ -66,7 +66,7 @@ def load_dataset(name: str = DEFAULT_DATASET) -> GroupedData:
     Parameters
     ----------
     name : str, default "hsb"
-        A key of `DATASETS`: mathtest, hsb, dyestuff, dyestuff2, rail, radon, nlschools or exam.
+        A key of `DATASETS`: hsb, mathtest, dyestuff, dyestuff2, rail, radon, nlschools or exam.
 
     Returns
     -------

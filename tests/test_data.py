@@ -13,6 +13,7 @@ from hiercheck.models import DATASETS, DataError, GroupedData, load_dataset
 # (name, schools, students) as documented by each data set's R package
 BUILT_IN_SIZES = {
     "hsb": (160, 7185),
+    "mathtest": (100, 1993),  # shared/data/SOURCES.md
     "dyestuff": (6, 30),
     "dyestuff2": (6, 30),
     "rail": (6, 18),
@@ -191,5 +192,5 @@ def test_bad_arrays_get_one_line_naming_the_problem(groups, values, message):
 
 
 def test_unknown_data_set_lists_the_choices():
-    with pytest.raises(DataError, match="unknown data set 'hbs'; built-in data sets are hsb"):
+    with pytest.raises(DataError, match="unknown data set 'hbs'; built-in data sets are hsb, mathtest"):
         load_dataset("hbs")
