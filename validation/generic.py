@@ -487,7 +487,8 @@ class GenericConsistency(CheckTable):
     alpha : float
         The family-wise false-alarm rate.
     unsupported : tuple of str
-        Blocks that couple discrete elements with others, which the check cannot test.
+        Why each block the check cannot test cannot be tested (one that couples discrete
+        elements with others; one whose transform changes its number of values).
     skipped : tuple of str
         "block at state k" for each prior state at which a conditional of the block was too
         flat to tabulate (posterior states are never skipped).
@@ -878,7 +879,10 @@ def consistency_check(run: _SweepRun, seed, alpha: float = ALPHA) -> GenericCons
     rng = np.random.default_rng(seed)
     states = [(origin, x, compiled.to_unconstrained({n: np.asarray(v)[None] for n, v in x.items()}))
               for origin, x in references.states]
-    rows, unsupported, skipped = [], [], []
+    rows, skipped = [], []
+    unsupported = _size_changing(run.blocks, references.variables, states[0][2])
+    if unsupported:  # nothing is tested: the verdict cannot be reached, say so at once
+        return GenericConsistency(table=_empty_table(), alpha=alpha, unsupported=unsupported)
     for block in run.blocks:
         layout = _Layout(block.names, references.variables)
         dependencies = np.logical_or.reduce([_dependencies(compiled, layout, u)
@@ -887,7 +891,8 @@ def consistency_check(run: _SweepRun, seed, alpha: float = ALPHA) -> GenericCons
         singles = np.array([c[0] for c in components if c.size == 1], dtype=int)
         coupled = [c for c in components if c.size > 1]
         if any(layout.discrete[c].any() for c in coupled):
-            unsupported.append(block.key)
+            unsupported += (f"{block.key} couples discrete elements with others; draw them in "
+                            "blocks of their own",)
             continue
         for point, (origin, x, u) in enumerate(states):
             try:
@@ -899,14 +904,27 @@ def consistency_check(run: _SweepRun, seed, alpha: float = ALPHA) -> GenericCons
                 # a prior draw far in a tail (a Gamma shape near 0, say) can leave a conditional
                 # too flat to tabulate; the posterior states are never skipped
                 skipped.append(f"{block.key} at state {point}")
-    table = pd.DataFrame(rows)
-    if table.empty:
-        table = pd.DataFrame(columns=["block", "point", "origin", "coordinate", "test",
-                                      "statistic", "p", "moved"])
+    table = pd.DataFrame(rows) if rows else _empty_table()
     table["p_holm"] = agreement.holm_adjust(table.p.to_numpy(dtype=float))
     table["agree"] = table.p_holm > alpha
-    return GenericConsistency(table=table, alpha=alpha, unsupported=tuple(unsupported),
+    return GenericConsistency(table=table, alpha=alpha, unsupported=unsupported,
                               skipped=tuple(skipped))
+
+
+def _empty_table() -> pd.DataFrame:
+    return pd.DataFrame(columns=["block", "point", "origin", "coordinate", "test", "statistic",
+                                 "p", "moved", "p_holm", "agree"])
+
+
+def _size_changing(blocks, variables: Mapping[str, Variable], u: dict) -> tuple[str, ...]:
+    """Why each block whose variable PyMC's transform maps to another number of values (a
+    covariance matrix to its log-Cholesky factor's entries) cannot be checked: the grids and the
+    reference chains work element by element on the unconstrained scale.
+    """
+    return tuple(f"{block.key}: PyMC's transform of {name!r} maps its {variables[name].size} "
+                 f"values to {np.size(u[name][0])}, which the consistency check cannot follow yet"
+                 for block in blocks for name in block.names
+                 if np.size(u[name][0]) != variables[name].size)
 
 
 def _block_at_state(run, block, layout, dependencies, singles, coupled, x, u, rng, point,
@@ -1401,7 +1419,6 @@ def _consistency_outcome(run: _SweepRun, seed) -> CheckOutcome:
     outcome = _timed("consistency", lambda: consistency_check(run, seed), ALPHA)
     unsupported = outcome.result.unsupported
     if unsupported:
-        return _cannot_verify("consistency", "a block couples discrete elements with others "
-                              f"({', '.join(unsupported)}); draw them in blocks of their own",
-                              outcome.value, ALPHA, outcome.seconds, outcome.table)
+        return _cannot_verify("consistency", "; ".join(unsupported), outcome.value, ALPHA,
+                              outcome.seconds, outcome.table)
     return outcome
