@@ -394,6 +394,17 @@ def run_validate(args) -> int:
     return 0 if verdict.passed else 1
 
 
+def refuse_data_options(args, *others: tuple[str, object]) -> None:
+    """With --model, options that choose data or priors (and `others`, (flag, value) pairs)
+    would be ignored: a SettingsError naming the first one given.
+    """
+    options = (("--dataset", args.dataset), ("--data", args.data), ("--prior", args.prior),
+               *others)
+    given = [flag for flag, value in options if value]
+    if given:
+        raise SettingsError(f"--model brings its own data and priors; leave out {given[0]}")
+
+
 def run_model_validation(args) -> int:
     """`validate --model NAME`: check_gibbs on a built-in model with its own data and sweep."""
     from .builtin_models import get_builtin
@@ -401,10 +412,7 @@ def run_model_validation(args) -> int:
     from .plots import save
 
     require_integer("--jobs", args.jobs)
-    given = [flag for flag, value in (("--dataset", args.dataset), ("--data", args.data),
-                                      ("--prior", args.prior)) if value]
-    if given:
-        raise SettingsError(f"--model brings its own data and priors; leave out {given[0]}")
+    refuse_data_options(args)
     builtin = get_builtin(args.model)
     folder = output_folder(args)
     print(f"validating the hand-derived sweep of the built-in model {args.model} with check_gibbs, "
@@ -480,10 +488,7 @@ def run_model_mutants(args) -> int:
     """`mutants --model NAME`: the detection matrix of a built-in model, through check_gibbs."""
     from . import builtin_models
 
-    given = [flag for flag, value in (("--dataset", args.dataset), ("--data", args.data),
-                                      ("--prior", args.prior), ("--write", args.write)) if value]
-    if given:
-        raise SettingsError(f"--model brings its own data and priors; leave out {given[0]}")
+    refuse_data_options(args, ("--write", args.write))
     matrix = builtin_models.detection_matrix(args.model, progress=True)
     output_folder(args)
     matrix.to_csv(args.out / "detection_matrix.csv", index=False)

@@ -387,6 +387,13 @@ class ModelReferences:
         return self.compiled.variables
 
     @cached_property
+    def fingerprint(self) -> str:
+        """What the model is, as a hash (`_model_fingerprint`): the key of NUTS's cached draws
+        and of SBC's saved units; computed once.
+        """
+        return _model_fingerprint(self.compiled)
+
+    @cached_property
     def nuts(self) -> dict[str, np.ndarray]:
         """PyMC's draws of every free variable, (CHAINS, draws, *shape), natural scale. If they
         miss the mixing gate (compound steps for discrete variables mix slowly), the sampler runs
@@ -402,7 +409,7 @@ class ModelReferences:
                     break
             return samples, divergences
 
-        parts = {"model": _model_fingerprint(self.compiled), "draws": settings.nuts_draws,
+        parts = {"model": self.fingerprint, "draws": settings.nuts_draws,
                  "tune": settings.nuts_tune, "chains": CHAINS, "seed": self.nuts_seed}
         samples, divergences = self.cache.get("generic-nuts", parts, sample, PICKLE)
         if divergences:
@@ -1250,7 +1257,7 @@ def sbc_check(run: _SweepRun, seed, alpha: float = ALPHA, *, jobs: int = 1, out=
     replications = settings.sbc_replications
     units = math.ceil(replications / SBC_UNIT)
     streams = np.random.SeedSequence(seed).spawn(units)
-    config = {"engine": "generic gibbs", "model": _model_fingerprint(references.compiled),
+    config = {"engine": "generic gibbs", "model": references.fingerprint,
               "functions": [f"{b.key}={_qualified_name(b.function)}" for b in run.blocks],
               "replications": replications, "draws": settings.sbc_draws, "thin": thin,
               "tune": settings.sbc_tune, "seed": seed, "unit": SBC_UNIT}
