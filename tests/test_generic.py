@@ -642,3 +642,25 @@ def test_sbc_resumes_and_gives_the_same_ranks_in_two_processes(poisson_gamma, tm
     for name in whole:
         np.testing.assert_array_equal(whole[name], resumed[name])
         np.testing.assert_array_equal(whole[name], parallel[name])
+
+
+@pytest.mark.slow
+def test_a_transform_that_changes_a_variables_size_cannot_be_verified_and_says_so():
+    """p ~ Dirichlet(1, 1, 1) is sampled through K - 1 = 2 unconstrained values: the grids and
+    reference chains work element by element, so the consistency check refuses at once, naming
+    p, instead of testing the wrong elements; the conjugate draw itself is right."""
+    import pymc as pm
+
+    counts = np.array([0, 1, 1, 2, 2, 2, 2, 0, 2, 1])
+    with pm.Model() as model:
+        p = pm.Dirichlet("p", np.ones(3))
+        pm.Categorical("y", p, observed=counts)
+
+    def draw_p(rng, state, data):
+        return rng.dirichlet(1.0 + np.bincount(data["y"], minlength=3))
+
+    [outcome] = _check(_references(lambda: model, "dirichlet"), {"p": draw_p},
+                       checks=("consistency",)).outcomes
+    assert not outcome.passed
+    assert outcome.statistic == ("cannot verify: p: PyMC's transform of 'p' maps its 3 values to "
+                                 "2, which the consistency check cannot follow yet")
