@@ -93,6 +93,8 @@ BARS = {  # the issue's bars: (ratio or time, comparison, bound)
     "scaling_build_and_eb_s": ("<", 5.0), "scaling_gibbs_s": ("<", 30.0),
     "scaling_peak_rss_gib": ("<", 3.0), "validate_cold_s": ("<", 30.0),
     "validate_warm_s": ("<", 10.0), "fail_fast_s": ("<", 5.0),
+    "gibbs_sbc_small_design_s": ("<", 1.0), "check_gibbs_bloodpressure_cold_s": ("<", 60.0),
+    "check_gibbs_bloodpressure_warm_s": ("<", 15.0),
 }
 QUICK = {"tune": 20, "draws": 50, "replicates": 2, "eb_repeats": 1, "sbc_reps": 20,
          "sbc_draws": 20, "sbc_tune": 10, "nuts_sbc_reps": 0, "scaling_m": (10, 100),
@@ -252,7 +254,7 @@ def section_eb(quick: bool) -> dict:
 
 def section_sbc(quick: bool, skip_nuts: bool) -> dict:
     from hiercheck.validation.engines import sbc_engine
-    from hiercheck.validation.sbc import run_engine_sbc, run_gibbs_sbc
+    from hiercheck.validation.sbc import QUICK_DESIGN, QUICK_PRIORS, run_engine_sbc, run_gibbs_sbc
 
     data = common.load("mathtest")
     priors = Priors.weakly_informative(data)
@@ -266,6 +268,12 @@ def section_sbc(quick: bool, skip_nuts: bool) -> dict:
                      "tune": tune, "sweeps": tune + draws * thin, "wall_s": seconds,
                      "reps_per_s": reps / seconds, "uniform": result.passed,
                      "not_uniform": _not_uniform(result)})
+    small, small_s, _ = common.timed(lambda: run_gibbs_sbc(
+        QUICK_DESIGN, QUICK_PRIORS, replications=reps, draws=draws, thin=1, tune=tune, seed=SEED))
+    rows.append({"engine": f"gibbs, small design {QUICK_DESIGN.tolist()}", "replications": reps,
+                 "draws": draws, "thin": 1, "tune": tune, "sweeps": tune + draws,
+                 "wall_s": small_s, "reps_per_s": reps / small_s, "uniform": small.passed,
+                 "not_uniform": _not_uniform(small)})
     nuts_reps = 0 if skip_nuts else (QUICK["nuts_sbc_reps"] if quick else NUTS_SBC_REPS)
     if nuts_reps:
         engine = sbc_engine("nuts")
@@ -281,7 +289,7 @@ def section_sbc(quick: bool, skip_nuts: bool) -> dict:
                      "draws": draws, "thin": 1, "tune": 500, "warm_up_s": warm_s,
                      "wall_s": seconds, "reps_per_s": nuts_reps / seconds,
                      "uniform": result.passed, "not_uniform": _not_uniform(result)})
-    ratios = {"gibbs_sbc_s": rows[0]["wall_s"]}
+    ratios = {"gibbs_sbc_s": rows[0]["wall_s"], "gibbs_sbc_small_design_s": small_s}
     if nuts_reps:
         ratios["gibbs_vs_nuts_sbc_reps_per_s"] = rows[0]["reps_per_s"] / rows[-1]["reps_per_s"]
     return {"design": "mathtest", "rows": rows, "ratios": ratios}
@@ -425,6 +433,7 @@ VERDICT_RUNS = (  # (label, arguments after `hiercheck validate`, a fresh cache?
     ("fail-fast on a gross slip", ["--dataset", "hsb", "--mutant", "theta-variance-for-precision",
                                    "--fail-fast"], False),
 )
+VERDICT_MODELS = ("bloodpressure",)  # `validate --model NAME`: check_gibbs, cold and warm
 
 
 def timed_command(arguments: list[str], cache: Path, out: Path) -> dict:
@@ -438,20 +447,24 @@ def timed_command(arguments: list[str], cache: Path, out: Path) -> dict:
             "last_line": (done.stdout.strip().splitlines() or [""])[0][:100]}
 
 
-def section_verdict(quick: bool, models: tuple[str, ...] = ()) -> dict:
+def section_verdict(quick: bool, models: tuple[str, ...] = VERDICT_MODELS) -> dict:
     rows = []
-    runs = VERDICT_RUNS + tuple(run for model in models for run in (
+    runs = VERDICT_RUNS + tuple(run for model in (() if quick else models) for run in (
         (f"{model} cold", ["--model", model], True), (f"{model} warm", ["--model", model], False)))
     with tempfile.TemporaryDirectory() as folder:
         for label, arguments, fresh in runs:
             if fresh:  # an empty cache; the runs after it until the next fresh one reuse it
                 cache = Path(folder) / f"cache-{len(rows)}"
-            row = timed_command(arguments, cache, Path(folder) / "out")
+            # a folder of its own: a run must not resume SBC units that another one saved
+            row = timed_command(arguments, cache, Path(folder) / f"out-{len(rows)}")
             rows.append({"run": label, "command": "hiercheck validate " + " ".join(arguments),
                          "fresh": fresh, **row})
     by = {row["run"]: row for row in rows}
     ratios = {"validate_cold_s": by["cold"]["wall_s"], "validate_warm_s": by["warm"]["wall_s"],
               "fail_fast_s": by["fail-fast on a gross slip"]["wall_s"]}
+    for model in (() if quick else models):
+        for kind in ("cold", "warm"):
+            ratios[f"check_gibbs_{model}_{kind}_s"] = by[f"{model} {kind}"]["wall_s"]
     return {"rows": rows, "ratios": ratios}
 
 

@@ -10,6 +10,7 @@ their conditionals are derived in the docstrings, independently of the package.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import special
 from scipy import stats as st
@@ -625,23 +626,28 @@ def test_compiled_terms_and_simulators_match_scipy(poisson_gamma):
 # -- SBC: saved as it goes, independent of the number of processes ------------------------------
 
 @pytest.mark.slow
-def test_sbc_resumes_and_gives_the_same_ranks_in_two_processes(poisson_gamma, tmp_path):
-    from hiercheck.validation.generic import ModelReferences, _SweepRun, parse_conditionals, sbc_check
+def test_sbc_resumes_and_two_processes_change_no_draw(poisson_gamma, tmp_path):
+    from hiercheck.validation.generic import (ModelReferences, _SweepRun, geweke_check,
+                                              parse_conditionals, sbc_check)
 
     references = ModelReferences(poisson_gamma.model, replace(
-        poisson_gamma.settings, sbc_replications=30, sbc_draws=10, sbc_tune=20, sweep_draws=500),
-        0, "poisson-gamma")
+        poisson_gamma.settings, sbc_replications=30, sbc_draws=10, sbc_tune=20, sweep_draws=500,
+        geweke_chains=40, geweke_steps=30), 0, "poisson-gamma")
     references.__dict__["nuts"] = poisson_gamma.nuts
-    run = _SweepRun(parse_conditionals(POISSON_GAMMA, references.variables), references, 1)
+    blocks = parse_conditionals(POISSON_GAMMA, references.variables)
+    run, forked = _SweepRun(blocks, references, 1), _SweepRun(blocks, references, 1, jobs=2)
     whole = sbc_check(run, 5, out=tmp_path).ranks
     (tmp_path / "unit-000001.npz").unlink()
     saved = (tmp_path / "unit-000002.npz").stat().st_mtime_ns
     resumed = sbc_check(run, 5, out=tmp_path).ranks
     assert (tmp_path / "unit-000002.npz").stat().st_mtime_ns == saved
-    parallel = sbc_check(run, 5, jobs=2).ranks
+    parallel = sbc_check(forked, 5).ranks
     for name in whole:
         np.testing.assert_array_equal(whole[name], resumed[name])
         np.testing.assert_array_equal(whole[name], parallel[name])
+    for name in run.posterior:  # the agreement check's chains
+        np.testing.assert_array_equal(run.posterior[name], forked.posterior[name])
+    pd.testing.assert_frame_equal(geweke_check(run, 7).table, geweke_check(forked, 7).table)
 
 
 @pytest.mark.slow

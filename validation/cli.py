@@ -12,6 +12,7 @@ __all__ = ["build_parser", "main"]
 import argparse
 import contextlib
 import logging
+import os
 import sys
 import warnings
 import time
@@ -113,6 +114,13 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the system reports it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line parser of every `hiercheck` command (describe, fit, validate, sbc,
     report, mutants) and its options.
@@ -163,8 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--model", choices=list(BUILTIN_MODELS), metavar="NAME",
                           help="check a built-in model's hand-derived sweep against its PyMC model "
                                f"with check_gibbs instead ({', '.join(BUILTIN_MODELS)})")
-    validate.add_argument("--jobs", type=int, default=1,
-                          help="with --model: SBC replications in this many processes (default: 1)")
+    validate.add_argument("--jobs", type=int, default=usable_cores(),
+                          help="with --model: the sweep's chains (agreement, Geweke, SBC) in "
+                               "this many processes; the verdict does not depend on it "
+                               "(default: the usable cores)")
     validate.set_defaults(run=run_validate)
 
     sbc = commands.add_parser("sbc", help="simulation-based calibration of one engine")

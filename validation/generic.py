@@ -75,6 +75,7 @@ GENERIC_CHECKS = ("consistency", "agreement vs nuts", "geweke", "sbc")
 CHAINS = 4                 # of the sweep and of NUTS, for the agreement check
 GEWEKE_LEVELS = (0.1, 0.5, 0.9)   # I(q <= its prior quantile at these levels): bounded test functions
 SBC_UNIT = 10              # replications per random stream and per saved unit; fixed
+GEWEKE_GROUP = 25          # Geweke's chains per random stream and per task; fixed
 MAX_SBC_THIN = 50
 TERMS_PER_CALL = 2_000_000  # rows x terms of one batched evaluation (memory, not speed)
 
@@ -444,12 +445,14 @@ class ModelReferences:
 
 
 class _SweepRun:
-    """One set of draw functions on one model: its blocks, and the posterior its sweep draws on
-    the data (shared by the agreement check and SBC's thinning).
+    """One set of draw functions on one model: its blocks, the number of processes its chains
+    run in, and the posterior its sweep draws on the data (shared by the agreement check and
+    SBC's thinning).
     """
 
-    def __init__(self, blocks: tuple[Block, ...], references: ModelReferences, seed):
-        self.blocks, self.references, self.seed = blocks, references, seed
+    def __init__(self, blocks: tuple[Block, ...], references: ModelReferences, seed,
+                 jobs: int = 1):
+        self.blocks, self.references, self.seed, self.jobs = blocks, references, seed, jobs
 
     def sweep(self, rng, state, data) -> dict:
         return sweep(rng, state, data, self.blocks, self.references.variables)
@@ -459,19 +462,12 @@ class _SweepRun:
         """CHAINS chains of the sweep on the data, started at the last NUTS draw of each NUTS
         chain: every free variable, (CHAINS, draws, *shape).
         """
-        references, settings = self.references, self.references.settings
-        data = references.compiled.data
-        kept = {name: np.empty((CHAINS, settings.sweep_draws, *v.shape))
-                for name, v in references.variables.items()}
-        for chain, stream in enumerate(np.random.SeedSequence(self.seed).spawn(CHAINS)):
-            rng = np.random.default_rng(stream)
-            state = {name: values[chain, -1] for name, values in references.nuts.items()}
-            for step in range(settings.sweep_tune + settings.sweep_draws):
-                state = self.sweep(rng, state, data)
-                if step >= settings.sweep_tune:
-                    for name, value in state.items():
-                        kept[name][chain, step - settings.sweep_tune] = value
-        return kept
+        nuts = self.references.nuts
+        starts = [{name: values[chain, -1] for name, values in nuts.items()}
+                  for chain in range(CHAINS)]
+        streams = np.random.SeedSequence(self.seed).spawn(CHAINS)
+        chains = list(_map_forked(self, _sweep_chain, list(zip(streams, starts))))
+        return {name: np.stack([chain[name] for chain in chains]) for name in nuts}
 
     @cached_property
     def autocorrelation_time(self) -> float:
@@ -479,6 +475,59 @@ class _SweepRun:
         table = _mixing(self.posterior, self.references.variables)
         total = CHAINS * self.references.settings.sweep_draws
         return float(total / table[["ess_bulk", "ess_tail"]].min().min())
+
+
+def _sweep_chain(run: _SweepRun, stream: np.random.SeedSequence, start: dict
+                 ) -> dict[str, np.ndarray]:
+    """One chain of the sweep on the model's data from `start`: `sweep_tune` sweeps dropped,
+    the next `sweep_draws` kept, {name: (sweep_draws, *shape)}.
+    """
+    references, settings = run.references, run.references.settings
+    data, rng, state = references.compiled.data, np.random.default_rng(stream), start
+    kept = {name: np.empty((settings.sweep_draws, *v.shape))
+            for name, v in references.variables.items()}
+    for step in range(settings.sweep_tune + settings.sweep_draws):
+        state = run.sweep(rng, state, data)
+        if step >= settings.sweep_tune:
+            for name, value in state.items():
+                kept[name][step - settings.sweep_tune] = value
+    return kept
+
+
+# -- tasks in forked processes --------------------------------------------------------------------
+
+_WORKER_TASK: tuple | None = None  # (run, function) that forked workers inherit
+
+
+def _in_worker(arguments: tuple):
+    run, function = _WORKER_TASK
+    return function(run, *arguments)
+
+
+def _map_forked(run: _SweepRun, function: Callable, arguments: list[tuple]):
+    """function(run, *a) for each a of `arguments`, in order, as an iterator: in `run.jobs`
+    forked processes when there are several jobs and tasks, else here. Workers are forked, so
+    they inherit `run` with the user's functions (which need not be picklable); each task
+    carries its own random stream, so the results do not depend on `run.jobs`.
+    """
+    global _WORKER_TASK
+    jobs = min(run.jobs, len(arguments))
+    if jobs < 2 or _WORKER_TASK is not None:  # (a worker runs its tasks' own tasks itself)
+        yield from (function(run, *a) for a in arguments)
+        return
+    _warm_up(run.references.compiled)
+    _WORKER_TASK = (run, function)
+    try:
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            yield from pool.map(_in_worker, arguments)
+    finally:
+        _WORKER_TASK = None
+
+
+def _warm_up(compiled: CompiledModel) -> None:
+    """Compile every function a worker needs before forking, so no worker compiles."""
+    compiled.term_owners, compiled._to_unconstrained, compiled._simulate_prior  # noqa: B018
+    compiled._simulate_observed  # noqa: B018
 
 
 # -- consistency: each function against its block's exact conditional -----------------------------
@@ -1147,26 +1196,20 @@ class GenericGeweke(CheckTable):
     alpha: float
 
 
-def geweke_check(run: _SweepRun, seed, alpha: float = ALPHA) -> GenericGeweke:
-    """Geweke's test with bounded test functions: for every tracked scalar q and the
-    log-likelihood, the indicators I(q <= Q(p)) at p in GEWEKE_LEVELS, Q the prior quantiles
-    (from half of the marginal-conditional draws; their means under it from the other half).
-    Under the successive-conditional simulator, each chain's time average is one observation.
+def _indicators(quantities: dict[str, np.ndarray], thresholds: dict[str, np.ndarray]) -> dict:
+    """{(name, level): I(q <= threshold at level)} for every quantity q, as floats."""
+    return {(name, level): (quantities[name] <= thresholds[name][k]).astype(float)
+            for name in quantities for k, level in enumerate(GEWEKE_LEVELS)}
+
+
+def _geweke_group(run: _SweepRun, stream: np.random.SeedSequence, chains: int,
+                  thresholds: dict[str, np.ndarray]) -> dict:
+    """`chains` chains of the successive-conditional simulator (the sweep, then new
+    observations given its draw), started from the prior predictive: each chain's time average
+    of every indicator, {(name, level): (chains,)}.
     """
-    references = run.references
-    compiled, settings = references.compiled, references.settings
-    mc_seed, start_seed, observe_seed, chain_seed = np.random.SeedSequence(seed).spawn(4)
-    x, y = compiled.simulate_prior(settings.geweke_independent, mc_seed)
-    marginal = _quantities(compiled, x, y)
-    half = settings.geweke_independent // 2
-    thresholds = {name: np.quantile(values[:half], GEWEKE_LEVELS) for name, values in
-                  marginal.items()}
-
-    def indicators(quantities):
-        return {(name, level): (quantities[name] <= thresholds[name][k]).astype(float)
-                for name in quantities for k, level in enumerate(GEWEKE_LEVELS)}
-
-    chains = settings.geweke_chains
+    compiled, settings = run.references.compiled, run.references.settings
+    start_seed, observe_seed, chain_seed = stream.spawn(3)
     states, observed = compiled.simulate_prior(chains, start_seed)
     rng = np.random.default_rng(chain_seed)
     totals = None
@@ -1176,12 +1219,35 @@ def geweke_check(run: _SweepRun, seed, alpha: float = ALPHA) -> GenericGeweke:
             state = {name: values[c] for name, values in states.items()}
             data = compiled.data_with({name: values[c] for name, values in observed.items()})
             new.append(run.sweep(rng, state, data))
-        states = {name: np.stack([s[name] for s in new]) for name in references.variables}
+        states = {name: np.stack([s[name] for s in new]) for name in compiled.variables}
         observed = compiled.simulate_observed(states, observe_seed if step == 0 else None)
-        values = indicators(_quantities(compiled, states, observed))
+        values = _indicators(_quantities(compiled, states, observed), thresholds)
         totals = values if totals is None else {k: totals[k] + v for k, v in values.items()}
-    successive = {k: v / settings.geweke_steps for k, v in totals.items()}
-    reference = indicators({name: values[half:] for name, values in marginal.items()})
+    return {k: v / settings.geweke_steps for k, v in totals.items()}
+
+
+def geweke_check(run: _SweepRun, seed, alpha: float = ALPHA) -> GenericGeweke:
+    """Geweke's test with bounded test functions: for every tracked scalar q and the
+    log-likelihood, the indicators I(q <= Q(p)) at p in GEWEKE_LEVELS, Q the prior quantiles
+    (from half of the marginal-conditional draws; their means under it from the other half).
+    Under the successive-conditional simulator, each chain's time average is one observation;
+    the chains run in groups of GEWEKE_GROUP, each with its own stream, in `run.jobs` processes.
+    """
+    compiled, settings = run.references.compiled, run.references.settings
+    mc_seed, chains_seed = np.random.SeedSequence(seed).spawn(2)
+    x, y = compiled.simulate_prior(settings.geweke_independent, mc_seed)
+    marginal = _quantities(compiled, x, y)
+    half = settings.geweke_independent // 2
+    thresholds = {name: np.quantile(values[:half], GEWEKE_LEVELS) for name, values in
+                  marginal.items()}
+    chains = settings.geweke_chains
+    groups = math.ceil(chains / GEWEKE_GROUP)
+    tasks = [(stream, min(GEWEKE_GROUP, chains - g * GEWEKE_GROUP), thresholds)
+             for g, stream in enumerate(chains_seed.spawn(groups))]
+    parts = list(_map_forked(run, _geweke_group, tasks))
+    successive = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
+    reference = _indicators({name: values[half:] for name, values in marginal.items()},
+                            thresholds)
     rows = []
     for (name, level), averages in successive.items():
         mc = reference[(name, level)]
@@ -1198,9 +1264,6 @@ def geweke_check(run: _SweepRun, seed, alpha: float = ALPHA) -> GenericGeweke:
 
 
 # -- SBC ----------------------------------------------------------------------------------------
-
-_WORKER_RUN: _SweepRun | None = None  # the run a forked SBC worker inherits
-
 
 def _sbc_unit(run: _SweepRun, stream: np.random.SeedSequence, size: int, thin: int
               ) -> dict[str, np.ndarray]:
@@ -1238,18 +1301,12 @@ def _sbc_unit(run: _SweepRun, stream: np.random.SeedSequence, size: int, thin: i
     return ranks
 
 
-def _sbc_worker(arguments):
-    stream, size, thin = arguments
-    return _sbc_unit(_WORKER_RUN, stream, size, thin)
-
-
-def sbc_check(run: _SweepRun, seed, alpha: float = ALPHA, *, jobs: int = 1, out=None,
+def sbc_check(run: _SweepRun, seed, alpha: float = ALPHA, *, out=None,
               progress: bool = False) -> sbc.SBCResult:
     """SBC of the sweep; replications in units of SBC_UNIT, each with its own stream (so the
-    ranks depend on the seed alone), run in `jobs` forked processes, saved in `out` as they
+    ranks depend on the seed alone), run in `run.jobs` forked processes, saved in `out` as they
     finish (a re-run with the same settings resumes).
     """
-    global _WORKER_RUN
     references = run.references
     settings = references.settings
     # thinning by the sweep's autocorrelation time leaves the kept draws nearly independent
@@ -1273,27 +1330,12 @@ def sbc_check(run: _SweepRun, seed, alpha: float = ALPHA, *, jobs: int = 1, out=
             store.save(unit, ranks)
         bar.update()
 
-    if jobs > 1 and todo:
-        _warm_up(references.compiled)
-        _WORKER_RUN = run
-        try:
-            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-                for (unit, _), ranks in zip(todo, pool.map(_sbc_worker, [a for _, a in todo])):
-                    finished(unit, ranks)
-        finally:
-            _WORKER_RUN = None
-    else:
-        for unit, arguments in todo:
-            finished(unit, _sbc_unit(run, *arguments))
+    for (unit, _), ranks in zip(todo, _map_forked(run, _sbc_unit, [a for _, a in todo])):
+        finished(unit, ranks)
     bar.close()
     ranks = {name: np.concatenate([results[u][name] for u in range(units)]) for name in results[0]}
     return sbc.SBCResult(ranks=ranks, draws=settings.sbc_draws, engine="your sweep",
                          settings=config, alpha=alpha)
-
-
-def _warm_up(compiled: CompiledModel) -> None:
-    """Compile every function a worker needs before forking, so no worker compiles."""
-    compiled.term_owners, compiled._to_unconstrained, compiled._simulate_prior  # noqa: B018
 
 
 def _qualified_name(function) -> str:
@@ -1372,7 +1414,8 @@ def check_gibbs(model: pm.Model, conditionals: Mapping, *, seed: SeedLike = 0, q
         Compiled functions and NUTS draws of this model, shared between calls; built from
         `model`, the settings, `seed` and `name` when omitted.
     jobs : int, default 1
-        Processes for SBC's replications.
+        Processes (forked) for the sweep's chains: the agreement check's, Geweke's and SBC's.
+        The verdict does not depend on it.
     out : path, optional
         Folder where SBC saves its replications as they finish (a re-run resumes).
     progress : bool, default False
@@ -1405,7 +1448,7 @@ def check_gibbs(model: pm.Model, conditionals: Mapping, *, seed: SeedLike = 0, q
         raise SettingsError("references were computed for another model")
     blocks = parse_conditionals(conditionals, references.variables, references.compiled.observed)
     streams = _streams(seed)
-    run = _SweepRun(blocks, references, streams["sweep"])
+    run = _SweepRun(blocks, references, streams["sweep"], jobs)
     prior_problem = references.prior_problem
     runs = {
         "consistency": lambda: _consistency_outcome(run, streams["consistency"]),
@@ -1413,8 +1456,8 @@ def check_gibbs(model: pm.Model, conditionals: Mapping, *, seed: SeedLike = 0, q
         "geweke": lambda: _not_applicable("geweke", prior_problem) if prior_problem else
         _timed("geweke", lambda: geweke_check(run, streams["geweke"]), ALPHA),
         "sbc": lambda: _not_applicable("sbc", prior_problem) if prior_problem else
-        _timed("sbc", lambda: sbc_check(run, streams["sbc"], jobs=jobs, out=out,
-                                        progress=progress), ALPHA),
+        _timed("sbc", lambda: sbc_check(run, streams["sbc"], out=out, progress=progress),
+               ALPHA),
     }
     outcomes = [runs[check]() for check in tqdm([c for c in GENERIC_CHECKS if c in checks],
                                                 desc="checks", disable=not progress)]
