@@ -194,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "within-school variance; independence within a group)")
     add_common_options(ppc)
     ppc.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    ppc.add_argument("--model", choices=list(PPC_MODELS), metavar="NAME",
+                     help="a built-in model with its own data, fitted with its own Gibbs "
+                          "sampler; its measurements have dates, so independence is checked "
+                          f"too ({', '.join(PPC_MODELS)})")
     ppc.set_defaults(run=run_ppc)
 
     report = commands.add_parser(
@@ -578,21 +582,19 @@ def run_cache(args) -> int:
     return 0
 
 
+PPC_DRAWS = 1000  # per chain, 4 chains: the p-value's Monte Carlo SD is at most 0.008
+PPC_MODELS = ("bloodpressure",)  # built-in models whose measurements have a time order
+
+
 def run_ppc(args) -> int:
     """Fit with the Gibbs sampler, then check the assumption of a common within-group variance
-    (and, where the data's order within a group is a time order, independence); exits 1 when
-    the data contradict an assumption.
+    (and, for a model whose measurements have dates, independence within a subject in date
+    order); exits 1 when the data contradict an assumption.
     """
-    from hiercheck.samplers import gibbs
-
     from .plots import save
-    from .ppc import check_common_variance
 
-    data = load_data(args)
-    priors = load_priors(args, data)
+    data, results = model_ppc(args) if args.model else schools_ppc(args)
     folder = output_folder(args)
-    posterior = gibbs.sample(data, priors, draws=1000, chains=4, seed=args.seed)
-    results = [check_common_variance(posterior, data, seed=args.seed)]
     for result in results:
         path = folder / f"ppc_{result.check.replace(' ', '_')}.png"
         save(result.plot(), path)
@@ -603,6 +605,41 @@ def run_ppc(args) -> int:
           "in doubt)")
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
     return 0 if all(result.passed for result in results) else 1
+
+
+def schools_ppc(args) -> tuple[GroupedData, list]:
+    """The data the options name, fitted with the flagship's Gibbs sampler; the common-variance
+    check (scores of a school have no time order).
+    """
+    from hiercheck.samplers import gibbs
+
+    from .ppc import check_common_variance
+
+    data = load_data(args)
+    priors = load_priors(args, data)
+    posterior = gibbs.sample(data, priors, draws=PPC_DRAWS, chains=4, seed=args.seed)
+    return data, [check_common_variance(posterior, data, seed=args.seed)]
+
+
+def model_ppc(args) -> tuple[GroupedData, list]:
+    """`ppc --model bloodpressure`: the course's data under their default priors, fitted with the
+    model's Gibbs sampler; independence within a subject in date order, then a common variance.
+    """
+    from hiercheck.models import bloodpressure
+    from hiercheck.samplers import bloodpressure as bloodpressure_sampler
+
+    from .ppc import check_common_variance, check_independence, time_order
+
+    refuse_data_options(args)
+    measured = bloodpressure.load()
+    data = measured.grouped
+    posterior = bloodpressure_sampler.sample(measured, draws=PPC_DRAWS, chains=4, seed=args.seed)
+    in_order = np.array_equal(time_order(data.codes, measured.dates), np.arange(data.N))
+    print(f"{data.name}: {data.N} measurements of {data.m} subjects, fitted with the model's "
+          "Gibbs sampler; residuals paired in date order within each subject (the file "
+          f"{'is already' if in_order else 'is not'} in that order)", file=sys.stderr)
+    return data, [check_independence(posterior, data, dates=measured.dates, seed=args.seed),
+                  check_common_variance(posterior, data, seed=args.seed)]
 
 
 def run_report(args) -> int:
