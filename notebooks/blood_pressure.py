@@ -150,11 +150,12 @@ show(ax, "treatment_effect")
 # four and a half times too small, and the p-value absurdly small. The t-test on the subjects'
 # means uses the right unit, and its standard error is close to the model's posterior SD; but it
 # weights every subject equally, whether measured 8 times or 31, and takes each mean at face
-# value. The hierarchical model weights subject i by 1/(tau^2 sigma^2 + sigma^2/n_i) and shrinks each
-# theta_i toward its arm's level (partial pooling), while carrying the uncertainty about sigma
-# and tau into beta's posterior. Here the between-subject variance dwarfs sigma^2/n_i, so the
-# weights are nearly equal and the model and the subject-means test agree closely; with fewer
-# measurements per subject, or a larger within-subject SD, they would not. Neither honest method
+# value. The hierarchical model weights subject i by 1/(tau^2 sigma^2 + sigma^2/n_i) and
+# shrinks each theta_i toward its arm's level (partial pooling), while carrying the uncertainty
+# about sigma and tau into beta's posterior. Here the between-subject variance dwarfs
+# sigma^2/n_i, so the weights are nearly equal and the model and the subject-means test agree
+# closely; with fewer measurements per subject, or a larger within-subject SD, they would not.
+# Neither honest method
 # finds the effect clearly different from zero.
 
 # %% [markdown]
