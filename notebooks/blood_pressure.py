@@ -155,8 +155,7 @@ show(ax, "treatment_effect")
 # about sigma and tau into beta's posterior. Here the between-subject variance dwarfs
 # sigma^2/n_i, so the weights are nearly equal and the model and the subject-means test agree
 # closely; with fewer measurements per subject, or a larger within-subject SD, they would not.
-# Neither honest method
-# finds the effect clearly different from zero.
+# Neither honest method finds the effect clearly different from zero.
 
 # %% [markdown]
 # ## 5. Are a subject's measurements independent? A posterior predictive check
