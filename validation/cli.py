@@ -25,7 +25,7 @@ import pandas as pd
 from hiercheck.errors import DataError, HiercheckError, SettingsError, require_integer
 from hiercheck.models import DATASETS, DEFAULT_DATASET, GroupedData, Priors, load_dataset
 
-from .builtin_models import BUILTIN_MODELS
+from .builtin_models import BUILTIN_MODELS, models_with_engine
 from .engines import (ENGINES, estimates_table, get_engine, posterior_mean_kappa, sbc_engine,
                       sbc_thin)
 
@@ -204,6 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="a self-contained HTML report: fits, plots and the validation verdicts")
     add_common_options(report)
     report.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    report.add_argument("--model", choices=list(models_with_engine()), metavar="NAME",
+                        help="a built-in model with its own data and Gibbs engine: its sampler "
+                             "beside NUTS and check_gibbs's verdict "
+                             f"({', '.join(models_with_engine())})")
     report.set_defaults(run=run_report)
 
     mutants = commands.add_parser(
@@ -643,9 +647,19 @@ def model_ppc(args) -> tuple[GroupedData, list]:
 
 
 def run_report(args) -> int:
-    """Writes OUT/index.html; exits 0 once it is written, whatever the verdict it shows."""
-    from .report import write_report
+    """Writes OUT/index.html (of the data's schools, or with --model of a built-in model); exits
+    0 once it is written, whatever the verdict it shows.
+    """
+    from .report import write_model_report, write_report
 
+    if args.model:
+        refuse_data_options(args)
+        print(f"report on the built-in model {args.model} (check_gibbs, quick settings)",
+              file=sys.stderr)
+        path, verdict = write_model_report(args.model, output_folder(args), seed=args.seed,
+                                           progress=True)
+        print(f"validation {'PASSED' if verdict.passed else 'FAILED'}; wrote {path}")
+        return 0
     data = load_data(args)
     priors = load_priors(args, data)
     print(f"report on {data.name} ({data.N} students in {data.m} schools)", file=sys.stderr)
