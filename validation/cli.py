@@ -586,7 +586,7 @@ def run_cache(args) -> int:
     return 0
 
 
-PPC_DRAWS = 1000  # per chain, 4 chains: the p-value's Monte Carlo SD is at most 0.008
+PPC_DRAWS = 1000  # per chain, 4 chains: the p-value's Monte Carlo SD is about 0.008 at most
 PPC_MODELS = ("bloodpressure",)  # built-in models whose measurements have a time order
 
 
