@@ -30,18 +30,14 @@
 # **Running this notebook.** It is a plain Python script in jupytext's percent format, paired
 # with a notebook: `jupytext --to notebook notebooks/math_tests.py` makes `math_tests.ipynb`,
 # and `python notebooks/math_tests.py` runs it top to bottom (under a minute on 2 cores).
-# Two environment variables:
-#
-# - `HIERCHECK_DATA`: the folder holding `mathtest.csv`; default `../shared/data` beside the
-#   repository's root (where the project keeps its data sets).
-# - `HIERCHECK_FIGURES`: if set, every figure is also written there as a PNG (the test suite
-#   uses this to check the figures are drawn).
+# `HIERCHECK_DATA` names the folder holding `mathtest.csv` (default `../shared/data` beside the
+# repository's root); with `HIERCHECK_FIGURES` set, every figure is also written there as a PNG
+# (`notebooks/notebook_support.py`, which the notebooks share).
 
 # %%
 import os
 import sys
 import warnings
-from pathlib import Path
 
 import matplotlib
 
@@ -56,34 +52,7 @@ warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
 from hiercheck.models import GroupedData, Priors  # noqa: E402
 from hiercheck.models.engine import az  # noqa: E402
 from hiercheck.samplers import empirical_bayes, exact, gibbs  # noqa: E402
-from hiercheck.validation.plots import figure_of  # noqa: E402
-
-
-def repository_root() -> Path:
-    """The folder with pyproject.toml, from this file or (under Jupyter, where there is no
-    __file__) from the working directory upward."""
-    start = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-    for folder in (start, *start.parents):
-        if (folder / "pyproject.toml").is_file() and (folder / "samplers").is_dir():
-            return folder
-    raise FileNotFoundError(f"no hiercheck repository at or above {start}")
-
-
-DATA = Path(os.environ.get("HIERCHECK_DATA", repository_root().parent / "shared" / "data"))
-FIGURES = Path(os.environ["HIERCHECK_FIGURES"]) if os.environ.get("HIERCHECK_FIGURES") else None
-
-
-def show(drawn, name: str) -> None:
-    """Display what a plot function drew (in Jupyter), and write FIGURES/name.png when asked to."""
-    figure = figure_of(drawn)
-    if FIGURES is not None:
-        FIGURES.mkdir(parents=True, exist_ok=True)
-        figure.savefig(FIGURES / f"{name}.png", dpi=100, bbox_inches="tight")
-    if "ipykernel" in sys.modules:
-        from IPython.display import display
-
-        display(figure)
-
+from notebook_support import DATA, show  # noqa: E402
 
 mathtest = GroupedData.from_csv(DATA / "mathtest.csv", group="school", value="mathscore")
 priors = Priors.weakly_informative(mathtest)

@@ -274,3 +274,62 @@ def test_renders_in_headless_chromium_with_every_image_loaded(report, tmp_path):
     if os.environ.get("HIERCHECK_SCREENSHOT"):  # to look at it: HIERCHECK_SCREENSHOT=page.png
         Path(os.environ["HIERCHECK_SCREENSHOT"]).write_bytes(rendered["screenshot"])
 
+
+
+# -- `hiercheck report --model NAME`: a built-in model's Gibbs sampler beside NUTS ---------------
+
+@pytest.fixture(scope="module")
+def model_report(tmp_path_factory):
+    """The blood-pressure model's report under settings smaller than the quick ones (Geweke's
+    are the quick ones: shorter chains raise false alarms), written once: about 50 s."""
+    from dataclasses import replace
+
+    from hiercheck.validation.generic import GENERIC_QUICK
+    from hiercheck.validation.report import write_model_report
+
+    small = replace(GENERIC_QUICK, posterior_points=1, prior_points=1, consistency_draws=500,
+                    joint_draws=300, nuts_draws=300, nuts_tune=300, sweep_draws=600,
+                    sweep_tune=100, sbc_replications=20, sbc_draws=20, sbc_thin=2, sbc_tune=20)
+    folder = tmp_path_factory.mktemp("model-report")
+    path, verdict = write_model_report("bloodpressure", folder, settings=small)
+    page = path.read_text(encoding="utf-8")
+    parser = PageParser()
+    parser.feed(page)
+    parser.close()
+    return path, page, parser, verdict
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine: Debian's package "
+                    "`chromium` provides it (apt-get install chromium)")
+def test_model_report_shows_gibbs_beside_nuts_and_renders(model_report, tmp_path):
+    from hiercheck.validation.generic import GENERIC_CHECKS
+
+    path, page, parser, verdict = model_report
+    assert parser.mismatches == [] and parser.open == []
+    assert [attrs.get("id") for tag, attrs in parser.tags if tag == "h2"] == [
+        "data", "engines", "validation"]
+    assert "426" in page and "each subject&#x27;s measurements in date order" in page
+    for column in ("gibbs mean", "gibbs SD", "nuts mean", "nuts SD"):
+        assert f"<th>{column}</th>" in page
+    for quantity in ("mu", "beta", "lam", "omega", "theta[0]"):
+        assert f"<td>{quantity}</td>" in page
+    for check in GENERIC_CHECKS:
+        assert f"<td>{check}</td>" in page
+    assert verdict.passed, verdict.table  # the shipped sampler, at these settings and seed 0
+    assert all(attrs["src"].startswith("data:") for tag, attrs in parser.tags if "src" in attrs)
+    rendered = render_page(path, tmp_path / "profile")
+    assert rendered["errors"] == []
+    assert len(rendered["images"]) == len(embedded_pngs(parser)) == 2  # densities, SBC
+    for complete, width, height in rendered["images"]:
+        assert complete and width > 400 and height > 200
+
+
+def test_model_report_refuses_data_options_and_models_without_an_engine(capsys, tmp_path):
+    assert main(["report", "--model", "bloodpressure", "--dataset", "rail",
+                 "--out", str(tmp_path)]) == 2
+    assert "--model brings its own data and priors; leave out --dataset" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:  # the flagship's report is --dataset's
+        main(["report", "--model", "mathtest", "--out", str(tmp_path)])
+    assert stopped.value.code == 2
+    assert not (tmp_path / "index.html").exists()

@@ -1,11 +1,15 @@
 """Built-in models of the "any model" harness: `hiercheck validate --model NAME`.
 
-Each entry of `BUILTIN_MODELS` is a `BuiltinModel(load, build_model, conditionals, mutants)`:
+Each entry of `BUILTIN_MODELS` is a `BuiltinModel(load, build_model, conditionals, mutants,
+sample)`:
 
     load()               the model's data
     build_model(data)    the PyMC model (priors, likelihood, observed data)
     conditionals()       the hand-derived sweep, {name or tuple of names: draw(rng, state, data)}
     mutants()            {mutant name: such a mapping with one slip in it}
+    sample(data, ...)    the sweep as an engine (InferenceData), for `hiercheck report --model`;
+                         the course models' `hiercheck.samplers.NAME.sample`, None for the flagship
+                         (whose report is `hiercheck report --dataset NAME`)
 
 so adding a model is one line. The course's next problems, `bloodpressure` and `cheese`, keep
 their PyMC models in `hiercheck.models` and their hand-derived sweeps in `hiercheck.samplers`
@@ -19,7 +23,7 @@ mutants of `hiercheck.validation.mutants.CATALOGUE`, each wrapped into the gener
 from __future__ import annotations
 
 __all__ = ["BUILTIN_MODELS", "BuiltinModel", "course_model", "detection_matrix", "flagship_model",
-           "get_builtin", "matrix_markdown", "wrap_flagship"]
+           "get_builtin", "matrix_markdown", "models_with_engine", "wrap_flagship"]
 
 import importlib
 from collections.abc import Callable, Mapping
@@ -52,12 +56,17 @@ class BuiltinModel(NamedTuple):
         data)}, in sweep order.
     mutants : callable
         mutants() -> {mutant name: such a mapping with one slip in it}.
+    sample : callable or None
+        sample(data, *, draws, chains, seed) -> arviz.InferenceData of the hand-derived sweep
+        under the data's default priors, its free variables named as in the PyMC model; None
+        when the model has no such engine.
     """
 
     load: Callable[[], object]
     build_model: Callable[[object], object]
     conditionals: Callable[[], Mapping]
     mutants: Callable[[], Mapping[str, Mapping]]
+    sample: Callable[..., object] | None = None
 
 
 def wrap_flagship(conditionals: Conditionals, priors: Priors) -> dict[str, Callable]:
@@ -188,7 +197,8 @@ def course_model(module: str) -> BuiltinModel:
     -------
     BuiltinModel
         load and build_model from `hiercheck.models.NAME` (the data's default priors), and
-        conditionals and mutants (the sweeps of `MUTANTS`) from `hiercheck.samplers.NAME`.
+        conditionals, mutants (the sweeps of `MUTANTS`) and sample from
+        `hiercheck.samplers.NAME`.
     """
     def models():
         return importlib.import_module(f"hiercheck.models.{module}")
@@ -200,7 +210,8 @@ def course_model(module: str) -> BuiltinModel:
                         build_model=lambda data: models().build_model(data),
                         conditionals=lambda: samplers().conditionals(),
                         mutants=lambda: {name: sweep for name, (_, sweep)
-                                         in samplers().MUTANTS.items()})
+                                         in samplers().MUTANTS.items()},
+                        sample=lambda data, **settings: samplers().sample(data, **settings))
 
 
 BUILTIN_MODELS: dict[str, BuiltinModel] = {
@@ -234,6 +245,17 @@ def get_builtin(name: str) -> BuiltinModel:
     except KeyError:
         raise SettingsError(f"unknown model {name!r}; built-in models are "
                             f"{', '.join(BUILTIN_MODELS)}") from None
+
+
+def models_with_engine() -> tuple[str, ...]:
+    """The built-in models with their own Gibbs engine (`hiercheck report --model NAME`).
+
+    Returns
+    -------
+    tuple of str
+        Keys of `BUILTIN_MODELS` whose `sample` is not None.
+    """
+    return tuple(name for name, builtin in BUILTIN_MODELS.items() if builtin.sample is not None)
 
 
 def detection_matrix(name: str, *, quick: bool = True, seed: int = 0,

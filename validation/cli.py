@@ -26,7 +26,7 @@ import pandas as pd
 from hiercheck.errors import DataError, HiercheckError, SettingsError, require_integer
 from hiercheck.models import DATASETS, DEFAULT_DATASET, GroupedData, Priors, load_dataset
 
-from .builtin_models import BUILTIN_MODELS
+from .builtin_models import BUILTIN_MODELS, models_with_engine
 from .engines import (ENGINES, estimates_table, get_engine, posterior_mean_kappa, sbc_engine,
                       sbc_thin)
 
@@ -204,12 +204,20 @@ def build_parser() -> argparse.ArgumentParser:
                     "within-school variance; independence within a group)")
     add_common_options(ppc)
     ppc.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    ppc.add_argument("--model", choices=list(PPC_MODELS), metavar="NAME",
+                     help="a built-in model with its own data, fitted with its own Gibbs "
+                          "sampler; its measurements have dates, so independence is checked "
+                          f"too ({', '.join(PPC_MODELS)})")
     ppc.set_defaults(run=run_ppc)
 
     report = commands.add_parser(
         "report", help="a self-contained HTML report: fits, plots and the validation verdicts")
     add_common_options(report)
     report.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    report.add_argument("--model", choices=list(models_with_engine()), metavar="NAME",
+                        help="a built-in model with its own data and Gibbs engine: its sampler "
+                             "beside NUTS and check_gibbs's verdict "
+                             f"({', '.join(models_with_engine())})")
     report.set_defaults(run=run_report)
 
     mutants = commands.add_parser(
@@ -588,21 +596,19 @@ def run_cache(args) -> int:
     return 0
 
 
+PPC_DRAWS = 1000  # per chain, 4 chains: the p-value's Monte Carlo SD is about 0.008 at most
+PPC_MODELS = ("bloodpressure",)  # built-in models whose measurements have a time order
+
+
 def run_ppc(args) -> int:
     """Fit with the Gibbs sampler, then check the assumption of a common within-group variance
-    (and, where the data's order within a group is a time order, independence); exits 1 when
-    the data contradict an assumption.
+    (and, for a model whose measurements have dates, independence within a subject in date
+    order); exits 1 when the data contradict an assumption.
     """
-    from hiercheck.samplers import gibbs
-
     from .plots import save
-    from .ppc import check_common_variance
 
-    data = load_data(args)
-    priors = load_priors(args, data)
+    data, results = model_ppc(args) if args.model else schools_ppc(args)
     folder = output_folder(args)
-    posterior = gibbs.sample(data, priors, draws=1000, chains=4, seed=args.seed)
-    results = [check_common_variance(posterior, data, seed=args.seed)]
     for result in results:
         path = folder / f"ppc_{result.check.replace(' ', '_')}.png"
         save(result.plot(), path)
@@ -615,10 +621,55 @@ def run_ppc(args) -> int:
     return 0 if all(result.passed for result in results) else 1
 
 
-def run_report(args) -> int:
-    """Writes OUT/index.html; exits 0 once it is written, whatever the verdict it shows."""
-    from .report import write_report
+def schools_ppc(args) -> tuple[GroupedData, list]:
+    """The data the options name, fitted with the flagship's Gibbs sampler; the common-variance
+    check (scores of a school have no time order).
+    """
+    from hiercheck.samplers import gibbs
 
+    from .ppc import check_common_variance
+
+    data = load_data(args)
+    priors = load_priors(args, data)
+    posterior = gibbs.sample(data, priors, draws=PPC_DRAWS, chains=4, seed=args.seed)
+    return data, [check_common_variance(posterior, data, seed=args.seed)]
+
+
+def model_ppc(args) -> tuple[GroupedData, list]:
+    """`ppc --model bloodpressure`: the course's data under their default priors, fitted with the
+    model's Gibbs sampler; independence within a subject in date order, then a common variance.
+    """
+    from hiercheck.models import bloodpressure
+    from hiercheck.samplers import bloodpressure as bloodpressure_sampler
+
+    from .ppc import check_common_variance, check_independence, time_order
+
+    refuse_data_options(args)
+    measured = bloodpressure.load()
+    data = measured.grouped
+    posterior = bloodpressure_sampler.sample(measured, draws=PPC_DRAWS, chains=4, seed=args.seed)
+    in_order = np.array_equal(time_order(data.codes, measured.dates), np.arange(data.N))
+    print(f"{data.name}: {data.N} measurements of {data.m} subjects, fitted with the model's "
+          "Gibbs sampler; residuals paired in date order within each subject (the file "
+          f"{'is already' if in_order else 'is not'} in that order)", file=sys.stderr)
+    return data, [check_independence(posterior, data, dates=measured.dates, seed=args.seed),
+                  check_common_variance(posterior, data, seed=args.seed)]
+
+
+def run_report(args) -> int:
+    """Writes OUT/index.html (of the data's schools, or with --model of a built-in model); exits
+    0 once it is written, whatever the verdict it shows.
+    """
+    from .report import write_model_report, write_report
+
+    if args.model:
+        refuse_data_options(args)
+        print(f"report on the built-in model {args.model} (check_gibbs, quick settings)",
+              file=sys.stderr)
+        path, verdict = write_model_report(args.model, output_folder(args), seed=args.seed,
+                                           progress=True)
+        print(f"validation {'PASSED' if verdict.passed else 'FAILED'}; wrote {path}")
+        return 0
     data = load_data(args)
     priors = load_priors(args, data)
     print(f"report on {data.name} ({data.N} students in {data.m} schools)", file=sys.stderr)

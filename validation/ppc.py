@@ -18,11 +18,15 @@ T looks at does not hold. Two discrepancies, one per assumption the exercise she
   independently, and B is scale-free, so the replicated B does not depend on the draw: the check
   is then the exact (simulated) null distribution of Bartlett's test.
 - **independence within a group** (measurements of one subject in time order): the pooled lag-one
-  autocorrelation of the residuals e_ij = y_ij - theta_i in the order given,
+  autocorrelation of the residuals e_ij = y_ij - theta_i, j in date order within group i (the
+  data's order when no dates are given),
 
       r = sum_i sum_j e_ij e_i(j+1) / sum_i sum_j e_ij^2,
 
   a realized discrepancy (it depends on theta); its replicate uses e_rep = sigma z, z ~ N(0, 1).
+  Only theta_i and sigma enter, so the check serves any model whose groups have means theta_i and
+  a common within-group sigma: the schools' and the blood-pressure model (theta_i's prior mean
+  mu + beta x_i changes the posterior of theta, not the check).
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 __all__ = ["PPCResult", "bartlett_statistic", "check_common_variance", "check_independence",
-           "lag_one_autocorrelation"]
+           "lag_one_autocorrelation", "time_order"]
 
 DEFAULT_ALPHA = 0.01
 
@@ -219,17 +223,52 @@ def check_common_variance(idata: az.InferenceData, data: GroupedData, *, seed: S
                      bartlett_statistic(ss_rep, n), alpha)
 
 
-def check_independence(idata: az.InferenceData, data: GroupedData, *, seed: SeedLike = 0,
+def time_order(codes: np.ndarray, dates: np.ndarray) -> np.ndarray:
+    """The permutation that puts measurements in date order within each group: groups in the
+    order of their codes, equal dates in the data's order.
+
+    Parameters
+    ----------
+    codes : numpy.ndarray
+        The group of each measurement, shape (N,).
+    dates : numpy.ndarray
+        The date (or time) of each measurement, shape (N,), any sortable type.
+
+    Returns
+    -------
+    numpy.ndarray
+        Indices into the measurements, shape (N,).
+
+    Raises
+    ------
+    DataError
+        If `dates` and `codes` differ in length.
+    """
+    codes, dates = np.asarray(codes), np.asarray(dates)
+    if dates.shape != codes.shape:
+        raise DataError(f"the independence check has {dates.size} dates for {codes.size} "
+                        "measurements")
+    return np.lexsort((dates, codes))  # stable: ties keep the data's order
+
+
+def check_independence(idata: az.InferenceData, data: GroupedData, *,
+                       dates: np.ndarray | None = None, seed: SeedLike = 0,
                        alpha: float = DEFAULT_ALPHA) -> PPCResult:
     """Are measurements independent within a group? The lag-one autocorrelation of the residuals
-    y_ij - theta_i in the data's order, observed against replicated, per posterior draw.
+    y_ij - theta_i in date order within each group, observed against replicated, per posterior
+    draw.
 
     Parameters
     ----------
     idata : arviz.InferenceData
-        A posterior with `theta` (dim `school`, one per group of `data`) and `lam`.
+        A posterior with `theta` (one per group of `data`, in its order; any dim name, `school`
+        or `subject`) and `lam`: the flagship's engines or the blood-pressure sampler.
     data : GroupedData
-        The data, each group's values in time order.
+        The data it was fitted to.
+    dates : numpy.ndarray, optional
+        The date of each measurement (shape (N,), in the order of `data.values`): neighbours
+        are paired in date order within a group, whatever the gap between them. Without it,
+        in the data's order.
     seed : SeedLike, default 0
         Seeds the replicated data.
     alpha : float, default 0.01
@@ -239,11 +278,23 @@ def check_independence(idata: az.InferenceData, data: GroupedData, *, seed: Seed
     -------
     PPCResult
         The check.
+
+    Raises
+    ------
+    DataError
+        If the posterior's theta has another number of groups than `data`, or `dates` another
+        length.
     """
     rng = np.random.default_rng(seed)
     theta = _posterior_draws(idata, "theta")
+    if theta.shape[1:] != (data.m,):
+        raise DataError(f"the posterior has theta of shape {theta.shape[1:]}, the data "
+                        f"{data.m} groups: was it fitted to these data?")
     sigma = 1.0 / np.sqrt(_posterior_draws(idata, "lam"))
-    observed = lag_one_autocorrelation(data.values[None, :] - theta[:, data.codes], data.codes)
+    order = np.arange(data.N) if dates is None else time_order(data.codes, dates)
+    codes = data.codes[order]
+    values = data.values[order]
+    observed = lag_one_autocorrelation(values[None, :] - theta[:, codes], codes)
     noise = rng.standard_normal((sigma.size, data.N)) * sigma[:, None]
     return PPCResult("independence within a group", "lag-one autocorrelation of residuals",
-                     observed, lag_one_autocorrelation(noise, data.codes), alpha)
+                     observed, lag_one_autocorrelation(noise, codes), alpha)

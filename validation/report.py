@@ -13,11 +13,17 @@ and can be mailed as one file. Its sections:
 The sampled posteriors are the ones the checks compare (Gibbs from "agreement vs exact", exact
 and NUTS from the shared references), so every plot shows what the verdict is about, and the
 report costs one `hiercheck validate` plus the figures.
+
+`hiercheck report --model NAME` (`write_model_report`) does the same for a built-in model of the
+"any model" harness that has its own Gibbs engine (`bloodpressure`, `cheese`): the data, the
+hand-derived Gibbs posterior beside PyMC's NUTS (the draws `check_gibbs`'s references made, not a
+second run), and `check_gibbs`'s verdict with its SBC plot.
 """
 
 from __future__ import annotations
 
-__all__ = ["plot_densities", "plot_rank", "plot_theta_forest", "plot_trace", "write_report"]
+__all__ = ["plot_densities", "plot_rank", "plot_theta_forest",
+           "plot_trace", "write_model_report", "write_report"]
 
 import base64
 import html
@@ -31,10 +37,12 @@ import numpy as np
 import pandas as pd
 
 from hiercheck._typing import SeedLike
+from hiercheck.errors import SettingsError
 from hiercheck.models import GroupedData, Priors
 from hiercheck.models.engine import az
 from hiercheck.samplers import empirical_bayes
 
+from .builtin_models import get_builtin, models_with_engine
 from .engines import estimates_table, posterior_mean_kappa
 from .plots import figure_of, new_axes, plot_school_means
 from .suite import ALPHA, Verdict, check_sampler
@@ -42,9 +50,12 @@ from .suite import ALPHA, Verdict, check_sampler
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
+    from .generic import GenericSettings
+
 SCALARS = ["mu", "sigma", "tau"]
 FOREST_SCHOOLS = 20  # schools in the forest plot: enough to span the sizes, few enough to read
 EB_DRAWS = 1000      # per chain, 4 chains: theta_i given the EB estimates is normal, draws are cheap
+MODEL_DRAWS = 2000   # per chain, 4 chains, of a built-in model's Gibbs engine (seconds)
 
 
 # -- the computations -----------------------------------------------------------------------------
@@ -65,19 +76,51 @@ def fit_all(data: GroupedData, priors: Priors, *, seed: SeedLike = 0, quick: boo
     return verdict, posteriors, eb_fit
 
 
-def data_summary(data: GroupedData) -> pd.DataFrame:
-    """The data in a few numbers: sizes, the grand mean, the spread within and between schools."""
+def data_summary(data: GroupedData, words: tuple[str, str, str] = ("student", "school", "score")
+                 ) -> pd.DataFrame:
+    """The data in a few numbers: sizes, the grand mean, the spread within and between groups,
+    called by `words` (a unit, its group, its value).
+    """
+    unit, group, value = words
     pooled_sd = np.sqrt(data.stats.pooled_variance)
     rows = [
-        ("students (N)", f"{data.N}"),
-        ("schools (m)", f"{data.m}"),
-        ("school sizes n_i", f"{data.n.min()} to {data.n.max()} (median {np.median(data.n):g})"),
-        ("grand mean of the scores", f"{data.values.mean():.5g}"),
-        ("school means ybar_i", f"{data.ybar.min():.5g} to {data.ybar.max():.5g}"),
-        ("SD of the school means", f"{data.ybar.std(ddof=1):.4g}" if data.m > 1 else "-"),
-        ("pooled within-school SD", f"{pooled_sd:.4g}" if data.N > data.m else "-"),
+        (f"{unit}s (N)", f"{data.N}"),
+        (f"{group}s (m)", f"{data.m}"),
+        (f"{group} sizes n_i", f"{data.n.min()} to {data.n.max()} (median {np.median(data.n):g})"),
+        (f"grand mean of the {value}s", f"{data.values.mean():.5g}"),
+        (f"{group} means ybar_i", f"{data.ybar.min():.5g} to {data.ybar.max():.5g}"),
+        (f"SD of the {group} means", f"{data.ybar.std(ddof=1):.4g}" if data.m > 1 else "-"),
+        (f"pooled within-{group} SD", f"{pooled_sd:.4g}" if data.N > data.m else "-"),
     ]
     return pd.DataFrame(rows, columns=["quantity", "value"])
+
+
+def model_data_summary(data) -> pd.DataFrame:
+    """A built-in model's data in a few numbers: its description; for data grouped by subject,
+    `data_summary` of the groups; with a covariate x_i, each arm; with dates, their range and
+    whether each group's measurements come in date order.
+    """
+    rows = pd.DataFrame([("data", repr(data))], columns=["quantity", "value"])
+    grouped = getattr(data, "grouped", None)
+    if grouped is None:
+        return rows
+    parts = [rows, data_summary(grouped, ("measurement", "subject", "value"))]
+    x = getattr(data, "x", None)
+    if x is not None:
+        arms = [(f"subjects with x_i = {arm:g}",
+                 f"{int((x == arm).sum())}, {int(np.isin(grouped.codes, np.flatnonzero(x == arm)).sum())} "
+                 f"measurements, mean of their means {grouped.ybar[x == arm].mean():.5g}")
+                for arm in np.unique(x)]
+        parts.append(pd.DataFrame(arms, columns=["quantity", "value"]))
+    dates = getattr(data, "dates", None)
+    if dates is not None:
+        from .ppc import time_order
+
+        ordered = np.array_equal(time_order(grouped.codes, dates), np.arange(grouped.N))
+        parts.append(pd.DataFrame([("dates", f"{dates.min()} to {dates.max()}; each subject's "
+                                    f"measurements {'in' if ordered else 'not in'} date order")],
+                                  columns=["quantity", "value"]))
+    return pd.concat(parts, ignore_index=True)
 
 
 def engine_table(posteriors: dict) -> pd.DataFrame:
@@ -333,21 +376,14 @@ def render(data: GroupedData, priors: Priors, verdict: Verdict, posteriors: dict
            seconds: float) -> str:
     """The page as a string."""
     name = html.escape(Path(data.name).name)
-    sbc_outcomes = [o for o in verdict.outcomes if o.check.startswith("sbc")]
     status = "PASSED" if verdict.passed else "FAILED"
     prior_text = ", ".join(f"{key} = {value:.4g}" for key, value in priors.as_dict().items())
-    verdict_table = verdict.table.drop(columns="seconds").assign(
-        seconds=[f"{o.seconds:.1f}" for o in verdict.outcomes])
     parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        '<link rel="icon" href="data:,">',  # no favicon request: the page asks for nothing
-        f"<title>hiercheck report: {name}</title><style>{STYLE}</style></head><body>",
-        f"<h1>hiercheck report: {name}</h1>",
+        *page_head(name),
         f"<p>The normal hierarchical model y_ij ~ N(theta_i, sigma^2), theta_i ~ N(mu, "
         f"tau^2 sigma^2), fitted four ways and checked. Priors (lam ~ Gamma(a, b), omega ~ "
         f"Gamma(c, d), mu ~ N(nu, 1/phi)): {html.escape(prior_text)}. "
-        f"Validation: <strong class=\"verdict-{status.lower()}\">{status}</strong>. "
+        f"Validation: <strong class=\"verdict-{status[:4].lower()}\">{status}</strong>. "
         f"Computed in {seconds:.0f} s.</p>",
         '<nav><a href="#data">data</a><a href="#engines">engines</a>'
         '<a href="#schools">schools</a><a href="#mixing">mixing</a>'
@@ -399,14 +435,37 @@ def render(data: GroupedData, priors: Priors, verdict: Verdict, posteriors: dict
         parts.append(figure_html(plot_rank(posteriors[engine], engine, name),
                                  f"{engine}: rank plots of mu, sigma and tau.",
                                  f"{engine} rank plot"))
-    parts += [
+    parts += validation_section(verdict)
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def page_head(name: str) -> list[str]:
+    """The page's head and its title heading; `name` already escaped."""
+    return [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        '<link rel="icon" href="data:,">',  # no favicon request: the page asks for nothing
+        f"<title>hiercheck report: {name}</title><style>{STYLE}</style></head><body>",
+        f"<h1>hiercheck report: {name}</h1>",
+    ]
+
+
+def validation_section(verdict: Verdict) -> list[str]:
+    """The verdict's table, and each SBC check's table and rank plots."""
+    status = "PASSED" if verdict.passed else "FAILED"
+    verdict_table = verdict.table.drop(columns="seconds").assign(
+        seconds=[f"{o.seconds:.1f}" for o in verdict.outcomes])
+    parts = [
         '<h2 id="validation">Validation of the derivation</h2>',
-        f"<p>{html.escape(verdict.subject)}: <strong class=\"verdict-{status.lower()}\">"
+        f"<p>{html.escape(verdict.subject)}: <strong class=\"verdict-{status[:4].lower()}\">"
         f"{status}</strong>. Each check holds its false-alarm rate at {ALPHA} (Holm-corrected "
         "inside it); value is the check's statistic, compared with the threshold.</p>",
         html_table(verdict_table, _verdict_class),
     ]
-    for outcome in sbc_outcomes:
+    for outcome in verdict.outcomes:
+        if not outcome.check.startswith("sbc") or outcome.result is None:
+            continue  # an SBC that did not apply (an improper prior) has nothing to draw
         parts.append(f"<h3>{html.escape(outcome.check)}</h3>")
         parts.append(html_table(outcome.result.table, _verdict_class))
         parts.append(figure_html(
@@ -415,8 +474,7 @@ def render(data: GroupedData, priors: Priors, verdict: Verdict, posteriors: dict
             "rank of each true value among its posterior draws is uniform, so the histograms "
             "are flat and the ECDF differences stay inside their 95% bands.",
             f"{outcome.check} rank histograms and ECDF plots"))
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return parts
 
 
 def write_report(data: GroupedData, priors: Priors, folder: Path, *, seed: SeedLike = 0,
@@ -449,6 +507,161 @@ def write_report(data: GroupedData, priors: Priors, folder: Path, *, seed: SeedL
     verdict, posteriors, eb_fit = fit_all(data, priors, seed=seed, quick=quick,
                                           progress=progress)
     page = render(data, priors, verdict, posteriors, eb_fit, time.perf_counter() - started)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path, verdict
+
+
+# -- a built-in model of the "any model" harness --------------------------------------------------
+
+def tracked_draws(draws: Mapping[str, np.ndarray], variables) -> dict[str, np.ndarray]:
+    """(chains, draws) of each scalar `check_gibbs` follows (`generic.tracked_quantities`: every
+    scalar variable, the first, middle and last element of each vector), by label, from draws of
+    the free variables by name, each (chains, draws, *shape).
+    """
+    from .generic import tracked_quantities
+
+    tracked = {}
+    for label, (name, index) in tracked_quantities(variables).items():
+        values = np.asarray(draws[name], dtype=float)
+        tracked[label] = values.reshape(*values.shape[:2], -1)[:, :, index]
+    return tracked
+
+
+def comparison_table(sampled: Mapping[str, Mapping[str, np.ndarray]]) -> pd.DataFrame:
+    """Posterior mean and SD of each tracked scalar under each engine, a row per scalar."""
+    first = next(iter(sampled.values()))
+    rows = []
+    for label in first:
+        row = {"quantity": label}
+        for engine, draws in sampled.items():
+            row[f"{engine} mean"] = f"{draws[label].mean():.5g}"
+            row[f"{engine} SD"] = f"{draws[label].std(ddof=1):.4g}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_tracked_densities(sampled: Mapping[str, Mapping[str, np.ndarray]], data_name: str
+                           ) -> np.ndarray:
+    """ArviZ's density plot of every tracked scalar, one curve per engine, overlaid.
+
+    Parameters
+    ----------
+    sampled : Mapping
+        {engine: {label: draws (chains, draws)}}, the same labels for every engine.
+    data_name : str
+        The data's name, for the title.
+
+    Returns
+    -------
+    np.ndarray of matplotlib.axes.Axes
+        The axes drawn on.
+    """
+    labels = list(next(iter(sampled.values())))
+    columns = min(4, len(labels))
+    rows = -(-len(labels) // columns)
+    axes = new_axes(rows, columns, figsize=(3 * columns, 2.6 * rows + 0.6))
+    idatas = [az.from_dict(posterior={f"q{k}": draws[label] for k, label in enumerate(labels)})
+              for draws in sampled.values()]
+    used = np.ravel(axes)[:len(labels)]
+    az.plot_density(idatas, data_labels=list(sampled), shade=0.1, ax=used)
+    for ax, label in zip(used, labels):
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("value", fontsize=8)
+        ax.tick_params(labelsize=8)
+    for ax in np.ravel(axes)[len(labels):]:
+        ax.set_visible(False)
+    figure = used[0].figure
+    figure.subplots_adjust(hspace=0.6)  # each title clear of the tick labels above it
+    figure.suptitle(f"{data_name}: posterior densities by engine (the curves should lie on top "
+                    "of each other)", fontsize=10, y=1.02)
+    return axes
+
+
+def render_model(name: str, data, verdict: Verdict, sampled: dict, seconds: float) -> str:
+    """The page of a built-in model as a string."""
+    title = html.escape(name)
+    status = "PASSED" if verdict.passed else "FAILED"
+    parts = [
+        *page_head(title),
+        f"<p>The built-in model {title}: its hand-derived Gibbs sampler beside PyMC's NUTS on "
+        "the same PyMC model, under the data's default priors, and the verdict of "
+        f"<code>check_gibbs</code> on the derivation: <strong class=\"verdict-"
+        f"{status[:4].lower()}\">{status}</strong>. Computed in {seconds:.0f} s.</p>",
+        '<nav><a href="#data">data</a><a href="#engines">engines</a>'
+        '<a href="#validation">validation</a></nav>',
+        '<h2 id="data">Data</h2>',
+        html_table(model_data_summary(data)),
+        '<h2 id="engines">Gibbs beside NUTS</h2>',
+        "<p>Posterior mean and SD of every scalar parameter and of the first, middle and last "
+        "element of each vector (those check_gibbs follows). gibbs: the model's own Gibbs "
+        "engine; nuts: the draws of PyMC's NUTS that the agreement check compared against. "
+        "The agreement check below is the formal test of their agreement.</p>",
+        html_table(comparison_table(sampled)),
+        figure_html(plot_tracked_densities(sampled, title),
+                    "Posterior densities of the same quantities under the hand-derived Gibbs "
+                    "sampler and NUTS.", "posterior densities, Gibbs and NUTS"),
+        *validation_section(verdict),
+        "</body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def write_model_report(name: str, folder: Path, *, seed: int = 0, quick: bool = True,
+                       settings: GenericSettings | None = None, progress: bool = False
+                       ) -> tuple[Path, Verdict]:
+    """`check_gibbs` on a built-in model's own sweep, its Gibbs engine and NUTS, drawn into
+    `folder/index.html`; returns its path and the verdict.
+
+    Parameters
+    ----------
+    name : str
+        A model of `models_with_engine()`.
+    folder : pathlib.Path
+        Where to write `index.html`; created if missing.
+    seed : int, default 0
+        Seeds check_gibbs (NUTS among its references) and the Gibbs engine.
+    quick : bool, default True
+        `GENERIC_QUICK` settings (about a minute for the blood-pressure model), else
+        `GENERIC_FULL`; no effect when `settings` are given.
+    settings : GenericSettings, optional
+        check_gibbs's settings, for a smaller run than the quick one.
+    progress : bool, default False
+        Show the checks' progress on stderr.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The page written.
+    verdict : Verdict
+        The verdict of `check_gibbs` the page shows.
+
+    Raises
+    ------
+    SettingsError
+        If `name` is not a built-in model, or one without its own Gibbs engine.
+    """
+    from . import generic
+
+    builtin = get_builtin(name)
+    if builtin.sample is None:
+        raise SettingsError(f"the report of {name!r} is `hiercheck report --dataset`; --model "
+                            f"serves {', '.join(models_with_engine())}")
+    started = time.perf_counter()
+    data = builtin.load()
+    model = builtin.build_model(data)
+    if settings is None:
+        settings = generic.GENERIC_QUICK if quick else generic.GENERIC_FULL
+    references = generic.ModelReferences(model, settings, seed, name)
+    verdict = generic.check_gibbs(model, builtin.conditionals(), seed=seed,
+                                  references=references, progress=progress)
+    gibbs = builtin.sample(data, draws=MODEL_DRAWS, chains=4, seed=seed)
+    variables = references.variables
+    sampled = {"gibbs": tracked_draws({v: gibbs.posterior[v].values for v in variables},
+                                      variables),
+               "nuts": tracked_draws(references.nuts, variables)}
+    page = render_model(name, data, verdict, sampled, time.perf_counter() - started)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "index.html"
     path.write_text(page, encoding="utf-8")
