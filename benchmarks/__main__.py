@@ -37,8 +37,9 @@ verdict  Time to a verdict, as a user waits for it: `hiercheck validate` on hsb,
          process (imports included), with an empty reference cache (cold), the same command again
          (warm: the exact and NUTS references read back), and the gross slip
          `--mutant theta-variance-for-precision --fail-fast` (cheapest checks first, stop at the
-         first failure), each with its exit code; with `--model NAME` for every built-in model
-         of the generic harness the same cold and warm.
+         first failure), each with its exit code; `hiercheck validate --model NAME` (check_gibbs,
+         SBC's units in as many processes as cores) cold and warm for each of VERDICT_MODELS.
+         With --quick, the fail-fast run alone.
 profile  Where a sweep's time goes: microseconds per chain-sweep of the kernel and the
          reference at 4 and 256 chains, the random-number floor (the same normal and gamma
          variates drawn in a compiled loop with no arithmetic), and the reference's time per
@@ -433,6 +434,7 @@ VERDICT_RUNS = (  # (label, arguments after `hiercheck validate`, a fresh cache?
     ("fail-fast on a gross slip", ["--dataset", "hsb", "--mutant", "theta-variance-for-precision",
                                    "--fail-fast"], False),
 )
+QUICK_VERDICT_RUNS = ((*VERDICT_RUNS[2][:2], True),)  # --quick: the seconds-long one alone
 VERDICT_MODELS = ("bloodpressure",)  # `validate --model NAME`: check_gibbs, cold and warm
 
 
@@ -449,7 +451,8 @@ def timed_command(arguments: list[str], cache: Path, out: Path) -> dict:
 
 def section_verdict(quick: bool, models: tuple[str, ...] = VERDICT_MODELS) -> dict:
     rows = []
-    runs = VERDICT_RUNS + tuple(run for model in (() if quick else models) for run in (
+    runs = (QUICK_VERDICT_RUNS if quick else VERDICT_RUNS) + tuple(
+        run for model in (() if quick else models) for run in (
         (f"{model} cold", ["--model", model], True), (f"{model} warm", ["--model", model], False)))
     with tempfile.TemporaryDirectory() as folder:
         for label, arguments, fresh in runs:
@@ -459,13 +462,11 @@ def section_verdict(quick: bool, models: tuple[str, ...] = VERDICT_MODELS) -> di
             row = timed_command(arguments, cache, Path(folder) / f"out-{len(rows)}")
             rows.append({"run": label, "command": "hiercheck validate " + " ".join(arguments),
                          "fresh": fresh, **row})
-    by = {row["run"]: row for row in rows}
-    ratios = {"validate_cold_s": by["cold"]["wall_s"], "validate_warm_s": by["warm"]["wall_s"],
-              "fail_fast_s": by["fail-fast on a gross slip"]["wall_s"]}
-    for model in (() if quick else models):
-        for kind in ("cold", "warm"):
-            ratios[f"check_gibbs_{model}_{kind}_s"] = by[f"{model} {kind}"]["wall_s"]
-    return {"rows": rows, "ratios": ratios}
+    names = {"cold": "validate_cold_s", "warm": "validate_warm_s",
+             "fail-fast on a gross slip": "fail_fast_s",
+             **{f"{model} {kind}": f"check_gibbs_{model}_{kind}_s"
+                for model in models for kind in ("cold", "warm")}}
+    return {"rows": rows, "ratios": {names[row["run"]]: row["wall_s"] for row in rows}}
 
 
 # -- output -------------------------------------------------------------------------------------

@@ -130,8 +130,11 @@ def test_the_benchmark_entry_point_quick(tmp_path):
     assert ratios["eb_profile_vs_statsmodels"] == pytest.approx(
         eb["statsmodels"]["time_ms"] / eb["profile"]["time_ms"])
     sbc = sections["sbc"]["rows"]
-    assert [(row["engine"], row["thin"]) for row in sbc] == [("gibbs", 1), ("gibbs", 10)]
+    assert [(row["engine"].split(",")[0], row["thin"]) for row in sbc] == [
+        ("gibbs", 1), ("gibbs", 10), ("gibbs", 1)]
+    assert "small design" in sbc[2]["engine"]
     assert ratios["gibbs_sbc_s"] == sbc[0]["wall_s"]
+    assert ratios["gibbs_sbc_small_design_s"] == sbc[2]["wall_s"]
     assert all(row["sweeps"] == row["tune"] + row["draws"] * row["thin"] for row in sbc)
     scaling = sections["scaling"]["rows"]
     assert [row["m"] for row in scaling] == [10, 100]
