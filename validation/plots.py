@@ -112,6 +112,6 @@ def save(drawn: Axes | np.ndarray | Figure, path: str | Path, *, layout: bool = 
         Tighten the layout first.
     """
     figure = figure_of(drawn)
-    if layout:
+    if layout and figure.get_layout_engine() is None:
         figure.tight_layout()
     figure.savefig(path, dpi=120)

@@ -231,7 +231,7 @@ def uniformity(ranks: ArrayLike, draws: int) -> Uniformity:
 
 
 def plot_ranks(ranks: np.ndarray, draws: int, name: str, axes: Sequence[Axes] | None = None,
-               alpha: float = 0.05) -> Sequence[Axes]:
+               alpha: float = 0.05, legend: bool = True) -> Sequence[Axes]:
     """Rank histogram and ECDF difference (ECDF(z) - z) with its simultaneous 1-alpha band.
 
     Parameters
@@ -246,6 +246,8 @@ def plot_ranks(ranks: np.ndarray, draws: int, name: str, axes: Sequence[Axes] | 
         Where to draw the histogram and the ECDF difference (default: a new Figure's).
     alpha : float, default 0.05
         The band's simultaneous level is 1 - alpha.
+    legend : bool, default True
+        Whether each panel has its legend (a figure of many rows needs it once).
 
     Returns
     -------
@@ -266,7 +268,8 @@ def plot_ranks(ranks: np.ndarray, draws: int, name: str, axes: Sequence[Axes] | 
     hist_ax.set_xlabel(f"rank of the true {name} among {draws} posterior draws")
     hist_ax.set_ylabel("replications")
     hist_ax.set_title(f"{name}: rank histogram")
-    hist_ax.legend(fontsize=7)
+    if legend:
+        hist_ax.legend(fontsize=7)
     z, lower, upper = simultaneous_band(draws, ranks.size, alpha)
     ecdf = ecdf_counts(ranks, draws, np.rint(z * (draws + 1)).astype(np.int64)) / ranks.size
     ecdf_ax.fill_between(z, lower - z, upper - z, color="0.85", step="mid",
@@ -276,5 +279,6 @@ def plot_ranks(ranks: np.ndarray, draws: int, name: str, axes: Sequence[Axes] | 
     ecdf_ax.set_xlabel("scaled rank z")
     ecdf_ax.set_ylabel("ECDF difference")
     ecdf_ax.set_title(f"{name}: ECDF difference")
-    ecdf_ax.legend(fontsize=7)
+    if legend:
+        ecdf_ax.legend(fontsize=7)
     return axes

@@ -242,12 +242,12 @@ class SBCResult:
             figure = Figure(figsize=(9, 2.6 * len(names) + 0.4))
             axes = figure.subplots(len(names), 2, squeeze=False)
         axes = np.asarray(axes).reshape(len(names), 2)
-        for row, name in zip(axes, names):
-            plot_ranks(self.ranks[name], self.draws, name, axes=row)
+        for k, (row, name) in enumerate(zip(axes, names)):
+            plot_ranks(self.ranks[name], self.draws, name, axes=row, legend=k == 0)
         figure = axes[0, 0].figure
         figure.suptitle(title or f"SBC of {self.engine}: {self.replications} replications, "
                         f"{self.draws} draws each")
-        figure.tight_layout(rect=(0, 0, 1, 1 - 0.5 / figure.get_figheight()))  # room for the title
+        figure.set_layout_engine("tight", rect=(0, 0, 1, 1 - 0.5 / figure.get_figheight()))
         return axes
 
 
