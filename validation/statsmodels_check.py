@@ -26,10 +26,12 @@ import functools
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from hiercheck.cache import PICKLE, DiskCache
 from hiercheck.models import GroupedData
 from hiercheck.samplers import empirical_bayes
 from hiercheck.samplers.marginal import log_marginal_likelihood as own_marginal_likelihood
@@ -41,7 +43,7 @@ from .result import CheckTable
 
 __all__ = [
     "ABOVE_TOLERANCE", "PROFILE_TOLERANCE", "SEARCH_TOLERANCE", "StatsmodelsComparison",
-    "compare_with_statsmodels", "statsmodels_fit",
+    "StatsmodelsOptimum", "compare_with_statsmodels", "statsmodels_fit", "statsmodels_reference",
 ]
 
 # statsmodels, polished by BFGS, ends within 1e-9 of the maximum on every built-in data set
@@ -114,6 +116,40 @@ def statsmodels_optimum(result) -> tuple[float, float, float]:
     return float(result.fe_params.iloc[0]), 1.0 / scale, omega
 
 
+class StatsmodelsOptimum(NamedTuple):
+    """What the comparison needs of a MixedLM fit: its log-likelihood and (mu, lam, omega)."""
+
+    llf: float
+    mu: float
+    lam: float
+    omega: float
+
+
+def statsmodels_reference(data: GroupedData, reml: bool) -> StatsmodelsOptimum:
+    """statsmodels' (restricted) maximum likelihood fit of `data`, computed once and kept in the
+    reference cache (`hiercheck.cache.DiskCache`, keyed by the data, the criterion and the
+    versions of the packages), as the exact and NUTS posteriors are.
+
+    Parameters
+    ----------
+    data : GroupedData
+        The scores.
+    reml : bool
+        REML, else ML.
+
+    Returns
+    -------
+    StatsmodelsOptimum
+        The fit's log-likelihood and its (mu, lam, omega).
+    """
+    def fit():
+        result = statsmodels_fit(data, reml)[1]
+        return StatsmodelsOptimum(float(result.llf), *statsmodels_optimum(result))
+
+    parts = {"labels": data.labels, "codes": data.codes, "values": data.values, "reml": reml}
+    return DiskCache().get("statsmodels", parts, fit, PICKLE)
+
+
 def _dense_score(score: Callable, *point) -> float:
     """The dense (restricted) log-likelihood at a search's end; -inf where a wrong likelihood
     drove the search to a degenerate point (omega so small that the covariance is numerically
@@ -130,12 +166,12 @@ def _rows(data: GroupedData, function: Callable, reml: bool) -> list[dict]:
     and (for the package's own function) the profile fit.
     """
     criterion = "REML" if reml else "ML"
-    result = statsmodels_fit(data, reml=reml)[1]
-    mu, lam, omega = statsmodels_optimum(result)
+    reference = statsmodels_reference(data, reml)
+    mu, lam, omega = reference.mu, reference.lam, reference.omega
     at_optimum = (checked_log_likelihood(function, "restricted_log_likelihood",
                                          ("lam", "omega"))(data.stats, lam, omega) if reml
                   else checked_log_likelihood(function)(data.stats, mu, lam, omega))
-    point_tolerance = TOLERANCE * max(1.0, abs(result.llf))
+    point_tolerance = TOLERANCE * max(1.0, abs(reference.llf))
     found = empirical_bayes.fit(data, method="nelder-mead", reml=reml, objective=function)
     searched = (_dense_score(dense_restricted_log_likelihood, data, found.lam, found.omega) if reml
                 else _dense_score(dense_log_likelihood, data, found.mu, found.lam, found.omega))
@@ -154,7 +190,7 @@ def _rows(data: GroupedData, function: Callable, reml: bool) -> list[dict]:
                      "loglik": empirical_bayes.fit(data, reml=reml).loglik,
                      "below": PROFILE_TOLERANCE, "above": ABOVE_TOLERANCE, "kind": "maximum"})
     for row in rows:
-        row["statsmodels"] = result.llf
+        row["statsmodels"] = reference.llf
     return rows
 
 

@@ -36,7 +36,7 @@ __all__ = ["CACHE_ENV", "Codec", "DiskCache", "INFERENCE_DATA", "PICKLE", "cache
 
 CACHE_ENV = "HIERCHECK_CACHE"
 # The packages whose versions change what a reference computes: a new version is a new key.
-VERSIONED = ("hiercheck", "numpy", "scipy", "pymc", "pytensor", "arviz", "nutpie")
+VERSIONED = ("hiercheck", "numpy", "scipy", "pymc", "pytensor", "arviz", "nutpie", "statsmodels")
 
 T = TypeVar("T")
 
