@@ -21,12 +21,14 @@ __all__ = [
     "sample_nuts",
 ]
 
+import hashlib
 import logging
 import time
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pymc as pm
@@ -37,6 +39,7 @@ from pymc.model.transform.conditioning import remove_value_transforms
 from pytensor.graph.replace import vectorize_graph
 
 from hiercheck._typing import SeedLike
+from hiercheck.cache import PICKLE, DiskCache
 from hiercheck.errors import NutsWarning, SettingsError, require_integer
 
 from .data import GroupedData
@@ -143,13 +146,33 @@ def build_collapsed_model(data: GroupedData, priors: Priors) -> pm.Model:
     return model
 
 
+# What the compiled functions below are made from: a change of this module is a new cache key.
+_SOURCE_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+T = TypeVar("T")
+
+
+def _compiled_once(function: str, data: GroupedData, priors: Priors, compile_: Callable[[], T]
+                   ) -> T:
+    """compile_() of a function of the reference model of (data, priors), kept in the reference
+    cache (`hiercheck.cache`) under the data, the priors, this module's source and the package
+    versions: a later process unpickles it in a twentieth of a second instead of compiling it
+    for seconds.
+    """
+    parts = {"function": function, "labels": data.labels, "codes": data.codes,
+             "values": data.values, "priors": priors.as_dict(), "source": _SOURCE_DIGEST}
+    return DiskCache().get("compiled", parts, compile_, PICKLE)
+
+
 def collapsed_logp_function(data: GroupedData, priors: Priors):
     """(mu, lam, omega) -> log p(y, mu, lam, omega), theta integrated out, compiled once from
     `build_collapsed_model` on the natural scale (no Jacobian).
     """
-    model = remove_value_transforms(build_collapsed_model(data, priors))
-    with _quiet_graph_rewriter():
-        compiled = model.compile_logp(jacobian=False)
+    def compile_logp():
+        model = remove_value_transforms(build_collapsed_model(data, priors))
+        with _quiet_graph_rewriter():
+            return model.compile_logp(jacobian=False)
+
+    compiled = _compiled_once("collapsed logp", data, priors, compile_logp)
 
     def logp(mu, lam, omega) -> float:
         return float(compiled({"mu": np.asarray(mu, dtype=float),
@@ -177,8 +200,11 @@ def joint_logp_function(
     Callable
         logp(theta, mu, lam, omega) -> float, theta of shape (m,) and the others scalars.
     """
-    model = remove_value_transforms(build_model(data, priors, "centered"))
-    compiled = model.compile_logp(jacobian=False)
+    def compile_logp():
+        model = remove_value_transforms(build_model(data, priors, "centered"))
+        return model.compile_logp(jacobian=False)
+
+    compiled = _compiled_once("joint logp", data, priors, compile_logp)
 
     def logp(theta, mu, lam, omega) -> float:
         point = {"theta": np.asarray(theta, dtype=float), "mu": np.asarray(mu, dtype=float),
@@ -200,15 +226,18 @@ def log_density_terms_function(data: GroupedData, priors: Priors):
     the order of `data.values`. Their total is the joint log density; theta_i's full conditional
     is, up to a constant, its own term plus the y terms of its school's students.
     """
-    model = remove_value_transforms(build_model(data, priors, "centered"))
-    names = [variable.name for variable in model.basic_RVs]
-    terms = model.logp(vars=model.basic_RVs, jacobian=False, sum=False)
-    points = {"theta": pt.matrix("theta"), "mu": pt.vector("mu"), "lam": pt.vector("lam"),
-              "omega": pt.vector("omega")}
-    batched = vectorize_graph(terms, replace={value: points[value.name]
-                                              for value in model.value_vars})
-    with _quiet_graph_rewriter():
-        compiled = model.compile_fn(batched, inputs=list(points.values()), point_fn=False)
+    def compile_terms():
+        model = remove_value_transforms(build_model(data, priors, "centered"))
+        terms = model.logp(vars=model.basic_RVs, jacobian=False, sum=False)
+        points = {"theta": pt.matrix("theta"), "mu": pt.vector("mu"), "lam": pt.vector("lam"),
+                  "omega": pt.vector("omega")}
+        batched = vectorize_graph(terms, replace={value: points[value.name]
+                                                  for value in model.value_vars})
+        with _quiet_graph_rewriter():
+            compiled = model.compile_fn(batched, inputs=list(points.values()), point_fn=False)
+        return [variable.name for variable in model.basic_RVs], compiled
+
+    names, compiled = _compiled_once("log density terms", data, priors, compile_terms)
 
     def terms_at(theta, mu, lam, omega) -> dict[str, np.ndarray]:
         arrays = (np.asarray(x, dtype=float) for x in (theta, mu, lam, omega))

@@ -84,6 +84,36 @@ def test_the_unsummed_density_matches_scipy_term_by_term_at_many_points(small):
             scipy_joint_logp(small, priors, theta[k], mu[k], lam[k], omega[k]), rel=1e-10)
 
 
+@pytest.mark.slow
+def test_compiled_functions_read_back_from_the_cache_match_scipy(small, tmp_path, monkeypatch):
+    """Each compiled function of the reference model, the second time read (unpickled) from the
+    cache: the joint density and its terms against scipy, and the collapsed density against the
+    joint integrated over each theta_i by quadrature (schools are independent given the rest)."""
+    from scipy import integrate
+
+    monkeypatch.setenv("HIERCHECK_CACHE", str(tmp_path))
+    priors = Priors(a=2, b=3, c=1.5, d=0.5, nu=1, phi=0.25)
+    for _ in range(2):  # the second pass reads all three back
+        joint = reference.joint_logp_function(small, priors)
+        terms = reference.log_density_terms_function(small, priors)
+        collapsed = reference.collapsed_logp_function(small, priors)
+    assert len(list((tmp_path / "compiled").glob("*.pkl"))) == 3
+    theta, mu, lam, omega = np.array([1.5, 3.0, 2.2]), 1.2, 0.8, 1.7
+    expected = scipy_joint_logp(small, priors, theta, mu, lam, omega)
+    assert joint(theta, mu, lam, omega) == pytest.approx(expected, rel=1e-10)
+    values = terms(theta[None], np.array([mu]), np.array([lam]), np.array([omega]))
+    assert sum(value.sum() for value in values.values()) == pytest.approx(expected, rel=1e-10)
+    school_integrals = [integrate.quad(lambda t, i=i: np.exp(
+        st.norm.logpdf(small.values[small.codes == i], t, lam ** -0.5).sum()
+        + st.norm.logpdf(t, mu, (omega * lam) ** -0.5)), -30, 30, epsabs=0, epsrel=1e-12)[0]
+        for i in range(small.m)]
+    priors_part = (st.norm.logpdf(mu, priors.nu, priors.phi ** -0.5)
+                   + st.gamma.logpdf(lam, priors.a, scale=1 / priors.b)
+                   + st.gamma.logpdf(omega, priors.c, scale=1 / priors.d))
+    assert collapsed(mu, lam, omega) == pytest.approx(
+        priors_part + np.log(school_integrals).sum(), rel=1e-9)
+
+
 def test_bad_settings_are_named(small):
     with pytest.raises(SettingsError, match="parametrization 'sideways'"):
         reference.build_model(small, Priors(), "sideways")
