@@ -123,12 +123,14 @@ def arviz_mixing_table(posterior, var_names):
     rows = []
     for name in var_names:
         values = [np.atleast_1d(ds[name].to_numpy()) for ds in (bulk, tail, r_hat)]
-        schools = dataset[name].coords["school"].to_numpy() if "school" in dataset[name].dims else [""]
+        has_schools = "school" in dataset[name].dims
+        schools = dataset[name].coords["school"].to_numpy() if has_schools else [""]
         rows += [{"variable": name, "school": s, "ess_bulk": b, "ess_tail": t, "r_hat": r}
                  for s, b, t, r in zip(schools, *values)]
     table = pd.DataFrame(rows)
-    table["mixed"] = ((table.ess_bulk >= agreement.ESS_FLOOR) & (table.ess_tail >= agreement.ESS_FLOOR)
-                      & (table.r_hat <= agreement.RHAT_CEILING))
+    floor, ceiling = agreement.ESS_FLOOR, agreement.RHAT_CEILING
+    table["mixed"] = ((table.ess_bulk >= floor) & (table.ess_tail >= floor)
+                      & (table.r_hat <= ceiling))
     return table
 
 

@@ -61,8 +61,8 @@ def mixing_table(posterior: az.InferenceData | xr.Dataset | dict,
 
     ESS are ArviZ's rank-normalized bulk ESS and tail ESS (the smaller of the ESS of the
     indicators of the 5% and 95% quantiles); R-hat is ArviZ's rank-normalized split R-hat (the
-    larger of the bulk and the folded one); `diagnostics` computes them as ArviZ does. A quantity is `mixed` when both ESS are at least
-    ESS_FLOOR and R-hat is at most RHAT_CEILING.
+    larger of the bulk and the folded one); `diagnostics` computes them as ArviZ does. A quantity
+    is `mixed` when both ESS are at least ESS_FLOOR and R-hat is at most RHAT_CEILING.
 
     Parameters
     ----------

@@ -180,30 +180,26 @@ def _split_chains(x):
 
 def _rank_normalized(x):
     """Phi^-1((r - 3/8) / (S - 2 3/8 + 1)), r the average rank of each draw among all S draws of
-    its quantity (ties share their mean rank).
+    its quantity (ties share the mean of the ranks they span, as scipy.stats.rankdata's
+    "average", which is several times slower along an axis).
     """
     k, chains, length = x.shape
     size = chains * length
-    ranks = _average_ranks(x.reshape(k, size))
-    return special.ndtri((ranks - BLOM_OFFSET) / (size - 2 * BLOM_OFFSET + 1)).reshape(x.shape)
-
-
-def _average_ranks(values):
-    """Ranks 1..S of each row's values, ties given the mean of the ranks they span (as
-    scipy.stats.rankdata(method="average"), which is several times slower along an axis).
-    """
-    rows, size = values.shape
+    values = x.reshape(k, size)
     order = np.argsort(values, axis=1)
     ordered = np.take_along_axis(values, order, axis=1)
     positions = np.broadcast_to(np.arange(size), values.shape)
     differs = ordered[:, 1:] != ordered[:, :-1]
-    edge = np.ones((rows, 1), bool)
+    edge = np.ones((k, 1), bool)
     opens, closes = np.hstack((edge, differs)), np.hstack((differs, edge))  # a tie group's ends
     first = np.maximum.accumulate(np.where(opens, positions, 0), axis=1)
     last = np.minimum.accumulate(np.where(closes, positions, size)[:, ::-1], axis=1)[:, ::-1]
-    ranks = np.empty(values.shape)
-    np.put_along_axis(ranks, order, (first + last) / 2 + 1, axis=1)
-    return ranks
+    # r = (first + last)/2 + 1 takes one of 2S - 1 values: transform each once, then look up
+    ranks = np.arange(2 * size - 1) / 2 + 1
+    scores = special.ndtri((ranks - BLOM_OFFSET) / (size - 2 * BLOM_OFFSET + 1))
+    normalized = np.empty(values.shape)
+    np.put_along_axis(normalized, order, scores[first + last], axis=1)
+    return normalized.reshape(x.shape)
 
 
 def _rhat_rank(x):
@@ -242,16 +238,18 @@ def _ess_of_indicator(x, prob: float):
     return _ess(_split_chains(below))
 
 
-def _autocovariance(y):
-    """gamma_m(t) = 1/n sum_{s=1}^{n-t} (y_ms - ybar_m)(y_m,s+t - ybar_m) for every lag t of
-    every chain and quantity, by FFT along the draw axis (zero-padded against wrap-around).
+def _mean_autocovariance(y):
+    """mean_m gamma_m(t), gamma_m(t) = 1/n sum_{s=1}^{n-t} (y_ms - ybar_m)(y_m,s+t - ybar_m),
+    for every lag t and quantity, shape (K, n): by FFT along the draw axis, zero-padded against
+    wrap-around, the chains' power spectra averaged before the one inverse transform (it is
+    linear).
     """
     n = y.shape[2]
     centred = y - y.mean(axis=2, keepdims=True)
     padded = fft.next_fast_len(2 * n)
-    spectrum = np.fft.rfft(centred, n=padded, axis=2)
-    power = spectrum * np.conjugate(spectrum)
-    return np.fft.irfft(power, n=padded, axis=2)[:, :, :n] / n
+    spectrum = fft.rfft(centred, n=padded, axis=2)
+    power = (spectrum.real ** 2 + spectrum.imag ** 2).mean(axis=1)
+    return fft.irfft(power, n=padded, axis=1)[:, :n] / n
 
 
 def _ess(y):
@@ -269,7 +267,7 @@ def _ess(y):
     resolution) has ESS M' n, as in ArviZ.
     """
     k, chains, n = y.shape
-    acov_mean = _autocovariance(y).mean(axis=1)  # (K, n): mean over chains
+    acov_mean = _mean_autocovariance(y)
     mean_var = acov_mean[:, 0] * n / (n - 1.0)
     var_plus = mean_var * (n - 1.0) / n
     if chains > 1:
