@@ -17,8 +17,8 @@ normalization replaces x by
 r the average rank of x among all S = M' n split draws of its quantity (Blom's offset 3/8).
 Folding replaces x by |x - median(x)|.
 
-A quantity whose draws are not all finite-or-infinite numbers (any NaN), or that has fewer than
-4 draws per chain (R-hat: or fewer than 2 chains), gets NaN, as in ArviZ.
+A quantity with a NaN draw, or with fewer than 4 draws per chain (R-hat: or fewer than 2
+chains), gets NaN, as in ArviZ; the other quantities are unaffected.
 """
 
 from __future__ import annotations
