@@ -74,6 +74,7 @@ DOCUMENTED = [
     "hiercheck.validation.pymc_model",
     "hiercheck.validation.builtin_models",
     "hiercheck.validation.generic",
+    "hiercheck.validation.diagnostics",
 ]
 
 SELF_OR_CLS = ("self", "cls")

@@ -6,7 +6,8 @@ For every scalar and every theta_i, and each probability q, the two engines' q-q
     mcse_e(q) = sqrt(q (1 - q) / ESS_e(q)) / f(Q(q))
 
 where ESS_e(q) is engine e's effective sample size for the indicator I(x <= Q(q)) (ArviZ's
-`ess(method="quantile")`, which accounts for autocorrelation) and f(Q(q)) the density at the
+`ess(method="quantile")`, which accounts for autocorrelation, computed for all quantities at once
+by `diagnostics.ess_quantile`) and f(Q(q)) the density at the
 quantile. Under agreement both engines sample one distribution, so f is estimated from their
 draws pooled, as 2 delta / (Q(q + delta) - Q(q - delta)) with delta = min(q, 1 - q)/2. (ArviZ's
 own quantile MCSE reads the density off a narrow band of order statistics of one engine's draws;
@@ -25,7 +26,6 @@ these are). Otherwise the comparison says "cannot verify" and does not pass.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -37,6 +37,7 @@ from scipy import stats
 from hiercheck.errors import SettingsError
 from hiercheck.models.engine import SCALARS, az
 
+from . import diagnostics
 from .result import CheckTable
 
 if TYPE_CHECKING:
@@ -60,8 +61,8 @@ def mixing_table(posterior: az.InferenceData | xr.Dataset | dict,
 
     ESS are ArviZ's rank-normalized bulk ESS and tail ESS (the smaller of the ESS of the
     indicators of the 5% and 95% quantiles); R-hat is ArviZ's rank-normalized split R-hat (the
-    larger of the bulk and the folded one). A quantity is `mixed` when both ESS are at least
-    ESS_FLOOR and R-hat is at most RHAT_CEILING.
+    larger of the bulk and the folded one); `diagnostics` computes them as ArviZ does. A quantity
+    is `mixed` when both ESS are at least ESS_FLOOR and R-hat is at most RHAT_CEILING.
 
     Parameters
     ----------
@@ -74,16 +75,17 @@ def mixing_table(posterior: az.InferenceData | xr.Dataset | dict,
     -------
     pandas.DataFrame
         Columns variable, school ("" for a scalar), ess_bulk, ess_tail, r_hat, mixed. With one
-        chain R-hat is undefined (NaN) and nothing is `mixed`.
+        chain, or draws all equal, R-hat is undefined (NaN) and the quantity is not `mixed`.
     """
-    dataset = _as_dataset(posterior)[list(var_names)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a constant chain: ESS is NaN, not mixed
-        bulk, tail = (az.ess(dataset, method=method) for method in ("bulk", "tail"))
-        r_hat = az.rhat(dataset) if dataset.sizes["chain"] > 1 else np.nan * bulk
-    rows = [{"variable": name, "school": school, "ess_bulk": b, "ess_tail": t, "r_hat": r}
-            for name in var_names for school, b, t, r in _flatten(name, bulk, tail, r_hat)]
-    table = pd.DataFrame(rows)
+    return _mixing_table(*_quantity_draws(_as_dataset(posterior), var_names))
+
+
+def _mixing_table(draws: np.ndarray, labels: list[tuple[str, object]]) -> pd.DataFrame:
+    """`mixing_table` of draws (chain, draw, K) of the quantities labelled (variable, school)."""
+    diagnosed = zip(labels, diagnostics.ess_bulk(draws), diagnostics.ess_tail(draws),
+                    diagnostics.rhat(draws))
+    table = pd.DataFrame([{"variable": name, "school": school, "ess_bulk": b, "ess_tail": t,
+                           "r_hat": r} for (name, school), b, t, r in diagnosed])
     table["mixed"] = ((table.ess_bulk >= ESS_FLOOR) & (table.ess_tail >= ESS_FLOOR)
                       & (table.r_hat <= RHAT_CEILING))
     return table
@@ -95,6 +97,20 @@ def _as_dataset(posterior):
     if isinstance(posterior, dict):
         return az.convert_to_dataset(posterior)
     return posterior
+
+
+def _quantity_draws(dataset: xr.Dataset, var_names: Sequence[str]
+                    ) -> tuple[np.ndarray, list[tuple[str, object]]]:
+    """The draws of every scalar and every theta_i side by side, shape (chain, draw, K), and the
+    (variable, school) of each of the K ("" for a scalar's school).
+    """
+    blocks, labels = [], []
+    for name in var_names:
+        values = dataset[name].transpose("chain", "draw", ...)
+        schools = values.coords["school"].to_numpy() if "school" in values.dims else [""]
+        blocks.append(values.to_numpy().reshape(values.sizes["chain"], values.sizes["draw"], -1))
+        labels += [(name, school) for school in schools]
+    return np.concatenate(blocks, axis=2), labels
 
 
 @dataclass(frozen=True)
@@ -199,28 +215,30 @@ def compare(idata_a: az.InferenceData, idata_b: az.InferenceData, *,
     if not 0 < alpha < 1:
         raise SettingsError(f"alpha must be in (0, 1), got {alpha}")
     rows = []
-    posterior_a = idata_a.posterior[list(var_names)]
-    posterior_b = idata_b.posterior[list(var_names)]
-    for q in quantiles:
-        value_a, value_b = (p.quantile(q, dim=("chain", "draw")) for p in (posterior_a, posterior_b))
-        density = _pooled_density_at_quantile(posterior_a, posterior_b, q)
-        mcse_a, mcse_b = (np.sqrt(q * (1 - q) / az.ess(p, method="quantile", prob=q)) / density
-                          for p in (posterior_a, posterior_b))
-        for name in var_names:
-            for school, a, b, se_a, se_b in _flatten(name, value_a, value_b, mcse_a, mcse_b):
-                rows.append({"variable": name, "school": school, "quantile": q, "a": a, "b": b,
-                             "mcse_a": se_a, "mcse_b": se_b})
+    draws_a, labels = _quantity_draws(idata_a.posterior, var_names)
+    draws_b, _ = _quantity_draws(idata_b.posterior, var_names)
+    # (K, chain x draw), each quantity's draws contiguous for the quantiles' partial sorts
+    pooled_a, pooled_b = (np.ascontiguousarray(draws.reshape(-1, draws.shape[2]).T)
+                          for draws in (draws_a, draws_b))
+    values_a, values_b = (np.quantile(pooled, quantiles, axis=1) for pooled in (pooled_a, pooled_b))
+    densities = _pooled_density_at_quantiles(pooled_a, pooled_b, quantiles)
+    for q, value_a, value_b, density in zip(quantiles, values_a, values_b, densities):
+        mcse_a, mcse_b = (np.sqrt(q * (1 - q) / diagnostics.ess_quantile(draws, q)) / density
+                          for draws in (draws_a, draws_b))
+        for (name, school), a, b, se_a, se_b in zip(labels, value_a, value_b, mcse_a, mcse_b):
+            rows.append({"variable": name, "school": school, "quantile": q, "a": a, "b": b,
+                         "mcse_a": se_a, "mcse_b": se_b})
     table = pd.DataFrame(rows)
     table["z"] = (table.a - table.b) / np.hypot(table.mcse_a, table.mcse_b)
     table["p"] = 2 * stats.norm.sf(np.abs(table.z))
     table["p_holm"] = holm_adjust(table.p.to_numpy())
-    mixing = {role: mixing_table(p, var_names) for role, p in
-              (("sampler", posterior_a), ("reference", posterior_b))}
+    mixing = {role: _mixing_table(draws, labels) for role, draws in
+              (("sampler", draws_a), ("reference", draws_b))}
     for role, suffix in (("sampler", "a"), ("reference", "b")):
-        diagnostics = mixing[role].assign(**{
+        per_quantity = mixing[role].assign(**{
             f"min_ess_{suffix}": np.minimum(mixing[role].ess_bulk, mixing[role].ess_tail),
             f"r_hat_{suffix}": mixing[role].r_hat, f"mixed_{suffix}": mixing[role].mixed})
-        table = table.merge(diagnostics[["variable", "school", f"min_ess_{suffix}",
+        table = table.merge(per_quantity[["variable", "school", f"min_ess_{suffix}",
                                          f"r_hat_{suffix}", f"mixed_{suffix}"]],
                             on=["variable", "school"], how="left")
     table["verdict"] = np.select(
@@ -256,25 +274,18 @@ def holm_adjust(p: np.ndarray) -> np.ndarray:
     return out
 
 
-def _pooled_density_at_quantile(posterior_a, posterior_b, q: float):
-    """2 delta / (Q(q + delta) - Q(q - delta)) of the two engines' draws pooled, delta =
-    min(q, 1 - q)/2: the density at the q-quantile, averaged over a window holding 2 delta of
-    the mass.
+def _pooled_density_at_quantiles(pooled_a: np.ndarray, pooled_b: np.ndarray,
+                                 quantiles: Sequence[float]) -> np.ndarray:
+    """2 delta / (Q(q + delta) - Q(q - delta)) of the two engines' draws (K, sample) pooled,
+    delta = min(q, 1 - q)/2: the density at the q-quantile, averaged over a window holding
+    2 delta of the mass; shape (len(quantiles), K).
     """
-    import xarray as xr
-
-    delta = min(q, 1 - q) / 2
-    pooled = xr.concat([p.stack(sample=("chain", "draw")).drop_vars(["chain", "draw", "sample"])
-                        for p in (posterior_a, posterior_b)], dim="sample")
-    upper, lower = (pooled.quantile(level, dim="sample") for level in (q + delta, q - delta))
-    return 2 * delta / (upper - lower)
-
-
-def _flatten(name, *datasets):
-    """(school label or "", then one number per dataset) for each element of a variable."""
-    arrays = [np.atleast_1d(ds[name].to_numpy()) for ds in datasets]
-    labels = datasets[0][name].coords["school"].to_numpy() if "school" in datasets[0][name].dims else [""]
-    return zip(labels, *arrays)
+    q = np.asarray(quantiles, dtype=float)
+    delta = np.minimum(q, 1 - q) / 2
+    pooled = np.concatenate((pooled_a, pooled_b), axis=1)
+    upper, lower = np.split(np.quantile(pooled, np.concatenate((q + delta, q - delta)), axis=1), 2)
+    with np.errstate(divide="ignore"):  # draws all equal: infinite density, and not mixed
+        return 2 * delta[:, None] / (upper - lower)
 
 
 def _engine_name(idata) -> str:
