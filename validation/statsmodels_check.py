@@ -117,7 +117,15 @@ def statsmodels_optimum(result) -> tuple[float, float, float]:
 
 
 class StatsmodelsOptimum(NamedTuple):
-    """What the comparison needs of a MixedLM fit: its log-likelihood and (mu, lam, omega)."""
+    """What the comparison needs of a MixedLM fit: its log-likelihood and (mu, lam, omega).
+
+    Attributes
+    ----------
+    llf : float
+        statsmodels' (restricted) log-likelihood at its optimum.
+    mu, lam, omega : float
+        The optimum: mu, lam = 1/scale, omega = scale / cov_re.
+    """
 
     llf: float
     mu: float
