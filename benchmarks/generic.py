@@ -4,6 +4,7 @@ false-alarm rate of its multivariate test.
     python benchmarks/generic.py --timing                   # check_gibbs quick on each model
     python benchmarks/generic.py --false-alarms 30          # consistency of the joint blocks, 30 seeds
     python benchmarks/generic.py --null 400                 # the two-sample tests alone, Gaussian pairs
+    python benchmarks/generic.py --geweke-false-alarms 100  # Geweke on the blood-pressure sweep
     ... --json generic.json                                 # and save what was measured
 
 Timing: each model's check_gibbs(quick=True, seed=0) from a fresh ModelReferences, so NUTS and
@@ -13,7 +14,10 @@ first run on a machine compiles it). False alarms: the correct conditionals of t
 elements), consistency only, seeds 0..N-1 with the references (NUTS, states) of seed 0: a false
 alarm of the multivariate test is a seed at which the smallest Holm-adjusted p-value over the
 joint block's rows alone is at or below the level. The null experiment draws pairs of samples
-from one correlated normal and runs `two_sample_tests` on them, without any MCMC.
+from one correlated normal and runs `two_sample_tests` on them, without any MCMC. Geweke's
+false alarms: the built-in blood-pressure model's own (correct) sweep, Geweke's test alone at the
+quick settings, seeds 0..N-1 (each seed its own chains and marginal draws; the model compiled
+once), chains in two forked processes: the smallest Holm-adjusted p-value of each seed.
 """
 
 from __future__ import annotations
@@ -78,6 +82,26 @@ def false_alarms(seeds: int) -> dict:
     return results
 
 
+def geweke_false_alarms(seeds: int) -> dict:
+    """Geweke's test alone on the blood-pressure model's correct sweep, one run per seed."""
+    from hiercheck.validation.builtin_models import BUILTIN_MODELS
+    from hiercheck.validation.generic import _SweepRun, geweke_check
+
+    builtin = BUILTIN_MODELS["bloodpressure"]
+    references = ModelReferences(builtin.build_model(builtin.load()), GENERIC_QUICK, 0,
+                                 "bloodpressure")
+    blocks = parse_conditionals(builtin.conditionals(), references.variables)
+    smallest = []
+    for seed in range(seeds):
+        table = geweke_check(_SweepRun(blocks, references, seed, jobs=2), seed).table
+        smallest.append(float(table.p_holm.min()))
+        print(f"bloodpressure geweke seed {seed}: smallest Holm-adjusted p {smallest[-1]:.3g} "
+              f"({len(table)} tests)", flush=True)
+    return {"seeds": seeds, "tests": int(len(table)), "smallest": smallest,
+            **{f"seeds with min p_holm <= {level}": int(np.sum(np.array(smallest) <= level))
+               for level in (0.05, 0.01, 0.001)}}
+
+
 def null_experiment(pairs: int, dimensions=(3, 21), size: int = 1000) -> dict:
     rng = np.random.default_rng(0)
     results = {}
@@ -98,6 +122,7 @@ def main() -> None:
     parser.add_argument("--timing", action="store_true")
     parser.add_argument("--false-alarms", type=int, default=0, metavar="SEEDS")
     parser.add_argument("--null", type=int, default=0, metavar="PAIRS")
+    parser.add_argument("--geweke-false-alarms", type=int, default=0, metavar="SEEDS")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     measured = {}
@@ -107,6 +132,8 @@ def main() -> None:
         measured["timing"] = timing()
     if args.false_alarms:
         measured["false alarms"] = false_alarms(args.false_alarms)
+    if args.geweke_false_alarms:
+        measured["geweke false alarms"] = geweke_false_alarms(args.geweke_false_alarms)
     if args.json:
         args.json.write_text(json.dumps(measured, indent=1))
 
