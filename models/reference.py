@@ -39,7 +39,7 @@ from pymc.model.transform.conditioning import remove_value_transforms
 from pytensor.graph.replace import vectorize_graph
 
 from hiercheck._typing import SeedLike
-from hiercheck.cache import PICKLE, DiskCache
+from hiercheck.cache import PICKLE, DiskCache, data_parts
 from hiercheck.errors import NutsWarning, SettingsError, require_integer
 
 from .data import GroupedData
@@ -158,8 +158,8 @@ def _compiled_once(function: str, data: GroupedData, priors: Priors, compile_: C
     versions: a later process unpickles it in a twentieth of a second instead of compiling it
     for seconds.
     """
-    parts = {"function": function, "labels": data.labels, "codes": data.codes,
-             "values": data.values, "priors": priors.as_dict(), "source": _SOURCE_DIGEST}
+    parts = {"function": function, **data_parts(data), "priors": priors.as_dict(),
+             "source": _SOURCE_DIGEST}
     return DiskCache().get("compiled", parts, compile_, PICKLE)
 
 

@@ -31,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from hiercheck.cache import PICKLE, DiskCache
+from hiercheck.cache import PICKLE, DiskCache, data_parts
 from hiercheck.models import GroupedData
 from hiercheck.samplers import empirical_bayes
 from hiercheck.samplers.marginal import log_marginal_likelihood as own_marginal_likelihood
@@ -154,7 +154,7 @@ def statsmodels_reference(data: GroupedData, reml: bool) -> StatsmodelsOptimum:
         result = statsmodels_fit(data, reml)[1]
         return StatsmodelsOptimum(float(result.llf), *statsmodels_optimum(result))
 
-    parts = {"labels": data.labels, "codes": data.codes, "values": data.values, "reml": reml}
+    parts = {**data_parts(data), "reml": reml}
     return DiskCache().get("statsmodels", parts, fit, PICKLE)
 
 

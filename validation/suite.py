@@ -49,7 +49,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from hiercheck._typing import SeedLike
-from hiercheck.cache import INFERENCE_DATA, DiskCache
+from hiercheck.cache import INFERENCE_DATA, DiskCache, data_parts
 from hiercheck.errors import DataError, SettingsError
 from hiercheck.models import GroupedData, Priors, load_dataset
 from hiercheck.models.engine import az
@@ -290,8 +290,8 @@ class References:
         self.cache = cache if cache is not None else DiskCache()
 
     def _cached_posterior(self, engine: str, compute, **settings):
-        parts = {"engine": engine, "labels": self.data.labels, "codes": self.data.codes,
-                 "values": self.data.values, "priors": self.priors.as_dict(), **settings}
+        parts = {"engine": engine, **data_parts(self.data), "priors": self.priors.as_dict(),
+                 **settings}
         return self.cache.get(f"posterior-{engine}", parts, compute, INFERENCE_DATA)
 
     @cached_property

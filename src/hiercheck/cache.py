@@ -25,14 +25,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from hiercheck.errors import HiercheckWarning
 
+if TYPE_CHECKING:
+    from hiercheck.models import GroupedData
+
 __all__ = ["CACHE_ENV", "Codec", "DiskCache", "INFERENCE_DATA", "PICKLE", "cache_folder",
-           "fingerprint"]
+           "data_parts", "fingerprint"]
 
 CACHE_ENV = "HIERCHECK_CACHE"
 # The packages whose versions change what a reference computes: a new version is a new key.
@@ -162,6 +165,23 @@ def _sha256_of(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def data_parts(data: GroupedData) -> dict:
+    """What a grouped data set is, as parts of a cache key: its group labels, each value's
+    group code and the values.
+
+    Parameters
+    ----------
+    data : hiercheck.models.GroupedData
+        The data.
+
+    Returns
+    -------
+    dict
+        {"labels", "codes", "values"}.
+    """
+    return {"labels": data.labels, "codes": data.codes, "values": data.values}
 
 
 class DiskCache:
