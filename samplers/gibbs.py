@@ -34,8 +34,9 @@ from __future__ import annotations
 __all__ = [
     "CORRECT", "DEFAULT_TUNE", "SCHEMES", "between_spread", "blocked_sweep", "broadcast_state",
     "check_schedule", "Conditionals", "draw_lam", "draw_lam_collapsed", "draw_mu",
-    "draw_mu_collapsed", "draw_omega", "draw_theta", "GibbsState", "initial_state", "run",
-    "sample", "sample_blocked", "sweep", "within_spread",
+    "draw_mu_collapsed", "draw_omega", "draw_theta", "GibbsState", "initial_state",
+    "lam_full_conditional", "mu_full_conditional", "omega_full_conditional", "run", "sample",
+    "sample_blocked", "sweep", "within_spread",
 ]
 
 import time
@@ -141,6 +142,78 @@ def within_spread(state: GibbsState, stats: SchoolStats) -> np.ndarray:
     return stats.ss.sum(-1) + np.einsum("i,...i,...i->...", stats.n, deviation, deviation)
 
 
+# -- the full conditionals' parameters ----------------------------------------------------------
+# (theta's are `hiercheck.samplers.marginal.theta_conditional`, shared with empirical Bayes)
+
+def mu_full_conditional(state: GibbsState, stats: SchoolStats,
+                        priors: Priors) -> tuple[np.ndarray, np.ndarray]:
+    """mu | theta, lam, omega ~ N(mean, 1/precision), precision = omega lam m + phi,
+    mean = (omega lam sum_i theta_i + phi nu) / precision.
+
+    Parameters
+    ----------
+    state : GibbsState
+        The state, of any batch shape.
+    stats : SchoolStats
+        The data's sufficient statistics.
+    priors : Priors
+        The priors' constants.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        (mean, precision), each of the batch shape.
+    """
+    theta_precision = np.multiply(state.omega, state.lam)  # omega lam: each theta_i about mu
+    precision = theta_precision * stats.m + priors.phi
+    mean = (theta_precision * np.sum(state.theta, -1) + priors.phi * priors.nu) / precision
+    return mean, precision
+
+
+def lam_full_conditional(state: GibbsState, stats: SchoolStats,
+                         priors: Priors) -> tuple[float, np.ndarray]:
+    """lam | theta, mu, omega, y ~ Gamma(a + (N + m)/2,
+    b + [sum_i ss_i + sum_i n_i (ybar_i - theta_i)^2 + omega sum_i (theta_i - mu)^2] / 2).
+
+    Parameters
+    ----------
+    state : GibbsState
+        The state, of any batch shape.
+    stats : SchoolStats
+        The data's sufficient statistics.
+    priors : Priors
+        The priors' constants.
+
+    Returns
+    -------
+    tuple
+        (shape, rate): the shape a float, the rate of the batch shape.
+    """
+    spread = within_spread(state, stats) + state.omega * between_spread(state)
+    return priors.a + (stats.N + stats.m) / 2.0, priors.b + spread / 2.0
+
+
+def omega_full_conditional(state: GibbsState, stats: SchoolStats,
+                           priors: Priors) -> tuple[float, np.ndarray]:
+    """omega | theta, mu, lam ~ Gamma(c + m/2, d + lam sum_i (theta_i - mu)^2 / 2).
+
+    Parameters
+    ----------
+    state : GibbsState
+        The state, of any batch shape.
+    stats : SchoolStats
+        The data's sufficient statistics.
+    priors : Priors
+        The priors' constants.
+
+    Returns
+    -------
+    tuple
+        (shape, rate): the shape a float, the rate of the batch shape.
+    """
+    return priors.c + stats.m / 2.0, priors.d + state.lam * between_spread(state) / 2.0
+
+
 # -- the four full conditionals -----------------------------------------------------------------
 
 def draw_theta(rng: np.random.Generator, state: GibbsState, stats: SchoolStats,
@@ -190,10 +263,7 @@ def draw_mu(rng: np.random.Generator, state: GibbsState, stats: SchoolStats,
     numpy.ndarray
         The new mu, of the batch shape.
     """
-    theta_precision = np.multiply(state.omega, state.lam)  # omega lam: each theta_i about mu
-    precision = theta_precision * stats.m + priors.phi
-    mean = (theta_precision * np.sum(state.theta, -1) + priors.phi * priors.nu) / precision
-    return _normal(rng, mean, precision)
+    return _normal(rng, *mu_full_conditional(state, stats, priors))
 
 
 def draw_lam(rng: np.random.Generator, state: GibbsState, stats: SchoolStats,
@@ -217,8 +287,7 @@ def draw_lam(rng: np.random.Generator, state: GibbsState, stats: SchoolStats,
     numpy.ndarray
         The new lam, of the batch shape.
     """
-    spread = within_spread(state, stats) + state.omega * between_spread(state)
-    return _gamma(rng, priors.a + (stats.N + stats.m) / 2.0, priors.b + spread / 2.0)
+    return _gamma(rng, *lam_full_conditional(state, stats, priors))
 
 
 def draw_omega(rng: np.random.Generator, state: GibbsState, stats: SchoolStats,
@@ -241,8 +310,7 @@ def draw_omega(rng: np.random.Generator, state: GibbsState, stats: SchoolStats,
     numpy.ndarray
         The new omega, of the batch shape.
     """
-    rate = priors.d + state.lam * between_spread(state) / 2.0
-    return _gamma(rng, priors.c + stats.m / 2.0, rate)
+    return _gamma(rng, *omega_full_conditional(state, stats, priors))
 
 
 # -- the collapsed conditionals of the blocked sweep --------------------------------------------

@@ -40,8 +40,7 @@ def _metropolis_log_omega(rng, state, stats, priors, jacobian: bool) -> np.ndarr
     """INNER_STEPS random-walk Metropolis steps on u = log omega, with or without the Jacobian
     in the log target (c + m/2 - 1) u - R e^u [+ u].
     """
-    shape = priors.c + stats.m / 2.0
-    rate = priors.d + state.lam * gibbs.between_spread(state) / 2.0
+    shape, rate = gibbs.omega_full_conditional(state, stats, priors)
 
     def log_target(u):
         return (shape - 1.0) * u - rate * np.exp(u) + (u if jacobian else 0.0)
