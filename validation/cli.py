@@ -123,7 +123,7 @@ def usable_cores() -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line parser of every `hiercheck` command (describe, fit, validate, sbc,
-    report, mutants) and its options.
+    report, mutants, power) and its options.
 
     Returns
     -------
@@ -229,6 +229,34 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the mutants of a built-in model, through check_gibbs "
                               f"({', '.join(BUILTIN_MODELS)})")
     mutants.set_defaults(run=run_mutants)
+
+    power = commands.add_parser(
+        "power", help="how small an error in each full conditional the checks catch")
+    add_common_options(power)
+    power.add_argument("--conditional", nargs="+", metavar="NAME", choices=POWER_CONDITIONALS,
+                       help="the conditionals perturbed (default: every one the sweep draws from;"
+                            f" names: {', '.join(POWER_CONDITIONALS)})")
+    power.add_argument("--kind", nargs="+", default=["shift", "spread"],
+                       choices=["shift", "spread"],
+                       help="shift: the draw moved by eps conditional SDs; spread: its deviation "
+                            "from the conditional mean scaled by 1 + eps (default: both)")
+    power.add_argument("--eps", nargs="+", type=float, default=[0.01, 0.03, 0.05],
+                       metavar="EPS", help="the sizes of the error (default: 0.01 0.03 0.05)")
+    power.add_argument("--seeds", type=int, default=4,
+                       help="suite runs per perturbation, at seeds 0, 1, ... (default: 4)")
+    power_depth = power.add_mutually_exclusive_group()
+    power_depth.add_argument("--quick", dest="quick", action="store_true", default=True,
+                             help="the suite's quick settings (default)")
+    power_depth.add_argument("--full", dest="quick", action="store_false",
+                             help="the suite's full settings")
+    power.add_argument("--scheme", default="textbook", choices=["textbook", "blocked"],
+                       help="the Gibbs sweep the checks run (default: textbook)")
+    power.add_argument("--with-nuts", action="store_true",
+                       help="add the agreement check against NUTS (needs PyMC's NUTS posterior)")
+    power.add_argument("--jobs", type=int, default=1,
+                       help="runs in this many forked processes; the results do not depend on "
+                            "it (default: 1)")
+    power.set_defaults(run=run_power)
     return parser
 
 
@@ -513,6 +541,47 @@ def run_model_mutants(args) -> int:
     print(f"which check catches which derivation of {args.model} (check_gibbs, quick settings, "
           "seed 0):")
     print(builtin_models.matrix_markdown(matrix))
+    return 0
+
+
+# -- power ----------------------------------------------------------------------------------------
+
+POWER_CONDITIONALS = ("theta", "mu", "lam", "omega", "mu_collapsed", "lam_collapsed")
+
+
+def run_power(args) -> int:
+    """`power`: the suite on each perturbed conditional at several seeds; the detection rates
+    and the smallest eps caught, as CSV, JSON and Markdown in --out/power."""
+    import json
+
+    from .power import (DEFAULT_CHECKS, detection_rates, power_markdown, power_study,
+                        smallest_detected)
+
+    for flag in ("seeds", "jobs"):
+        require_integer(f"--{flag}", getattr(args, flag))
+    data = load_data(args)
+    priors = load_priors(args, data)
+    folder = output_folder(args) / "power"
+    checks = DEFAULT_CHECKS + (("agreement vs nuts",) if args.with_nuts else ())
+    print(f"power of the {'quick' if args.quick else 'full'} suite on {data.name}: each run saved "
+          f"as it finishes in {folder / 'runs'}, so a re-run resumes", file=sys.stderr)
+    runs = power_study(args.conditional, args.kind, args.eps, args.seeds, data=data,
+                       priors=priors, quick=args.quick, checks=checks, scheme=args.scheme,
+                       out=folder / "runs", jobs=args.jobs, progress=True)
+    rates = detection_rates(runs)
+    smallest = smallest_detected(rates)
+    runs.to_csv(folder / "power_runs.csv", index=False)
+    rates.to_csv(folder / "power_rates.csv", index=False)
+    smallest.to_csv(folder / "power_smallest.csv", index=False)
+    (folder / "power.json").write_text(json.dumps(
+        {"data": data.name, "quick": args.quick, "scheme": args.scheme, "seeds": args.seeds,
+         "rates": rates.to_dict(orient="records"),
+         "smallest": smallest.astype(object).where(smallest.notna(), None).to_dict(orient="records")},
+        indent=1, default=float))
+    table = power_markdown(rates)
+    (folder / "power.md").write_text(table + "\n")
+    print(table)
+    print(f"wrote {folder}", file=sys.stderr)
     return 0
 
 
