@@ -563,8 +563,6 @@ def run_power(args) -> int:
     priors = load_priors(args, data)
     folder = output_folder(args) / "power"
     checks = DEFAULT_CHECKS + (("agreement vs nuts",) if args.with_nuts else ())
-    print(f"power of the {'quick' if args.quick else 'full'} suite on {data.name}: each run saved "
-          f"as it finishes in {folder / 'runs'}, so a re-run resumes", file=sys.stderr)
     runs = power_study(args.conditional, args.kind, args.eps, args.seeds, data=data,
                        priors=priors, quick=args.quick, checks=checks, scheme=args.scheme,
                        out=folder / "runs", jobs=args.jobs, progress=True)
@@ -580,8 +578,11 @@ def run_power(args) -> int:
         indent=1, default=float))
     table = power_markdown(rates)
     (folder / "power.md").write_text(table + "\n")
+    print(f"power of the {'quick' if args.quick else 'full'} suite on {data.name}, "
+          f"{args.seeds} seeds per perturbation:")
     print(table)
-    print(f"wrote {folder}", file=sys.stderr)
+    print(f"wrote {folder}; each run is kept in {folder / 'runs'}, so a re-run resumes",
+          file=sys.stderr)
     return 0
 
 
