@@ -60,6 +60,7 @@ DOCUMENTED = [
     "hiercheck.validation.likelihood",
     "hiercheck.validation.sbc",
     "hiercheck.validation.suite",
+    "hiercheck.validation.power",
     "hiercheck.samplers.gibbs",
     "hiercheck.samplers.exact",
     "hiercheck.models.packaged",

@@ -551,7 +551,8 @@ POWER_CONDITIONALS = ("theta", "mu", "lam", "omega", "mu_collapsed", "lam_collap
 
 def run_power(args) -> int:
     """`power`: the suite on each perturbed conditional at several seeds; the detection rates
-    and the smallest eps caught, as CSV, JSON and Markdown in --out/power."""
+    and the smallest eps caught, as CSV, JSON and Markdown in --out/power.
+    """
     import json
 
     from .power import (DEFAULT_CHECKS, detection_rates, power_markdown, power_study,

@@ -246,7 +246,8 @@ def _run_in_worker(unit: int) -> tuple[int, dict[str, np.ndarray]]:
 
 def _finished_units(study: _Study, todo: list[int], jobs: int):
     """(unit, result) for each unit of `todo` as it finishes: here, or in `jobs` forked
-    processes (which inherit the study and its compiled references)."""
+    processes (which inherit the study and its compiled references).
+    """
     global _WORKER_STUDY
     if jobs == 1 or len(todo) < 2:
         for unit in todo:
@@ -424,7 +425,8 @@ def detection_rates(runs: pd.DataFrame) -> pd.DataFrame:
 
 def _smallest(eps: pd.Series, met: pd.Series) -> float:
     """The smallest eps from which on every larger eps of the grid meets the level; NaN if the
-    largest does not."""
+    largest does not.
+    """
     order = np.argsort(eps.to_numpy())
     values, ok = eps.to_numpy()[order], met.to_numpy()[order]
     if not ok[-1]:

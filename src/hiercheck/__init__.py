@@ -7,8 +7,8 @@ tell a right derivation from a wrong one:
     hiercheck.samplers    hand-derived inference: Gibbs, empirical Bayes, the exact posterior
     hiercheck.validation  the checks, the catalogue of wrong derivations, the `hiercheck` command
 
-Everyday names are exported here. `check_sampler`, `check_gibbs` (the checks for any PyMC model)
-and `Verdict` load on first use, so that
+Everyday names are exported here. `check_sampler`, `check_gibbs` (the checks for any PyMC model),
+`power_study` (how small an error the checks catch) and `Verdict` load on first use, so that
 `import hiercheck` does not import the validation stack (ArviZ, statsmodels, PyMC).
 """
 
@@ -25,11 +25,12 @@ __version__ = version("hiercheck")
 
 __all__ = [
     "GroupedData", "HiercheckError", "Priors", "SeedLike", "Verdict", "__version__",
-    "check_gibbs", "check_sampler", "load_dataset",
+    "check_gibbs", "check_sampler", "load_dataset", "power_study",
 ]
 
 _LAZY = {"check_sampler": "hiercheck.validation.suite", "Verdict": "hiercheck.validation.suite",
-         "check_gibbs": "hiercheck.validation.generic"}
+         "check_gibbs": "hiercheck.validation.generic",
+         "power_study": "hiercheck.validation.power"}
 
 
 def __getattr__(name: str):
