@@ -37,6 +37,7 @@ __all__ = [
     "perturbed_conditionals", "power_markdown", "power_study", "smallest_detected",
 ]
 
+import dataclasses
 import hashlib
 import itertools
 import math
@@ -273,7 +274,8 @@ def _data_digest(data: GroupedData) -> str:
 def power_study(conditionals: Sequence[str] | None = None, kinds: Sequence[str] = KINDS,
                 epsilons: Sequence[float] = DEFAULT_EPSILONS, seeds: int = DEFAULT_SEEDS, *,
                 data: GroupedData | None = None, priors: Priors | None = None, quick: bool = True,
-                checks: Sequence[str] = DEFAULT_CHECKS, scheme: str = "textbook",
+                settings: suite.Settings | None = None, checks: Sequence[str] = DEFAULT_CHECKS,
+                scheme: str = "textbook",
                 out: Path | str | None = None, jobs: int = 1,
                 progress: bool = False) -> pd.DataFrame:
     """Run the suite on every perturbed conditional at several seeds: a row per run and check.
@@ -297,6 +299,8 @@ def power_study(conditionals: Sequence[str] | None = None, kinds: Sequence[str] 
         The priors; `Priors.weakly_informative(data)` by default.
     quick : bool, default True
         The suite's `QUICK` settings, or else `FULL`.
+    settings : suite.Settings, optional
+        Other settings of the suite in place of `QUICK` or `FULL`: what more draws would buy.
     checks : sequence of str, default DEFAULT_CHECKS
         The checks run (a subset of `suite.SAMPLER_CHECKS`).
     scheme : str, default 'textbook'
@@ -345,13 +349,14 @@ def power_study(conditionals: Sequence[str] | None = None, kinds: Sequence[str] 
                             f"{', '.join(suite.SAMPLER_CHECKS)}")
     data = data if data is not None else load_dataset()
     priors = priors or Priors.weakly_informative(data)
-    settings = suite.QUICK if quick else suite.FULL
+    settings = settings or (suite.QUICK if quick else suite.FULL)
     references = suite.References(data, priors, settings, seed=0)
     study = _Study(references, conditionals, tuple(kinds), epsilons, range(seeds), checks, scheme)
     store = None
     if out is not None:
         store = UnitStore(out, {"study": "power", "data": data.name, "data_sha256": _data_digest(data),
-                                "priors": priors.as_dict(), "quick": quick, "scheme": scheme,
+                                "priors": priors.as_dict(), "settings": dataclasses.asdict(settings),
+                                "scheme": scheme,
                                 "checks": list(checks), "grid": [list(g) for g in study.grid]})
     results = {unit: store.load(unit) for unit in store.done()} if store else {}
     todo = [unit for unit in range(len(study.grid)) if unit not in results]
