@@ -15,9 +15,9 @@ sqrt(shape)/rate; `hiercheck.samplers.marginal.theta_conditional`, `gibbs.mu_ful
 collapsed ones `marginal.mu_conditional` and `marginal.lam_given_mu_omega`). So a shift of eps
 moves the conditional's mean by eps SD and leaves its SD, a spread of eps leaves the mean and
 multiplies the SD by 1 + eps, and eps = 0 returns the package's draw itself. A spread draw of lam
-or omega that would fall at or below 0 (for eps <= 0.1 about 1e-5 per draw of the small design's
-omega, Gamma(7, R), far less elsewhere) is set to POSITIVE_FLOOR times the conditional mean,
-as a user's function must return a positive precision.
+or omega that would fall at or below 0 (at eps = 0.1, 5e-6 of the draws of the small design's
+omega, Gamma(7, R); 7e-8 at eps = 0.05; far fewer elsewhere) is set to POSITIVE_FLOOR times the
+conditional mean, as a user's function must return a positive precision.
 
 `power_study` runs the suite (`check_sampler`, quick or full settings) on every (conditional,
 kind, eps) at several seeds, sharing one set of references (exact posterior, compiled densities,
