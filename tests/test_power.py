@@ -213,3 +213,42 @@ def test_power_command_writes_its_tables(capsys, tmp_path, monkeypatch):
     for name in ("power_runs.csv", "power_rates.csv", "power_smallest.csv", "power.json",
                  "power.md"):
         assert (tmp_path / "power" / name).stat().st_size > 0
+
+
+# -- the kernel perturbation ----------------------------------------------------------------------
+
+def test_the_kernel_perturbation_at_eps_zero_is_the_correct_kernel():
+    from hiercheck.validation.kernels import draw_omega_metropolis
+
+    start = state(200)._replace(omega=np.random.default_rng(1).gamma(5.0, 1.0, 200))
+    mine = power.perturbed_conditional("omega", "kernel", 0.0)(
+        np.random.default_rng(3), start, STATS, PRIORS)
+    theirs = draw_omega_metropolis(np.random.default_rng(3), start, STATS, PRIORS)
+    np.testing.assert_array_equal(mine, theirs)
+
+
+def test_a_kernel_off_by_eps_leaves_a_wider_law_than_the_conditional():
+    # started from exact draws of omega | rest = Gamma(c + m/2, R), one call of the correct
+    # kernel keeps log omega's variance at trigamma(c + m/2); accepting e^1 times too often
+    # widens it
+    from scipy.special import polygamma
+
+    shape = PRIORS.c + 4 / 2
+    rate = PRIORS.d + LAM * ((THETA - MU) ** 2).sum() / 2
+    exact = np.random.default_rng(4).gamma(shape, 1 / rate, DRAWS)
+    start = state()._replace(omega=exact)
+    variance = float(polygamma(1, shape))  # Var log omega under Gamma(shape, rate)
+    excess_kurtosis = float(polygamma(3, shape)) / variance ** 2  # of log omega
+    se = variance * np.sqrt((excess_kurtosis + 2) / DRAWS)  # of the sample variance
+    for eps, widened in ((0.0, False), (1.0, True)):
+        out = power.perturbed_conditional("omega", "kernel", eps)(
+            np.random.default_rng(6), start, STATS, PRIORS)
+        excess = np.log(out).var() - variance
+        assert (excess > 10 * se) if widened else (abs(excess) < 5 * se)
+
+
+def test_the_kernel_perturbation_is_refused_for_another_conditional():
+    with pytest.raises(SettingsError, match="Metropolis kernel for omega, not of 'mu'"):
+        power.perturbed_conditional("mu", "kernel", 0.1)
+    with pytest.raises(SettingsError, match="needs omega among the conditionals"):
+        power.power_study(["mu"], ["kernel"], checks=("geweke",))

@@ -237,9 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the conditionals perturbed (default: every one the sweep draws from;"
                             f" names: {', '.join(POWER_CONDITIONALS)})")
     power.add_argument("--kind", nargs="+", default=["shift", "spread"],
-                       choices=["shift", "spread"],
+                       choices=["shift", "spread", "kernel"],
                        help="shift: the draw moved by eps conditional SDs; spread: its deviation "
-                            "from the conditional mean scaled by 1 + eps (default: both)")
+                            "from the conditional mean scaled by 1 + eps; kernel (omega only): "
+                            "the example Metropolis kernel, its log acceptance ratio off by eps "
+                            "(default: shift spread)")
     power.add_argument("--eps", nargs="+", type=float, default=[0.01, 0.03, 0.05],
                        metavar="EPS", help="the sizes of the error (default: 0.01 0.03 0.05)")
     power.add_argument("--seeds", type=int, default=4,

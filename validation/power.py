@@ -32,7 +32,7 @@ as tables for the docs.
 from __future__ import annotations
 
 __all__ = [
-    "DEFAULT_CHECKS", "DEFAULT_EPSILONS", "DEFAULT_SEEDS", "KINDS", "POSITIVE_FLOOR",
+    "DEFAULT_CHECKS", "DEFAULT_EPSILONS", "DEFAULT_SEEDS", "KERNEL", "KINDS", "POSITIVE_FLOOR",
     "clopper_pearson_lower", "conditional_moments", "detection_rates", "perturbed_conditional",
     "perturbed_conditionals", "power_markdown", "power_study", "smallest_detected",
 ]
@@ -57,9 +57,11 @@ from hiercheck.samplers import gibbs
 from hiercheck.samplers.marginal import lam_given_mu_omega, mu_conditional, theta_conditional
 
 from . import suite
+from .kernels import draw_omega_metropolis_off_by
 from .store import UnitStore
 
 KINDS = ("shift", "spread")
+KERNEL = "kernel"  # omega only: the example Metropolis kernel, its log acceptance ratio off by eps
 # Agreement vs NUTS is left out: it needs PyMC's NUTS posterior, and every perturbation it could
 # see, agreement vs exact (the same z-tests against exact i.i.d. draws) sees as well.
 DEFAULT_CHECKS = tuple(check for check in suite.SAMPLER_CHECKS if check != "agreement vs nuts")
@@ -134,8 +136,9 @@ def conditional_moments(conditional: str, state: gibbs.GibbsState, stats: School
 
 
 def _check_perturbation(kind: str, eps: float) -> float:
-    if kind not in KINDS:
-        raise SettingsError(f"unknown perturbation kind {kind!r}; kinds are {', '.join(KINDS)}")
+    if kind not in (*KINDS, KERNEL):
+        raise SettingsError(f"unknown perturbation kind {kind!r}; kinds are "
+                            f"{', '.join((*KINDS, KERNEL))}")
     if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating, np.integer)):
         raise SettingsError(f"eps must be a number, got {eps!r}")
     eps = float(eps)
@@ -148,14 +151,16 @@ def perturbed_conditional(conditional: str, kind: str, eps: float) -> gibbs.Draw
     """The package's draw of a conditional, perturbed by eps of its own SD.
 
     "shift" returns x + eps sd(x | rest); "spread" returns x + eps (x - E(x | rest)), x the
-    package's draw; with eps = 0 either returns x itself.
+    package's draw; with eps = 0 either returns x itself. "kernel" (omega only) is instead
+    `hiercheck.validation.kernels.draw_omega_metropolis_off_by(eps)`: the example Metropolis
+    kernel on log omega with eps added to its log acceptance ratio (eps = 0: the correct kernel).
 
     Parameters
     ----------
     conditional : str
         'theta', 'mu', 'lam', 'omega', 'mu_collapsed' or 'lam_collapsed'.
     kind : str
-        'shift' or 'spread'.
+        'shift', 'spread' or 'kernel' (omega only).
     eps : float
         The size of the error, >= 0.
 
@@ -167,10 +172,16 @@ def perturbed_conditional(conditional: str, kind: str, eps: float) -> gibbs.Draw
     Raises
     ------
     SettingsError
-        For an unknown conditional or kind, or an eps that is negative or not finite.
+        For an unknown conditional or kind, "kernel" for another conditional than omega, or an
+        eps that is negative or not finite.
     """
     field = _field(conditional)
     eps = _check_perturbation(kind, eps)
+    if kind == KERNEL:
+        if field != "draw_omega":
+            raise SettingsError(f"the {KERNEL!r} perturbation is of the Metropolis kernel for "
+                                f"omega, not of {conditional!r}")
+        return draw_omega_metropolis_off_by(eps)
     correct, moments = getattr(gibbs.CORRECT, field), _MOMENTS[field]
 
     def draw(rng, state, stats, priors):
@@ -193,7 +204,7 @@ def perturbed_conditionals(conditional: str, kind: str, eps: float) -> gibbs.Con
     conditional : str
         'theta', 'mu', 'lam', 'omega', 'mu_collapsed' or 'lam_collapsed'.
     kind : str
-        'shift' or 'spread'.
+        'shift', 'spread' or 'kernel' (omega only).
     eps : float
         The size of the error, >= 0.
 
@@ -214,7 +225,9 @@ class _Study:
     def __init__(self, references: suite.References, conditionals, kinds, epsilons, seeds,
                  checks, scheme):
         self.references, self.checks, self.scheme = references, tuple(checks), scheme
-        self.grid = list(itertools.product(conditionals, kinds, epsilons, seeds))
+        self.grid = [(conditional, kind, eps, seed) for conditional, kind, eps, seed
+                     in itertools.product(conditionals, kinds, epsilons, seeds)
+                     if kind != KERNEL or conditional == "omega"]
 
     def run(self, unit: int) -> dict[str, np.ndarray]:
         """The suite on one grid point: each check's value and whether it passed."""
@@ -287,7 +300,8 @@ def power_study(conditionals: Sequence[str] | None = None, kinds: Sequence[str] 
         sweep; 'theta', 'omega', 'lam_collapsed', 'mu_collapsed' in the blocked one); every
         conditional the scheme draws from by default.
     kinds : sequence of str, default ('shift', 'spread')
-        The kinds of perturbation (`perturbed_conditional`).
+        The kinds of perturbation (`perturbed_conditional`); 'kernel' applies to omega only
+        and is left out for the other conditionals.
     epsilons : sequence of float, default (0.01, 0.03, 0.05)
         The sizes, each >= 0.
     seeds : int, default 4
@@ -336,6 +350,8 @@ def power_study(conditionals: Sequence[str] | None = None, kinds: Sequence[str] 
         if _field(conditional).removeprefix("draw_") not in drawn:
             raise SettingsError(f"the {scheme} sweep does not draw from {conditional!r}; it "
                                 f"draws {', '.join(drawn)}")
+    if KERNEL in kinds and "omega" not in conditionals:
+        raise SettingsError(f"the {KERNEL!r} perturbation needs omega among the conditionals")
     epsilons = tuple(_check_perturbation(kind, eps) for kind in kinds for eps in epsilons)
     epsilons = tuple(sorted(set(epsilons)))
     for name, value in (("seeds", seeds), ("jobs", jobs)):
