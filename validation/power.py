@@ -17,7 +17,9 @@ moves the conditional's mean by eps SD and leaves its SD, a spread of eps leaves
 multiplies the SD by 1 + eps, and eps = 0 returns the package's draw itself. A spread draw of lam
 or omega that would fall at or below 0 (at eps = 0.1, 5e-6 of the draws of the small design's
 omega, Gamma(7, R); 7e-8 at eps = 0.05; far fewer elsewhere) is set to POSITIVE_FLOOR times the
-conditional mean, as a user's function must return a positive precision.
+conditional mean, as a user's function must return a positive precision. A third kind, "kernel" (omega only), is
+the example Metropolis kernel on log omega with eps added to its log acceptance ratio
+(`hiercheck.validation.kernels.draw_omega_metropolis_off_by`).
 
 `power_study` runs the suite (`check_sampler`, quick or full settings) on every (conditional,
 kind, eps) at several seeds, sharing one set of references (exact posterior, compiled densities,
