@@ -17,7 +17,9 @@ __all__ = [
     "to_inference_data",
 ]
 
+import importlib.util
 import json
+import sys
 import warnings
 from collections.abc import Mapping
 from typing import Protocol
@@ -30,9 +32,25 @@ from hiercheck.errors import UserFunctionError, require_integer
 from .data import GroupedData
 from .priors import Priors
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", FutureWarning)  # ArviZ announces its 1.x refactor on import
-    import arviz as az
+
+def _lazy_arviz():
+    """ArviZ, executed on its first attribute access: its import takes seconds (most of a
+    verdict that fails fast), and a verdict that fails fast never touches it.
+    """
+    if "arviz" in sys.modules:
+        return sys.modules["arviz"]
+    spec = importlib.util.find_spec("arviz")
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["arviz"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# ArviZ 0.23 announces its 1.x refactor when imported, which now happens at first use.
+warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*",
+                        category=FutureWarning)
+az = _lazy_arviz()
 
 SCALARS = ("mu", "lam", "omega", "sigma", "tau")
 SAMPLED = ("mu", "lam", "omega", "theta")  # what an engine draws; the rest follow from them

@@ -37,8 +37,15 @@ def pytest_runtest_protocol(item, nextitem):
 @pytest.fixture(scope="session", autouse=True)
 def _a_cache_of_the_tests_own(tmp_path_factory):
     """References cached by one test run never leak into the user's cache, nor from it; the
-    command-line tests' subprocesses inherit the setting."""
-    folder = tmp_path_factory.mktemp("hiercheck-cache")
+    command-line tests' subprocesses inherit the setting. The workers of one run share the
+    folder (the parent of their own temporary folders), so a reference that two test files
+    need (NUTS on hsb, say) is computed once, whichever worker runs them; entries are written
+    atomically, so a worker never reads another's half-written one as sound."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        folder = tmp_path_factory.getbasetemp().parent / "hiercheck-cache"
+        folder.mkdir(exist_ok=True)
+    else:
+        folder = tmp_path_factory.mktemp("hiercheck-cache")
     saved = os.environ.get("HIERCHECK_CACHE")
     os.environ["HIERCHECK_CACHE"] = str(folder)
     yield folder

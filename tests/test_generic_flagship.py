@@ -73,6 +73,7 @@ def test_the_flagship_conditionals_pass_and_every_mutant_is_caught_on_the_small_
 
 
 @pytest.mark.slow
+@pytest.mark.long  # minutes; the small design above runs every mutant through check_gibbs
 def test_the_flagship_conditionals_pass_and_plain_mutants_are_caught_on_mathtest(mathtest):
     """The math-test data (100 schools, 1993 scores) under the weakly informative priors. As on
     hsb (the README's detection matrix), the prior's constants are invisible beside 1993 scores:

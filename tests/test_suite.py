@@ -156,6 +156,18 @@ def test_the_same_seed_gives_the_same_verdict(references):
     assert [o.value for o in first.outcomes] == [o.value for o in second.outcomes]
 
 
+def test_no_reference_shares_a_random_stream_with_a_check():
+    # Before, the exact posterior's seed was the consistency check's and NUTS's the small
+    # consistency check's: a reference and what is compared with it drew the same numbers.
+    data = load_dataset()
+    for seed in (0, 1, 12345):
+        references = suite.References(data, Priors.weakly_informative(data), suite.QUICK, seed)
+        reference_seeds = {references.exact_seed, references.nuts_seed, references.small_seed}
+        check_seeds = {suite._streams(seed)[check] for check in suite.CHECKS}
+        assert len(reference_seeds) == 3 and len(check_seeds) == len(suite.CHECKS)
+        assert not reference_seeds & check_seeds
+
+
 def test_an_unknown_check_is_named(references):
     with pytest.raises(ValueError, match="unknown check 'vibes'"):
         suite.check_sampler(references=references, checks=("vibes",))

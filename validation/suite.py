@@ -286,7 +286,8 @@ class References:
     def __init__(self, data: GroupedData, priors: Priors, settings: Settings, seed: SeedLike,
                  cache: DiskCache | None = None):
         self.data, self.priors, self.settings = data, priors, settings
-        self.exact_seed, self.nuts_seed, self.small_seed = _integer_seeds(seed, 3)
+        streams = _streams(seed)
+        self.exact_seed, self.nuts_seed, self.small_seed = (streams[name] for name in REFERENCES)
         self.cache = cache if cache is not None else DiskCache()
 
     def _cached_posterior(self, engine: str, compute, **settings):
@@ -351,6 +352,18 @@ class References:
 def _integer_seeds(seed, count: int) -> list[int]:
     """`count` independent seeds from one, as integers that every check accepts."""
     return [int(child.generate_state(1)[0]) for child in np.random.SeedSequence(seed).spawn(count)]
+
+
+REFERENCES = ("exact", "nuts", "small")
+
+
+def _streams(seed) -> dict[str, int]:
+    """An independent integer seed for each check and each of the `References` (the exact and
+    NUTS posteriors, the small simulated data), all children of one `SeedSequence(seed)`: a
+    reference never shares its stream with a check that is compared with it.
+    """
+    names = (*CHECKS, *REFERENCES)
+    return dict(zip(names, _integer_seeds(seed, len(names))))
 
 
 # -- the checks, each returning a CheckOutcome ----------------------------------------------------
@@ -585,7 +598,7 @@ def check_sampler(conditionals: gibbs.Conditionals | None = None, *,
         priors = priors or Priors.weakly_informative(data)
         references = References(data, priors, QUICK if quick else FULL, seed)
     settings, data, priors = references.settings, references.data, references.priors
-    streams = dict(zip(CHECKS, _integer_seeds(seed, len(CHECKS))))
+    streams = _streams(seed)
     runs = []
     if conditionals is not None:
         runs += [
