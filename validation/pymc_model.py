@@ -2,20 +2,23 @@
 
 `CompiledModel(model)` reads the model (its free variables with their shapes, which are discrete
 and which have an improper prior; the observed variables; the data a user's draw function
-receives) and compiles, on first use, four batched functions over a leading axis of K points:
+receives) and compiles, on first use, five batched functions over a leading axis of K points:
 
     evaluate(u, y)        the joint log density term by term (`model.logp(sum=False)`: one term
                           per element of every variable, one per observed value) at K points of
                           the free variables on PyMC's unconstrained scale u (log for positive
                           variables, log-odds for intervals; the Jacobian included), with K sets
                           of observations y; and the natural values x of those points
-    to_unconstrained(x)   u from the natural values x
+    to_unconstrained(x)   u from the natural values x (each transform's forward map)
+    to_natural(u)         x from u (each transform's backward map)
     simulate_prior(M)     M independent draws of (free variables, observations) from the model
     simulate_observed(x)  one draw of the observations given each of K points x
 
 The unconstrained scale is where a grid or a random walk sees a smooth density without
 boundaries; the density there is the natural one times |dx/du|, so its conditionals are the
-natural conditionals carried over by a monotone map. Batching turns a Python loop over grid points,
+natural conditionals carried over by a monotone map. A transform may change a variable's number
+of values: a covariance matrix's log-Cholesky factor (`hiercheck.models.inverse_wishart`) has
+p(p+1)/2 for p^2, a Dirichlet's simplex K - 1 for K (`Variable.unconstrained_shape`). Batching turns a Python loop over grid points,
 chains or replications into one call, and `vectorize_graph` does it without changing the model.
 
 `sample_nuts` runs PyMC's NUTS (compound steps for discrete variables) on the model's data.
@@ -46,7 +49,7 @@ IMPROPER_PRIORS = ("FlatRV", "HalfFlatRV")  # pm.Flat, pm.HalfFlat: no prior to 
 
 @dataclass(frozen=True)
 class Variable:
-    """A free variable of the model: its name, shape (no batch axes), and kind.
+    """A free variable of the model: its name, shapes (no batch axes), and kind.
 
     Attributes
     ----------
@@ -59,17 +62,40 @@ class Variable:
     improper : bool
         Whether its prior is improper (`IMPROPER_PRIORS`: pm.Flat, pm.HalfFlat), so that it
         cannot be simulated.
+    unconstrained_shape : tuple of int
+        The shape of its value on PyMC's unconstrained scale; `shape` when not given (no
+        transform, or one that keeps the number of values).
+    transform : str or None
+        The name of PyMC's transform ("log", "log-cholesky", ...), None without one.
     """
 
     name: str
     shape: tuple[int, ...]
     discrete: bool
     improper: bool
+    unconstrained_shape: tuple[int, ...] | None = None
+    transform: str | None = None
+
+    def __post_init__(self):
+        if self.unconstrained_shape is None:
+            object.__setattr__(self, "unconstrained_shape", self.shape)
 
     @property
     def size(self) -> int:
         """The number of elements, prod(shape); 1 for a scalar."""
         return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def unconstrained_size(self) -> int:
+        """The number of values on the unconstrained scale, prod(unconstrained_shape)."""
+        return int(np.prod(self.unconstrained_shape, dtype=np.int64))
+
+    @property
+    def resized(self) -> bool:
+        """Whether PyMC's transform changes the number of values (a covariance matrix, p^2
+        values, to its log-Cholesky factor's p(p+1)/2).
+        """
+        return self.unconstrained_size != self.size
 
     def element_names(self) -> list[str]:
         """'beta[0]', 'beta[1]', ... (row-major), or the bare name of a scalar.
@@ -82,6 +108,19 @@ class Variable:
         if not self.shape:
             return [self.name]
         return [f"{self.name}[{','.join(map(str, index))}]" for index in np.ndindex(*self.shape)]
+
+    def unconstrained_names(self) -> list[str]:
+        """One name per value on the unconstrained scale: `element_names` where the transform
+        keeps the number of values, else 'Sigma:u[0]', 'Sigma:u[1]', ...
+
+        Returns
+        -------
+        list of str
+            `unconstrained_size` names.
+        """
+        if not self.resized:
+            return self.element_names()
+        return [f"{self.name}:u[{j}]" for j in range(self.unconstrained_size)]
 
 
 class CompiledModel:
@@ -116,11 +155,17 @@ class CompiledModel:
                                 "of a posterior, so at least one variable needs observed=...")
         if not model.free_RVs:
             raise SettingsError("the model has no free variable to sample")
-        shapes = model.eval_rv_shapes()
-        self.variables = {rv.name: Variable(
-            rv.name, tuple(int(s) for s in shapes[rv.name]),
-            discrete=rv.type.dtype.startswith(("int", "uint", "bool")),
-            improper=type(rv.owner.op).__name__ in IMPROPER_PRIORS) for rv in model.free_RVs}
+        shapes = {name: tuple(int(s) for s in shape)
+                  for name, shape in model.eval_rv_shapes().items()}  # variables and values
+        self.variables = {}
+        for rv in model.free_RVs:
+            transform = model.rvs_to_transforms.get(rv)
+            self.variables[rv.name] = Variable(
+                rv.name, shapes[rv.name],
+                discrete=rv.type.dtype.startswith(("int", "uint", "bool")),
+                improper=type(rv.owner.op).__name__ in IMPROPER_PRIORS,
+                unconstrained_shape=shapes[model.rvs_to_values[rv].name],
+                transform=None if transform is None else transform.name)
         self.observed = tuple(rv.name for rv in model.observed_RVs)
         self.potentials = tuple(p.name or "unnamed" for p in model.potentials)
         self._observed_data_name = {}  # observed variable -> the pm.Data holding its values
@@ -172,7 +217,6 @@ class CompiledModel:
     @cached_property
     def _evaluate(self):
         import pytensor
-        import pytensor.tensor as pt
         from pytensor.graph.replace import vectorize_graph
 
         model = self.model
@@ -198,7 +242,7 @@ class CompiledModel:
         Parameters
         ----------
         u : dict
-            Every free variable on the unconstrained scale, shape (K, *shape).
+            Every free variable on the unconstrained scale, shape (K, *unconstrained_shape).
         observed : dict, optional
             Every observed variable, shape (K, *shape); default the model's data.
 
@@ -268,7 +312,7 @@ class CompiledModel:
             return pytensor.function(list(inputs.values()), outputs, on_unused_input="ignore")
 
     def to_unconstrained(self, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """PyMC's value transforms applied to natural values x (every variable, (K, *shape)).
+        """PyMC's forward transforms applied to natural values x (every variable, (K, *shape)).
 
         Parameters
         ----------
@@ -278,11 +322,44 @@ class CompiledModel:
         Returns
         -------
         dict
-            Every free variable on the unconstrained scale u, shape (K, *shape); a variable
-            without a transform as it is.
+            Every free variable on the unconstrained scale u, shape (K, *unconstrained_shape);
+            a variable without a transform as it is. A value outside the variable's support
+            maps to NaN or to a point that `to_natural` does not map back to it (a non-symmetric
+            matrix's log-Cholesky factor reads its lower triangle only).
         """
         outputs = self._to_unconstrained(*(np.asarray(x[name], dtype=self.model[name].dtype)
                                            for name in self.variables))
+        return dict(zip(self.variables, outputs))
+
+    @cached_property
+    def _to_natural(self):
+        import pytensor
+        from pytensor.graph.replace import vectorize_graph
+
+        model = self.model
+        natural = model.replace_rvs_by_values(model.free_RVs)
+        inputs = {model.rvs_to_values[rv]: _batched_like(model.rvs_to_values[rv], rv.name)
+                  for rv in model.free_RVs}
+        outputs = vectorize_graph(natural, replace=inputs)
+        with _quiet_pytensor():
+            return pytensor.function(list(inputs.values()), outputs, on_unused_input="ignore")
+
+    def to_natural(self, u: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """PyMC's backward transforms applied to unconstrained values u (every variable,
+        (K, *unconstrained_shape)): the inverse of `to_unconstrained`.
+
+        Parameters
+        ----------
+        u : dict
+            Every free variable on the unconstrained scale, shape (K, *unconstrained_shape).
+
+        Returns
+        -------
+        dict
+            Every free variable on its natural scale, shape (K, *shape).
+        """
+        outputs = self._to_natural(*(np.asarray(u[name], dtype=self.model[name].dtype)
+                                     for name in self.variables))
         return dict(zip(self.variables, outputs))
 
     @cached_property
