@@ -942,6 +942,15 @@ def consistency_check(run: _SweepRun, seed, alpha: float = ALPHA) -> GenericCons
     """Every block at every consistency state (module docstring; docs/validation.md says how a
     block's structure is found and which test each part gets).
     """
+    from threadpoolctl import threadpool_limits
+
+    # one BLAS thread: a batched evaluation makes one small solve per point (a 3 x 3 factor
+    # against 40 columns), microseconds on one thread, 10 ms when BLAS threads contend for cores
+    with threadpool_limits(1):
+        return _consistency_tests(run, seed, alpha)
+
+
+def _consistency_tests(run: _SweepRun, seed, alpha: float) -> GenericConsistency:
     references = run.references
     compiled, settings = references.compiled, references.settings
     rng = np.random.default_rng(seed)
