@@ -133,7 +133,7 @@ def references():
     rng, state, data = np.random.default_rng(1), {"m": Y.mean(axis=0), "Sigma": np.cov(Y.T)}, {"y": Y}
     draws = {"m": [], "Sigma": []}
     for _ in range(400):
-        state = {"m": draw_m(rng, state, data)} | state
+        state = state | {"m": draw_m(rng, state, data)}
         state["Sigma"] = draw_Sigma(rng, state, data)
         for name in draws:
             draws[name].append(state[name])

@@ -18,8 +18,11 @@ The unconstrained scale is where a grid or a random walk sees a smooth density w
 boundaries; the density there is the natural one times |dx/du|, so its conditionals are the
 natural conditionals carried over by a monotone map. A transform may change a variable's number
 of values: a covariance matrix's log-Cholesky factor (`hiercheck.models.inverse_wishart`) has
-p(p+1)/2 for p^2, a Dirichlet's simplex K - 1 for K (`Variable.unconstrained_shape`). Batching turns a Python loop over grid points,
-chains or replications into one call, and `vectorize_graph` does it without changing the model.
+p(p+1)/2 for p^2, a Dirichlet's simplex K - 1 for K (`Variable.unconstrained_shape`). Batching
+turns a Python loop over grid points, chains or replications into one call, and
+`vectorize_graph` does it without changing the model. The model's small linear algebra (a
+multivariate normal's Cholesky factor and solves) is then batched by numpy rather than looped
+over points (`_batched_linear_algebra`).
 
 `sample_nuts` runs PyMC's NUTS (compound steps for discrete variables) on the model's data.
 """
