@@ -5,6 +5,8 @@ false-alarm rate of its multivariate test.
     python benchmarks/generic.py --false-alarms 30          # consistency of the joint blocks, 30 seeds
     python benchmarks/generic.py --null 400                 # the two-sample tests alone, Gaussian pairs
     python benchmarks/generic.py --geweke-false-alarms 100  # Geweke on the blood-pressure sweep
+    python benchmarks/generic.py --evaluation 1000          # the batched density at 1000 points
+    python benchmarks/generic.py --cheese-sigma             # consistency of the cheese Sigma block
     ... --json generic.json                                 # and save what was measured
 
 Timing: each model's check_gibbs(quick=True, seed=0) from a fresh ModelReferences, so NUTS and
@@ -18,6 +20,14 @@ from one correlated normal and runs `two_sample_tests` on them, without any MCMC
 false alarms: the built-in blood-pressure model's own (correct) sweep, Geweke's test alone at the
 quick settings, seeds 0..N-1 (each seed its own chains and marginal draws; the model compiled
 once), chains in two forked processes: the smallest Holm-adjusted p-value of each seed.
+Evaluation: seconds per call of `CompiledModel.evaluate` at K points of the covariance model of
+tests/test_generic_resized.py (40 observations of N_3(m, Sigma), Sigma inverse Wishart), one
+BLAS thread, best of 5, compiled with the batched linear algebra
+(`pymc_model._batched_linear_algebra`, as shipped) and without it (PyTensor's Blockwise loop).
+Cheese Sigma: the consistency check of the built-in cheese model's Sigma block alone (10
+log-Cholesky coordinates), for the shipped draw and the `Sigma-half-df` mutant, at quick settings
+with 2 posterior states taken from the package's Gibbs engine (4 chains of 200 draws, in place of
+NUTS, which takes 15 minutes) and 1 prior state.
 """
 
 from __future__ import annotations
@@ -117,15 +127,79 @@ def null_experiment(pairs: int, dimensions=(3, 21), size: int = 1000) -> dict:
     return results
 
 
+def evaluation(points: int) -> dict:
+    from scipy import stats
+    from threadpoolctl import threadpool_limits
+
+    from hiercheck.validation import pymc_model
+    from tests import test_generic_resized as covariance
+
+    rng = np.random.default_rng(0)
+    natural = {"m": rng.normal(size=(points, covariance.P)),
+               "Sigma": stats.invwishart.rvs(8, covariance.TRUE_SIGMA, size=points,
+                                             random_state=rng)}
+    shipped, results = pymc_model._batched_linear_algebra, {}
+    for label, rewrite in (("batched", shipped), ("blockwise loop", lambda outputs: outputs)):
+        pymc_model._batched_linear_algebra = rewrite
+        try:
+            compiled = pymc_model.CompiledModel(covariance.covariance_model())
+            compiled.term_owners  # noqa: B018 (compiles)
+        finally:
+            pymc_model._batched_linear_algebra = shipped
+        u = compiled.to_unconstrained(natural)
+        seconds = []
+        with threadpool_limits(1):
+            for _ in range(5):
+                started = time.perf_counter()
+                compiled.evaluate(u)
+                seconds.append(time.perf_counter() - started)
+        results[label] = {"points": points, "seconds": min(seconds)}
+        print(f"{label}: {results[label]}", flush=True)
+    return results
+
+
+def cheese_sigma() -> dict:
+    from dataclasses import replace
+
+    from hiercheck.models import cheese as models
+    from hiercheck.samplers import cheese as samplers
+    from hiercheck.validation.generic import _SweepRun
+
+    data = models.load()
+    references = ModelReferences(models.build_model(data), replace(
+        GENERIC_QUICK, posterior_points=2, prior_points=1), 0, "cheese")
+    posterior = samplers.sample(data, draws=200, chains=4, seed=1).posterior
+    references.__dict__["nuts"] = {name: posterior[name].to_numpy()
+                                   for name in references.variables}
+    results = {}
+    for label, sweep in (("shipped", samplers.conditionals()),
+                         ("Sigma-half-df", samplers.MUTANTS["Sigma-half-df"][1])):
+        blocks = tuple(block for block in parse_conditionals(sweep, references.variables)
+                       if block.names == ("Sigma",))
+        started = time.perf_counter()
+        table = consistency_check(_SweepRun(blocks, references, 0), 0).table
+        results[label] = {"seconds": time.perf_counter() - started, "tests": len(table),
+                          "min p_holm": float(table.p_holm.min()),
+                          "least acceptance": float(table.reference_acceptance.min())}
+        print(f"{label}: {results[label]}", flush=True)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timing", action="store_true")
     parser.add_argument("--false-alarms", type=int, default=0, metavar="SEEDS")
     parser.add_argument("--null", type=int, default=0, metavar="PAIRS")
     parser.add_argument("--geweke-false-alarms", type=int, default=0, metavar="SEEDS")
+    parser.add_argument("--evaluation", type=int, default=0, metavar="POINTS")
+    parser.add_argument("--cheese-sigma", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     measured = {}
+    if args.cheese_sigma:
+        measured["cheese sigma"] = cheese_sigma()
+    if args.evaluation:
+        measured["evaluation"] = evaluation(args.evaluation)
     if args.null:
         measured["null"] = null_experiment(args.null)
     if args.timing:

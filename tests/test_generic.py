@@ -666,10 +666,11 @@ def test_sbc_resumes_and_two_processes_change_no_draw(poisson_gamma, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_transform_that_changes_a_variables_size_cannot_be_verified_and_says_so():
-    """p ~ Dirichlet(1, 1, 1) is sampled through K - 1 = 2 unconstrained values: the grids and
-    reference chains work element by element, so the consistency check refuses at once, naming
-    p, instead of testing the wrong elements; the conjugate draw itself is right."""
+def test_a_dirichlet_through_its_simplex_transform_is_one_coupled_component():
+    """p ~ Dirichlet(1, 1, 1) is sampled through K - 1 = 2 unconstrained values: together they
+    are one coupled component. The conjugate draw Dirichlet(1 + counts) passes; a vector that
+    does not sum to one is refused, naming the function and p. (The posterior states are exact
+    Dirichlet draws, which spares NUTS.)"""
     import pymc as pm
 
     counts = np.array([0, 1, 1, 2, 2, 2, 2, 0, 2, 1])
@@ -680,8 +681,16 @@ def test_a_transform_that_changes_a_variables_size_cannot_be_verified_and_says_s
     def draw_p(rng, state, data):
         return rng.dirichlet(1.0 + np.bincount(data["y"], minlength=3))
 
-    [outcome] = _check(_references(lambda: model, "dirichlet"), {"p": draw_p},
-                       checks=("consistency",)).outcomes
-    assert not outcome.passed
-    assert outcome.statistic == ("cannot verify: p: PyMC's transform of 'p' maps its 3 values to "
-                                 "2, which the consistency check cannot follow yet")
+    def draw_p_unnormalized(rng, state, data):
+        return rng.gamma(1.0 + np.bincount(data["y"], minlength=3))
+
+    references = _references(lambda: model, "dirichlet", posterior_points=2, prior_points=1)
+    references.__dict__["nuts"] = {"p": np.random.default_rng(0).dirichlet(
+        1.0 + np.bincount(counts, minlength=3), size=(4, 100))}
+    [outcome] = _check(references, {"p": draw_p}, checks=("consistency",)).outcomes
+    assert outcome.passed, str(outcome.table)
+    assert set(outcome.table.coordinate) == {"(p:u[0], p:u[1])"}
+    with pytest.raises(UserFunctionError, match=r"^draw_p_unnormalized returned a value of 'p' "
+                       r"outside its support at call 1 of 1000: PyMC's 'simplex' transform does "
+                       r"not map it back to itself \(the values must be positive and sum to one"):
+        _check(references, {"p": draw_p_unnormalized}, checks=("consistency",))

@@ -78,6 +78,8 @@ SBC_UNIT = 10              # replications per random stream and per saved unit; 
 GEWEKE_GROUP = 25          # Geweke's chains per random stream and per task; fixed
 MAX_SBC_THIN = 50
 TERMS_PER_CALL = 2_000_000  # rows x terms of one batched evaluation (memory, not speed)
+SUPPORT_HINTS = {"log-cholesky": " (a covariance matrix must be symmetric positive definite)",
+                 "simplex": " (the values must be positive and sum to one)"}
 
 
 @dataclass(frozen=True)
@@ -526,7 +528,8 @@ def _map_forked(run: _SweepRun, function: Callable, arguments: list[tuple]):
 
 def _warm_up(compiled: CompiledModel) -> None:
     """Compile every function a worker needs before forking, so no worker compiles."""
-    compiled.term_owners, compiled._to_unconstrained, compiled._simulate_prior  # noqa: B018
+    compiled.term_owners, compiled._to_unconstrained, compiled._to_natural  # noqa: B018
+    compiled._simulate_prior  # noqa: B018
     compiled._simulate_observed  # noqa: B018
 
 
@@ -544,7 +547,7 @@ class GenericConsistency(CheckTable):
         The family-wise false-alarm rate.
     unsupported : tuple of str
         Why each block the check cannot test cannot be tested (one that couples discrete
-        elements with others; one whose transform changes its number of values).
+        elements with others).
     skipped : tuple of str
         "block at state k" for each prior state at which a conditional of the block was too
         flat to tabulate (posterior states are never skipped).
@@ -556,43 +559,48 @@ class GenericConsistency(CheckTable):
 
 
 class _Layout:
-    """The elements of a block's variables, flattened in order: element j is `labels[j]`."""
+    """A block's values on PyMC's unconstrained scale, flattened in order: element j is
+    `labels[j]`. A variable whose transform keeps its number of values contributes its elements
+    ('beta[2]'); one whose transform changes it contributes its unconstrained values
+    ('Sigma:u[3]', `Variable.unconstrained_names`), which form one component as a whole
+    (`wholes`): no single one of them is an element of the natural value.
+    """
 
     def __init__(self, names: tuple[str, ...], variables: Mapping[str, Variable]):
         self.names, self.variables = names, variables
         self.slices, start = {}, 0
         for name in names:
-            self.slices[name] = slice(start, start + variables[name].size)
-            start += variables[name].size
+            self.slices[name] = slice(start, start + variables[name].unconstrained_size)
+            start += variables[name].unconstrained_size
         self.size = start
-        self.labels = [label for name in names for label in variables[name].element_names()]
-        self.discrete = np.concatenate([np.full(variables[n].size, variables[n].discrete)
-                                        for n in names])
+        self.labels = [label for name in names for label in variables[name].unconstrained_names()]
+        self.discrete = np.concatenate([np.full(variables[n].unconstrained_size,
+                                                variables[n].discrete) for n in names])
+        self.wholes = [np.arange(self.size)[self.slices[name]] for name in names
+                       if variables[name].resized]
 
     def flat(self, values: dict[str, np.ndarray]) -> np.ndarray:
-        """(K, size) from {name: (K, *shape)}."""
+        """(K, size) from {name: (K, *unconstrained_shape)}."""
         return np.concatenate([np.reshape(values[name], (len(values[name]), -1))
                                for name in self.names], axis=1)
 
     def points(self, base: dict[str, np.ndarray], values: np.ndarray) -> dict[str, np.ndarray]:
-        """Every variable at K points (base: one point, (1, *shape)) with the block's elements
-        set from `values` (K, size).
+        """Every variable at K points on the unconstrained scale (base: one point,
+        (1, *unconstrained_shape)) with the block's values set from `values` (K, size).
         """
         size = len(values)
         points = {name: np.repeat(value, size, axis=0) for name, value in base.items()}
         for name in self.names:
-            block = values[:, self.slices[name]].reshape(size, *self.variables[name].shape)
-            points[name] = np.rint(block).astype(np.int64) if self.variables[name].discrete \
-                else block
+            variable = self.variables[name]
+            block = values[:, self.slices[name]].reshape(size, *variable.unconstrained_shape)
+            points[name] = np.rint(block).astype(np.int64) if variable.discrete else block
         return points
 
 
 def _natural(compiled: CompiledModel, layout: _Layout, base: dict, values: np.ndarray) -> dict:
-    """The block's natural values at K points given on the unconstrained scale, in chunks."""
-    rows = max(1, TERMS_PER_CALL // compiled.term_owners.size)
-    chunks = [compiled.evaluate(layout.points(base, values[start:start + rows]))[1]
-              for start in range(0, len(values), rows)]
-    return {name: np.concatenate([chunk[name] for chunk in chunks]) for name in layout.names}
+    """The block's natural values at K points given on the unconstrained scale."""
+    natural = compiled.to_natural(layout.points(base, values))
+    return {name: natural[name] for name in layout.names}
 
 
 def _log_terms(compiled: CompiledModel, layout: _Layout, base: dict, values: np.ndarray):
@@ -630,9 +638,13 @@ def _dependencies(compiled, layout: _Layout, base: dict) -> np.ndarray:
     return moved != terms[0]
 
 
-def _components(dependencies: np.ndarray) -> list[np.ndarray]:
-    """Groups of elements coupled through a shared term, as index arrays."""
+def _components(dependencies: np.ndarray, wholes: Iterable[np.ndarray] = ()) -> list[np.ndarray]:
+    """Groups of elements coupled through a shared term, as index arrays; the elements of each
+    of `wholes` (a resized variable's unconstrained values, `_Layout.wholes`) in one group.
+    """
     shared = dependencies.astype(np.int64) @ dependencies.T.astype(np.int64) > 0
+    for whole in wholes:
+        shared[np.ix_(whole, whole)] = True
     count, label = connected_components(shared, directed=False)
     return [np.flatnonzero(label == c) for c in range(count)]
 
@@ -930,20 +942,26 @@ def consistency_check(run: _SweepRun, seed, alpha: float = ALPHA) -> GenericCons
     """Every block at every consistency state (module docstring; docs/validation.md says how a
     block's structure is found and which test each part gets).
     """
+    from threadpoolctl import threadpool_limits
+
+    # one BLAS thread: a batched evaluation makes one small solve per point (a 3 x 3 factor
+    # against 40 columns), microseconds on one thread, 10 ms when BLAS threads contend for cores
+    with threadpool_limits(1):
+        return _consistency_tests(run, seed, alpha)
+
+
+def _consistency_tests(run: _SweepRun, seed, alpha: float) -> GenericConsistency:
     references = run.references
     compiled, settings = references.compiled, references.settings
     rng = np.random.default_rng(seed)
     states = [(origin, x, compiled.to_unconstrained({n: np.asarray(v)[None] for n, v in x.items()}))
               for origin, x in references.states]
-    rows, skipped = [], []
-    unsupported = _size_changing(run.blocks, references.variables, states[0][2])
-    if unsupported:  # nothing is tested: the verdict cannot be reached, say so at once
-        return GenericConsistency(table=_empty_table(), alpha=alpha, unsupported=unsupported)
+    rows, skipped, unsupported = [], [], ()
     for block in run.blocks:
         layout = _Layout(block.names, references.variables)
         dependencies = np.logical_or.reduce([_dependencies(compiled, layout, u)
                                              for _, _, u in states])
-        components = _components(dependencies)
+        components = _components(dependencies, layout.wholes)
         singles = np.array([c[0] for c in components if c.size == 1], dtype=int)
         coupled = [c for c in components if c.size > 1]
         if any(layout.discrete[c].any() for c in coupled):
@@ -970,17 +988,6 @@ def consistency_check(run: _SweepRun, seed, alpha: float = ALPHA) -> GenericCons
 def _empty_table() -> pd.DataFrame:
     return pd.DataFrame(columns=["block", "point", "origin", "coordinate", "test", "statistic",
                                  "p", "moved", "p_holm", "agree"])
-
-
-def _size_changing(blocks, variables: Mapping[str, Variable], u: dict) -> tuple[str, ...]:
-    """Why each block whose variable PyMC's transform maps to another number of values (a
-    covariance matrix to its log-Cholesky factor's entries) cannot be checked: the grids and the
-    reference chains work element by element on the unconstrained scale.
-    """
-    return tuple(f"{block.key}: PyMC's transform of {name!r} maps its {variables[name].size} "
-                 f"values to {np.size(u[name][0])}, which the consistency check cannot follow yet"
-                 for block in blocks for name in block.names
-                 if np.size(u[name][0]) != variables[name].size)
 
 
 def _block_at_state(run, block, layout, dependencies, singles, coupled, x, u, rng, point,
@@ -1027,9 +1034,7 @@ def _block_at_state(run, block, layout, dependencies, singles, coupled, x, u, rn
         state = dict(x) | {name: natural_starts[name][k] for name in block.names}
         for name, value in call_block(block, rng, state, data, variables).items():
             returned[name][k] = value
-    outputs = layout.flat(compiled.to_unconstrained(
-        {name: returned.get(name, np.repeat(np.asarray(value)[None], size, axis=0))
-         for name, value in x.items()}))
+    outputs = layout.flat(_to_unconstrained_checked(compiled, block, returned, x))
     moved = float(np.mean(np.any(layout.flat(returned) != layout.flat(
         {n: natural_starts[n] for n in block.names}), axis=1)))
 
@@ -1059,6 +1064,42 @@ def _block_at_state(run, block, layout, dependencies, singles, coupled, x, u, rn
                            "reference_acceptance": reference.acceptance}
                  for test, s, p in two_sample_tests(mine, theirs)]
     return rows
+
+
+def _to_unconstrained_checked(compiled: CompiledModel, block: Block, returned: dict,
+                              x: dict) -> dict[str, np.ndarray]:
+    """The user's K returns of the block on the unconstrained scale (the other variables at the
+    state x), after checking that each resized variable's return is in its support: PyMC's
+    forward transform must give finite values that its backward transform maps back to the
+    return (to 1e-6 of its largest entry). A covariance matrix that is not positive definite has
+    no Cholesky factor (NaN); one that is not symmetric comes back as the symmetric matrix of its
+    lower triangle.
+
+    Raises
+    ------
+    UserFunctionError
+        At the first return outside its variable's support, naming the function and the variable.
+    """
+    size = len(next(iter(returned.values())))
+    u = compiled.to_unconstrained({name: returned.get(name, np.repeat(np.asarray(value)[None],
+                                                                      size, axis=0))
+                                   for name, value in x.items()})
+    resized = [name for name in block.names if compiled.variables[name].resized]
+    if resized:
+        back = compiled.to_natural(u)
+        for name in resized:
+            value = returned[name].reshape(size, -1)
+            error = np.abs(back[name].reshape(size, -1) - value).max(axis=1)
+            bad = ~(error <= 1e-6 * np.abs(value).max(axis=1))  # NaN is bad too
+            if bad.any():
+                k = int(np.argmax(bad))
+                transform = compiled.variables[name].transform
+                shown = " ".join(np.array2string(returned[name][k], precision=4).split())
+                raise UserFunctionError(
+                    f"{block.label} returned a value of {name!r} outside its support at call "
+                    f"{k + 1} of {size}: PyMC's {transform!r} transform does not map it back to "
+                    f"itself{SUPPORT_HINTS.get(transform, '')}: {shown}")
+    return u
 
 
 def _component_name(layout: _Layout, component: np.ndarray) -> str:

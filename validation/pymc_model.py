@@ -2,21 +2,27 @@
 
 `CompiledModel(model)` reads the model (its free variables with their shapes, which are discrete
 and which have an improper prior; the observed variables; the data a user's draw function
-receives) and compiles, on first use, four batched functions over a leading axis of K points:
+receives) and compiles, on first use, five batched functions over a leading axis of K points:
 
     evaluate(u, y)        the joint log density term by term (`model.logp(sum=False)`: one term
                           per element of every variable, one per observed value) at K points of
                           the free variables on PyMC's unconstrained scale u (log for positive
                           variables, log-odds for intervals; the Jacobian included), with K sets
                           of observations y; and the natural values x of those points
-    to_unconstrained(x)   u from the natural values x
+    to_unconstrained(x)   u from the natural values x (each transform's forward map)
+    to_natural(u)         x from u (each transform's backward map)
     simulate_prior(M)     M independent draws of (free variables, observations) from the model
     simulate_observed(x)  one draw of the observations given each of K points x
 
 The unconstrained scale is where a grid or a random walk sees a smooth density without
 boundaries; the density there is the natural one times |dx/du|, so its conditionals are the
-natural conditionals carried over by a monotone map. Batching turns a Python loop over grid points,
-chains or replications into one call, and `vectorize_graph` does it without changing the model.
+natural conditionals carried over by a monotone map. A transform may change a variable's number
+of values: a covariance matrix's log-Cholesky factor (`hiercheck.models.inverse_wishart`) has
+p(p+1)/2 for p^2, a Dirichlet's simplex K - 1 for K (`Variable.unconstrained_shape`). Batching
+turns a Python loop over grid points, chains or replications into one call, and
+`vectorize_graph` does it without changing the model. The model's small linear algebra (a
+multivariate normal's Cholesky factor and solves) is then batched by numpy rather than looped
+over points (`_batched_linear_algebra`).
 
 `sample_nuts` runs PyMC's NUTS (compound steps for discrete variables) on the model's data.
 """
@@ -46,7 +52,7 @@ IMPROPER_PRIORS = ("FlatRV", "HalfFlatRV")  # pm.Flat, pm.HalfFlat: no prior to 
 
 @dataclass(frozen=True)
 class Variable:
-    """A free variable of the model: its name, shape (no batch axes), and kind.
+    """A free variable of the model: its name, shapes (no batch axes), and kind.
 
     Attributes
     ----------
@@ -59,17 +65,40 @@ class Variable:
     improper : bool
         Whether its prior is improper (`IMPROPER_PRIORS`: pm.Flat, pm.HalfFlat), so that it
         cannot be simulated.
+    unconstrained_shape : tuple of int
+        The shape of its value on PyMC's unconstrained scale; `shape` when not given (no
+        transform, or one that keeps the number of values).
+    transform : str or None
+        The name of PyMC's transform ("log", "log-cholesky", ...), None without one.
     """
 
     name: str
     shape: tuple[int, ...]
     discrete: bool
     improper: bool
+    unconstrained_shape: tuple[int, ...] | None = None
+    transform: str | None = None
+
+    def __post_init__(self):
+        if self.unconstrained_shape is None:
+            object.__setattr__(self, "unconstrained_shape", self.shape)
 
     @property
     def size(self) -> int:
         """The number of elements, prod(shape); 1 for a scalar."""
         return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def unconstrained_size(self) -> int:
+        """The number of values on the unconstrained scale, prod(unconstrained_shape)."""
+        return int(np.prod(self.unconstrained_shape, dtype=np.int64))
+
+    @property
+    def resized(self) -> bool:
+        """Whether PyMC's transform changes the number of values (a covariance matrix, p^2
+        values, to its log-Cholesky factor's p(p+1)/2).
+        """
+        return self.unconstrained_size != self.size
 
     def element_names(self) -> list[str]:
         """'beta[0]', 'beta[1]', ... (row-major), or the bare name of a scalar.
@@ -82,6 +111,19 @@ class Variable:
         if not self.shape:
             return [self.name]
         return [f"{self.name}[{','.join(map(str, index))}]" for index in np.ndindex(*self.shape)]
+
+    def unconstrained_names(self) -> list[str]:
+        """One name per value on the unconstrained scale: `element_names` where the transform
+        keeps the number of values, else 'Sigma:u[0]', 'Sigma:u[1]', ...
+
+        Returns
+        -------
+        list of str
+            `unconstrained_size` names.
+        """
+        if not self.resized:
+            return self.element_names()
+        return [f"{self.name}:u[{j}]" for j in range(self.unconstrained_size)]
 
 
 class CompiledModel:
@@ -116,11 +158,17 @@ class CompiledModel:
                                 "of a posterior, so at least one variable needs observed=...")
         if not model.free_RVs:
             raise SettingsError("the model has no free variable to sample")
-        shapes = model.eval_rv_shapes()
-        self.variables = {rv.name: Variable(
-            rv.name, tuple(int(s) for s in shapes[rv.name]),
-            discrete=rv.type.dtype.startswith(("int", "uint", "bool")),
-            improper=type(rv.owner.op).__name__ in IMPROPER_PRIORS) for rv in model.free_RVs}
+        shapes = {name: tuple(int(s) for s in shape)
+                  for name, shape in model.eval_rv_shapes().items()}  # variables and values
+        self.variables = {}
+        for rv in model.free_RVs:
+            transform = model.rvs_to_transforms.get(rv)
+            self.variables[rv.name] = Variable(
+                rv.name, shapes[rv.name],
+                discrete=rv.type.dtype.startswith(("int", "uint", "bool")),
+                improper=type(rv.owner.op).__name__ in IMPROPER_PRIORS,
+                unconstrained_shape=shapes[model.rvs_to_values[rv].name],
+                transform=None if transform is None else transform.name)
         self.observed = tuple(rv.name for rv in model.observed_RVs)
         self.potentials = tuple(p.name or "unnamed" for p in model.potentials)
         self._observed_data_name = {}  # observed variable -> the pm.Data holding its values
@@ -172,7 +220,6 @@ class CompiledModel:
     @cached_property
     def _evaluate(self):
         import pytensor
-        import pytensor.tensor as pt
         from pytensor.graph.replace import vectorize_graph
 
         model = self.model
@@ -184,7 +231,7 @@ class CompiledModel:
         batched = {var: _batched_like(var, var.name) for var in value_vars}
         batched |= {var: _batched_like(var, f"{rv.name}_observed")
                     for rv, var in zip(model.observed_RVs, observed_values)}
-        outputs = vectorize_graph([*terms, *natural], replace=batched)
+        outputs = _batched_linear_algebra(vectorize_graph([*terms, *natural], replace=batched))
         with _quiet_pytensor():
             function = pytensor.function(list(batched.values()), outputs,
                                          on_unused_input="ignore")
@@ -198,7 +245,7 @@ class CompiledModel:
         Parameters
         ----------
         u : dict
-            Every free variable on the unconstrained scale, shape (K, *shape).
+            Every free variable on the unconstrained scale, shape (K, *unconstrained_shape).
         observed : dict, optional
             Every observed variable, shape (K, *shape); default the model's data.
 
@@ -268,7 +315,7 @@ class CompiledModel:
             return pytensor.function(list(inputs.values()), outputs, on_unused_input="ignore")
 
     def to_unconstrained(self, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """PyMC's value transforms applied to natural values x (every variable, (K, *shape)).
+        """PyMC's forward transforms applied to natural values x (every variable, (K, *shape)).
 
         Parameters
         ----------
@@ -278,11 +325,44 @@ class CompiledModel:
         Returns
         -------
         dict
-            Every free variable on the unconstrained scale u, shape (K, *shape); a variable
-            without a transform as it is.
+            Every free variable on the unconstrained scale u, shape (K, *unconstrained_shape);
+            a variable without a transform as it is. A value outside the variable's support
+            maps to NaN or to a point that `to_natural` does not map back to it (a non-symmetric
+            matrix's log-Cholesky factor reads its lower triangle only).
         """
         outputs = self._to_unconstrained(*(np.asarray(x[name], dtype=self.model[name].dtype)
                                            for name in self.variables))
+        return dict(zip(self.variables, outputs))
+
+    @cached_property
+    def _to_natural(self):
+        import pytensor
+        from pytensor.graph.replace import vectorize_graph
+
+        model = self.model
+        natural = model.replace_rvs_by_values(model.free_RVs)
+        inputs = {model.rvs_to_values[rv]: _batched_like(model.rvs_to_values[rv], rv.name)
+                  for rv in model.free_RVs}
+        outputs = vectorize_graph(natural, replace=inputs)
+        with _quiet_pytensor():
+            return pytensor.function(list(inputs.values()), outputs, on_unused_input="ignore")
+
+    def to_natural(self, u: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """PyMC's backward transforms applied to unconstrained values u (every variable,
+        (K, *unconstrained_shape)): the inverse of `to_unconstrained`.
+
+        Parameters
+        ----------
+        u : dict
+            Every free variable on the unconstrained scale, shape (K, *unconstrained_shape).
+
+        Returns
+        -------
+        dict
+            Every free variable on its natural scale, shape (K, *shape).
+        """
+        outputs = self._to_natural(*(np.asarray(u[name], dtype=self.model[name].dtype)
+                                     for name in self.variables))
         return dict(zip(self.variables, outputs))
 
     @cached_property
@@ -410,6 +490,137 @@ def _batched_like(variable, name: str):
     import pytensor.tensor as pt
 
     return pt.tensor(name=name, shape=(None, *variable.type.shape), dtype=variable.type.dtype)
+
+
+def _batched_linear_algebra(outputs: list) -> list:
+    """The graph of `outputs` with its batched small linear algebra done by numpy's batched
+    routines; the same algebra, to rounding.
+
+    Vectorizing the model over K points makes every Cholesky factor and solve a PyTensor
+    `Blockwise` (2.38), which loops in Python over the batch: at 1000 points, a 3 x 3 factor or
+    solve costs 50 to 100 us a point in scipy's per-call overhead. Two rewrites, applied before
+    compiling:
+
+    1. A multivariate normal's log density solves L z = y - m for each of n observations: (K, n)
+       solves of one vector, though L is the same for the n observations of a point. They become
+       K solves of L Z = (y_1 - m, ..., y_n - m), the vectors as columns (PyTensor's own
+       `batched_vector_b_solve_to_matrix_b_solve` does this only for an L without batch axes).
+    2. A batched lower Cholesky factor, lower triangular solve or general (symmetric, positive
+       definite) solve is computed by numpy over all batch axes at once (`Blockwise`'s
+       `gufunc_spec`): `_cholesky_lower`, `_solve_lower`, `_solve`, NaN where PyTensor's own
+       would give NaN.
+    """
+    from pytensor.graph.rewriting.basic import in2out, node_rewriter
+    from pytensor.graph.rewriting.utils import rewrite_graph
+    from pytensor.tensor.blockwise import Blockwise
+
+    rewrite = in2out(node_rewriter([Blockwise])(_solve_vectors_as_columns),
+                     node_rewriter([Blockwise])(_numpy_batched))
+    return rewrite_graph(outputs, include=(), custom_rewrite=rewrite)
+
+
+def _solve_vectors_as_columns(fgraph, node):
+    """Blockwise Solve(a, b, b_ndim=1) whose a (batch axes (..., 1, ..., 1)) is broadcast along
+    b's trailing batch axes -> the transposed Solve(a, B, b_ndim=2), B those vectors as columns.
+    """
+    import pytensor.tensor as pt
+    from pytensor.tensor.blockwise import Blockwise
+    from pytensor.tensor.slinalg import SolveBase
+
+    if not (isinstance(node.op.core_op, SolveBase) and node.op.core_op.b_ndim == 1):
+        return None
+    a, b = node.inputs
+    batch = b.type.ndim - 1
+    if a.type.ndim - 2 > batch:
+        return None
+    a = pt.shape_padleft(a, batch - (a.type.ndim - 2))
+    shared = a.type.broadcastable[:-2]
+    lead = batch
+    while lead > 0 and shared[lead - 1]:
+        lead -= 1
+    if lead == batch:  # no axis along which a is shared
+        return None
+    n = b.shape[-1]
+    columns = pt.swapaxes(b.reshape((*(b.shape[k] for k in range(lead)), -1, n)), -1, -2)
+    props = node.op.core_op._props_dict() | {"b_ndim": 2}
+    solved = Blockwise(type(node.op.core_op)(**props))(
+        a.squeeze(axis=tuple(range(lead, batch))), columns)
+    result = pt.swapaxes(solved, -1, -2).reshape(
+        (*(solved.shape[k] for k in range(lead)), *(b.shape[k] for k in range(lead, batch)), n))
+    return [pt.specify_broadcastable(result, *(
+        k for k, flag in enumerate(node.outputs[0].type.broadcastable) if flag))]
+
+
+def _numpy_batched(fgraph, node):
+    """A Blockwise lower Cholesky, lower triangular solve (of matrices) or solve (of matrices)
+    -> the same Blockwise computed by numpy's batched routines (`_batched_linear_algebra`).
+    """
+    from pytensor.tensor.blockwise import Blockwise
+    from pytensor.tensor.slinalg import Cholesky, Solve, SolveTriangular
+
+    core, op = node.op.core_op, node.op
+    if op.gufunc_spec is not None:
+        return None
+    if type(core) is Cholesky and core.lower:
+        spec = (f"{__name__}._cholesky_lower", 1, 1)
+    elif (type(core) is SolveTriangular and core.lower and not core.unit_diagonal
+          and core.b_ndim == 2):
+        spec = (f"{__name__}._solve_lower", 2, 1)
+    elif type(core) is Solve and core.assume_a in ("gen", "sym", "pos") and core.b_ndim == 2:
+        spec = (f"{__name__}._solve", 2, 1)
+    else:
+        return None
+    return Blockwise(core, signature=op.signature, gufunc_spec=spec).make_node(
+        *node.inputs).outputs
+
+
+def _cholesky_lower(a: np.ndarray) -> np.ndarray:
+    """The lower Cholesky factor of each matrix of a (..., p, p), from its lower triangle; NaN
+    for a matrix that is not positive definite (as PyTensor's Cholesky).
+    """
+    try:
+        return np.linalg.cholesky(a)
+    except np.linalg.LinAlgError:
+        factors = np.full(a.shape, np.nan)
+        for index in np.ndindex(a.shape[:-2]):
+            try:
+                factors[index] = np.linalg.cholesky(a[index])
+            except np.linalg.LinAlgError:
+                pass
+        return factors
+
+
+def _solve_lower(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """x with L x = b for each lower triangular L of a (..., p, p) and matrix of b (..., p, c),
+    batch axes broadcast: forward substitution, one row at a time over every batch at once.
+    """
+    shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    a = np.broadcast_to(a, (*shape, *a.shape[-2:]))
+    b = np.broadcast_to(b, (*shape, *b.shape[-2:]))
+    x = np.empty(b.shape, dtype=np.result_type(a, b, float))
+    for i in range(a.shape[-1]):
+        known = np.einsum("...k,...kc->...c", a[..., i, :i], x[..., :i, :])
+        x[..., i, :] = (b[..., i, :] - known) / a[..., i, i, None]
+    return x
+
+
+def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """x with A x = b for each matrix of a (..., p, p) and of b (..., p, c), batch axes
+    broadcast, by LU; NaN for a singular A (as PyTensor's Solve).
+    """
+    try:
+        return np.linalg.solve(a, b)
+    except np.linalg.LinAlgError:
+        shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        a = np.broadcast_to(a, (*shape, *a.shape[-2:]))
+        b = np.broadcast_to(b, (*shape, *b.shape[-2:]))
+        x = np.full(b.shape, np.nan)
+        for index in np.ndindex(shape):
+            try:
+                x[index] = np.linalg.solve(a[index], b[index])
+            except np.linalg.LinAlgError:
+                pass
+        return x
 
 
 @contextmanager
