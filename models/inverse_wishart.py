@@ -205,6 +205,9 @@ def inverse_wishart(name: str, df: pt.TensorLike, scale: pt.TensorLike, *, p: in
     TensorVariable
         Sigma, shape (p, p).
     """
+    # PyTensor makes a Python number such as 5.0 a float32 constant; the density's log-gamma
+    # and log 2 terms then lose digits, so both parameters are taken in double precision
+    df, scale = (pt.cast(pt.as_tensor_variable(parameter), "float64") for parameter in (df, scale))
     return pm.CustomDist(
         name, df, scale,
         logp=lambda value, df, scale: inverse_wishart_logp(value, df, scale, p),

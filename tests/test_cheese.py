@@ -354,6 +354,24 @@ def test_the_log_cholesky_transform_round_trips_with_its_jacobian():
 
 
 @pytest.mark.slow
+def test_the_inverse_wishart_density_is_double_precision_with_plain_numbers():
+    """df and Psi given as Python numbers (which PyTensor would make float32 constants): the
+    log density equals scipy's to double precision."""
+    import pymc as pm
+
+    from hiercheck.models.inverse_wishart import inverse_wishart
+
+    rng = np.random.default_rng(1)
+    root = rng.normal(size=(3, 3))
+    value = root @ root.T + 3 * np.eye(3)
+    with pm.Model():
+        sigma = inverse_wishart("Sigma", 5.0, np.eye(3).tolist(), p=3)
+    logp = pm.logp(sigma, value).eval()
+    assert logp == pytest.approx(stats.invwishart.logpdf(value, df=5.0, scale=np.eye(3)),
+                                 rel=1e-13)
+
+
+@pytest.mark.slow
 def test_the_prior_draws_of_Sigma_are_the_inverse_wishart(data):
     """The model's random Sigma (scipy's draws, used by prior-predictive checks) against the
     inverse Wishart through the same functionals as the Gibbs draw."""
