@@ -40,7 +40,6 @@ __all__ = [
 ]
 
 import dataclasses
-import hashlib
 import itertools
 import math
 import multiprocessing
@@ -53,6 +52,7 @@ import pandas as pd
 from scipy import stats as scipy_stats
 from tqdm.auto import tqdm
 
+from hiercheck.cache import data_parts, fingerprint
 from hiercheck.errors import SettingsError, require_integer
 from hiercheck.models import GroupedData, Priors, SchoolStats, load_dataset
 from hiercheck.samplers import gibbs
@@ -279,13 +279,6 @@ def _finished_units(study: _Study, todo: list[int], jobs: int):
         _WORKER_STUDY = None
 
 
-def _data_digest(data: GroupedData) -> str:
-    digest = hashlib.sha256()
-    for part in (np.asarray(data.values, float), np.asarray(data.codes, np.int64)):
-        digest.update(np.ascontiguousarray(part).tobytes())
-    return digest.hexdigest()
-
-
 def power_study(conditionals: Sequence[str] | None = None, kinds: Sequence[str] = KINDS,
                 epsilons: Sequence[float] = DEFAULT_EPSILONS, seeds: int = DEFAULT_SEEDS, *,
                 data: GroupedData | None = None, priors: Priors | None = None, quick: bool = True,
@@ -372,7 +365,7 @@ def power_study(conditionals: Sequence[str] | None = None, kinds: Sequence[str] 
     study = _Study(references, conditionals, tuple(kinds), epsilons, range(seeds), checks, scheme)
     store = None
     if out is not None:
-        store = UnitStore(out, {"study": "power", "data": data.name, "data_sha256": _data_digest(data),
+        store = UnitStore(out, {"study": "power", "data": data.name, "data_key": fingerprint(data_parts(data))[0],
                                 "priors": priors.as_dict(), "settings": dataclasses.asdict(settings),
                                 "scheme": scheme,
                                 "checks": list(checks), "grid": [list(g) for g in study.grid]})
