@@ -21,13 +21,11 @@ __all__ = [
     "sample_nuts",
 ]
 
-import hashlib
 import logging
 import time
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -39,7 +37,7 @@ from pymc.model.transform.conditioning import remove_value_transforms
 from pytensor.graph.replace import vectorize_graph
 
 from hiercheck._typing import SeedLike
-from hiercheck.cache import PICKLE, DiskCache, data_parts
+from hiercheck.cache import PICKLE, DiskCache, data_parts, source_digest
 from hiercheck.errors import NutsWarning, SettingsError, require_integer
 
 from .data import GroupedData
@@ -147,7 +145,7 @@ def build_collapsed_model(data: GroupedData, priors: Priors) -> pm.Model:
 
 
 # What the compiled functions below are made from: a change of this module is a new cache key.
-_SOURCE_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+_SOURCE_DIGEST = source_digest(__name__)
 T = TypeVar("T")
 
 

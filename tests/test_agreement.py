@@ -2,6 +2,7 @@
 and the mixing gate that keeps it from passing what it cannot verify."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
@@ -50,6 +51,9 @@ def test_exact_engine_agrees_with_itself_under_another_seed(exact_runs):
     assert result.passed, str(result)
     assert len(result.table) == 5 * (5 + 6)  # 5 quantiles of 5 scalars and 6 batches' theta
     assert "AGREE" in str(result)
+    given = agreement.compare(*exact_runs, alpha=0.01,
+                              mixing_a=agreement.mixing_table(exact_runs[0]))
+    pd.testing.assert_frame_equal(given.table, result.table)
 
 
 # -- the z-test against engines whose answer is known: i.i.d. N(0, 1) draws -------------------------

@@ -137,3 +137,38 @@ def test_the_command_reports_and_clears_the_cache(tmp_path, monkeypatch, capsys)
     assert main(["cache", "clear"]) == 0
     assert "deleted 2 files" in capsys.readouterr().out
     assert DiskCache().size() == (0, 0)
+
+
+WARM_CONSISTENCY = """
+import sys
+from hiercheck.models import load_dataset
+from hiercheck.validation.suite import check_sampler
+
+verdict = check_sampler(data=load_dataset("rail"), checks=("consistency", "consistency (small)"),
+                        seed=2)
+print("pymc" in sys.modules, *(outcome.value for outcome in verdict.outcomes))
+"""
+
+
+@pytest.mark.slow
+def test_a_second_consistency_check_reads_its_tables_and_never_imports_pymc(tmp_path):
+    """The states and tabulated conditionals of both consistency checks are cached: a later
+    process on the same data gives the same p-values without importing PyMC."""
+    import os
+    import subprocess
+    import sys
+
+    from hiercheck.models import Priors, load_dataset
+    from hiercheck.validation import suite
+
+    data = load_dataset("rail")
+    references = suite.References(data, Priors.weakly_informative(data), suite.QUICK, seed=2,
+                                  cache=DiskCache(tmp_path))
+    first = suite.check_sampler(references=references, seed=2,
+                                checks=("consistency", "consistency (small)"))
+    assert DiskCache(tmp_path).size()[0] == 2  # the two checks' tables
+    environment = os.environ | {"HIERCHECK_CACHE": str(tmp_path)}
+    printed = subprocess.run([sys.executable, "-c", WARM_CONSISTENCY], env=environment,
+                             capture_output=True, text=True, check=True).stdout.split()
+    assert printed[0] == "False"
+    assert [float(value) for value in printed[1:]] == [o.value for o in first.outcomes]

@@ -53,6 +53,7 @@ def test_bad_csv_is_one_line_and_exit_2(capsys, tmp_path, contents, group, value
     (["fit", "--dataset", "rail", "--prior", "beta=1"], "expected NAME=NUMBER"),
     (["sbc", "--reps", "0"], "--reps must be an integer >= 1"),
     (["sbc", "--engine", "exact", "--jobs", "-1"], "--jobs must be an integer >= 1"),
+    (["validate", "--dataset", "rail", "--jobs", "0"], "--jobs must be an integer >= 1"),
     (["mutants", "--write", "nowhere.md"], "nowhere.md: no such file"),
     (["mutants", "--write", "pyproject.toml"], "no <!-- detection matrix -->"),
 ])

@@ -28,6 +28,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from hiercheck.models import Priors, load_dataset
@@ -128,3 +129,19 @@ def test_gibbs_sbc_ranks_depend_on_the_seed_alone(tmp_path):
     again = sbc.run_gibbs_sbc(**settings, replications=100, out=tmp_path / "short")
     for name in short.ranks:
         np.testing.assert_array_equal(again.ranks[name], short.ranks[name])
+
+
+@pytest.mark.slow
+def test_the_verdict_does_not_depend_on_the_number_of_check_processes():
+    """check_sampler(jobs=2) runs the checks in forked processes: each check keeps its own
+    stream, so every number of every table is what jobs=1 gives."""
+    from hiercheck.validation.suite import check_sampler
+
+    data = load_dataset("rail")
+    checks = ("consistency (small)", "geweke", "marginal likelihood", "eb vs statsmodels")
+    serial, forked = (check_sampler(data=data, checks=checks, seed=3, jobs=jobs)
+                      for jobs in (1, 2))
+    assert [o.check for o in forked.outcomes] == list(checks)
+    for one, two in zip(serial.outcomes, forked.outcomes):
+        assert one.value == two.value and one.passed == two.passed
+        pd.testing.assert_frame_equal(one.table, two.table)

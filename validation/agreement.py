@@ -186,7 +186,7 @@ class Agreement(CheckTable):
 
 def compare(idata_a: az.InferenceData, idata_b: az.InferenceData, *,
             quantiles: Sequence[float] = QUANTILES, var_names: Sequence[str] = VARIABLES,
-            alpha: float = 0.01) -> Agreement:
+            alpha: float = 0.01, mixing_a: pd.DataFrame | None = None) -> Agreement:
     """Compare the posterior quantiles of a sampler (`idata_a`) and a reference (`idata_b`).
 
     Parameters
@@ -199,6 +199,9 @@ def compare(idata_a: az.InferenceData, idata_b: az.InferenceData, *,
         The variables compared (every element of each).
     alpha : float
         The family-wise false-alarm rate, held by Holm's correction over all comparisons.
+    mixing_a : pandas.DataFrame, optional
+        `mixing_table(idata_a, var_names)`, when the caller has computed it already (the
+        agreement checks decide from it whether to sample longer); computed here when None.
 
     Returns
     -------
@@ -232,8 +235,8 @@ def compare(idata_a: az.InferenceData, idata_b: az.InferenceData, *,
     table["z"] = (table.a - table.b) / np.hypot(table.mcse_a, table.mcse_b)
     table["p"] = 2 * stats.norm.sf(np.abs(table.z))
     table["p_holm"] = holm_adjust(table.p.to_numpy())
-    mixing = {role: _mixing_table(draws, labels) for role, draws in
-              (("sampler", draws_a), ("reference", draws_b))}
+    mixing = {"sampler": _mixing_table(draws_a, labels) if mixing_a is None else mixing_a,
+              "reference": _mixing_table(draws_b, labels)}
     for role, suffix in (("sampler", "a"), ("reference", "b")):
         per_quantity = mixing[role].assign(**{
             f"min_ess_{suffix}": np.minimum(mixing[role].ess_bulk, mixing[role].ess_tail),

@@ -58,8 +58,9 @@ from hiercheck.samplers.user_functions import checked_conditionals
 from .agreement import holm_adjust
 from .result import CheckTable
 
-__all__ = ["ConsistencyResult", "GridConditional", "check_conditionals", "simulated_data",
-           "states_from_exact_posterior", "tabulate_conditionals"]
+__all__ = ["ConsistencyResult", "GridConditional", "TabulatedState", "check_conditionals",
+           "simulated_data", "states_from_exact_posterior", "tabulate_conditionals",
+           "tabulate_states"]
 
 GRID_POINTS = 2001
 GRID_HALF_WIDTH = 14.0  # Laplace SDs either side of the conditional's mode
@@ -370,11 +371,87 @@ def collapsed_log_density(collapsed_logp: Callable, state: gibbs.GibbsState, nam
     return lambda x: np.array([[collapsed_logp(**(fixed | {name: value}))] for value in x[:, 0]])
 
 
+@dataclass(frozen=True)
+class TabulatedState:
+    """A state of the invariance test and the full conditionals tabulated there.
+
+    Attributes
+    ----------
+    state : hiercheck.samplers.gibbs.GibbsState
+        The state (an exact posterior draw).
+    conditionals : dict of str to list of GridConditional
+        A field of `Conditionals` -> its coordinate's full conditional at `state` (a list of
+        one, or for draw_theta one per school).
+    """
+
+    state: gibbs.GibbsState
+    conditionals: dict[str, list[GridConditional]]
+
+
+def _check_seeds(seed: SeedLike) -> list[np.random.SeedSequence]:
+    """The seeds of the states, of the draw functions' calls and of the starting values."""
+    return np.random.SeedSequence(seed).spawn(3)
+
+
+def tabulate_states(data: GroupedData, priors: Priors, fields: tuple[str, ...], *,
+                    points: int = 3, seed: SeedLike = 0,
+                    log_density_terms: Callable | None = None,
+                    collapsed_logp: Callable | None = None) -> list[TabulatedState]:
+    """The reference side of the invariance test: `points` exact posterior states and, at each,
+    the full conditional of every coordinate that `fields` draw, tabulated from the reference
+    model's density. It depends on the data, the priors, the fields, `points` and `seed`, never
+    on the draw functions under test, so `hiercheck.validation.suite` keeps it in the reference
+    cache.
+
+    Parameters
+    ----------
+    data, priors : GroupedData, Priors
+        Where the conditionals are tabulated.
+    fields : tuple of str
+        Fields of `Conditionals` (keys of `CHECKED`).
+    points : int
+        How many states.
+    seed : int or SeedSequence
+        The seed of `check_conditionals`: the states are the ones it tests.
+    log_density_terms : callable, optional
+        `hiercheck.models.reference.log_density_terms_function(data, priors)`; compiled here
+        when None.
+    collapsed_logp : callable, optional
+        `hiercheck.models.reference.collapsed_logp_function(data, priors)`, for collapsed
+        fields; compiled here when needed and None.
+
+    Returns
+    -------
+    list of TabulatedState
+        One per state.
+    """
+    from hiercheck.models.reference import collapsed_logp_function, log_density_terms_function
+
+    terms = log_density_terms or log_density_terms_function(data, priors)
+    if any(CHECKED[field][1] == "collapsed" for field in fields):
+        collapsed_logp = collapsed_logp or collapsed_logp_function(data, priors)
+    tabulated = []
+    for state in states_from_exact_posterior(data, priors, points, _check_seeds(seed)[0]):
+        grids = {}
+        for field in fields:
+            name, density = CHECKED[field]
+            if name == "theta":
+                grids[field] = tabulate_conditionals(school_log_densities(terms, state, data),
+                                                     state.theta, positive=False, name="theta")
+                continue
+            log_density = (scalar_log_density(terms, state, name, data) if density == "joint"
+                           else collapsed_log_density(collapsed_logp, state, name))
+            grids[field] = tabulate_conditionals(log_density, getattr(state, name),
+                                                 name in POSITIVE, name)
+        tabulated.append(TabulatedState(state, grids))
+    return tabulated
+
+
 def check_conditionals(conditionals: gibbs.Conditionals, data: GroupedData, priors: Priors, *,
                        points: int = 3, draws: int = 4000, schools: int = 4, seed: SeedLike = 0,
                        alpha: float = 0.01, log_density_terms: Callable | None = None,
-                       scheme: str = "textbook",
-                       collapsed_logp: Callable | None = None) -> ConsistencyResult:
+                       scheme: str = "textbook", collapsed_logp: Callable | None = None,
+                       tabulated: list[TabulatedState] | None = None) -> ConsistencyResult:
     """Run the invariance test of every conditional that `scheme` draws from
     (`gibbs.SCHEME_FIELDS`) at `points` states (the module docstring).
 
@@ -397,12 +474,15 @@ def check_conditionals(conditionals: gibbs.Conditionals, data: GroupedData, prio
         Family-wise false-alarm rate of the Holm-adjusted tests.
     log_density_terms : callable, optional
         `hiercheck.models.reference.log_density_terms_function(data, priors)`, compiled once
-        by the caller; compiled here when None.
+        by the caller; compiled here when None and `tabulated` is None.
     scheme : {"textbook", "blocked"}
         Which conditionals are tested: the sweep's.
     collapsed_logp : callable, optional
         `hiercheck.models.reference.collapsed_logp_function(data, priors)`, for the blocked
         sweep's collapsed conditionals; compiled here when needed and None.
+    tabulated : list of TabulatedState, optional
+        `tabulate_states(data, priors, gibbs.SCHEME_FIELDS[scheme], points=points, seed=seed)`
+        computed before (the reference cache keeps it); tabulated here when None.
 
     Returns
     -------
@@ -414,34 +494,29 @@ def check_conditionals(conditionals: gibbs.Conditionals, data: GroupedData, prio
     UserFunctionError
         If a replaced draw function returns something that cannot be draws.
     """
-    from hiercheck.models.reference import collapsed_logp_function, log_density_terms_function
-
     fields = gibbs.SCHEME_FIELDS[scheme]
-    terms = log_density_terms or log_density_terms_function(data, priors)
-    if any(CHECKED[field][1] == "collapsed" for field in fields):
-        collapsed_logp = collapsed_logp or collapsed_logp_function(data, priors)
+    if tabulated is None:
+        tabulated = tabulate_states(data, priors, fields, points=points, seed=seed,
+                                    log_density_terms=log_density_terms,
+                                    collapsed_logp=collapsed_logp)
     conditionals = checked_conditionals(conditionals)
-    # the points and the draws take the streams they had when the check drew from fixed states
-    state_seed, draw_seed, start_seed = np.random.SeedSequence(seed).spawn(3)
+    _, draw_seed, start_seed = _check_seeds(seed)
     rng, start_rng = np.random.default_rng(draw_seed), np.random.default_rng(start_seed)
     rows = []
-    for k, state in enumerate(states_from_exact_posterior(data, priors, points, state_seed)):
+    for k, point in enumerate(tabulated):
+        state = point.state
         for field in fields:
             name, density = CHECKED[field]
             draw = getattr(conditionals, field)
             if name == "theta":
-                thetas = tabulate_conditionals(school_log_densities(terms, state, data),
-                                               state.theta, positive=False, name="theta")
+                thetas = point.conditionals[field]
                 starts = np.column_stack([theta.sample(start_rng, draws) for theta in thetas])
                 theta_draws = step_from(draw, rng, state, "theta", starts, data.stats, priors)
                 for i in checked_schools(data.n, schools):
                     rows.append({"point": k, "coordinate": f"theta[{data.labels[i]}]",
                                  **compare_draws(theta_draws[:, i], thetas[i])})
                 continue
-            log_density = (scalar_log_density(terms, state, name, data) if density == "joint"
-                           else collapsed_log_density(collapsed_logp, state, name))
-            [conditional] = tabulate_conditionals(log_density, getattr(state, name),
-                                                  name in POSITIVE, name)
+            [conditional] = point.conditionals[field]
             values = step_from(draw, rng, state, name, conditional.sample(start_rng, draws),
                                data.stats, priors)
             label = name if density == "joint" else f"{name} (collapsed)"

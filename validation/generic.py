@@ -37,11 +37,9 @@ __all__ = [
 import json
 import hashlib
 import math
-import multiprocessing
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -60,6 +58,7 @@ from hiercheck.errors import (NutsWarning, PriorError, SettingsError, UserFuncti
 from . import agreement, consistency, diagnostics, sbc
 from .pymc_model import CompiledModel, Variable
 from .result import CheckTable
+from .forked import forked_map
 from .store import UnitStore
 from .suite import ALPHA, CheckOutcome, Verdict, _integer_seeds
 from .two_sample import two_sample_tests, whiten
@@ -250,11 +249,14 @@ def call_block(block: Block, rng: np.random.Generator, state: dict, data: dict,
     Raises
     ------
     UserFunctionError
-        If the function returned the wrong number of values, shape or type, a non-integer for a
-        discrete variable, or a value that is not finite; the message names the function and the
-        variable.
+        If the function raised an exception, or returned the wrong number of values, shape or
+        type, a non-integer for a discrete variable, or a value that is not finite; the message
+        names the function (and the variable).
     """
-    returned = block.function(rng, dict(state), data)
+    try:
+        returned = block.function(rng, dict(state), data)
+    except Exception as error:  # the user's code: never reported as an internal error
+        raise UserFunctionError(f"{block.label} raised {type(error).__name__}: {error}") from error
     if not block.joint:
         return {block.names[0]: _checked(block, block.names[0], returned, variables)}
     if isinstance(returned, Mapping):
@@ -468,7 +470,7 @@ class _SweepRun:
         starts = [{name: values[chain, -1] for name, values in nuts.items()}
                   for chain in range(CHAINS)]
         streams = np.random.SeedSequence(self.seed).spawn(CHAINS)
-        chains = list(_map_forked(self, _sweep_chain, list(zip(streams, starts))))
+        chains = _in_order(_map_forked(self, _sweep_chain, list(zip(streams, starts))))
         return {name: np.stack([chain[name] for chain in chains]) for name in nuts}
 
     @cached_property
@@ -498,32 +500,20 @@ def _sweep_chain(run: _SweepRun, stream: np.random.SeedSequence, start: dict
 
 # -- tasks in forked processes --------------------------------------------------------------------
 
-_WORKER_TASK: tuple | None = None  # (run, function) that forked workers inherit
-
-
-def _in_worker(arguments: tuple):
-    run, function = _WORKER_TASK
-    return function(run, *arguments)
-
-
-def _map_forked(run: _SweepRun, function: Callable, arguments: list[tuple]):
-    """function(run, *a) for each a of `arguments`, in order, as an iterator: in `run.jobs`
-    forked processes when there are several jobs and tasks, else here. Workers are forked, so
-    they inherit `run` with the user's functions (which need not be picklable); each task
-    carries its own random stream, so the results do not depend on `run.jobs`.
+def _map_forked(run: _SweepRun, function: Callable, arguments: list[tuple]
+                ) -> Iterator[tuple[int, object]]:
+    """(i, function(run, *arguments[i])) as each finishes, in `run.jobs` forked processes
+    (`forked.forked_map`: they inherit `run` with the user's functions, which need not be
+    picklable) once every function a worker needs is compiled.
     """
-    global _WORKER_TASK
-    jobs = min(run.jobs, len(arguments))
-    if jobs < 2 or _WORKER_TASK is not None:  # (a worker runs its tasks' own tasks itself)
-        yield from (function(run, *a) for a in arguments)
-        return
-    _warm_up(run.references.compiled)
-    _WORKER_TASK = (run, function)
-    try:
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-            yield from pool.map(_in_worker, arguments)
-    finally:
-        _WORKER_TASK = None
+    if min(run.jobs, len(arguments)) > 1:
+        _warm_up(run.references.compiled)
+    return forked_map(lambda i: function(run, *arguments[i]), len(arguments), run.jobs)
+
+
+def _in_order(finished: Iterator[tuple[int, object]]) -> list:
+    """The results of `_map_forked` in the order of their tasks."""
+    return [result for _, result in sorted(finished, key=lambda pair: pair[0])]
 
 
 def _warm_up(compiled: CompiledModel) -> None:
@@ -1290,7 +1280,7 @@ def geweke_check(run: _SweepRun, seed, alpha: float = ALPHA) -> GenericGeweke:
     groups = math.ceil(chains / GEWEKE_GROUP)
     tasks = [(stream, min(GEWEKE_GROUP, chains - g * GEWEKE_GROUP), thresholds)
              for g, stream in enumerate(chains_seed.spawn(groups))]
-    parts = list(_map_forked(run, _geweke_group, tasks))
+    parts = _in_order(_map_forked(run, _geweke_group, tasks))
     successive = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
     ess = dict(zip(successive, diagnostics.ess_bulk(np.stack(list(successive.values()), axis=-1))))
     reference = _indicators({name: values[half:] for name, values in marginal.items()},
@@ -1378,8 +1368,8 @@ def sbc_check(run: _SweepRun, seed, alpha: float = ALPHA, *, out=None,
             store.save(unit, ranks)
         bar.update()
 
-    for (unit, _), ranks in zip(todo, _map_forked(run, _sbc_unit, [a for _, a in todo])):
-        finished(unit, ranks)
+    for index, ranks in _map_forked(run, _sbc_unit, [a for _, a in todo]):
+        finished(todo[index][0], ranks)
     bar.close()
     ranks = {name: np.concatenate([results[u][name] for u in range(units)]) for name in results[0]}
     return sbc.SBCResult(ranks=ranks, draws=settings.sbc_draws, engine="your sweep",
@@ -1483,7 +1473,8 @@ def check_gibbs(model: pm.Model, conditionals: Mapping, *, seed: SeedLike = 0, q
         model, a model without observed data, or a mapping that does not match the model's
         free variables.
     UserFunctionError
-        When a draw function returns the wrong shape or type, or a value that is not finite.
+        When a draw function raises an exception, or returns the wrong shape or type, or a value
+        that is not finite.
     """
     checks = tuple(checks)
     require_integer("jobs", jobs)

@@ -42,9 +42,7 @@ __all__ = [
 import dataclasses
 import itertools
 import math
-import multiprocessing
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +58,7 @@ from hiercheck.samplers.marginal import lam_given_mu_omega, mu_conditional, thet
 
 from . import suite
 from .kernels import draw_omega_metropolis_off_by
+from .forked import forked_map
 from .store import UnitStore
 
 KINDS = ("shift", "spread")
@@ -240,43 +239,22 @@ class _Study:
         table = verdict.table.set_index("check").loc[list(self.checks)]
         return {"value": table["value"].to_numpy(float), "passed": table["passed"].to_numpy(bool)}
 
-    def prepare_for_fork(self) -> None:
-        """Everything a run needs that is computed once, so that no forked worker computes it."""
-        refs = self.references
-        if {"consistency", "consistency (small)"} & set(self.checks):
-            refs.logp, refs.small_logp  # noqa: B018 (compile now)
-            if self.scheme == "blocked":
-                refs.collapsed_logp, refs.small_collapsed_logp  # noqa: B018
-        if "agreement vs exact" in self.checks:
-            refs.exact  # noqa: B018
-        if "agreement vs nuts" in self.checks:
-            refs.nuts  # noqa: B018
-
-
-_WORKER_STUDY: _Study | None = None  # the study forked workers inherit
-
-
-def _run_in_worker(unit: int) -> tuple[int, dict[str, np.ndarray]]:
-    return unit, _WORKER_STUDY.run(unit)
+    def prepare_for_fork(self, units: list[int]) -> None:
+        """Every reference the runs of `units` compare with (`References.prepare`: the
+        posteriors, each seed's consistency tables), so that no forked worker computes one.
+        """
+        for seed in sorted({self.grid[unit][3] for unit in units}):
+            self.references.prepare(self.checks, self.scheme, suite._streams(seed))
 
 
 def _finished_units(study: _Study, todo: list[int], jobs: int):
     """(unit, result) for each unit of `todo` as it finishes: here, or in `jobs` forked
-    processes (which inherit the study and its compiled references).
+    processes (`forked.forked_map`: they inherit the study and its compiled references).
     """
-    global _WORKER_STUDY
-    if jobs == 1 or len(todo) < 2:
-        for unit in todo:
-            yield unit, study.run(unit)
-        return
-    study.prepare_for_fork()
-    _WORKER_STUDY = study
-    try:
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-            for future in as_completed([pool.submit(_run_in_worker, unit) for unit in todo]):
-                yield future.result()
-    finally:
-        _WORKER_STUDY = None
+    if min(jobs, len(todo)) > 1:
+        study.prepare_for_fork(todo)
+    for index, result in forked_map(lambda i: study.run(todo[i]), len(todo), jobs):
+        yield todo[index], result
 
 
 def power_study(conditionals: Sequence[str] | None = None, kinds: Sequence[str] = KINDS,

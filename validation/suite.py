@@ -49,7 +49,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from hiercheck._typing import SeedLike
-from hiercheck.cache import INFERENCE_DATA, DiskCache, data_parts
+from hiercheck.cache import INFERENCE_DATA, PICKLE, DiskCache, data_parts, source_digest
 from hiercheck.errors import DataError, SettingsError
 from hiercheck.models import GroupedData, Priors, load_dataset
 from hiercheck.models.engine import az
@@ -59,6 +59,7 @@ from hiercheck.samplers.marginal import log_marginal_likelihood as correct_log_m
 
 from . import agreement, consistency, geweke, likelihood, sbc, statsmodels_check
 from .engines import NUTS_SBC_THIN
+from .forked import forked_map
 from .mutants import CATALOGUE, Mutant
 
 # Per statistical check. Six of them at 0.001 make a correct derivation fail `hiercheck validate`
@@ -289,6 +290,7 @@ class References:
         streams = _streams(seed)
         self.exact_seed, self.nuts_seed, self.small_seed = (streams[name] for name in REFERENCES)
         self.cache = cache if cache is not None else DiskCache()
+        self._tabulated = {}
 
     def _cached_posterior(self, engine: str, compute, **settings):
         parts = {"engine": engine, **data_parts(self.data), "priors": self.priors.as_dict(),
@@ -348,6 +350,71 @@ class References:
 
         return collapsed_logp_function(*self.small)
 
+    def prepare(self, checks: Sequence[str], scheme: str, streams: dict[str, int]) -> None:
+        """Compute (or read from the cache) every reference that `checks` compare with, so that
+        processes forked afterwards inherit them instead of each computing its own.
+
+        Parameters
+        ----------
+        checks : sequence of str
+            Names of `CHECKS` about to run.
+        scheme : {"textbook", "blocked"}
+            The sweep whose conditionals the consistency checks test.
+        streams : dict of str to int
+            `_streams(seed)`: the consistency checks' seeds fix their states.
+        """
+        for small, check in ((False, "consistency"), (True, "consistency (small)")):
+            if check in checks:
+                self.tabulated(small, scheme, streams[check])
+        for engine in ("exact", "nuts"):
+            if f"agreement vs {engine}" in checks:
+                getattr(self, engine)
+
+    def tabulated(self, small: bool, scheme: str, seed: int) -> list[consistency.TabulatedState]:
+        """The consistency check's states and full conditionals
+        (`consistency.tabulate_states`) on the data or (`small`) the small data, for the
+        conditionals `scheme` draws from and the check's `seed`: kept in `cache` under the
+        data, the priors, the fields, the points, the seed and the source of the code that
+        computes them, so a later run neither compiles nor imports the PyMC model.
+
+        Parameters
+        ----------
+        small : bool
+            The small simulated data rather than the data.
+        scheme : {"textbook", "blocked"}
+            The sweep whose conditionals are tabulated.
+        seed : int
+            The consistency check's seed, which fixes its states.
+
+        Returns
+        -------
+        list of consistency.TabulatedState
+            One per state.
+        """
+        key = (small, scheme, seed)
+        if key not in self._tabulated:
+            data, priors = self.small if small else (self.data, self.priors)
+            fields, points = gibbs.SCHEME_FIELDS[scheme], self.settings.consistency_points
+
+            def compute():
+                collapsed = None
+                if scheme == "blocked":  # compiled only when a collapsed conditional is checked
+                    collapsed = self.small_collapsed_logp if small else self.collapsed_logp
+                return consistency.tabulate_states(
+                    data, priors, fields, points=points, seed=seed,
+                    log_density_terms=self.small_logp if small else self.logp,
+                    collapsed_logp=collapsed)
+
+            parts = {**data_parts(data), "priors": priors.as_dict(), "fields": list(fields),
+                     "points": points, "seed": seed, "source": source_digest(*TABULATION_CODE)}
+            self._tabulated[key] = self.cache.get("consistency-grids", parts, compute, PICKLE)
+        return self._tabulated[key]
+
+
+# The modules whose code computes `References.tabulated`: the grids, the states, the density.
+TABULATION_CODE = ("hiercheck.validation.consistency", "hiercheck.samplers.exact",
+                   "hiercheck.models.reference")
+
 
 def _integer_seeds(seed, count: int) -> list[int]:
     """`count` independent seeds from one, as integers that every check accepts."""
@@ -390,16 +457,12 @@ def consistency_check(conditionals, references: References, scheme: str, seed,
                       small: bool) -> CheckOutcome:
     """Each conditional `scheme` draws from, on the data or (`small`) on the small design."""
     data, priors = references.small if small else (references.data, references.priors)
-    logp = references.small_logp if small else references.logp
-    collapsed = None
-    if scheme == "blocked":  # compiled only when a collapsed conditional is checked
-        collapsed = references.small_collapsed_logp if small else references.collapsed_logp
     settings = references.settings
     return _timed("consistency (small)" if small else "consistency", "min Holm-adjusted p",
                   lambda: consistency.check_conditionals(
                       conditionals, data, priors, points=settings.consistency_points,
-                      draws=settings.consistency_draws, seed=seed, alpha=ALPHA, log_density_terms=logp,
-                      scheme=scheme, collapsed_logp=collapsed), _p_value_summary)
+                      draws=settings.consistency_draws, seed=seed, alpha=ALPHA, scheme=scheme,
+                      tabulated=references.tabulated(small, scheme, seed)), _p_value_summary)
 
 
 @dataclass(frozen=True)
@@ -427,26 +490,29 @@ class SampledAgreement:
 MIXING_BUDGET = 4
 
 
-def sample_until_mixed(conditionals, references: References, seed,
-                       scheme: str = "textbook") -> az.InferenceData:
+def sample_until_mixed(conditionals, references: References, seed, scheme: str = "textbook"
+                       ) -> tuple[az.InferenceData, pd.DataFrame | None]:
     """The sampler's posterior for the agreement checks: 4 chains of `gibbs_draws` draws,
     continued from their last states for as many draws again while some compared quantity
-    misses the mixing gate, until the draws reach MIXING_BUDGET times the setting.
+    misses the mixing gate, until the draws reach MIXING_BUDGET times the setting; and the
+    `agreement.mixing_table` of the draws returned, or None when the budget ran out before it
+    was computed.
     """
     data, priors, draws = references.data, references.priors, references.settings.gibbs_draws
     posterior = gibbs.sample(data, priors, draws=draws, chains=4, seed=seed,
                              conditionals=conditionals, scheme=scheme)
     extension_seeds = np.random.SeedSequence(seed).spawn(int(np.log2(MIXING_BUDGET)))
     for extension_seed in extension_seeds:
-        if agreement.mixing_table(posterior).mixed.all():
-            break
+        mixing = agreement.mixing_table(posterior)
+        if mixing.mixed.all():
+            return posterior, mixing
         last = posterior.posterior.isel(draw=-1)
         state = gibbs.GibbsState(*(last[name].to_numpy() for name in gibbs.GibbsState._fields))
         more = gibbs.sample(data, priors, draws=posterior.posterior.sizes["draw"], chains=4,
                             seed=extension_seed, conditionals=conditionals, tune=0, init=state,
                             scheme=scheme)
         posterior = az.concat(posterior, more, dim="draw", reset_dim=True)
-    return posterior
+    return posterior, None
 
 
 def agreement_check(conditionals, references: References, reference: str, seed,
@@ -455,9 +521,9 @@ def agreement_check(conditionals, references: References, reference: str, seed,
     mixing gate the row says "cannot verify" and gives the lowest ESS or highest R-hat.
     """
     def run():
-        draws = sample_until_mixed(conditionals, references, seed, scheme)
+        draws, mixing = sample_until_mixed(conditionals, references, seed, scheme)
         return SampledAgreement(draws, agreement.compare(draws, getattr(references, reference),
-                                                         alpha=ALPHA))
+                                                         alpha=ALPHA, mixing_a=mixing))
     outcome = _timed(f"agreement vs {reference}", "min Holm-adjusted p", run, _p_value_summary)
     unverified = outcome.result.agreement.gate()
     if unverified is None:
@@ -535,7 +601,7 @@ def check_sampler(conditionals: gibbs.Conditionals | None = None, *,
                   data: GroupedData | None = None, priors: Priors | None = None,
                   quick: bool = True, seed: SeedLike = 0, checks: Iterable[str] = CHECKS,
                   references: References | None = None, progress: bool = False,
-                  fail_fast: bool = False, scheme: str = "textbook") -> Verdict:
+                  fail_fast: bool = False, scheme: str = "textbook", jobs: int = 1) -> Verdict:
     """Run every check that applies to a derivation and return the verdict.
 
     Parameters
@@ -569,6 +635,10 @@ def check_sampler(conditionals: gibbs.Conditionals | None = None, *,
         The Gibbs sweep every Gibbs-based check runs: "textbook" (draw_theta, draw_mu, draw_lam,
         draw_omega) or "blocked" (draw_omega, draw_lam_collapsed, draw_mu_collapsed,
         draw_theta); consistency checks the conditionals the scheme draws from.
+    jobs
+        The checks run in this many forked processes (`forked.forked_map`), once the references
+        they compare with are computed or read here; each check has its own random stream, so
+        the verdict does not depend on `jobs`. With `fail_fast` they run one at a time.
 
     Returns
     -------
@@ -627,11 +697,20 @@ def check_sampler(conditionals: gibbs.Conditionals | None = None, *,
     runs = [(name, run) for name, run in runs if name in checks]
     if fail_fast:
         runs.sort(key=lambda pair: FAIL_FAST_ORDER.index(pair[0]))
-    outcomes = []
-    for name, run in tqdm(runs, desc="checks", disable=not progress):
-        outcomes.append(run())
-        if fail_fast and not outcomes[-1].passed:
-            break
+    if fail_fast or min(jobs, len(runs)) < 2:
+        outcomes = []
+        for name, run in tqdm(runs, desc="checks", disable=not progress):
+            outcomes.append(run())
+            if fail_fast and not outcomes[-1].passed:
+                break
+    else:
+        references.prepare([name for name, _ in runs], scheme, streams)
+        finished = {}
+        with tqdm(total=len(runs), desc="checks", disable=not progress) as bar:
+            for index, outcome in forked_map(lambda i: runs[i][1](), len(runs), jobs):
+                finished[index] = outcome
+                bar.update()
+        outcomes = [finished[index] for index in range(len(runs))]
     subject = _describe(conditionals, log_marginal_likelihood, restricted_log_likelihood, scheme)
     return Verdict(tuple(outcomes), subject=f"{subject} on {data.name}", references=references)
 

@@ -15,6 +15,7 @@ The folder is `$HIERCHECK_CACHE` when set, else the user's cache folder (platfor
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import pickle
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from hiercheck.models import GroupedData
 
 __all__ = ["CACHE_ENV", "Codec", "DiskCache", "INFERENCE_DATA", "PICKLE", "cache_folder",
-           "data_parts", "fingerprint"]
+           "data_parts", "fingerprint", "source_digest"]
 
 CACHE_ENV = "HIERCHECK_CACHE"
 # The packages whose versions change what a reference computes: a new version is a new key.
@@ -182,6 +183,27 @@ def data_parts(data: GroupedData) -> dict:
         {"labels", "codes", "values"}.
     """
     return {"labels": data.labels, "codes": data.codes, "values": data.values}
+
+
+def source_digest(*modules: str) -> str:
+    """The SHA-256 of the source files of `modules`, found without importing them (a module
+    that imports PyMC is not imported to key an entry that spares importing PyMC): a key part
+    for an entry computed by code that changes between releases of the same version.
+
+    Parameters
+    ----------
+    *modules : str
+        Dotted module names.
+
+    Returns
+    -------
+    str
+        The hexadecimal SHA-256 of the files' bytes, in the order given.
+    """
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(Path(importlib.util.find_spec(module).origin).read_bytes())
+    return digest.hexdigest()
 
 
 class DiskCache:
