@@ -334,6 +334,18 @@ def test_a_function_returning_the_wrong_thing_is_named_with_its_variable(names, 
     assert message in str(error.value)
 
 
+def test_an_exception_in_a_function_is_the_users_error_and_names_the_function():
+    """A Cholesky factor of a matrix that is not positive definite (a wrong precision, say) is
+    reported as the user's function failing, not as an internal error of the harness."""
+    def draw_a(rng, state, data):
+        return np.linalg.cholesky(-np.eye(3))[0]
+
+    with pytest.raises(UserFunctionError, match="draw_a raised LinAlgError: Matrix is not "
+                                                "positive definite") as error:
+        call_block(Block(("a",), draw_a, False), np.random.default_rng(0), {}, {}, VARIABLES)
+    assert isinstance(error.value.__cause__, np.linalg.LinAlgError)
+
+
 def test_a_joint_block_may_return_a_tuple_or_a_dict_and_integers_stay_integers():
     rng = np.random.default_rng(0)
     for returned in ((2.0, [1, 2, 3]), {"a": [1, 2, 3], "mu": 2.0}):
@@ -454,10 +466,16 @@ def test_two_sample_tests_see_a_wrong_correlation_with_the_right_marginals():
 
 # -- check_gibbs on whole models (compiles PyMC: slow) -------------------------------------------
 
+# SBC at half the quick settings' replications: a correct sweep passes at any number (the
+# false-alarm rate is set by alpha), no slip below is left to SBC alone, and it halves the cost of
+# the costliest check here (the sweep in Python, 350 sweeps a replication).
+TEST_SETTINGS = {"sbc_replications": 100}
+
+
 def _references(build, name, **settings):
     from hiercheck.validation.generic import GENERIC_QUICK, ModelReferences
 
-    return ModelReferences(build(), replace(GENERIC_QUICK, **settings), 0, name)
+    return ModelReferences(build(), replace(GENERIC_QUICK, **(TEST_SETTINGS | settings)), 0, name)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """The flagship hierarchy through the generic harness: check_gibbs on the reference PyMC model with
 the package's own conditionals (wrapped into the generic signature) passes, and the catalogue's
-mutants are caught, on the small design and on the math-test data; `hiercheck validate --model`.
+mutants are caught, on the small design (where check_sampler on the same data gives the same
+verdicts) and on the math-test data; `hiercheck validate --model`.
 """
 
 from __future__ import annotations
@@ -8,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hiercheck.validation import generic
-from hiercheck.validation.mutants import CATALOGUE
-from hiercheck.validation.suite import ALPHA
+from hiercheck.validation import generic, suite
+from hiercheck.validation.mutants import CATALOGUE, get_mutant
+from hiercheck.validation.suite import ALPHA, check_sampler
 
 
 def _check(references, conditionals, checks=generic.GENERIC_CHECKS, seed=0):
@@ -61,15 +62,35 @@ def _caught_by(references, conditionals) -> str | None:
     return None
 
 
+def _caught_by_check_sampler(references, conditionals, scheme="textbook") -> str | None:
+    """`_caught_by` through the flagship's own harness, `check_sampler`, on the same data."""
+    for check in ("consistency", "geweke", "agreement vs exact", "sbc"):
+        [outcome] = check_sampler(conditionals, references=references, checks=(check,),
+                                  scheme=scheme).outcomes
+        if not outcome.passed:
+            return check
+    return None
+
+
 @pytest.mark.slow
 def test_the_flagship_conditionals_pass_and_every_mutant_is_caught_on_the_small_design(
         small_hierarchy):
-    """Six schools of five under informative priors (the flagship's small design), where every
-    slip of the catalogue moves a conditional enough to see."""
+    """Eight schools of 1 to 12 students under informative priors (the flagship's small design),
+    where every slip of the catalogue moves a conditional enough to see. The two harnesses give
+    the same verdicts: check_gibbs on the PyMC model and check_sampler on the same data and
+    priors pass the package's conditionals and fail every mutant (each stops at the first check
+    that fails it, cheapest first)."""
     builtin, references = small_hierarchy
     _assert_passes(_check(references, builtin.conditionals()))
+    data = builtin.load()
+    flagship = suite.References(data, suite.SMALL_PRIORS, suite.QUICK, seed=0)
+    correct = check_sampler(references=flagship, checks=("consistency", "geweke",
+                                                         "agreement vs exact", "sbc"))
+    assert correct.passed, str(correct)
     for name, conditionals in builtin.mutants().items():
-        assert _caught_by(references, conditionals), f"{name} was caught by no check"
+        by_generic = _caught_by(references, conditionals)
+        by_sampler = _caught_by_check_sampler(flagship, get_mutant(name).conditionals)
+        assert by_generic and by_sampler, f"{name}: check_gibbs {by_generic}, check_sampler {by_sampler}"
 
 
 @pytest.mark.slow

@@ -277,3 +277,18 @@ def test_nuts_replications_reuse_one_compiled_model(design):
     before = set(reference._nutpie_models)
     sbc.run_engine_sbc(engine, design, sbc.QUICK_PRIORS, replications=4, draws=50, seed=2)
     assert len(set(reference._nutpie_models) - before) == 1
+
+
+def test_the_most_suspect_quantities_are_the_least_uniform_first():
+    """Ranks piled at the top (a bias a posterior SD wide), piled mildly in the middle, and
+    uniform: the plot's rows come in that order, whatever the order of the ranks."""
+    rng = np.random.default_rng(5)
+    draws, replications = 99, 1000
+    uniform = {f"flat{k}": rng.integers(0, draws + 1, replications) for k in range(4)}
+    biased = np.minimum(rng.binomial(draws, 0.8, replications), draws)
+    middle = np.where(rng.random(replications) < 0.04, draws // 2,
+                      rng.integers(0, draws + 1, replications))
+    result = sbc.SBCResult(ranks={**uniform, "middle": middle, "biased": biased}, draws=draws,
+                           engine="test")
+    assert result.most_suspect(2) == ["biased", "middle"]
+    assert sorted(result.most_suspect(10)) == sorted(result.ranks)

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import pandas as pd
 
-from hiercheck.errors import SettingsError
+from hiercheck.errors import SettingsError, UserFunctionError
 from hiercheck.models import GroupedData, Priors, school_stats
 from hiercheck.models.data import group_moments
 
@@ -279,7 +279,9 @@ def detection_matrix(name: str, *, quick: bool = True, seed: int = 0,
     -------
     pandas.DataFrame
         A row per derivation ("correct", then the mutants), a column per check of
-        `GENERIC_CHECKS` (True where it failed the derivation) and `caught_by`.
+        `GENERIC_CHECKS` (True where it failed the derivation, "raised" where a function of
+        the derivation raised an exception during it) and `caught_by`. Each check runs on its
+        own, so an exception ends only its own.
 
     Raises
     ------
@@ -288,7 +290,7 @@ def detection_matrix(name: str, *, quick: bool = True, seed: int = 0,
     """
     from tqdm.auto import tqdm
 
-    from .generic import GENERIC_CHECKS, GENERIC_FULL, GENERIC_QUICK, ModelReferences, check_gibbs
+    from .generic import GENERIC_CHECKS, GENERIC_FULL, GENERIC_QUICK, ModelReferences
 
     builtin = get_builtin(name)
     model = builtin.build_model(builtin.load())
@@ -296,11 +298,24 @@ def detection_matrix(name: str, *, quick: bool = True, seed: int = 0,
     rows = []
     subjects = {"correct": builtin.conditionals(), **builtin.mutants()}
     for subject, conditionals in tqdm(subjects.items(), desc="derivations", disable=not progress):
-        verdict = check_gibbs(model, conditionals, references=references, seed=seed)
-        caught = {outcome.check: not outcome.passed for outcome in verdict.outcomes}
-        rows.append({"derivation": subject, **{check: caught[check] for check in GENERIC_CHECKS},
-                     "caught_by": sum(caught.values())})
+        caught = {check: _caught(model, conditionals, references, seed, check)
+                  for check in GENERIC_CHECKS}
+        rows.append({"derivation": subject, **caught, "caught_by": sum(map(bool, caught.values()))})
     return pd.DataFrame(rows)
+
+
+def _caught(model, conditionals, references, seed: int, check: str) -> bool | str:
+    """Whether `check` fails the derivation, or "raised" when one of its functions raised an
+    exception (a wrong precision that is not positive definite, say) during the check.
+    """
+    from .generic import check_gibbs
+
+    try:
+        [outcome] = check_gibbs(model, conditionals, references=references, seed=seed,
+                                checks=(check,)).outcomes
+    except UserFunctionError:
+        return "raised"
+    return not outcome.passed
 
 
 def matrix_markdown(matrix: pd.DataFrame) -> str:

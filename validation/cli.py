@@ -172,9 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="check a built-in model's hand-derived sweep against its PyMC model "
                                f"with check_gibbs instead ({', '.join(BUILTIN_MODELS)})")
     validate.add_argument("--jobs", type=int, default=usable_cores(),
-                          help="with --model: the sweep's chains (agreement, Geweke, SBC) in "
-                               "this many processes; the verdict does not depend on it "
-                               "(default: the usable cores)")
+                          help="the checks (with --model: the sweep's chains in agreement, "
+                               "Geweke and SBC) in this many processes; the verdict does not "
+                               "depend on it (default: the usable cores)")
     validate.set_defaults(run=run_validate)
 
     sbc = commands.add_parser("sbc", help="simulation-based calibration of one engine")
@@ -412,6 +412,7 @@ def run_validate(args) -> int:
 
     if args.model:
         return run_model_validation(args)
+    require_integer("--jobs", args.jobs)
     data = load_data(args)
     priors = load_priors(args, data)
     folder = output_folder(args)
@@ -429,7 +430,7 @@ def run_validate(args) -> int:
           f"{'quick' if args.quick else 'full'} settings, {scheme} sweep", file=sys.stderr)
     verdict = check_sampler(**derivation, data=data, priors=priors, quick=args.quick,
                             seed=args.seed, progress=True, fail_fast=args.fail_fast,
-                            scheme=scheme)
+                            scheme=scheme, jobs=args.jobs)
     if not args.quick and not (args.fail_fast and not verdict.passed):
         verdict = verdict.with_outcome(nuts_sbc_check(args.seed, folder / "sbc-nuts"))
     written = verdict.save(folder) + write_validation_plots(verdict, folder)
@@ -478,9 +479,14 @@ def run_model_validation(args) -> int:
     return 0 if verdict.passed else 1
 
 
+# The SBC plot's rows: a row per quantity of a run would make a figure of dozens of rows that
+# takes seconds to draw and that nobody reads; its CSV holds every quantity's tests.
+SBC_PLOT_ROWS = 6
+
+
 def write_validation_plots(verdict, folder: Path) -> list[Path]:
-    """SBC rank plots, and the posterior densities of mu, sigma, tau by engine (of the reference
-    posteriors the checks computed).
+    """SBC rank plots of the SBC_PLOT_ROWS most suspect quantities, and the posterior densities
+    of mu, sigma, tau by engine (of the reference posteriors the checks computed).
     """
     from .plots import save
     from .report import plot_densities
@@ -489,8 +495,13 @@ def write_validation_plots(verdict, folder: Path) -> list[Path]:
     written = []
     for outcome in verdict.outcomes:
         if outcome.check.startswith("sbc"):
+            result = outcome.result
+            shown = result.most_suspect(SBC_PLOT_ROWS)
             written.append(folder / f"{slug(outcome.check)}.png")
-            save(outcome.result.plot(), written[-1])
+            title = (f"SBC of {result.engine} ({result.replications} replications, "
+                     f"{result.draws} draws each)\nthe {len(shown)} of {len(result.ranks)} "
+                     f"quantities with the smallest p-values (all in check_{written[-1].stem}.csv)")
+            save(result.plot(names=shown, title=title), written[-1])
     # the references the agreement checks computed (cached properties), none computed here
     posteriors = {name: getattr(verdict.references, name) for name in ("exact", "nuts")
                   if name in vars(verdict.references)}

@@ -210,6 +210,23 @@ class SBCResult:
         table["uniform"] = (table.chi2_p_holm > alpha) & (table.ecdf_p_holm > alpha)
         return table
 
+    def most_suspect(self, count: int) -> list[str]:
+        """The `count` quantities whose ranks look least uniform: the smallest p-value of
+        either test first (before Holm's adjustment, which ties every clear pass at 1).
+
+        Parameters
+        ----------
+        count : int
+            How many quantities at most.
+
+        Returns
+        -------
+        list of str
+            Their names, the most suspect first.
+        """
+        smallest = self.table[["chi2_p", "ecdf_p"]].min(axis=1)
+        return list(self.table.quantity[smallest.sort_values(kind="stable").index][:count])
+
     @property
     def passed(self) -> bool:
         """Whether every quantity's ranks pass both uniformity tests."""
@@ -245,9 +262,10 @@ class SBCResult:
         for k, (row, name) in enumerate(zip(axes, names)):
             plot_ranks(self.ranks[name], self.draws, name, axes=row, legend=k == 0)
         figure = axes[0, 0].figure
-        figure.suptitle(title or f"SBC of {self.engine}: {self.replications} replications, "
-                        f"{self.draws} draws each")
-        figure.set_layout_engine("tight", rect=(0, 0, 1, 1 - 0.5 / figure.get_figheight()))
+        title = title or f"SBC of {self.engine}: {self.replications} replications, {self.draws} draws each"
+        figure.suptitle(title)
+        heading = 0.2 + 0.25 * (title.count("\n") + 1)  # inches kept for the title's lines
+        figure.set_layout_engine("tight", rect=(0, 0, 1, 1 - heading / figure.get_figheight()))
         return axes
 
 
