@@ -35,7 +35,8 @@ scaling  Simulated designs from m = 10 to 100,000 schools of 100 students on ave
          resident memory (imports included).
 verdict  Time to a verdict, as a user waits for it: `hiercheck validate` on hsb, each run a fresh
          process (imports included), with an empty reference cache (cold), the same command again
-         (warm: the exact and NUTS references read back), and the gross slip
+         (warm: the references read back, the checks in as many processes as cores), the same
+         with `--jobs 1` (the checks one after another), and the gross slip
          `--mutant theta-variance-for-precision --fail-fast` (cheapest checks first, stop at the
          first failure), each with its exit code; `hiercheck validate --model NAME` (check_gibbs,
          SBC's units in as many processes as cores) cold and warm for each of VERDICT_MODELS.
@@ -431,10 +432,11 @@ def section_profile(quick: bool) -> dict:
 VERDICT_RUNS = (  # (label, arguments after `hiercheck validate`, a fresh cache?)
     ("cold", ["--dataset", "hsb"], True),
     ("warm", ["--dataset", "hsb"], False),
+    ("warm, one process", ["--dataset", "hsb", "--jobs", "1"], False),  # what --jobs buys
     ("fail-fast on a gross slip", ["--dataset", "hsb", "--mutant", "theta-variance-for-precision",
                                    "--fail-fast"], False),
 )
-QUICK_VERDICT_RUNS = ((*VERDICT_RUNS[2][:2], True),)  # --quick: the seconds-long one alone
+QUICK_VERDICT_RUNS = ((*VERDICT_RUNS[3][:2], True),)  # --quick: the seconds-long one alone
 VERDICT_MODELS = ("bloodpressure",)  # `validate --model NAME`: check_gibbs, cold and warm
 
 
@@ -463,6 +465,7 @@ def section_verdict(quick: bool, models: tuple[str, ...] = VERDICT_MODELS) -> di
             rows.append({"run": label, "command": "hiercheck validate " + " ".join(arguments),
                          "fresh": fresh, **row})
     names = {"cold": "validate_cold_s", "warm": "validate_warm_s",
+             "warm, one process": "validate_warm_one_process_s",
              "fail-fast on a gross slip": "fail_fast_s",
              **{f"{model} {kind}": f"check_gibbs_{model}_{kind}_s"
                 for model in models for kind in ("cold", "warm")}}
