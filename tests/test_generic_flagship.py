@@ -100,7 +100,8 @@ def test_the_flagship_conditionals_pass_and_plain_mutants_are_caught_on_mathtest
     hsb (the README's detection matrix), the prior's constants are invisible beside 1993 scores:
     the subtle slips in lam's conditional (b in the bracket, the shape off by one) change it by
     about 0.1% and no check on these data is expected to see them, nor the slips documented as
-    subtle; every other mutant is caught."""
+    subtle; every other mutant is caught, by check_gibbs and by check_sampler on the same data
+    (the same verdicts), and both pass the package's conditionals."""
     from hiercheck.models import Priors
     from hiercheck.validation.builtin_models import flagship_model
 
@@ -108,12 +109,19 @@ def test_the_flagship_conditionals_pass_and_plain_mutants_are_caught_on_mathtest
     references = generic.ModelReferences(builtin.build_model(mathtest), generic.GENERIC_QUICK, 0,
                                          "mathtest")
     _assert_passes(_check(references, builtin.conditionals()))
+    flagship = suite.References(mathtest, Priors.weakly_informative(mathtest), suite.QUICK, seed=0)
+    correct = check_sampler(references=flagship, checks=("consistency", "geweke",
+                                                         "agreement vs exact", "sbc"))
+    assert correct.passed, str(correct)
     # the subtle slips of the catalogue, and b inside lam's bracket, are not seen on hsb either
     # by any check that runs on the data (README.md's detection matrix)
     invisible = {m.name for m in CATALOGUE if m.subtle} | {"lam-rate-b-inside-bracket"}
     for name, conditionals in builtin.mutants().items():
         if name not in invisible:
-            assert _caught_by(references, conditionals), f"{name} was caught by no check"
+            by_generic = _caught_by(references, conditionals)
+            by_sampler = _caught_by_check_sampler(flagship, get_mutant(name).conditionals)
+            assert by_generic and by_sampler, \
+                f"{name}: check_gibbs {by_generic}, check_sampler {by_sampler}"
 
 
 def test_validate_model_refuses_data_options(capsys, tmp_path):
