@@ -10,11 +10,11 @@ random stream, so results do not depend on the number of processes.
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import TypeVar
 
-__all__ = ["forked_map"]
+__all__ = ["forked_map", "in_order"]
 
 T = TypeVar("T")
 
@@ -57,3 +57,19 @@ def forked_map(task: Callable[[int], T], count: int, jobs: int) -> Iterator[tupl
                 yield future.result()
     finally:
         _TASK = None
+
+
+def in_order(finished: Iterable[tuple[int, T]]) -> list[T]:
+    """The results of `forked_map` in the order of their tasks.
+
+    Parameters
+    ----------
+    finished : iterable of (int, object)
+        (index, result) pairs, as `forked_map` yields them.
+
+    Returns
+    -------
+    list
+        The results, task 0 first.
+    """
+    return [result for _, result in sorted(finished, key=lambda pair: pair[0])]

@@ -58,7 +58,7 @@ from hiercheck.errors import (NutsWarning, PriorError, SettingsError, UserFuncti
 from . import agreement, consistency, diagnostics, sbc
 from .pymc_model import CompiledModel, Variable
 from .result import CheckTable
-from .forked import forked_map
+from .forked import forked_map, in_order
 from .store import UnitStore
 from .suite import ALPHA, CheckOutcome, Verdict, _integer_seeds
 from .two_sample import two_sample_tests, whiten
@@ -470,7 +470,7 @@ class _SweepRun:
         starts = [{name: values[chain, -1] for name, values in nuts.items()}
                   for chain in range(CHAINS)]
         streams = np.random.SeedSequence(self.seed).spawn(CHAINS)
-        chains = _in_order(_map_forked(self, _sweep_chain, list(zip(streams, starts))))
+        chains = in_order(_map_forked(self, _sweep_chain, list(zip(streams, starts))))
         return {name: np.stack([chain[name] for chain in chains]) for name in nuts}
 
     @cached_property
@@ -509,11 +509,6 @@ def _map_forked(run: _SweepRun, function: Callable, arguments: list[tuple]
     if min(run.jobs, len(arguments)) > 1:
         _warm_up(run.references.compiled)
     return forked_map(lambda i: function(run, *arguments[i]), len(arguments), run.jobs)
-
-
-def _in_order(finished: Iterator[tuple[int, object]]) -> list:
-    """The results of `_map_forked` in the order of their tasks."""
-    return [result for _, result in sorted(finished, key=lambda pair: pair[0])]
 
 
 def _warm_up(compiled: CompiledModel) -> None:
@@ -1280,7 +1275,7 @@ def geweke_check(run: _SweepRun, seed, alpha: float = ALPHA) -> GenericGeweke:
     groups = math.ceil(chains / GEWEKE_GROUP)
     tasks = [(stream, min(GEWEKE_GROUP, chains - g * GEWEKE_GROUP), thresholds)
              for g, stream in enumerate(chains_seed.spawn(groups))]
-    parts = _in_order(_map_forked(run, _geweke_group, tasks))
+    parts = in_order(_map_forked(run, _geweke_group, tasks))
     successive = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
     ess = dict(zip(successive, diagnostics.ess_bulk(np.stack(list(successive.values()), axis=-1))))
     reference = _indicators({name: values[half:] for name, values in marginal.items()},

@@ -59,7 +59,7 @@ from hiercheck.samplers.marginal import log_marginal_likelihood as correct_log_m
 
 from . import agreement, consistency, geweke, likelihood, sbc, statsmodels_check
 from .engines import NUTS_SBC_THIN
-from .forked import forked_map
+from .forked import forked_map, in_order
 from .mutants import CATALOGUE, Mutant
 
 # Per statistical check. Six of them at 0.001 make a correct derivation fail `hiercheck validate`
@@ -705,12 +705,8 @@ def check_sampler(conditionals: gibbs.Conditionals | None = None, *,
                 break
     else:
         references.prepare([name for name, _ in runs], scheme, streams)
-        finished = {}
-        with tqdm(total=len(runs), desc="checks", disable=not progress) as bar:
-            for index, outcome in forked_map(lambda i: runs[i][1](), len(runs), jobs):
-                finished[index] = outcome
-                bar.update()
-        outcomes = [finished[index] for index in range(len(runs))]
+        outcomes = in_order(tqdm(forked_map(lambda i: runs[i][1](), len(runs), jobs),
+                                 total=len(runs), desc="checks", disable=not progress))
     subject = _describe(conditionals, log_marginal_likelihood, restricted_log_likelihood, scheme)
     return Verdict(tuple(outcomes), subject=f"{subject} on {data.name}", references=references)
 
