@@ -146,6 +146,19 @@ def test_a_posterior_shifted_by_a_few_mcse_disagrees(exact_runs):
     assert "DISAGREE" in str(result)
 
 
+def test_a_kept_summary_of_the_reference_gives_the_same_comparison(exact_runs):
+    """The suite keeps the reference's side of the comparison (its quantiles, their ESS and its
+    mixing table) between runs: comparing with it must be comparing with the draws."""
+    a, b = exact_runs
+    kept = agreement.summarize(b)
+    pd.testing.assert_frame_equal(agreement.compare(a, b, summary_b=kept).table,
+                                  agreement.compare(a, b).table)
+    with pytest.raises(ValueError, match="other quantiles or quantities"):
+        agreement.compare(a, b, summary_b=agreement.summarize(b, quantiles=(0.5,)))
+    with pytest.raises(ValueError, match="other quantiles or quantities"):
+        agreement.compare(a, b, var_names=("mu",), summary_b=kept)
+
+
 def test_alpha_outside_zero_one_is_refused(exact_runs):
     with pytest.raises(ValueError, match="alpha"):
         agreement.compare(*exact_runs, alpha=1.5)

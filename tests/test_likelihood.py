@@ -11,7 +11,7 @@ import types
 
 import numpy as np
 import pytest
-from scipy import linalg
+from scipy import integrate, linalg
 from scipy import stats as st
 
 from hiercheck.errors import UserFunctionError
@@ -54,6 +54,38 @@ def test_the_restricted_reference_is_the_error_contrast_density_less_half_log_n(
         want, rel=1e-12)
     assert likelihood.flat_prior_log_likelihood(data, lam, omega) == pytest.approx(
         want, rel=1e-12)
+
+
+def adaptive_integrated_log_likelihood(data, mu, lam, omega):
+    """log p(y | mu, lam, omega) as scipy's adaptive quadrature of each school's joint density
+    over theta_i, from the scores (no Gauss-Legendre rule, no sufficient statistics)."""
+    total = 0.0
+    for i in range(data.m):
+        scores = data.values[data.codes == i]
+        sd = 1 / math.sqrt(lam * (scores.size + omega))
+        peak = (scores.sum() + omega * mu) / (scores.size + omega)
+
+        def log_joint(theta, scores=scores):
+            return (st.norm.logpdf(scores, theta, 1 / math.sqrt(lam)).sum()
+                    + st.norm.logpdf(theta, mu, 1 / math.sqrt(lam * omega)))
+        top = log_joint(peak)
+        area, _ = integrate.quad(lambda t: math.exp(log_joint(t) - top), peak - 15 * sd,
+                                 peak + 15 * sd, points=[peak], epsabs=0, epsrel=1e-13, limit=200)
+        total += top + math.log(area)
+    return total
+
+
+@pytest.mark.parametrize("name", ["rail", "dyestuff2"])
+@pytest.mark.parametrize("omega", [1e-3, 0.7, 50.0, 1e4])
+def test_the_integrated_reference_matches_adaptive_quadrature_and_the_dense_density(
+        datasets, name, omega):
+    data = datasets[name]
+    lam = 1.0 / data.stats.pooled_variance
+    mu = float(data.values.mean()) + 2 / math.sqrt(lam * omega)  # off the scores' mean
+    value = likelihood.integrated_log_likelihood(data, mu, lam, omega)
+    assert value == pytest.approx(adaptive_integrated_log_likelihood(data, mu, lam, omega),
+                                  rel=1e-12)
+    assert value == pytest.approx(likelihood.dense_log_likelihood(data, mu, lam, omega), rel=1e-12)
 
 
 @pytest.mark.parametrize("reml", [False, True])

@@ -43,8 +43,8 @@ from .result import CheckTable
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["ESS_FLOOR", "QUANTILES", "RHAT_CEILING", "VARIABLES", "Agreement", "compare",
-           "holm_adjust", "mixing_table"]
+__all__ = ["ESS_FLOOR", "QUANTILES", "RHAT_CEILING", "VARIABLES", "Agreement", "Summary",
+           "compare", "holm_adjust", "mixing_table", "summarize"]
 
 QUANTILES = (0.025, 0.25, 0.5, 0.75, 0.975)
 VARIABLES = SCALARS + ("theta",)
@@ -184,9 +184,76 @@ class Agreement(CheckTable):
                 + worst.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
 
 
+@dataclass(frozen=True)
+class Summary:
+    """One engine's side of `compare`, which depends on its draws alone: for each probability q
+    and quantity (a scalar or a theta_i) the sample q-quantile Q(q) and the ESS of the indicator
+    I(x <= Q(q)), and the engine's mixing table. A reference's summary is computed once and
+    reused (the suite caches it beside the reference posterior).
+
+    Attributes
+    ----------
+    quantiles : tuple of float
+        The probabilities q.
+    var_names : tuple of str
+        The variables summarized.
+    labels : list of (str, object)
+        The (variable, school) of each quantity ("" for a scalar's school).
+    values : numpy.ndarray
+        Shape (len(quantiles), K): the sample quantiles.
+    ess : numpy.ndarray
+        Shape (len(quantiles), K): the ESS of each quantile's indicator.
+    mixing : pandas.DataFrame
+        `mixing_table` of the draws.
+    """
+
+    quantiles: tuple[float, ...]
+    var_names: tuple[str, ...]
+    labels: list[tuple[str, object]]
+    values: np.ndarray
+    ess: np.ndarray
+    mixing: pd.DataFrame
+
+
+def summarize(idata: az.InferenceData, *, quantiles: Sequence[float] = QUANTILES,
+              var_names: Sequence[str] = VARIABLES, mixing: pd.DataFrame | None = None
+              ) -> Summary:
+    """An engine's `Summary`: its quantiles, their indicators' ESS and its mixing table.
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+        The engine's draws.
+    quantiles : sequence of float
+        The probabilities q.
+    var_names : sequence of str
+        The variables (every element of each).
+    mixing : pandas.DataFrame, optional
+        `mixing_table(idata, var_names)` when the caller has it already; computed when None.
+
+    Returns
+    -------
+    Summary
+        The engine's side of `compare`.
+    """
+    draws, labels = _quantity_draws(idata.posterior, var_names)
+    return Summary(quantiles=tuple(quantiles), var_names=tuple(var_names), labels=labels,
+                   values=np.quantile(_pooled(draws), quantiles, axis=1),
+                   ess=np.array([diagnostics.ess_quantile(draws, q) for q in quantiles]),
+                   mixing=_mixing_table(draws, labels) if mixing is None else mixing)
+
+
+def _pooled(draws: np.ndarray) -> np.ndarray:
+    """Draws (chain, draw, K) as (K, chain x draw), each quantity's draws contiguous for the
+    quantiles' partial sorts.
+    """
+    return np.ascontiguousarray(draws.reshape(-1, draws.shape[2]).T)
+
+
 def compare(idata_a: az.InferenceData, idata_b: az.InferenceData, *,
             quantiles: Sequence[float] = QUANTILES, var_names: Sequence[str] = VARIABLES,
-            alpha: float = 0.01, mixing_a: pd.DataFrame | None = None) -> Agreement:
+            alpha: float = 0.01, mixing_a: pd.DataFrame | None = None,
+            summary_b: Summary | None = None) -> Agreement:
     """Compare the posterior quantiles of a sampler (`idata_a`) and a reference (`idata_b`).
 
     Parameters
@@ -202,6 +269,9 @@ def compare(idata_a: az.InferenceData, idata_b: az.InferenceData, *,
     mixing_a : pandas.DataFrame, optional
         `mixing_table(idata_a, var_names)`, when the caller has computed it already (the
         agreement checks decide from it whether to sample longer); computed here when None.
+    summary_b : Summary, optional
+        `summarize(idata_b, quantiles=quantiles, var_names=var_names)`, when the caller keeps
+        it (a reference compared with many samplers); computed here when None.
 
     Returns
     -------
@@ -213,30 +283,33 @@ def compare(idata_a: az.InferenceData, idata_b: az.InferenceData, *,
     Raises
     ------
     SettingsError
-        If alpha is not in (0, 1).
+        If alpha is not in (0, 1), or `summary_b` summarizes other quantiles or quantities.
     """
     if not 0 < alpha < 1:
         raise SettingsError(f"alpha must be in (0, 1), got {alpha}")
+    summary_a = summarize(idata_a, quantiles=quantiles, var_names=var_names, mixing=mixing_a)
+    if summary_b is None:
+        summary_b = summarize(idata_b, quantiles=quantiles, var_names=var_names)
+    elif (summary_b.quantiles, summary_b.var_names, summary_b.labels) != (
+            summary_a.quantiles, summary_a.var_names, summary_a.labels):
+        raise SettingsError("compare: summary_b summarizes other quantiles or quantities than "
+                            "are compared")
+    densities = _pooled_density_at_quantiles(
+        *(_pooled(_quantity_draws(idata.posterior, var_names)[0]) for idata in (idata_a, idata_b)),
+        quantiles)
     rows = []
-    draws_a, labels = _quantity_draws(idata_a.posterior, var_names)
-    draws_b, _ = _quantity_draws(idata_b.posterior, var_names)
-    # (K, chain x draw), each quantity's draws contiguous for the quantiles' partial sorts
-    pooled_a, pooled_b = (np.ascontiguousarray(draws.reshape(-1, draws.shape[2]).T)
-                          for draws in (draws_a, draws_b))
-    values_a, values_b = (np.quantile(pooled, quantiles, axis=1) for pooled in (pooled_a, pooled_b))
-    densities = _pooled_density_at_quantiles(pooled_a, pooled_b, quantiles)
-    for q, value_a, value_b, density in zip(quantiles, values_a, values_b, densities):
-        mcse_a, mcse_b = (np.sqrt(q * (1 - q) / diagnostics.ess_quantile(draws, q)) / density
-                          for draws in (draws_a, draws_b))
-        for (name, school), a, b, se_a, se_b in zip(labels, value_a, value_b, mcse_a, mcse_b):
+    for k, (q, density) in enumerate(zip(quantiles, densities)):
+        mcse_a, mcse_b = (np.sqrt(q * (1 - q) / summary.ess[k]) / density
+                          for summary in (summary_a, summary_b))
+        for (name, school), a, b, se_a, se_b in zip(summary_a.labels, summary_a.values[k],
+                                                    summary_b.values[k], mcse_a, mcse_b):
             rows.append({"variable": name, "school": school, "quantile": q, "a": a, "b": b,
                          "mcse_a": se_a, "mcse_b": se_b})
     table = pd.DataFrame(rows)
     table["z"] = (table.a - table.b) / np.hypot(table.mcse_a, table.mcse_b)
     table["p"] = 2 * stats.norm.sf(np.abs(table.z))
     table["p_holm"] = holm_adjust(table.p.to_numpy())
-    mixing = {"sampler": _mixing_table(draws_a, labels) if mixing_a is None else mixing_a,
-              "reference": _mixing_table(draws_b, labels)}
+    mixing = {"sampler": summary_a.mixing, "reference": summary_b.mixing}
     for role, suffix in (("sampler", "a"), ("reference", "b")):
         per_quantity = mixing[role].assign(**{
             f"min_ess_{suffix}": np.minimum(mixing[role].ess_bulk, mixing[role].ess_tail),

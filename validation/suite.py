@@ -35,6 +35,7 @@ __all__ = [
     "matrix_markdown", "References", "replace_matrix_block", "Settings", "Verdict",
 ]
 
+import contextlib
 import html
 import json
 import re
@@ -290,7 +291,7 @@ class References:
         streams = _streams(seed)
         self.exact_seed, self.nuts_seed, self.small_seed = (streams[name] for name in REFERENCES)
         self.cache = cache if cache is not None else DiskCache()
-        self._tabulated = {}
+        self._tabulated, self._summaries = {}, {}
 
     def _cached_posterior(self, engine: str, compute, **settings):
         parts = {"engine": engine, **data_parts(self.data), "priors": self.priors.as_dict(),
@@ -309,13 +310,37 @@ class References:
     @cached_property
     def nuts(self):
         """PyMC's NUTS posterior of (data, priors): 4 chains of `nuts_draws`."""
-        from hiercheck.models.reference import sample_nuts
-
         draws = self.settings.nuts_draws
-        return self._cached_posterior(
-            "nuts", lambda: sample_nuts(self.data, self.priors, draws=draws, chains=4,
-                                        seed=self.nuts_seed),
-            draws=draws, chains=4, seed=self.nuts_seed)
+
+        def compute():  # PyMC is imported only when the cache does not have the posterior
+            from hiercheck.models.reference import sample_nuts
+
+            return sample_nuts(self.data, self.priors, draws=draws, chains=4, seed=self.nuts_seed)
+        return self._cached_posterior("nuts", compute, draws=draws, chains=4, seed=self.nuts_seed)
+
+    def summary(self, engine: str) -> agreement.Summary:
+        """The agreement checks' `agreement.Summary` of the "exact" or "nuts" posterior: kept in
+        `cache` under the posterior's draws and the source of the code that computes it, so a
+        later run reads back the reference's side of every comparison.
+
+        Parameters
+        ----------
+        engine : {"exact", "nuts"}
+            The reference posterior.
+
+        Returns
+        -------
+        agreement.Summary
+            Its quantiles, their indicators' ESS and its mixing table.
+        """
+        if engine not in self._summaries:
+            posterior = getattr(self, engine)
+            parts = {"draws": {name: posterior.posterior[name].to_numpy()
+                               for name in agreement.VARIABLES},
+                     "quantiles": list(agreement.QUANTILES), "source": source_digest(*SUMMARY_CODE)}
+            self._summaries[engine] = self.cache.get(
+                "agreement-summary", parts, lambda: agreement.summarize(posterior), PICKLE)
+        return self._summaries[engine]
 
     @cached_property
     def logp(self):
@@ -368,7 +393,11 @@ class References:
                 self.tabulated(small, scheme, streams[check])
         for engine in ("exact", "nuts"):
             if f"agreement vs {engine}" in checks:
-                getattr(self, engine)
+                self.summary(engine)
+        # xarray imports dask.array (about 0.6 s), where installed, the first time it builds an
+        # array (to test for dask arrays): imported here once, not in each forked check
+        with contextlib.suppress(ImportError):
+            import dask.array  # noqa: F401
 
     def tabulated(self, small: bool, scheme: str, seed: int) -> list[consistency.TabulatedState]:
         """The consistency check's states and full conditionals
@@ -411,6 +440,8 @@ class References:
         return self._tabulated[key]
 
 
+# The modules whose code computes `References.summary`.
+SUMMARY_CODE = ("hiercheck.validation.agreement", "hiercheck.validation.diagnostics")
 # The modules whose code computes `References.tabulated`: the grids, the states, the density.
 TABULATION_CODE = ("hiercheck.validation.consistency", "hiercheck.samplers.exact",
                    "hiercheck.models.reference")
@@ -522,8 +553,9 @@ def agreement_check(conditionals, references: References, reference: str, seed,
     """
     def run():
         draws, mixing = sample_until_mixed(conditionals, references, seed, scheme)
-        return SampledAgreement(draws, agreement.compare(draws, getattr(references, reference),
-                                                         alpha=ALPHA, mixing_a=mixing))
+        return SampledAgreement(draws, agreement.compare(
+            draws, getattr(references, reference), alpha=ALPHA, mixing_a=mixing,
+            summary_b=references.summary(reference)))
     outcome = _timed(f"agreement vs {reference}", "min Holm-adjusted p", run, _p_value_summary)
     unverified = outcome.result.agreement.gate()
     if unverified is None:
