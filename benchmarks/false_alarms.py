@@ -3,6 +3,7 @@ matrix (which check catches which mutant), in the settings `hiercheck validate` 
 
     python benchmarks/false_alarms.py                       # 20 seeds on hsb, quick settings
     python benchmarks/false_alarms.py --seeds 5 --matrix    # and the detection matrix (seed 0)
+    python benchmarks/false_alarms.py --seeds 100 --jobs 2  # two seeds at a time
     python benchmarks/false_alarms.py --json false_alarms.json
     python benchmarks/false_alarms.py --tabulate false_alarms.json   # the table again, no run
     python benchmarks/false_alarms.py --kernel metropolis-omega \
@@ -40,6 +41,7 @@ warnings.simplefilter("ignore")  # NUTS diagnostics and library notices: not wha
 from hiercheck.models import load_dataset  # noqa: E402
 from hiercheck.samplers.gibbs import SCHEMES  # noqa: E402
 from hiercheck.validation.engines import NUTS_SBC_THIN  # noqa: E402
+from hiercheck.validation.forked import forked_map, in_order  # noqa: E402
 from hiercheck.validation.kernels import KERNELS  # noqa: E402
 from hiercheck.validation.suite import (  # noqa: E402
     ALPHA, CHECKS, check_sampler, detection_matrix, matrix_markdown, nuts_sbc_check)
@@ -51,19 +53,28 @@ LEVELS = (0.01, ALPHA)
 
 
 def false_alarms(data, seeds: int, kernel: str | None = None, checks=CHECKS,
-                 scheme: str = "textbook") -> dict:
+                 scheme: str = "textbook", jobs: int = 1) -> dict:
     """Every check's value and verdict at each seed, on the package's derivation or with the
-    example kernel `kernel` in it."""
+    example kernel `kernel` in it; the seeds run in `jobs` forked processes (the same numbers
+    whatever `jobs`)."""
     conditionals = KERNELS[kernel] if kernel else None
+
+    def run(seed):
+        verdict = check_sampler(conditionals, data=data, seed=seed, checks=checks, scheme=scheme)
+        return [(outcome.check, {"seed": seed, "statistic": outcome.statistic,
+                                 "value": outcome.value, "passed": outcome.passed})
+                for outcome in verdict.outcomes]
+
     outcomes = {}
     started = time.perf_counter()
-    for seed in range(seeds):
-        verdict = check_sampler(conditionals, data=data, seed=seed, checks=checks, scheme=scheme)
-        for outcome in verdict.outcomes:
-            outcomes.setdefault(outcome.check, []).append(
-                {"seed": seed, "statistic": outcome.statistic, "value": outcome.value,
-                 "passed": outcome.passed})
-        print(f"seed {seed}: {'passed' if verdict.passed else 'FAILED'}", flush=True)
+    finished = []
+    for seed, rows in forked_map(run, seeds, jobs):
+        passed = all(row["passed"] for _, row in rows)
+        print(f"seed {seed}: {'passed' if passed else 'FAILED'}", flush=True)
+        finished.append((seed, rows))
+    for rows in in_order(finished):
+        for check, row in rows:
+            outcomes.setdefault(check, []).append(row)
     return {"alpha": ALPHA, "seeds": seeds, "data": data.name, "kernel": kernel, "scheme": scheme,
             "runs": outcomes,
             "seconds": time.perf_counter() - started}
@@ -121,6 +132,8 @@ def main() -> None:
                         help="run only these checks")
     parser.add_argument("--scheme", choices=SCHEMES, default="textbook",
                         help="the Gibbs sweep the checks run (default textbook)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="seeds at once, in forked processes (default 1; the same numbers)")
     parser.add_argument("--matrix", action="store_true", help="also the detection matrix")
     parser.add_argument("--json", help="write the numbers here")
     parser.add_argument("--tabulate", metavar="JSON", help="print the table of an earlier run")
@@ -138,7 +151,7 @@ def main() -> None:
         report = nuts_sbc_false_alarms(args.seeds, args.reps, args.thin, args.json)
     else:
         report = false_alarms(load_dataset(args.dataset), args.seeds, args.kernel, args.checks,
-                              args.scheme)
+                              args.scheme, args.jobs)
     subject = f"kernel {report['kernel']}" if report.get("kernel") else "the correct derivation"
     print(f"\nfalse alarms of {subject} on {report['data']}, {report['seeds']} seeds:")
     print(tabulate(report).to_string(index=False, float_format=lambda x: f"{x:.3g}"))

@@ -448,7 +448,8 @@ def tabulate_states(data: GroupedData, priors: Priors, fields: tuple[str, ...], 
 
 
 def check_conditionals(conditionals: gibbs.Conditionals, data: GroupedData, priors: Priors, *,
-                       points: int = 3, draws: int = 4000, schools: int = 4, seed: SeedLike = 0,
+                       points: int = 3, draws: int = 4000, theta_draws: int | None = None,
+                       schools: int = 4, seed: SeedLike = 0,
                        alpha: float = 0.01, log_density_terms: Callable | None = None,
                        scheme: str = "textbook", collapsed_logp: Callable | None = None,
                        tabulated: list[TabulatedState] | None = None) -> ConsistencyResult:
@@ -464,7 +465,10 @@ def check_conditionals(conditionals: gibbs.Conditionals, data: GroupedData, prio
     points : int
         Exact posterior draws at which every conditional is tested.
     draws : int
-        Starting values per coordinate and point, so draws compared with each conditional.
+        Starting values per scalar (mu, lam, omega) and point, so draws compared with each
+        scalar's conditional.
+    theta_draws : int, optional
+        The same for the theta block (each a value per school); `draws` when None.
     schools : int
         theta_i tested for this many schools spread over the sizes (all start from their
         conditionals).
@@ -510,11 +514,12 @@ def check_conditionals(conditionals: gibbs.Conditionals, data: GroupedData, prio
             draw = getattr(conditionals, field)
             if name == "theta":
                 thetas = point.conditionals[field]
-                starts = np.column_stack([theta.sample(start_rng, draws) for theta in thetas])
-                theta_draws = step_from(draw, rng, state, "theta", starts, data.stats, priors)
+                starts = np.column_stack([theta.sample(start_rng, theta_draws or draws)
+                                          for theta in thetas])
+                returned = step_from(draw, rng, state, "theta", starts, data.stats, priors)
                 for i in checked_schools(data.n, schools):
                     rows.append({"point": k, "coordinate": f"theta[{data.labels[i]}]",
-                                 **compare_draws(theta_draws[:, i], thetas[i])})
+                                 **compare_draws(returned[:, i], thetas[i])})
                 continue
             [conditional] = point.conditionals[field]
             values = step_from(draw, rng, state, name, conditional.sample(start_rng, draws),

@@ -84,7 +84,10 @@ class Settings:
     consistency_points : int
         Exact posterior states at which each conditional is tested.
     consistency_draws : int
-        Draws compared with each conditional at each state.
+        Draws compared with each scalar's conditional (mu, lam, omega) at each state.
+    consistency_theta_draws : int
+        Draws of the theta block at each state: each is a value for every school, so it costs
+        m times a scalar's draw.
     gibbs_draws : int
         Draws per chain, 4 chains, for the agreement checks (and the exact posterior's).
     nuts_draws : int
@@ -107,6 +110,7 @@ class Settings:
 
     consistency_points: int
     consistency_draws: int
+    consistency_theta_draws: int
     gibbs_draws: int         # per chain, 4 chains, for the agreement checks
     nuts_draws: int          # per chain, 4 chains
     geweke_chains: int
@@ -118,12 +122,16 @@ class Settings:
     marginal_points: int
 
 
-QUICK = Settings(consistency_points=3, consistency_draws=4000, gibbs_draws=2500, nuts_draws=1000,
-                 geweke_chains=400, geweke_steps=250, marginal_points=2,
-                 **{f"sbc_{key}": value for key, value in sbc.QUICK_SBC.items()})
-FULL = Settings(consistency_points=8, consistency_draws=20000, gibbs_draws=10000,
-                nuts_draws=2500, geweke_chains=2000, geweke_steps=500, sbc_replications=4000,
-                sbc_draws=200, sbc_thin=10, sbc_tune=500, marginal_points=5)
+# A scalar's conditional gets ten times theta's draws: its slips are seen by the consistency
+# check or by none (docs/validation.md, "Power"), and its draws are cheap; theta's slips are
+# seen by the agreement checks and Geweke's test too.
+QUICK = Settings(consistency_points=3, consistency_draws=40000, consistency_theta_draws=4000,
+                 gibbs_draws=2500, nuts_draws=1000, geweke_chains=400, geweke_steps=250,
+                 marginal_points=2, **{f"sbc_{key}": value for key, value in sbc.QUICK_SBC.items()})
+FULL = Settings(consistency_points=8, consistency_draws=400000, consistency_theta_draws=20000,
+                gibbs_draws=10000, nuts_draws=2500, geweke_chains=2000, geweke_steps=500,
+                sbc_replications=4000, sbc_draws=200, sbc_thin=10, sbc_tune=500,
+                marginal_points=5)
 
 
 @dataclass(frozen=True)
@@ -492,7 +500,9 @@ def consistency_check(conditionals, references: References, scheme: str, seed,
     return _timed("consistency (small)" if small else "consistency", "min Holm-adjusted p",
                   lambda: consistency.check_conditionals(
                       conditionals, data, priors, points=settings.consistency_points,
-                      draws=settings.consistency_draws, seed=seed, alpha=ALPHA, scheme=scheme,
+                      draws=settings.consistency_draws,
+                      theta_draws=settings.consistency_theta_draws, seed=seed, alpha=ALPHA,
+                      scheme=scheme,
                       tabulated=references.tabulated(small, scheme, seed)), _p_value_summary)
 
 
