@@ -4,6 +4,7 @@ matrix (which check catches which mutant), in the settings `hiercheck validate` 
     python benchmarks/false_alarms.py                       # 20 seeds on hsb, quick settings
     python benchmarks/false_alarms.py --seeds 5 --matrix    # and the detection matrix (seed 0)
     python benchmarks/false_alarms.py --seeds 100 --jobs 2  # two seeds at a time
+    python benchmarks/false_alarms.py --full --checks consistency --seeds 20   # full settings
     python benchmarks/false_alarms.py --json false_alarms.json
     python benchmarks/false_alarms.py --tabulate false_alarms.json   # the table again, no run
     python benchmarks/false_alarms.py --kernel metropolis-omega \
@@ -53,14 +54,15 @@ LEVELS = (0.01, ALPHA)
 
 
 def false_alarms(data, seeds: int, kernel: str | None = None, checks=CHECKS,
-                 scheme: str = "textbook", jobs: int = 1) -> dict:
+                 scheme: str = "textbook", jobs: int = 1, quick: bool = True) -> dict:
     """Every check's value and verdict at each seed, on the package's derivation or with the
-    example kernel `kernel` in it; the seeds run in `jobs` forked processes (the same numbers
-    whatever `jobs`)."""
+    example kernel `kernel` in it, at the quick or (not `quick`) the full settings; the seeds
+    run in `jobs` forked processes (the same numbers whatever `jobs`)."""
     conditionals = KERNELS[kernel] if kernel else None
 
     def run(seed):
-        verdict = check_sampler(conditionals, data=data, seed=seed, checks=checks, scheme=scheme)
+        verdict = check_sampler(conditionals, data=data, seed=seed, checks=checks, scheme=scheme,
+                                quick=quick)
         return [(outcome.check, {"seed": seed, "statistic": outcome.statistic,
                                  "value": outcome.value, "passed": outcome.passed})
                 for outcome in verdict.outcomes]
@@ -76,6 +78,7 @@ def false_alarms(data, seeds: int, kernel: str | None = None, checks=CHECKS,
         for check, row in rows:
             outcomes.setdefault(check, []).append(row)
     return {"alpha": ALPHA, "seeds": seeds, "data": data.name, "kernel": kernel, "scheme": scheme,
+            "settings": "quick" if quick else "full",
             "runs": outcomes,
             "seconds": time.perf_counter() - started}
 
@@ -132,6 +135,7 @@ def main() -> None:
                         help="run only these checks")
     parser.add_argument("--scheme", choices=SCHEMES, default="textbook",
                         help="the Gibbs sweep the checks run (default textbook)")
+    parser.add_argument("--full", action="store_true", help="the full settings (default quick)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="seeds at once, in forked processes (default 1; the same numbers)")
     parser.add_argument("--matrix", action="store_true", help="also the detection matrix")
@@ -151,7 +155,7 @@ def main() -> None:
         report = nuts_sbc_false_alarms(args.seeds, args.reps, args.thin, args.json)
     else:
         report = false_alarms(load_dataset(args.dataset), args.seeds, args.kernel, args.checks,
-                              args.scheme, args.jobs)
+                              args.scheme, args.jobs, quick=not args.full)
     subject = f"kernel {report['kernel']}" if report.get("kernel") else "the correct derivation"
     print(f"\nfalse alarms of {subject} on {report['data']}, {report['seeds']} seeds:")
     print(tabulate(report).to_string(index=False, float_format=lambda x: f"{x:.3g}"))
