@@ -292,3 +292,25 @@ def test_the_most_suspect_quantities_are_the_least_uniform_first():
                            engine="test")
     assert result.most_suspect(2) == ["biased", "middle"]
     assert sorted(result.most_suspect(10)) == sorted(result.ranks)
+
+
+def test_saving_keeps_the_rank_plots_margins_and_tightens_other_figures(tmp_path):
+    """The rank plot places its rows in inches (the title's lines above them); `save` keeps
+    that, and still tightens a figure whose margins its plot function left alone, even one
+    that widened the gaps between panels."""
+    from hiercheck.validation.plots import new_axes
+
+    rng = np.random.default_rng(7)
+    result = sbc.SBCResult(ranks={name: rng.integers(0, 51, 200) for name in ("a", "b")},
+                           draws=50, engine="test")
+    figure = result.plot(title="two\nlines")[0, 0].figure
+    placed = vars(figure.subplotpars).copy()
+    save(figure, tmp_path / "ranks.png")
+    assert vars(figure.subplotpars) == placed
+    for widened in (False, True):
+        axes = new_axes(2, 1, figsize=(4, 4))
+        if widened:
+            axes[0].figure.subplots_adjust(hspace=0.6)
+        before = vars(axes[0].figure.subplotpars).copy()
+        save(axes, tmp_path / "other.png")
+        assert vars(axes[0].figure.subplotpars) != before

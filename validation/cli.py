@@ -473,7 +473,7 @@ def run_model_validation(args) -> int:
     for outcome in verdict.outcomes:
         if outcome.check == "sbc" and outcome.result is not None:
             written.append(folder / "sbc.png")
-            save(outcome.result.plot(), written[-1], layout=False)
+            save(outcome.result.plot(), written[-1])
     print(verdict)
     print(f"wrote {len(written)} files to {folder}", file=sys.stderr)
     return 0 if verdict.passed else 1
@@ -501,7 +501,7 @@ def write_validation_plots(verdict, folder: Path) -> list[Path]:
             title = (f"SBC of {result.engine} ({result.replications} replications, "
                      f"{result.draws} draws each)\nthe {len(shown)} of {len(result.ranks)} "
                      f"quantities with the smallest p-values (all in check_{written[-1].stem}.csv)")
-            save(result.plot(names=shown, title=title), written[-1], layout=False)
+            save(result.plot(names=shown, title=title), written[-1])
     # the references the agreement checks computed (cached properties), none computed here
     posteriors = {name: getattr(verdict.references, name) for name in ("exact", "nuts")
                   if name in vars(verdict.references)}
@@ -630,7 +630,7 @@ def run_sbc(args) -> int:
                                     executor=executor, out=folder, progress=True,
                                     engine_name=args.engine)
     result.table.to_csv(folder / "uniformity.csv", index=False)
-    save(result.plot(), folder / "ranks.png", layout=False)
+    save(result.plot(), folder / "ranks.png")
     print(result.table.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
     verdict = "uniform: calibrated" if result.passed else "NOT uniform: miscalibrated"
     print(f"{args.engine} on {data.name}: ranks {verdict} (Holm-corrected, alpha "

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from matplotlib import rcParams
 from matplotlib.figure import Figure
 
 from hiercheck.models import GroupedData
@@ -109,9 +110,23 @@ def save(drawn: Axes | np.ndarray | Figure, path: str | Path, *, layout: bool = 
     path : str or pathlib.Path
         The image file; its suffix (.png, .pdf, .svg) sets the format.
     layout : bool, default True
-        Tighten the layout first.
+        Tighten the layout first, unless the figure has a layout engine or its plot function
+        set its margins (`Figure.subplots_adjust`).
     """
     figure = figure_of(drawn)
-    if layout and figure.get_layout_engine() is None:
+    if layout and figure.get_layout_engine() is None and not _margins_set(figure):
         figure.tight_layout()
     figure.savefig(path, dpi=120)
+
+
+MARGINS = ("left", "right", "bottom", "top")
+
+
+def _margins_set(figure: Figure) -> bool:
+    """Whether the figure's margins differ from the defaults it was made with: its plot function
+    placed the panels itself (the SBC rank plot does, to spare matplotlib's layout engine, which
+    measures every label and draws the figure twice). A plot that only widens the gaps between
+    panels (hspace) is still tightened.
+    """
+    return any(getattr(figure.subplotpars, name) != rcParams[f"figure.subplot.{name}"]
+               for name in MARGINS)

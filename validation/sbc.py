@@ -236,8 +236,8 @@ class SBCResult:
              title: str | None = None) -> np.ndarray:
         """Rank histograms and ECDF differences with simultaneous 95% bands, a row per quantity
         (`names`, default all). `axes`, an array of shape (len(names), 2), is drawn on; without
-        it a new Figure is made (no pyplot, so any backend works), its margins fixed (save it
-        with `plots.save(..., layout=False)`). Returns the axes.
+        it a new Figure is made (no pyplot, so any backend works), its margins set in inches
+        (`plots.save` keeps them). Returns the axes.
 
         Parameters
         ----------
@@ -271,9 +271,9 @@ class SBCResult:
 
 def _place_rows(figure, rows: int, heading: float) -> None:
     """Margins and gaps, in inches, for rows of (histogram, ECDF difference) panels under a
-    `heading` inches tall. Fixed rather than left to a layout engine (save the figure with
-    `plots.save(..., layout=False)`): the panels are alike, and tightening measured every label
-    and drew the figure twice, most of the time it took to save.
+    `heading` inches tall. Set here rather than left to a layout engine (`plots.save` keeps
+    margins a plot set): the panels are alike, and tightening measured every label and drew the
+    figure twice, most of the time it took to save.
     """
     width, height = figure.get_size_inches()
     row_gap, title, bottom = 0.75, 0.35, 0.55  # a row's x labels, panel titles, the last row's
