@@ -1,6 +1,8 @@
 """hiercheck.validation.agreement: posterior-quantile comparison of two engines, Holm-corrected,
 and the mixing gate that keeps it from passing what it cannot verify."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -151,8 +153,11 @@ def test_a_kept_summary_of_the_reference_gives_the_same_comparison(exact_runs):
     mixing table) between runs: comparing with it must be comparing with the draws."""
     a, b = exact_runs
     kept = agreement.summarize(b)
-    pd.testing.assert_frame_equal(agreement.compare(a, b, summary_b=kept).table,
-                                  agreement.compare(a, b).table)
+    table = agreement.compare(a, b).table
+    pd.testing.assert_frame_equal(agreement.compare(a, b, summary_b=kept).table, table)
+    # and the kept summary is what is compared: its quantiles moved, the table's move with them
+    moved = dataclasses.replace(kept, values=kept.values + 1.0)
+    np.testing.assert_allclose(agreement.compare(a, b, summary_b=moved).table.b, table.b + 1.0)
     with pytest.raises(ValueError, match="other quantiles or quantities"):
         agreement.compare(a, b, summary_b=agreement.summarize(b, quantiles=(0.5,)))
     with pytest.raises(ValueError, match="other quantiles or quantities"):

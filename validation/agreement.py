@@ -237,8 +237,15 @@ def summarize(idata: az.InferenceData, *, quantiles: Sequence[float] = QUANTILES
         The engine's side of `compare`.
     """
     draws, labels = _quantity_draws(idata.posterior, var_names)
+    return _summary(draws, _pooled(draws), labels, quantiles, var_names, mixing)
+
+
+def _summary(draws: np.ndarray, pooled: np.ndarray, labels: list[tuple[str, object]],
+             quantiles: Sequence[float], var_names: Sequence[str],
+             mixing: pd.DataFrame | None) -> Summary:
+    """`summarize` of draws (chain, draw, K) already extracted, and pooled by `_pooled`."""
     return Summary(quantiles=tuple(quantiles), var_names=tuple(var_names), labels=labels,
-                   values=np.quantile(_pooled(draws), quantiles, axis=1),
+                   values=np.quantile(pooled, quantiles, axis=1),
                    ess=np.array([diagnostics.ess_quantile(draws, q) for q in quantiles]),
                    mixing=_mixing_table(draws, labels) if mixing is None else mixing)
 
@@ -287,16 +294,17 @@ def compare(idata_a: az.InferenceData, idata_b: az.InferenceData, *,
     """
     if not 0 < alpha < 1:
         raise SettingsError(f"alpha must be in (0, 1), got {alpha}")
-    summary_a = summarize(idata_a, quantiles=quantiles, var_names=var_names, mixing=mixing_a)
+    (draws_a, labels), (draws_b, _) = (_quantity_draws(idata.posterior, var_names)
+                                       for idata in (idata_a, idata_b))
+    pooled_a, pooled_b = _pooled(draws_a), _pooled(draws_b)
+    summary_a = _summary(draws_a, pooled_a, labels, quantiles, var_names, mixing_a)
     if summary_b is None:
-        summary_b = summarize(idata_b, quantiles=quantiles, var_names=var_names)
+        summary_b = _summary(draws_b, pooled_b, labels, quantiles, var_names, None)
     elif (summary_b.quantiles, summary_b.var_names, summary_b.labels) != (
             summary_a.quantiles, summary_a.var_names, summary_a.labels):
         raise SettingsError("compare: summary_b summarizes other quantiles or quantities than "
                             "are compared")
-    densities = _pooled_density_at_quantiles(
-        *(_pooled(_quantity_draws(idata.posterior, var_names)[0]) for idata in (idata_a, idata_b)),
-        quantiles)
+    densities = _pooled_density_at_quantiles(pooled_a, pooled_b, quantiles)
     rows = []
     for k, (q, density) in enumerate(zip(quantiles, densities)):
         mcse_a, mcse_b = (np.sqrt(q * (1 - q) / summary.ess[k]) / density
