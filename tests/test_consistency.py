@@ -165,9 +165,17 @@ def test_the_consistency_check_refuses_what_cannot_be_draws(references):
     def omega_one_value(rng, state, stats, priors):
         return 2.0
 
+    def theta_one_value(rng, state, stats, priors):
+        return 2.0
+
+    # the batch sizes are the settings': a scalar's draws, and theta's (8 schools each)
     with pytest.raises(UserFunctionError, match=r"^draw_omega \(omega_one_value\) returned "
                                                 r"shape \(\), expected \(40000,\)"):
         suite.check_sampler(Conditionals(draw_omega=omega_one_value), references=references,
+                            checks=("consistency (small)",))
+    with pytest.raises(UserFunctionError, match=r"^draw_theta \(theta_one_value\) returned "
+                                                r"shape \(\), expected \(4000, 8\)"):
+        suite.check_sampler(Conditionals(draw_theta=theta_one_value), references=references,
                             checks=("consistency (small)",))
 
 
