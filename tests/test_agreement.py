@@ -53,9 +53,6 @@ def test_exact_engine_agrees_with_itself_under_another_seed(exact_runs):
     assert result.passed, str(result)
     assert len(result.table) == 5 * (5 + 6)  # 5 quantiles of 5 scalars and 6 batches' theta
     assert "AGREE" in str(result)
-    given = agreement.compare(*exact_runs, alpha=0.01,
-                              mixing_a=agreement.mixing_table(exact_runs[0]))
-    pd.testing.assert_frame_equal(given.table, result.table)
 
 
 # -- the z-test against engines whose answer is known: i.i.d. N(0, 1) draws -------------------------
@@ -148,20 +145,25 @@ def test_a_posterior_shifted_by_a_few_mcse_disagrees(exact_runs):
     assert "DISAGREE" in str(result)
 
 
-def test_a_kept_summary_of_the_reference_gives_the_same_comparison(exact_runs):
+def test_kept_summaries_give_the_same_comparison(exact_runs):
     """The suite keeps the reference's side of the comparison (its quantiles, their ESS and its
-    mixing table) between runs: comparing with it must be comparing with the draws."""
+    mixing table) between runs, and summarizes the sampler's draws once for both references:
+    comparing with a summary must be comparing with the draws it summarizes."""
     a, b = exact_runs
-    kept = agreement.summarize(b)
+    kept = {"summary_a": agreement.summarize(a), "summary_b": agreement.summarize(b)}
     table = agreement.compare(a, b).table
-    pd.testing.assert_frame_equal(agreement.compare(a, b, summary_b=kept).table, table)
-    # and the kept summary is what is compared: its quantiles moved, the table's move with them
-    moved = dataclasses.replace(kept, values=kept.values + 1.0)
-    np.testing.assert_allclose(agreement.compare(a, b, summary_b=moved).table.b, table.b + 1.0)
-    with pytest.raises(ValueError, match="other quantiles or quantities"):
-        agreement.compare(a, b, summary_b=agreement.summarize(b, quantiles=(0.5,)))
-    with pytest.raises(ValueError, match="other quantiles or quantities"):
-        agreement.compare(a, b, var_names=("mu",), summary_b=kept)
+    for side, summary in kept.items():
+        pd.testing.assert_frame_equal(agreement.compare(a, b, **{side: summary}).table, table)
+    pd.testing.assert_frame_equal(agreement.compare(a, b, **kept).table, table)
+    # and a kept summary is what is compared: its quantiles moved, the table's move with them
+    for side, column in (("summary_a", "a"), ("summary_b", "b")):
+        moved = dataclasses.replace(kept[side], values=kept[side].values + 1.0)
+        np.testing.assert_allclose(agreement.compare(a, b, **{side: moved}).table[column],
+                                   table[column] + 1.0)
+        with pytest.raises(ValueError, match=f"{side} summarizes other quantiles or quantities"):
+            agreement.compare(a, b, **{side: agreement.summarize(b, quantiles=(0.5,))})
+        with pytest.raises(ValueError, match=f"{side} summarizes other quantiles or quantities"):
+            agreement.compare(a, b, var_names=("mu",), **{side: kept[side]})
 
 
 def test_alpha_outside_zero_one_is_refused(exact_runs):

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from hiercheck.cache import INFERENCE_DATA, PICKLE, DiskCache, cache_folder, fingerprint
+from hiercheck.cache import PICKLE, DiskCache, cache_folder, fingerprint
 from hiercheck.errors import HiercheckWarning
 
 
@@ -81,8 +81,8 @@ def test_inference_data_round_trip(tmp_path, mathtest):
 
     idata = gibbs.sample(mathtest, Priors.weakly_informative(mathtest), draws=20, chains=2, seed=1)
     cache = DiskCache(tmp_path)
-    cache.get("posterior", {"seed": 1}, lambda: idata, INFERENCE_DATA)
-    read = cache.get("posterior", {"seed": 1}, lambda: pytest.fail("recomputed"), INFERENCE_DATA)
+    cache.get("posterior", {"seed": 1}, lambda: idata, PICKLE)
+    read = cache.get("posterior", {"seed": 1}, lambda: pytest.fail("recomputed"), PICKLE)
     for name in ("theta", "mu", "lam", "omega"):
         np.testing.assert_array_equal(read.posterior[name].values, idata.posterior[name].values)
     assert read.posterior.attrs["engine"] == "gibbs"
@@ -167,8 +167,7 @@ def test_a_second_run_reads_every_reference_and_never_imports_pymc(tmp_path, mon
     references = suite.References(data, Priors.weakly_informative(data), suite.QUICK, seed=2,
                                   cache=DiskCache(tmp_path))
     first = suite.check_sampler(references=references, seed=2)
-    kinds = {path.parent.name for path in tmp_path.rglob("*.pkl")} | {
-        path.parent.name for path in tmp_path.rglob("*.nc")}
+    kinds = {path.parent.name for path in tmp_path.rglob("*.pkl")}
     assert kinds == {"consistency-grids", "posterior-exact", "posterior-nuts",
                      "agreement-summary"}
     environment = os.environ | {"HIERCHECK_CACHE": str(tmp_path)}

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from hiercheck.models import Priors, load_dataset
@@ -132,6 +133,11 @@ def test_the_package_sampler_clears_the_mixing_gate_tenfold_and_agrees(reference
     assert sampler[["ess_bulk", "ess_tail"]].to_numpy().min() > 10 * agreement.ESS_FLOOR
     assert sampler.r_hat.max() <= agreement.RHAT_CEILING
     assert outcome.result.posterior.posterior.sizes["draw"] == suite.QUICK.gibbs_draws
+    # one run of the sampler for both checks, the same whichever of them is asked for
+    assert verdict["agreement vs nuts"].result.posterior is outcome.result.posterior
+    alone = suite.check_sampler(references=references, seed=0, checks=("agreement vs nuts",))
+    pd.testing.assert_frame_equal(alone["agreement vs nuts"].table,
+                                  verdict["agreement vs nuts"].table)
 
 
 def test_the_verdict_is_a_table_and_files(references, tmp_path):
@@ -147,6 +153,22 @@ def test_the_verdict_is_a_table_and_files(references, tmp_path):
     assert json.loads((tmp_path / "verdict.json").read_text())["passed"] is True
     with pytest.raises(KeyError, match="no check 'sbc'"):
         verdict["sbc"]
+
+
+def test_each_checks_files_are_written_as_it_finishes_and_not_again(references, tmp_path):
+    """check_sampler(out=) saves each check's table (and SBC's figure) in the process that ran
+    it; Verdict.save in the same folder adds the verdict's own files and rewrites none."""
+    checks = ("consistency (small)", "sbc", "marginal likelihood")
+    verdict = suite.check_sampler(references=references, checks=checks, jobs=2, out=tmp_path)
+    expected = {tmp_path / "check_consistency_small.csv", tmp_path / "check_sbc.csv",
+                tmp_path / "sbc.png", tmp_path / "check_marginal_likelihood.csv"}
+    assert {path for outcome in verdict.outcomes for path in outcome.files} == expected
+    written_at = {path: path.stat().st_mtime_ns for path in expected}
+    saved = verdict.save(tmp_path)
+    assert set(saved) == expected | {tmp_path / "verdict.csv", tmp_path / "verdict.json"}
+    assert {path: path.stat().st_mtime_ns for path in expected} == written_at
+    elsewhere = verdict.save(tmp_path / "copy")  # another folder: written there
+    assert {path.name for path in elsewhere} == {path.name for path in saved}
 
 
 def test_the_same_seed_gives_the_same_verdict(references):

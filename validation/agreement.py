@@ -259,7 +259,7 @@ def _pooled(draws: np.ndarray) -> np.ndarray:
 
 def compare(idata_a: az.InferenceData, idata_b: az.InferenceData, *,
             quantiles: Sequence[float] = QUANTILES, var_names: Sequence[str] = VARIABLES,
-            alpha: float = 0.01, mixing_a: pd.DataFrame | None = None,
+            alpha: float = 0.01, summary_a: Summary | None = None,
             summary_b: Summary | None = None) -> Agreement:
     """Compare the posterior quantiles of a sampler (`idata_a`) and a reference (`idata_b`).
 
@@ -273,12 +273,10 @@ def compare(idata_a: az.InferenceData, idata_b: az.InferenceData, *,
         The variables compared (every element of each).
     alpha : float
         The family-wise false-alarm rate, held by Holm's correction over all comparisons.
-    mixing_a : pandas.DataFrame, optional
-        `mixing_table(idata_a, var_names)`, when the caller has computed it already (the
-        agreement checks decide from it whether to sample longer); computed here when None.
-    summary_b : Summary, optional
-        `summarize(idata_b, quantiles=quantiles, var_names=var_names)`, when the caller keeps
-        it (a reference compared with many samplers); computed here when None.
+    summary_a, summary_b : Summary, optional
+        `summarize(idata_a, quantiles=quantiles, var_names=var_names)`, and the same of
+        `idata_b`, when the caller has them (a sampler compared with several references, a
+        reference with many samplers); computed here when None.
 
     Returns
     -------
@@ -290,20 +288,24 @@ def compare(idata_a: az.InferenceData, idata_b: az.InferenceData, *,
     Raises
     ------
     SettingsError
-        If alpha is not in (0, 1), or `summary_b` summarizes other quantiles or quantities.
+        If alpha is not in (0, 1), or a summary given summarizes other quantiles or
+        quantities than are compared.
     """
     if not 0 < alpha < 1:
         raise SettingsError(f"alpha must be in (0, 1), got {alpha}")
     (draws_a, labels), (draws_b, _) = (_quantity_draws(idata.posterior, var_names)
                                        for idata in (idata_a, idata_b))
     pooled_a, pooled_b = _pooled(draws_a), _pooled(draws_b)
-    summary_a = _summary(draws_a, pooled_a, labels, quantiles, var_names, mixing_a)
+    compared = (tuple(quantiles), tuple(var_names), labels)
+    for name, summary in (("summary_a", summary_a), ("summary_b", summary_b)):
+        if summary is not None and (summary.quantiles, summary.var_names,
+                                    summary.labels) != compared:
+            raise SettingsError(f"compare: {name} summarizes other quantiles or quantities than "
+                                "are compared")
+    if summary_a is None:
+        summary_a = _summary(draws_a, pooled_a, labels, quantiles, var_names, None)
     if summary_b is None:
         summary_b = _summary(draws_b, pooled_b, labels, quantiles, var_names, None)
-    elif (summary_b.quantiles, summary_b.var_names, summary_b.labels) != (
-            summary_a.quantiles, summary_a.var_names, summary_a.labels):
-        raise SettingsError("compare: summary_b summarizes other quantiles or quantities than "
-                            "are compared")
     densities = _pooled_density_at_quantiles(pooled_a, pooled_b, quantiles)
     rows = []
     for k, (q, density) in enumerate(zip(quantiles, densities)):

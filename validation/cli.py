@@ -430,10 +430,10 @@ def run_validate(args) -> int:
           f"{'quick' if args.quick else 'full'} settings, {scheme} sweep", file=sys.stderr)
     verdict = check_sampler(**derivation, data=data, priors=priors, quick=args.quick,
                             seed=args.seed, progress=True, fail_fast=args.fail_fast,
-                            scheme=scheme, jobs=args.jobs)
+                            scheme=scheme, jobs=args.jobs, out=folder)
     if not args.quick and not (args.fail_fast and not verdict.passed):
         verdict = verdict.with_outcome(nuts_sbc_check(args.seed, folder / "sbc-nuts"))
-    written = verdict.save(folder) + write_validation_plots(verdict, folder)
+    written = verdict.save(folder) + write_posterior_densities(verdict, folder)
     print(verdict)
     if args.fail_fast and not verdict.passed:
         failed = verdict.outcomes[-1]
@@ -458,7 +458,6 @@ def run_model_validation(args) -> int:
     """`validate --model NAME`: check_gibbs on a built-in model with its own data and sweep."""
     from .builtin_models import get_builtin
     from .generic import check_gibbs
-    from .plots import save
 
     require_integer("--jobs", args.jobs)
     refuse_data_options(args)
@@ -470,50 +469,30 @@ def run_model_validation(args) -> int:
                           quick=args.quick, seed=args.seed, jobs=args.jobs, out=folder / "sbc",
                           progress=True, name=args.model)
     written = verdict.save(folder)
-    for outcome in verdict.outcomes:
-        if outcome.check == "sbc" and outcome.result is not None:
-            written.append(folder / "sbc.png")
-            save(outcome.result.plot(), written[-1])
     print(verdict)
     print(f"wrote {len(written)} files to {folder}", file=sys.stderr)
     return 0 if verdict.passed else 1
 
 
-# The SBC plot's rows: a row per quantity of a run would make a figure of dozens of rows that
-# takes seconds to draw and that nobody reads; its CSV holds every quantity's tests.
-SBC_PLOT_ROWS = 6
-
-
-def write_validation_plots(verdict, folder: Path) -> list[Path]:
-    """SBC rank plots of the SBC_PLOT_ROWS most suspect quantities, and the posterior densities
-    of mu, sigma, tau by engine (of the reference posteriors the checks computed).
+def write_posterior_densities(verdict, folder: Path) -> list[Path]:
+    """posteriors.png, the posterior densities of mu, sigma, tau by engine: of the reference
+    posteriors the checks computed and of the sampler's draws in the agreement checks (none if
+    no agreement check ran).
     """
     from .plots import save
     from .report import plot_densities
-    from .suite import slug
 
-    written = []
-    for outcome in verdict.outcomes:
-        if outcome.check.startswith("sbc"):
-            result = outcome.result
-            shown = result.most_suspect(SBC_PLOT_ROWS)
-            written.append(folder / f"{slug(outcome.check)}.png")
-            title = (f"SBC of {result.engine} ({result.replications} replications, "
-                     f"{result.draws} draws each)\nthe {len(shown)} of {len(result.ranks)} "
-                     f"quantities with the smallest p-values (all in check_{written[-1].stem}.csv)")
-            save(result.plot(names=shown, title=title), written[-1])
     # the references the agreement checks computed (cached properties), none computed here
     posteriors = {name: getattr(verdict.references, name) for name in ("exact", "nuts")
                   if name in vars(verdict.references)}
-    agreement = next((o for o in verdict.outcomes if o.check == "agreement vs exact"), None)
-    if agreement is not None:
-        sampled = agreement.result.posterior
-        posteriors[sampled.posterior.attrs["engine"]] = sampled  # gibbs or blocked
-    if posteriors:
-        written.append(folder / "posteriors.png")
-        save(plot_densities(posteriors, verdict.references.data.name), written[-1],
-             layout=False)
-    return written
+    agreement = next((o for o in verdict.outcomes if o.check.startswith("agreement")), None)
+    if agreement is None:
+        return []
+    sampled = agreement.result.posterior
+    posteriors[sampled.posterior.attrs["engine"]] = sampled  # gibbs or blocked
+    save(plot_densities(posteriors, verdict.references.data.name), folder / "posteriors.png",
+         layout=False)
+    return [folder / "posteriors.png"]
 
 
 # -- mutants --------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ random stream, so results do not depend on the number of processes.
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import TypeVar
 
@@ -25,10 +25,15 @@ def _run_task(index: int):
     return index, _TASK(index)
 
 
-def forked_map(task: Callable[[int], T], count: int, jobs: int) -> Iterator[tuple[int, T]]:
-    """(i, task(i)) for i in 0 .. count - 1, in the order they finish: in `jobs` forked
-    processes when there are several jobs and tasks, else here in order. A task that runs in a
-    worker and calls `forked_map` again runs its own tasks itself (no nested pools).
+def forked_map(task: Callable[[int], T], count: int, jobs: int,
+               here: Collection[int] = ()) -> Iterator[tuple[int, T]]:
+    """(i, task(i)) for i in 0 .. count - 1: in `jobs` forked processes when there are several
+    jobs and tasks, else here in order. The tasks in `here` run in this process while forked
+    workers (then `jobs` - 1 of them) run the others: for tasks that need what is costly to
+    compute or load and that this process keeps afterwards, when the other tasks do not need
+    it (the workers are forked before it exists, so none waits for it). Done with those, this
+    process takes back, last first, the workers' tasks that none has started. A task that runs
+    in a worker and calls `forked_map` again runs its own tasks itself (no nested pools).
 
     Parameters
     ----------
@@ -37,23 +42,37 @@ def forked_map(task: Callable[[int], T], count: int, jobs: int) -> Iterator[tupl
     count : int
         How many tasks.
     jobs : int
-        How many processes at most.
+        How many processes at most, this one included when `here` is not empty.
+    here : collection of int, optional
+        The indices of the tasks that run in this process.
 
     Yields
     ------
     tuple of (int, object)
-        A task's index and its result.
+        A task's index and its result: those this process ran first, then the workers' in
+        the order they finish.
     """
     global _TASK
-    jobs = min(jobs, count)
-    if jobs < 2 or _TASK is not None:
+    here = sorted(set(here))
+    forked = [index for index in range(count) if index not in here]
+    workers = min(jobs - 1 if here else jobs, len(forked))
+    if _TASK is not None or workers < 1 or (workers < 2 and not here):
         for index in range(count):
             yield index, task(index)
         return
     _TASK = task
     try:
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-            for future in as_completed([pool.submit(_run_task, i) for i in range(count)]):
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = [pool.submit(_run_task, index) for index in forked]
+            for index in here:
+                yield index, task(index)
+            # the workers take tasks first to last, so once one cannot be taken back (started,
+            # or queued for a worker), neither can any before it
+            for index, future in reversed(list(zip(forked, futures)) if here else []):
+                if not future.cancel():
+                    break
+                yield index, task(index)
+            for future in as_completed([future for future in futures if not future.cancelled()]):
                 yield future.result()
     finally:
         _TASK = None

@@ -50,7 +50,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from hiercheck._typing import SeedLike
-from hiercheck.cache import INFERENCE_DATA, PICKLE, DiskCache, data_parts, source_digest
+from hiercheck.cache import PICKLE, DiskCache, data_parts, source_digest
 from hiercheck.errors import DataError, SettingsError
 from hiercheck.models import GroupedData, Priors, load_dataset
 from hiercheck.models.engine import az
@@ -156,6 +156,8 @@ class CheckOutcome:
         The check's own table.
     result : object
         The check's own result, for its plots (None if there is none).
+    files : tuple of pathlib.Path
+        What `save` wrote as the check finished (`check_sampler`'s `out`), else empty.
     """
 
     check: str
@@ -166,6 +168,60 @@ class CheckOutcome:
     seconds: float
     table: pd.DataFrame = field(repr=False)
     result: object = field(repr=False, default=None)  # the check's own result, for its plots
+    files: tuple[Path, ...] = field(repr=False, default=())
+
+    def save(self, folder: Path) -> list[Path]:
+        """check_<name>.csv, the check's table, and for an SBC check <name>.png, the rank plots
+        of its SBC_PLOT_ROWS most suspect quantities.
+
+        Parameters
+        ----------
+        folder : pathlib.Path
+            Where to write them; made if missing.
+
+        Returns
+        -------
+        list of pathlib.Path
+            The files written.
+        """
+        folder.mkdir(parents=True, exist_ok=True)
+        written = [folder / f"check_{slug(self.check)}.csv"]
+        self.table.to_csv(written[0], index=False)
+        if isinstance(self.result, sbc.SBCResult):
+            from .plots import save as save_figure  # matplotlib, only for a figure
+
+            written.append(folder / f"{slug(self.check)}.png")
+            save_figure(_sbc_figure(self.result, written[0].name), written[-1])
+        return written
+
+    def saved(self, folder: Path) -> CheckOutcome:
+        """The outcome with `files`, what `save` wrote in `folder`.
+
+        Parameters
+        ----------
+        folder : pathlib.Path
+            Where to write them.
+
+        Returns
+        -------
+        CheckOutcome
+            A new outcome; this one is unchanged.
+        """
+        return replace(self, files=tuple(self.save(folder)))
+
+
+# The SBC figure's rows: a row per quantity of a run would make a figure of dozens of rows that
+# takes seconds to draw and that nobody reads; the check's CSV holds every quantity's tests.
+SBC_PLOT_ROWS = 6
+
+
+def _sbc_figure(result: sbc.SBCResult, table_name: str):
+    """`result.plot` of its SBC_PLOT_ROWS most suspect quantities, titled to say so."""
+    shown = result.most_suspect(SBC_PLOT_ROWS)
+    return result.plot(names=shown, title=(
+        f"SBC of {result.engine} ({result.replications} replications, {result.draws} draws "
+        f"each)\nthe {len(shown)} of {len(result.ranks)} quantities with the smallest p-values "
+        f"(all in {table_name})"))
 
 
 def slug(check: str) -> str:
@@ -249,7 +305,8 @@ class Verdict:
         return "\n".join(lines)
 
     def save(self, folder: Path) -> list[Path]:
-        """verdict.csv, verdict.json and a CSV per check's detail table.
+        """verdict.csv, verdict.json and each check's files (`CheckOutcome.save`: its table, and
+        an SBC check's figure), those not already written there as the check finished.
 
         Parameters
         ----------
@@ -259,7 +316,7 @@ class Verdict:
         Returns
         -------
         list of pathlib.Path
-            The files written.
+            The verdict's files and every check's, written here or kept.
         """
         folder.mkdir(parents=True, exist_ok=True)
         written = [folder / "verdict.csv", folder / "verdict.json"]
@@ -268,8 +325,8 @@ class Verdict:
                                           "checks": self.table.to_dict(orient="records")},
                                          indent=2, default=float))
         for outcome in self.outcomes:
-            written.append(folder / f"check_{slug(outcome.check)}.csv")
-            outcome.table.to_csv(written[-1], index=False)
+            kept = outcome.files and all(path.parent == folder for path in outcome.files)
+            written += outcome.files if kept else outcome.save(folder)
         return written
 
 
@@ -304,7 +361,7 @@ class References:
     def _cached_posterior(self, engine: str, compute, **settings):
         parts = {"engine": engine, **data_parts(self.data), "priors": self.priors.as_dict(),
                  **settings}
-        return self.cache.get(f"posterior-{engine}", parts, compute, INFERENCE_DATA)
+        return self.cache.get(f"posterior-{engine}", parts, compute, PICKLE)
 
     @cached_property
     def exact(self):
@@ -556,17 +613,31 @@ def sample_until_mixed(conditionals, references: References, seed, scheme: str =
     return posterior, None
 
 
-def agreement_check(conditionals, references: References, reference: str, seed,
-                    scheme: str) -> CheckOutcome:
-    """The sampler's posterior quantiles against a reference's; when either engine misses the
-    mixing gate the row says "cannot verify" and gives the lowest ESS or highest R-hat.
+def agreement_checks(conditionals, references: References, engines: Sequence[str], seed,
+                     scheme: str) -> list[CheckOutcome]:
+    """The sampler's posterior quantiles against those of each reference engine in `engines`,
+    from one run of the sampler (`sample_until_mixed`) summarized once: an outcome per engine,
+    the first timed with the run. Where either side misses the mixing gate the row says "cannot
+    verify" and gives the lowest ESS or highest R-hat.
     """
-    def run():
-        draws, mixing = sample_until_mixed(conditionals, references, seed, scheme)
-        return SampledAgreement(draws, agreement.compare(
-            draws, getattr(references, reference), alpha=ALPHA, mixing_a=mixing,
-            summary_b=references.summary(reference)))
-    outcome = _timed(f"agreement vs {reference}", "min Holm-adjusted p", run, _p_value_summary)
+    start = time.perf_counter()
+    posterior, mixing = sample_until_mixed(conditionals, references, seed, scheme)
+    summary = agreement.summarize(posterior, mixing=mixing)
+    outcomes = []
+    for engine in engines:
+        def run(engine=engine):
+            return SampledAgreement(posterior, agreement.compare(
+                posterior, getattr(references, engine), alpha=ALPHA, summary_a=summary,
+                summary_b=references.summary(engine)))
+        outcome = _timed(f"agreement vs {engine}", "min Holm-adjusted p", run, _p_value_summary)
+        if not outcomes:
+            outcome = replace(outcome, seconds=time.perf_counter() - start)
+        outcomes.append(_gated(outcome))
+    return outcomes
+
+
+def _gated(outcome: CheckOutcome) -> CheckOutcome:
+    """An agreement outcome, its statistic the mixing gate's where a side missed it."""
     unverified = outcome.result.agreement.gate()
     if unverified is None:
         return outcome
@@ -643,7 +714,8 @@ def check_sampler(conditionals: gibbs.Conditionals | None = None, *,
                   data: GroupedData | None = None, priors: Priors | None = None,
                   quick: bool = True, seed: SeedLike = 0, checks: Iterable[str] = CHECKS,
                   references: References | None = None, progress: bool = False,
-                  fail_fast: bool = False, scheme: str = "textbook", jobs: int = 1) -> Verdict:
+                  fail_fast: bool = False, scheme: str = "textbook", jobs: int = 1,
+                  out: Path | None = None) -> Verdict:
     """Run every check that applies to a derivation and return the verdict.
 
     Parameters
@@ -678,9 +750,14 @@ def check_sampler(conditionals: gibbs.Conditionals | None = None, *,
         draw_omega) or "blocked" (draw_omega, draw_lam_collapsed, draw_mu_collapsed,
         draw_theta); consistency checks the conditionals the scheme draws from.
     jobs
-        The checks run in this many forked processes (`forked.forked_map`), once the references
-        they compare with are computed or read here; each check has its own random stream, so
+        The checks run in this many processes (`forked.forked_map`): the agreement checks in
+        this one, which computes or reads the reference posteriors they compare with, the
+        others meanwhile in `jobs` - 1 forked workers. Each check has its own random stream, so
         the verdict does not depend on `jobs`. With `fail_fast` they run one at a time.
+    out
+        Each check's files (`CheckOutcome.save`) are written in this folder as the check
+        finishes, by the process that ran it; `Verdict.save` in the same folder then only adds
+        the verdict's own.
 
     Returns
     -------
@@ -711,46 +788,61 @@ def check_sampler(conditionals: gibbs.Conditionals | None = None, *,
         references = References(data, priors, QUICK if quick else FULL, seed)
     settings, data, priors = references.settings, references.data, references.priors
     streams = _streams(seed)
-    runs = []
+    tasks = []  # (the checks a task runs, the task: () -> their outcomes)
     if conditionals is not None:
-        runs += [
-            ("consistency", lambda: consistency_check(
-                conditionals, references, scheme, streams["consistency"], small=False)),
-            ("consistency (small)", lambda: consistency_check(
-                conditionals, references, scheme, streams["consistency (small)"], small=True)),
-            ("agreement vs exact", lambda: agreement_check(
-                conditionals, references, "exact", streams["agreement vs exact"], scheme)),
-            ("agreement vs nuts", lambda: agreement_check(
-                conditionals, references, "nuts", streams["agreement vs nuts"], scheme)),
-            ("geweke", lambda: geweke_check(conditionals, settings, streams["geweke"], scheme)),
-            ("sbc", lambda: sbc_check(conditionals, settings, streams["sbc"], scheme)),
+        compared = tuple(engine for engine in ("exact", "nuts")
+                         if f"agreement vs {engine}" in checks)
+        tasks += [
+            (("consistency",), lambda: [consistency_check(
+                conditionals, references, scheme, streams["consistency"], small=False)]),
+            (("consistency (small)",), lambda: [consistency_check(
+                conditionals, references, scheme, streams["consistency (small)"], small=True)]),
+            # one run of the sampler for both agreement checks, on the first's stream
+            (tuple(f"agreement vs {engine}" for engine in compared), lambda: agreement_checks(
+                conditionals, references, compared, streams["agreement vs exact"], scheme)),
+            (("geweke",), lambda: [geweke_check(conditionals, settings, streams["geweke"],
+                                                scheme)]),
+            (("sbc",), lambda: [sbc_check(conditionals, settings, streams["sbc"], scheme)]),
         ]
     if log_marginal_likelihood is not None:
-        runs.append(("marginal likelihood", lambda: likelihood_check(
+        tasks.append((("marginal likelihood",), lambda: [likelihood_check(
             "marginal likelihood", likelihood.check_marginal_likelihood, log_marginal_likelihood,
-            data, priors, settings, streams["marginal likelihood"])))
+            data, priors, settings, streams["marginal likelihood"])]))
     if restricted_log_likelihood is not None:
-        runs.append(("restricted likelihood", lambda: likelihood_check(
+        tasks.append((("restricted likelihood",), lambda: [likelihood_check(
             "restricted likelihood", likelihood.check_restricted_likelihood,
-            restricted_log_likelihood, data, priors, settings, streams["restricted likelihood"])))
+            restricted_log_likelihood, data, priors, settings, streams["restricted likelihood"])]))
     if log_marginal_likelihood is not None or restricted_log_likelihood is not None:
-        runs.append(("eb vs statsmodels", lambda: statsmodels_comparison_check(
-            log_marginal_likelihood, restricted_log_likelihood, data)))
-    runs = [(name, run) for name, run in runs if name in checks]
+        tasks.append((("eb vs statsmodels",), lambda: [statsmodels_comparison_check(
+            log_marginal_likelihood, restricted_log_likelihood, data)]))
+    tasks = [(names, _saving(task, out)) for names, task in tasks if names and names[0] in checks]
     if fail_fast:
-        runs.sort(key=lambda pair: FAIL_FAST_ORDER.index(pair[0]))
-    if fail_fast or min(jobs, len(runs)) < 2:
+        tasks.sort(key=lambda pair: FAIL_FAST_ORDER.index(pair[0][0]))
+    if fail_fast or min(jobs, len(tasks)) < 2:
         outcomes = []
-        for name, run in tqdm(runs, desc="checks", disable=not progress):
-            outcomes.append(run())
-            if fail_fast and not outcomes[-1].passed:
+        for _, task in tqdm(tasks, desc="checks", disable=not progress):
+            outcomes += task()
+            if fail_fast and not all(outcome.passed for outcome in outcomes):
                 break
     else:
-        references.prepare([name for name, _ in runs], scheme, streams)
-        outcomes = in_order(tqdm(forked_map(lambda i: runs[i][1](), len(runs), jobs),
-                                 total=len(runs), desc="checks", disable=not progress))
+        # the agreement checks run here: they alone need the reference posteriors (and ArviZ,
+        # seconds to import), which this process keeps for the plots, and the workers forked
+        # before them run every other check meanwhile
+        here = [i for i, (names, _) in enumerate(tasks) if names[0].startswith("agreement")]
+        finished = forked_map(lambda i: tasks[i][1](), len(tasks), jobs, here=here)
+        outcomes = [outcome for result in in_order(tqdm(finished, total=len(tasks), desc="checks",
+                                                        disable=not progress))
+                    for outcome in result]
     subject = _describe(conditionals, log_marginal_likelihood, restricted_log_likelihood, scheme)
     return Verdict(tuple(outcomes), subject=f"{subject} on {data.name}", references=references)
+
+
+def _saving(task: Callable[[], list[CheckOutcome]], out: Path | None
+            ) -> Callable[[], list[CheckOutcome]]:
+    """`task`, its outcomes `saved` in `out` as soon as it finishes (unchanged if `out` is None)."""
+    if out is None:
+        return task
+    return lambda: [outcome.saved(out) for outcome in task()]
 
 
 def _describe(conditionals, log_marginal_likelihood, restricted_log_likelihood,
