@@ -3,6 +3,8 @@
 import os
 import time
 
+import pytest
+
 from hiercheck.validation.forked import forked_map, in_order
 
 
@@ -46,3 +48,17 @@ def test_one_job_runs_everything_here_in_order():
 def test_without_here_every_task_runs_in_a_worker():
     pids = {pid for _, (pid, _) in forked_map(lambda i: where_and_what(i, 0.2), 6, jobs=2)}
     assert os.getpid() not in pids
+
+
+def test_a_failing_task_here_stops_the_workers_tasks_not_yet_started(tmp_path):
+    """The error comes back at once; of the seven half-second tasks for the one worker, only
+    those it had started or queued (at most three) run."""
+    def task(index):
+        if index == 0:
+            raise ValueError("the task kept here failed")
+        (tmp_path / str(index)).touch()
+        time.sleep(0.5)
+
+    with pytest.raises(ValueError, match="kept here failed"):
+        list(forked_map(task, 8, jobs=2, here=(0,)))
+    assert 1 <= len(list(tmp_path.iterdir())) <= 3

@@ -63,19 +63,29 @@ def forked_map(task: Callable[[int], T], count: int, jobs: int,
     _TASK = task
     try:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = [pool.submit(_run_task, index) for index in forked]
-            for index in here:
-                yield index, task(index)
-            # the workers take tasks first to last, so once one cannot be taken back (started,
-            # or queued for a worker), neither can any before it
-            for index, future in reversed(list(zip(forked, futures)) if here else []):
-                if not future.cancel():
-                    break
-                yield index, task(index)
-            for future in as_completed([future for future in futures if not future.cancelled()]):
-                yield future.result()
+            try:
+                yield from _share(task, here, forked, pool)
+            except BaseException:
+                pool.shutdown(cancel_futures=True)  # a task failed, or Ctrl-C: start no other
+                raise
     finally:
         _TASK = None
+
+
+def _share(task: Callable[[int], T], here: list[int], forked: list[int],
+           pool: ProcessPoolExecutor) -> Iterator[tuple[int, T]]:
+    """`forked_map`'s tasks once its workers exist: `forked` sent to them, `here` run here."""
+    futures = [pool.submit(_run_task, index) for index in forked]
+    for index in here:
+        yield index, task(index)
+    # the workers take tasks first to last, so once one cannot be taken back (started, or
+    # queued for a worker), neither can any before it
+    for index, future in reversed(list(zip(forked, futures)) if here else []):
+        if not future.cancel():
+            break
+        yield index, task(index)
+    for future in as_completed([future for future in futures if not future.cancelled()]):
+        yield future.result()
 
 
 def in_order(finished: Iterable[tuple[int, T]]) -> list[T]:
