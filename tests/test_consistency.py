@@ -24,7 +24,7 @@ from scipy import stats as st
 from hiercheck.errors import QuadratureError, UserFunctionError
 from hiercheck.models import Priors, load_dataset
 from hiercheck.samplers.gibbs import Conditionals, GibbsState
-from hiercheck.validation import consistency, kernels, suite
+from hiercheck.validation import consistency, kernels, power, suite
 from hiercheck.validation.consistency import tabulate_conditionals
 
 CONSISTENCY = ("consistency", "consistency (small)")
@@ -186,3 +186,27 @@ def test_check_sampler_passes_the_kernel_and_fails_it_without_the_jacobian(refer
     wrong = suite.check_sampler(kernels.KERNELS["metropolis-omega-no-jacobian"],
                                 references=references, fail_fast=True)
     assert not wrong.passed  # the consistency checks alone fail it (the test above)
+
+
+HOLM = ["ks_p_holm", "mean_p_holm", "var_p_holm"]
+
+
+@pytest.mark.slow
+def test_an_ambiguous_first_stage_is_decided_by_a_second(references):
+    """omega's kernel with its log acceptance ratio 0.03 too high, at seed 0: on the small
+    design the first stage's smallest Holm-adjusted p-value is 0.02, neither at most alpha/2 nor
+    above AMBIGUOUS_P, so a second stage (four times the draws, new ones, at the same states)
+    runs and fails it; on hsb the first stage's is 0.24 and decides alone."""
+    outcomes = consistency_outcomes(power.perturbed_conditionals("omega", "kernel", 0.03),
+                                    references)
+    table = outcomes["consistency (small)"].table
+    first, second = table[table.stage == 0], table[table.stage == 1]
+    assert suite.ALPHA / 2 < first[HOLM].min().min() <= consistency.AMBIGUOUS_P
+    assert second[HOLM].min().min() <= suite.ALPHA / 2
+    assert list(second.point) == list(first.point) and list(second.coordinate) == list(
+        first.coordinate)
+    assert (second.ks_p.to_numpy() != first.ks_p.to_numpy()).all()  # new draws
+    assert not outcomes["consistency (small)"].passed
+    assert outcomes["consistency (small)"].threshold == suite.ALPHA / 2
+    hsb = outcomes["consistency"]
+    assert set(hsb.table.stage) == {0} and hsb.value > consistency.AMBIGUOUS_P and hsb.passed

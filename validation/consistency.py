@@ -58,9 +58,9 @@ from hiercheck.samplers.user_functions import checked_conditionals
 from .agreement import holm_adjust
 from .result import CheckTable
 
-__all__ = ["ConsistencyResult", "GridConditional", "TabulatedState", "check_conditionals",
-           "simulated_data", "states_from_exact_posterior", "tabulate_conditionals",
-           "tabulate_states"]
+__all__ = ["AMBIGUOUS_P", "LATER_STAGE_DRAWS", "ConsistencyResult", "GridConditional",
+           "TabulatedState", "check_conditionals", "check_in_stages", "simulated_data",
+           "states_from_exact_posterior", "tabulate_conditionals", "tabulate_states"]
 
 GRID_POINTS = 2001
 GRID_HALF_WIDTH = 14.0  # Laplace SDs either side of the conditional's mode
@@ -388,9 +388,14 @@ class TabulatedState:
     conditionals: dict[str, list[GridConditional]]
 
 
-def _check_seeds(seed: SeedLike) -> list[np.random.SeedSequence]:
-    """The seeds of the states, of the draw functions' calls and of the starting values."""
-    return np.random.SeedSequence(seed).spawn(3)
+def _check_seeds(seed: SeedLike, stage: int = 0) -> list[np.random.SeedSequence]:
+    """The seeds of the states, of the draw functions' calls and of the starting values: the
+    states' the same at every stage, the others fresh children at each later stage.
+    """
+    children = np.random.SeedSequence(seed).spawn(3 + stage)
+    if stage == 0:
+        return children
+    return [children[0], *children[-1].spawn(2)]
 
 
 def tabulate_states(data: GroupedData, priors: Priors, fields: tuple[str, ...], *,
@@ -452,7 +457,8 @@ def check_conditionals(conditionals: gibbs.Conditionals, data: GroupedData, prio
                        schools: int = 4, seed: SeedLike = 0,
                        alpha: float = 0.01, log_density_terms: Callable | None = None,
                        scheme: str = "textbook", collapsed_logp: Callable | None = None,
-                       tabulated: list[TabulatedState] | None = None) -> ConsistencyResult:
+                       tabulated: list[TabulatedState] | None = None,
+                       stage: int = 0) -> ConsistencyResult:
     """Run the invariance test of every conditional that `scheme` draws from
     (`gibbs.SCHEME_FIELDS`) at `points` states (the module docstring).
 
@@ -487,6 +493,9 @@ def check_conditionals(conditionals: gibbs.Conditionals, data: GroupedData, prio
     tabulated : list of TabulatedState, optional
         `tabulate_states(data, priors, gibbs.SCHEME_FIELDS[scheme], points=points, seed=seed)`
         computed before (the reference cache keeps it); tabulated here when None.
+    stage : int, default 0
+        Which independent set of starting values and calls to draw at the seed's states: each
+        stage's are independent of every other's (`check_in_stages`).
 
     Returns
     -------
@@ -504,7 +513,7 @@ def check_conditionals(conditionals: gibbs.Conditionals, data: GroupedData, prio
                                     log_density_terms=log_density_terms,
                                     collapsed_logp=collapsed_logp)
     conditionals = checked_conditionals(conditionals)
-    _, draw_seed, start_seed = _check_seeds(seed)
+    _, draw_seed, start_seed = _check_seeds(seed, stage)
     rng, start_rng = np.random.default_rng(draw_seed), np.random.default_rng(start_seed)
     rows = []
     for k, point in enumerate(tabulated):
@@ -533,6 +542,60 @@ def check_conditionals(conditionals: gibbs.Conditionals, data: GroupedData, prio
     table["ks_p_holm"], table["mean_p_holm"], table["var_p_holm"] = np.split(adjusted, 3)
     table["agree"] = table[["ks_p_holm", "mean_p_holm", "var_p_holm"]].min(axis=1) > alpha
     return ConsistencyResult(table=table, alpha=alpha)
+
+
+# A check in stages: a first stage whose smallest Holm-adjusted p-value lies in (alpha/2,
+# AMBIGUOUS_P] decides nothing and a second stage of LATER_STAGE_DRAWS times as many draws does.
+AMBIGUOUS_P = 0.05
+LATER_STAGE_DRAWS = 4
+
+
+def check_in_stages(conditionals: gibbs.Conditionals, data: GroupedData, priors: Priors, *,
+                    tabulated: list[TabulatedState], draws: int, theta_draws: int | None = None,
+                    seed: SeedLike = 0, alpha: float = 0.01, **options) -> ConsistencyResult:
+    """`check_conditionals` in two stages at the same states, each at level alpha/2: the first
+    fails the conditionals if its smallest Holm-adjusted p-value is at most alpha/2 and passes
+    them if it is above AMBIGUOUS_P; in between, a second stage with LATER_STAGE_DRAWS times the
+    draws, independent of the first, decides alone. A correct derivation fails at the first
+    stage with probability at most alpha/2, and reaches the second and fails there with
+    probability at most (AMBIGUOUS_P - alpha/2) alpha/2, so at most alpha in all; an error that
+    leaves the first stage in doubt is tested with twice the first stage's z.
+
+    Parameters
+    ----------
+    conditionals : hiercheck.samplers.gibbs.Conditionals
+        The draw functions (direct draws or kernels).
+    data, priors : GroupedData, Priors
+        Where the conditionals are tested.
+    tabulated : list of TabulatedState
+        `tabulate_states` with the same seed, points and scheme: the states both stages test.
+    draws, theta_draws : int
+        The first stage's `draws` and `theta_draws` (`check_conditionals`).
+    seed : int or SeedSequence
+        Fixes the states and both stages' starting values and draws.
+    alpha : float
+        The family-wise false-alarm rate of the whole check.
+    **options
+        Passed on to `check_conditionals` (points, schools, scheme).
+
+    Returns
+    -------
+    ConsistencyResult
+        The rows of every stage run, with a column `stage` (0, then 1 if it ran), at level
+        alpha/2: it passes where no row of the stage that decided disagrees.
+    """
+    theta_draws = theta_draws or draws
+    stages = []
+    for stage, factor in enumerate((1, LATER_STAGE_DRAWS)):
+        result = check_conditionals(conditionals, data, priors, draws=factor * draws,
+                                    theta_draws=factor * theta_draws, seed=seed,
+                                    alpha=alpha / 2, tabulated=tabulated, stage=stage,
+                                    **options)
+        stages.append(result.table.assign(stage=stage))
+        smallest = result.table[["ks_p_holm", "mean_p_holm", "var_p_holm"]].min().min()
+        if not alpha / 2 < smallest <= AMBIGUOUS_P:
+            break
+    return ConsistencyResult(table=pd.concat(stages, ignore_index=True), alpha=alpha / 2)
 
 
 def simulated_data(n: ArrayLike, priors: Priors, seed: SeedLike = 0) -> GroupedData:

@@ -551,16 +551,20 @@ def _p_value_summary(result):
 
 def consistency_check(conditionals, references: References, scheme: str, seed,
                       small: bool) -> CheckOutcome:
-    """Each conditional `scheme` draws from, on the data or (`small`) on the small design."""
+    """Each conditional `scheme` draws from, on the data or (`small`) on the small design, in
+    stages (`consistency.check_in_stages`).
+    """
     data, priors = references.small if small else (references.data, references.priors)
     settings = references.settings
+    def summarize(result):  # the level of each stage, alpha/2
+        return _min_holm_p(result.table), result.alpha, result.passed, result.table
     return _timed("consistency (small)" if small else "consistency", "min Holm-adjusted p",
-                  lambda: consistency.check_conditionals(
+                  lambda: consistency.check_in_stages(
                       conditionals, data, priors, points=settings.consistency_points,
                       draws=settings.consistency_draws,
                       theta_draws=settings.consistency_theta_draws, seed=seed, alpha=ALPHA,
                       scheme=scheme,
-                      tabulated=references.tabulated(small, scheme, seed)), _p_value_summary)
+                      tabulated=references.tabulated(small, scheme, seed)), summarize)
 
 
 @dataclass(frozen=True)
