@@ -556,6 +556,7 @@ def consistency_check(conditionals, references: References, scheme: str, seed,
     """
     data, priors = references.small if small else (references.data, references.priors)
     settings = references.settings
+
     def summarize(result):  # the level of each stage, alpha/2
         return _min_holm_p(result.table), result.alpha, result.passed, result.table
     return _timed("consistency (small)" if small else "consistency", "min Holm-adjusted p",
