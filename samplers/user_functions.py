@@ -5,7 +5,8 @@ was given: real numbers, of the state's batch shape (for theta the batch shape a
 per school), finite, and positive when x is a precision (lam, omega). A marginal likelihood
 `f(stats, mu, lam, omega)` must return one finite real number. Anything else raises
 `UserFunctionError` naming the function and what was wrong; unchecked, a scalar where m values
-belong would be broadcast and tested as if it were draws.
+belong would be broadcast and tested as if it were draws. So does an exception raised inside the
+user's function: it is the user's to fix, not an internal error of the package.
 
 Integers are real numbers and are accepted (as floats); booleans, complex numbers and objects
 (None among them) are not. The package's own conditionals are not wrapped: the checks are for
@@ -59,6 +60,16 @@ def _require_finite(array: np.ndarray, who: str, where: str = "") -> None:
         raise UserFunctionError(f"{who} returned {what}{count}{where}")
 
 
+def _called(function: Callable, who: str, *arguments):
+    """function(*arguments); an exception inside it as a UserFunctionError naming `who`."""
+    try:
+        return function(*arguments)
+    except UserFunctionError:
+        raise
+    except Exception as error:  # the user's code: never reported as an internal error
+        raise UserFunctionError(f"{who} raised {type(error).__name__}: {error}") from error
+
+
 def check_draw(field: str, function: Callable, value, state, stats) -> np.ndarray:
     """`value`, returned by `function` in the place of `field` (e.g. "draw_omega"), as a float
     array of the expected shape; a UserFunctionError naming both when it cannot be draws.
@@ -103,9 +114,12 @@ def checked(field: str, function: Callable) -> Callable:
     callable
         The same signature; returns the checked float array.
     """
+    who = f"{field} ({_name(function)})"
+
     @functools.wraps(function)
     def draw(rng, state, stats, priors):
-        return check_draw(field, function, function(rng, state, stats, priors), state, stats)
+        value = _called(function, who, rng, state, stats, priors)
+        return check_draw(field, function, value, state, stats)
     return draw
 
 
@@ -155,7 +169,7 @@ def checked_log_likelihood(function: Callable, role: str = "log_marginal_likelih
 
     @functools.wraps(function)
     def log_likelihood(stats, *values) -> float:
-        array = _real_array(function(stats, *values), who, "a single number")
+        array = _real_array(_called(function, who, stats, *values), who, "a single number")
         if array.shape != ():
             raise UserFunctionError(f"{who} returned shape {array.shape}, expected a single "
                                     f"number (shape ())")

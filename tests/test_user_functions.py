@@ -173,3 +173,23 @@ def test_a_marginal_likelihood_must_return_one_finite_number(data, function, wha
 def test_an_integer_log_likelihood_is_a_number(data):
     result = likelihood.check_marginal_likelihood(lambda *args: -7, data, PRIORS, points=1)
     assert result.table.value.tolist() == [-7.0]
+
+
+def omega_singular(rng, state, stats, priors):
+    return np.linalg.cholesky(-np.eye(2))  # raises LinAlgError
+
+
+def likelihood_raising(stats, mu, lam, omega):
+    raise ZeroDivisionError("a slip in the user's algebra")
+
+
+def test_an_exception_inside_a_users_function_is_theirs_and_names_it(data):
+    """Raised inside the user's code, it comes back as a UserFunctionError naming the function,
+    which the command line reports in one line, not as the package's internal error."""
+    with pytest.raises(UserFunctionError, match=r"^draw_omega \(omega_singular\) raised "
+                                                r"LinAlgError: Matrix is not positive definite"):
+        gibbs.sample(data, PRIORS, draws=5, chains=2, seed=0,
+                     conditionals=Conditionals(draw_omega=omega_singular))
+    with pytest.raises(UserFunctionError, match=r"^log_marginal_likelihood \(likelihood_raising\) "
+                                                r"raised ZeroDivisionError: a slip"):
+        likelihood.check_marginal_likelihood(likelihood_raising, data, PRIORS, points=1)
