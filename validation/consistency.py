@@ -41,6 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -556,7 +557,7 @@ LATER_STAGE_DRAWS = 4
 
 def check_in_stages(conditionals: gibbs.Conditionals, data: GroupedData, priors: Priors, *,
                     tabulated: list[TabulatedState], draws: int, theta_draws: int | None = None,
-                    seed: SeedLike = 0, alpha: float = 0.01, **options) -> ConsistencyResult:
+                    seed: SeedLike = 0, alpha: float = 0.01, **options: Any) -> ConsistencyResult:
     """`check_conditionals` in two stages at the same states, each at level alpha/2: the first
     fails the conditionals if its smallest Holm-adjusted p-value is at most alpha/2 and passes
     them if it is above AMBIGUOUS_P; in between, a second stage with LATER_STAGE_DRAWS times the
