@@ -17,6 +17,8 @@ that needs a correct derivation to pass two consistency checks fails by chance w
 at most 0.002 (seeds fixed). The rates measured over many seeds are in docs/validation.md.
 """
 
+import functools
+
 import numpy as np
 import pytest
 from scipy import stats as st
@@ -123,6 +125,7 @@ def references():
     return suite.References(data, Priors.weakly_informative(data), suite.QUICK, seed=0)
 
 
+@functools.lru_cache(maxsize=None)  # several tests look at the same derivation's outcomes
 def consistency_outcomes(conditionals, references):
     verdict = suite.check_sampler(conditionals, references=references, checks=CONSISTENCY, seed=0)
     return {outcome.check: outcome for outcome in verdict.outcomes}
