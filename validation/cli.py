@@ -482,12 +482,12 @@ def write_posterior_densities(verdict, folder: Path) -> list[Path]:
     from .plots import save
     from .report import plot_densities
 
-    # the references the agreement checks computed (cached properties), none computed here
-    posteriors = {name: getattr(verdict.references, name) for name in ("exact", "nuts")
-                  if name in vars(verdict.references)}
     agreement = next((o for o in verdict.outcomes if o.check.startswith("agreement")), None)
     if agreement is None:
         return []
+    # the references the agreement checks computed (cached properties), none computed here
+    posteriors = {name: getattr(verdict.references, name) for name in ("exact", "nuts")
+                  if name in vars(verdict.references)}
     sampled = agreement.result.posterior
     posteriors[sampled.posterior.attrs["engine"]] = sampled  # gibbs or blocked
     save(plot_densities(posteriors, verdict.references.data.name), folder / "posteriors.png",

@@ -69,6 +69,8 @@ NEWTON_STEPS = 30       # at most, to find the modes; a log-concave conditional 
 TAIL_DENSITY = 1e-5     # most a grid's end may carry, relative to its peak
 CHUNK_VALUES = 2**22    # per-score log-density terms evaluated at once (32 MB)
 POSITIVE = ("lam", "omega")
+# The Holm-adjusted p-values of a check's table, one column per test.
+HOLM_COLUMNS = ["ks_p_holm", "mean_p_holm", "var_p_holm"]
 
 
 @dataclass(frozen=True)
@@ -540,8 +542,8 @@ def check_conditionals(conditionals: gibbs.Conditionals, data: GroupedData, prio
     table["mean_p"] = 2 * st.norm.sf(np.abs(table.mean_z))
     table["var_p"] = 2 * st.norm.sf(np.abs(table.var_z))
     adjusted = holm_adjust(np.r_[table.ks_p, table.mean_p, table.var_p].astype(float))
-    table["ks_p_holm"], table["mean_p_holm"], table["var_p_holm"] = np.split(adjusted, 3)
-    table["agree"] = table[["ks_p_holm", "mean_p_holm", "var_p_holm"]].min(axis=1) > alpha
+    table[HOLM_COLUMNS] = np.column_stack(np.split(adjusted, 3))
+    table["agree"] = table[HOLM_COLUMNS].min(axis=1) > alpha
     return ConsistencyResult(table=table, alpha=alpha)
 
 
@@ -597,7 +599,7 @@ def check_in_stages(conditionals: gibbs.Conditionals, data: GroupedData, priors:
                                     alpha=alpha / 2, tabulated=tabulated, stage=stage,
                                     **options)
         stages.append(result.table.assign(stage=stage))
-        smallest = result.table[["ks_p_holm", "mean_p_holm", "var_p_holm"]].min().min()
+        smallest = result.table[HOLM_COLUMNS].min().min()
         if not alpha / 2 < smallest <= AMBIGUOUS_P:
             break
     return ConsistencyResult(table=pd.concat(stages, ignore_index=True), alpha=alpha / 2)

@@ -545,8 +545,10 @@ def _min_holm_p(table: pd.DataFrame) -> float:
 
 
 def _p_value_summary(result):
-    """(min Holm-adjusted p, ALPHA, passed, table) of a result with `.table` and `.passed`."""
-    return _min_holm_p(result.table), ALPHA, result.passed, result.table
+    """(min Holm-adjusted p, the level it was tested at, passed, table) of a result with
+    `.table`, `.alpha` and `.passed`: ALPHA, or ALPHA/2 for each stage of a check in stages.
+    """
+    return _min_holm_p(result.table), result.alpha, result.passed, result.table
 
 
 def consistency_check(conditionals, references: References, scheme: str, seed,
@@ -556,16 +558,13 @@ def consistency_check(conditionals, references: References, scheme: str, seed,
     """
     data, priors = references.small if small else (references.data, references.priors)
     settings = references.settings
-
-    def summarize(result):  # the level of each stage, alpha/2
-        return _min_holm_p(result.table), result.alpha, result.passed, result.table
     return _timed("consistency (small)" if small else "consistency", "min Holm-adjusted p",
                   lambda: consistency.check_in_stages(
                       conditionals, data, priors, points=settings.consistency_points,
                       draws=settings.consistency_draws,
                       theta_draws=settings.consistency_theta_draws, seed=seed, alpha=ALPHA,
                       scheme=scheme,
-                      tabulated=references.tabulated(small, scheme, seed)), summarize)
+                      tabulated=references.tabulated(small, scheme, seed)), _p_value_summary)
 
 
 @dataclass(frozen=True)
@@ -582,6 +581,10 @@ class SampledAgreement:
     @property
     def passed(self) -> bool:
         return self.agreement.passed
+
+    @property
+    def alpha(self) -> float:
+        return self.agreement.alpha
 
 
 # The agreement checks continue the sampler's chains, doubling its draws, while some compared
