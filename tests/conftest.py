@@ -69,6 +69,13 @@ def mathtest(shared_data) -> GroupedData:
 
 @pytest.fixture(scope="session")
 def mathtest_nuts(mathtest):
-    """PyMC's NUTS on the math-test data under the default priors, run once for every test."""
+    """PyMC's NUTS on the math-test data under the default priors, run once for the whole test
+    run: kept in the tests' cache, so the second worker that needs it reads it back (the files
+    that use it may run on different workers)."""
+    from hiercheck.cache import PICKLE, DiskCache, data_parts
     from hiercheck.models.reference import sample_nuts
-    return sample_nuts(mathtest, Priors.weakly_informative(mathtest), draws=2500, chains=4, seed=1)
+
+    priors, settings = Priors.weakly_informative(mathtest), {"draws": 2500, "chains": 4, "seed": 1}
+    parts = {**data_parts(mathtest), "priors": priors.as_dict(), **settings}
+    return DiskCache().get("test-mathtest-nuts", parts,
+                           lambda: sample_nuts(mathtest, priors, **settings), PICKLE)

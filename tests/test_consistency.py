@@ -213,5 +213,9 @@ def test_an_ambiguous_first_stage_is_decided_by_a_second(references):
     assert list(second.point) == list(first.point) and list(second.coordinate) == list(
         first.coordinate)
     assert (second.ks_p.to_numpy() != first.ks_p.to_numpy()).all()  # new draws
+    scalars = first.coordinate.isin(["mu", "lam", "omega"])
+    assert (first.draws[scalars] == suite.QUICK.consistency_draws).all()
+    assert (first.draws[~scalars] == suite.QUICK.consistency_theta_draws).all()
+    assert (second.draws.to_numpy() == 4 * first.draws.to_numpy()).all()
     assert not outcomes["consistency (small)"].passed
     assert outcomes["consistency (small)"].threshold == suite.ALPHA / 2

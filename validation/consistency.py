@@ -343,13 +343,14 @@ def step_from(draw, rng, state: gibbs.GibbsState, name: str, starts: np.ndarray,
 
 
 def compare_draws(draws: np.ndarray, conditional: GridConditional) -> dict[str, float]:
-    """KS test of draws against the tabulated CDF, and z-scores of their mean and variance."""
+    """How many draws, the KS test of them against the tabulated CDF, and z-scores of their
+    mean and variance."""
     mean, variance, fourth = conditional.moments()
     size = draws.size
     ks = st.kstest(draws, conditional.cdf_at)
     mean_z = (draws.mean() - mean) / np.sqrt(variance / size)
     var_z = (draws.var() - variance) / np.sqrt(max(fourth - variance**2, 1e-300) / size)
-    return {"ks_p": ks.pvalue, "mean": mean, "draws_mean": draws.mean(), "mean_z": mean_z,
+    return {"draws": size, "ks_p": ks.pvalue, "mean": mean, "draws_mean": draws.mean(), "mean_z": mean_z,
             "var_z": var_z}
 
 
