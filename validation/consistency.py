@@ -344,7 +344,8 @@ def step_from(draw, rng, state: gibbs.GibbsState, name: str, starts: np.ndarray,
 
 def compare_draws(draws: np.ndarray, conditional: GridConditional) -> dict[str, float]:
     """How many draws, the KS test of them against the tabulated CDF, and z-scores of their
-    mean and variance."""
+    mean and variance.
+    """
     mean, variance, fourth = conditional.moments()
     size = draws.size
     ks = st.kstest(draws, conditional.cdf_at)
