@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hiercheck.errors import UserFunctionError
 from hiercheck.models import Priors, load_dataset
 from hiercheck.samplers import gibbs
 from hiercheck.validation import agreement, suite
@@ -172,6 +173,23 @@ def test_each_checks_files_are_written_as_it_finishes_and_not_again(references, 
     assert {path: path.stat().st_mtime_ns for path in expected} == written_at
     elsewhere = verdict.save(tmp_path / "copy")  # another folder: written there
     assert {path.name for path in elsewhere} == {path.name for path in saved}
+
+
+def test_a_check_that_finished_is_saved_when_a_later_one_raises(references, tmp_path):
+    """One process runs the checks in order; the marginal likelihood, after consistency (small),
+    raises in the user's function, and the consistency table is on disk already."""
+    def log_marginal_likelihood(stats, mu, lam, omega):
+        raise ValueError("a slip in the user's code")
+
+    with pytest.raises(UserFunctionError, match="raised ValueError: a slip in the user.s code"):
+        suite.check_sampler(gibbs.Conditionals(), references=references, jobs=1, out=tmp_path,
+                            log_marginal_likelihood=log_marginal_likelihood,
+                            checks=("consistency (small)", "marginal likelihood"))
+    assert [path.name for path in tmp_path.iterdir()] == ["check_consistency_small.csv"]
+    alone = suite.check_sampler(gibbs.Conditionals(), references=references,
+                                checks=("consistency (small)",))
+    saved = pd.read_csv(tmp_path / "check_consistency_small.csv")
+    np.testing.assert_allclose(saved.ks_p, alone["consistency (small)"].table.ks_p, rtol=1e-12)
 
 
 def test_the_same_seed_gives_the_same_verdict(references):
