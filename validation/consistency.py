@@ -351,8 +351,8 @@ def compare_draws(draws: np.ndarray, conditional: GridConditional) -> dict[str, 
     ks = st.kstest(draws, conditional.cdf_at)
     mean_z = (draws.mean() - mean) / np.sqrt(variance / size)
     var_z = (draws.var() - variance) / np.sqrt(max(fourth - variance**2, 1e-300) / size)
-    return {"draws": size, "ks_p": ks.pvalue, "mean": mean, "draws_mean": draws.mean(), "mean_z": mean_z,
-            "var_z": var_z}
+    return {"draws": size, "ks_p": ks.pvalue, "mean": mean, "draws_mean": draws.mean(),
+            "mean_z": mean_z, "var_z": var_z}
 
 
 # Each conditional of `Conditionals`: the coordinate it draws, and the density whose slice along
