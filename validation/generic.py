@@ -39,6 +39,7 @@ import hashlib
 import math
 import time
 import warnings
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -51,7 +52,7 @@ from scipy import stats as st
 from scipy.sparse.csgraph import connected_components
 from tqdm.auto import tqdm
 
-from hiercheck.cache import PICKLE, DiskCache
+from hiercheck.cache import PICKLE, DiskCache, source_digest
 from hiercheck.errors import (NutsWarning, PriorError, SettingsError, UserFunctionError,
                               require_integer)
 
@@ -956,7 +957,7 @@ def _consistency_tests(run: _SweepRun, seed, alpha: float) -> GenericConsistency
         for point, (origin, x, u) in enumerate(states):
             try:
                 rows += _block_at_state(run, block, layout, dependencies, singles, coupled,
-                                        x, u, rng, point, origin)
+                                        x, u, rng, point, origin, seed)
             except PriorError:
                 if origin != "prior":
                     raise
@@ -975,15 +976,27 @@ def _empty_table() -> pd.DataFrame:
                                  "p", "moved", "p_holm", "agree"])
 
 
-def _block_at_state(run, block, layout, dependencies, singles, coupled, x, u, rng, point,
-                    origin) -> list[dict]:
-    """Start each call from a draw of the block's conditional at this state, call the user's
-    function once per start, and test the returns against that conditional.
+@dataclass(frozen=True)
+class _BlockReference:
+    """A block's exact conditional at one state, and the starts drawn from it: `starts`
+    (size, elements) on the flat unconstrained scale; a tabulated conditional per continuous
+    separable element (`grids`, for the elements `continuous`), an enumerated one per discrete
+    element (`pmfs`, for `discrete`), and the reference draws of each coupled component
+    (`joints`: (elements, `_JointReference`)).
     """
-    references = run.references
-    compiled, settings = references.compiled, references.settings
+
+    starts: np.ndarray
+    continuous: np.ndarray
+    grids: list
+    discrete: np.ndarray
+    pmfs: list
+    joints: list
+
+
+def _block_reference(compiled, layout, dependencies, singles, coupled, u, size, rng
+                     ) -> _BlockReference:
+    """The block's `_BlockReference` at the state u, from the model's joint log density."""
     center = layout.flat(u)[0]
-    size = settings.joint_draws if coupled else settings.consistency_draws
     starts = np.repeat(center[None], size, axis=0)
     continuous = singles[~layout.discrete[singles]]
     discrete = singles[layout.discrete[singles]]
@@ -1011,8 +1024,44 @@ def _block_at_state(run, block, layout, dependencies, singles, coupled, x, u, rn
         for component, reference in zip(group, references_of_group):
             starts[:, component] = reference.draws[:size]
             joints.append((component, reference))
+    return _BlockReference(starts, continuous, grids, discrete, pmfs, joints)
 
-    natural_starts = _natural(compiled, layout, u, starts)
+
+# What the block references are computed by: a change of these modules is a new cache key.
+_REFERENCE_SOURCE = source_digest(__name__, "hiercheck.validation.consistency")
+
+
+def _cached_block_reference(references: ModelReferences, block: Block, point: int, x: dict,
+                            compute: Callable[[np.random.Generator], _BlockReference], size: int,
+                            seed) -> _BlockReference:
+    """compute(rng) kept in the references' cache, keyed by the model, the block's variables,
+    the state, the number of draws, the check's seed and this code: a warm run spends its time
+    on the user's functions alone. The stream rng is the block's and the state's own, so that
+    the user's functions see the same random numbers whether the reference was read or computed.
+    """
+    key = zlib.crc32(" ".join(block.names).encode())
+    rng = np.random.default_rng([int(seed), point, key])
+    parts = {"model": references.fingerprint, "block": list(block.names), "point": point,
+             "state": {name: np.asarray(value) for name, value in x.items()}, "size": size,
+             "seed": int(seed), "source": _REFERENCE_SOURCE}
+    return references.cache.get("generic-consistency", parts, lambda: compute(rng), PICKLE)
+
+
+def _block_at_state(run, block, layout, dependencies, singles, coupled, x, u, rng, point,
+                    origin, seed) -> list[dict]:
+    """Start each call from a draw of the block's conditional at this state (cached,
+    `_cached_block_reference`), call the user's function once per start with the stream rng,
+    and test the returns against that conditional.
+    """
+    references = run.references
+    compiled, settings = references.compiled, references.settings
+    size = settings.joint_draws if coupled else settings.consistency_draws
+    reference = _cached_block_reference(
+        references, block, point, x,
+        lambda stream: _block_reference(compiled, layout, dependencies, singles, coupled, u,
+                                        size, stream),
+        size, seed)
+    natural_starts = _natural(compiled, layout, u, reference.starts)
     data, variables = compiled.data, references.variables
     returned = {name: np.empty((size, *variables[name].shape)) for name in block.names}
     for k in range(size):
@@ -1025,28 +1074,28 @@ def _block_at_state(run, block, layout, dependencies, singles, coupled, x, u, rn
 
     rows = []
     common = {"block": block.key, "point": point, "origin": origin, "moved": moved}
-    for j, grid in zip(continuous, grids):
+    for j, grid in zip(reference.continuous, reference.grids):
         result = consistency.compare_draws(outputs[:, j], grid)
         rows += [common | {"coordinate": layout.labels[j], "test": test, "statistic": s, "p": p}
                  for test, s, p in (
                      ("ks", np.nan, result["ks_p"]),
                      ("mean", result["mean_z"], 2 * st.norm.sf(abs(result["mean_z"]))),
                      ("variance", result["var_z"], 2 * st.norm.sf(abs(result["var_z"]))))]
-    if len(grids) >= 2:  # the separable elements must also be drawn independently
+    if len(reference.grids) >= 2:  # the separable elements must also be drawn independently
         scores = np.column_stack([_normal_scores(g, outputs[:, j])
-                                  for j, g in zip(continuous, grids)])
-        ks = st.kstest(scores.sum(1) / np.sqrt(len(grids)), "norm")
-        rows.append(common | {"coordinate": f"{len(grids)} separable elements",
+                                  for j, g in zip(reference.continuous, reference.grids)])
+        ks = st.kstest(scores.sum(1) / np.sqrt(len(reference.grids)), "norm")
+        rows.append(common | {"coordinate": f"{len(reference.grids)} separable elements",
                               "test": "independence", "statistic": ks.statistic, "p": ks.pvalue})
-    for j, pmf in zip(discrete, pmfs):
+    for j, pmf in zip(reference.discrete, reference.pmfs):
         rows += [common | {"coordinate": layout.labels[j], "test": test, "statistic": s, "p": p}
                  for test, s, p in _discrete_tests(outputs[:, j], pmf)]
-    for component, reference in joints:
-        mine = whiten(outputs[:, component], reference.center, reference.cholesky)
-        theirs = whiten(reference.draws[size:], reference.center, reference.cholesky)
+    for component, joint in reference.joints:
+        mine = whiten(outputs[:, component], joint.center, joint.cholesky)
+        theirs = whiten(joint.draws[size:], joint.center, joint.cholesky)
         name = _component_name(layout, component)
         rows += [common | {"coordinate": name, "test": test, "statistic": s, "p": p,
-                           "reference_acceptance": reference.acceptance}
+                           "reference_acceptance": joint.acceptance}
                  for test, s, p in two_sample_tests(mine, theirs)]
     return rows
 
