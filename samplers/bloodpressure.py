@@ -9,7 +9,10 @@ Each full conditional is derived in docs/derivation.md, section 7. A conditional
 come from `*_conditional(state, data)`, its draw from `draw_*(rng, state, data)`; `state` and
 `data` are those of the generic interface (`hiercheck.models.bloodpressure.model_data` builds
 `data`). Every conditional is vectorized over subjects and reads only per-subject sums, O(N) at
-worst (the within-subject sum of squares), never a Python loop.
+worst (the within-subject sum of squares), never a Python loop; and over a leading batch axis
+of states: with theta (B, m), mu, beta, lam, omega (B,) and y (B, N) (or y (N,) shared) a draw
+returns B values, so `check_gibbs(..., batched=True)` checks these functions a batch at a time.
+A conditional's docstring gives the shapes of one state; a batch puts B before each.
 
 `conditionals()` is the sampler (theta, then (mu, beta) jointly, then lam, then omega); `MUTANTS`
 the catalogue of wrong derivations, each one conditional replaced; `sample` the engine.
@@ -58,26 +61,31 @@ def subject_totals(data: Mapping) -> tuple[np.ndarray, np.ndarray]:
     total : numpy.ndarray
         The sum sum_j y_ij of each subject's measurements, shape (m,).
     """
-    m = np.size(data["x"])
-    n = np.bincount(data["subject"], minlength=m)
-    return n, np.bincount(data["subject"], weights=data["y"], minlength=m)
+    subject = np.asarray(data["subject"])
+    membership = subject[:, None] == np.arange(np.size(data["x"]))  # (N, m): Z_jk = [j in k]
+    return membership.sum(axis=0), np.asarray(data["y"], dtype=float) @ membership
+
+
+def _scalar(state: Mapping, name: str) -> np.ndarray:
+    """A scalar variable's values with a trailing axis, to broadcast against subjects."""
+    return np.asarray(state[name], dtype=float)[..., None]
 
 
 def _arm_means(state: Mapping, data: Mapping) -> np.ndarray:
     """mu + beta x_i, each subject's prior mean."""
-    return state["mu"] + state["beta"] * np.asarray(data["x"], dtype=float)
+    return _scalar(state, "mu") + _scalar(state, "beta") * np.asarray(data["x"], dtype=float)
 
 
-def _between_spread(state: Mapping, data: Mapping) -> float:
+def _between_spread(state: Mapping, data: Mapping) -> np.ndarray:
     """sum_i (theta_i - mu - beta x_i)^2"""
     deviation = np.asarray(state["theta"]) - _arm_means(state, data)
-    return float(deviation @ deviation)
+    return np.sum(deviation**2, axis=-1)
 
 
-def _within_spread(state: Mapping, data: Mapping) -> float:
+def _within_spread(state: Mapping, data: Mapping) -> np.ndarray:
     """sum_ij (y_ij - theta_i)^2"""
-    residual = np.asarray(data["y"]) - np.asarray(state["theta"])[data["subject"]]
-    return float(residual @ residual)
+    residual = np.asarray(data["y"]) - np.asarray(state["theta"])[..., data["subject"]]
+    return np.sum(residual**2, axis=-1)
 
 
 # -- the full conditionals ----------------------------------------------------------------------
@@ -102,7 +110,7 @@ def theta_conditional(state: Mapping, data: Mapping) -> tuple[np.ndarray, np.nda
         The conditional precisions lam (n_i + omega), shape (m,).
     """
     n, total = subject_totals(data)
-    omega, lam = state["omega"], state["lam"]
+    omega, lam = _scalar(state, "omega"), _scalar(state, "lam")
     mean = (total + omega * _arm_means(state, data)) / (n + omega)
     return mean, lam * (n + omega)
 
@@ -154,12 +162,13 @@ def mu_beta_conditional(state: Mapping, data: Mapping) -> tuple[np.ndarray, np.n
         P^{-1}, shape (2, 2).
     """
     x = np.asarray(data["x"], dtype=float)
-    theta = np.asarray(state["theta"])
-    weight = state["omega"] * state["lam"]
-    sum_x = x.sum()
-    precision = np.array([[weight * x.size + data["phi"], weight * sum_x],
-                          [weight * sum_x, weight * (x @ x) + data["phi_beta"]]])
-    linear = np.array([weight * theta.sum() + data["phi"] * data["nu"], weight * (x @ theta)])
+    theta = np.asarray(state["theta"], dtype=float)
+    weight = np.asarray(state["omega"], dtype=float) * np.asarray(state["lam"], dtype=float)
+    phi, phi_beta, nu = (float(data[name]) for name in ("phi", "phi_beta", "nu"))
+    corner = weight * x.sum()
+    precision = np.stack([np.stack([weight * x.size + phi, corner], axis=-1),
+                          np.stack([corner, weight * (x @ x) + phi_beta], axis=-1)], axis=-2)
+    linear = np.stack([weight * theta.sum(axis=-1) + phi * nu, weight * (theta @ x)], axis=-1)
     return gaussian_from_precision(precision, linear)
 
 
@@ -178,11 +187,11 @@ def draw_mu_beta(rng: np.random.Generator, state: Mapping, data: Mapping) -> tup
 
     Returns
     -------
-    tuple[float, float]
-        The new (mu, beta).
+    tuple[numpy.ndarray, numpy.ndarray]
+        The new (mu, beta), each of shape ().
     """
-    mu, beta = draw_gaussian(rng, *mu_beta_conditional(state, data))
-    return float(mu), float(beta)
+    draw = draw_gaussian(rng, *mu_beta_conditional(state, data))
+    return draw[..., 0], draw[..., 1]
 
 
 def lam_conditional(state: Mapping, data: Mapping) -> tuple[float, float]:
@@ -201,10 +210,10 @@ def lam_conditional(state: Mapping, data: Mapping) -> tuple[float, float]:
     -------
     shape : float
         a + (N + m)/2.
-    rate : float
-        b + [sum_ij (y_ij - theta_i)^2 + omega sum_i (theta_i - mu - beta x_i)^2] / 2.
+    rate : numpy.ndarray
+        b + [sum_ij (y_ij - theta_i)^2 + omega sum_i (theta_i - mu - beta x_i)^2] / 2, shape ().
     """
-    N, m = np.size(data["y"]), np.size(data["x"])
+    N, m = np.shape(data["subject"])[0], np.size(data["x"])
     spread = _within_spread(state, data) + state["omega"] * _between_spread(state, data)
     return float(data["a"]) + (N + m) / 2.0, float(data["b"]) + spread / 2.0
 
@@ -224,11 +233,11 @@ def draw_lam(rng: np.random.Generator, state: Mapping, data: Mapping) -> float:
 
     Returns
     -------
-    float
-        The new lam.
+    numpy.ndarray
+        The new lam, shape ().
     """
     shape, rate = lam_conditional(state, data)
-    return rng.gamma(shape) / rate
+    return rng.gamma(shape, size=np.shape(rate)) / rate
 
 
 def omega_conditional(state: Mapping, data: Mapping) -> tuple[float, float]:
@@ -246,8 +255,8 @@ def omega_conditional(state: Mapping, data: Mapping) -> tuple[float, float]:
     -------
     shape : float
         c + m/2.
-    rate : float
-        d + lam sum_i (theta_i - mu - beta x_i)^2 / 2.
+    rate : numpy.ndarray
+        d + lam sum_i (theta_i - mu - beta x_i)^2 / 2, shape ().
     """
     m = np.size(data["x"])
     rate = float(data["d"]) + state["lam"] * _between_spread(state, data) / 2.0
@@ -269,11 +278,11 @@ def draw_omega(rng: np.random.Generator, state: Mapping, data: Mapping) -> float
 
     Returns
     -------
-    float
-        The new omega.
+    numpy.ndarray
+        The new omega, shape ().
     """
     shape, rate = omega_conditional(state, data)
-    return rng.gamma(shape) / rate
+    return rng.gamma(shape, size=np.shape(rate)) / rate
 
 
 def conditionals() -> dict:
@@ -297,8 +306,8 @@ def _draw_mu_beta_independent(rng: np.random.Generator, state: Mapping, data: Ma
     means and variances, correlation 0 instead of the right one (about -0.7 on these data).
     """
     mean, covariance = mu_beta_conditional(state, data)
-    mu, beta = mean + rng.standard_normal(2) * np.sqrt(np.diag(covariance))
-    return float(mu), float(beta)
+    draw = mean + rng.standard_normal(mean.shape) * np.sqrt(np.diagonal(covariance, 0, -2, -1))
+    return draw[..., 0], draw[..., 1]
 
 
 def _draw_theta_without_treatment(rng: np.random.Generator, state: Mapping, data: Mapping):
@@ -310,9 +319,9 @@ def _draw_lam_without_theta_prior(rng: np.random.Generator, state: Mapping, data
     """lam ~ Gamma(a + N/2, b + sum_ij (y_ij - theta_i)^2 / 2): the theta_i prior's dependence
     on lam (its variance tau^2 sigma^2) forgotten.
     """
-    N = np.size(data["y"])
-    return rng.gamma(float(data["a"]) + N / 2.0) / (float(data["b"])
-                                                    + _within_spread(state, data) / 2.0)
+    N = np.shape(data["subject"])[0]
+    rate = float(data["b"]) + _within_spread(state, data) / 2.0
+    return rng.gamma(float(data["a"]) + N / 2.0, size=np.shape(rate)) / rate
 
 
 def _draw_omega_without_lam(rng: np.random.Generator, state: Mapping, data: Mapping):

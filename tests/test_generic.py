@@ -101,6 +101,56 @@ def draw_alpha_without_jacobian(rng, state, data):
 POISSON_GAMMA = {"theta": draw_theta, "beta": draw_beta, "alpha": draw_alpha}
 
 
+# The same sweep written for a batch of B states (check_gibbs(batched=True)): theta (B, m), alpha
+# and beta (B,), y (B, N); the conditionals are those above, cell by cell.
+
+def _group_sums_of_batch(data, m):
+    membership = data["group"][:, None] == np.arange(m)  # (N, m)
+    return np.asarray(data["y"], dtype=float) @ membership, membership.sum(axis=0)
+
+
+def draw_theta_batch(rng, state, data, rate_shift=0.0):
+    totals, counts = _group_sums_of_batch(data, state["theta"].shape[-1])
+    rate = state["beta"][:, None] + counts + rate_shift
+    return rng.gamma(state["alpha"][:, None] + totals) / rate
+
+
+def draw_theta_batch_rate_off_by_one(rng, state, data):
+    """the rate beta + n_i - 1  [wrong]"""
+    return draw_theta_batch(rng, state, data, rate_shift=-1.0)
+
+
+def draw_beta_batch(rng, state, data):
+    m = state["theta"].shape[-1]
+    return rng.gamma(2.0 + m * state["alpha"]) / (1.0 + state["theta"].sum(axis=-1))
+
+
+def draw_beta_batch_summing_the_batch(rng, state, data):
+    """sum_i theta_i taken over every state of the batch, not over each state's own  [wrong, and
+    right for a batch of one]"""
+    m = state["theta"].shape[-1]
+    return rng.gamma(2.0 + m * state["alpha"]) / (1.0 + state["theta"].sum())
+
+
+def draw_alpha_batch(rng, state, data):
+    """`draw_alpha`'s random-walk Metropolis steps on log alpha, each state its own; ten of
+    them, which cost a batch little, for a chain that mixes better."""
+    alpha, theta, beta = state["alpha"].copy(), state["theta"], state["beta"]
+    m, log_theta = theta.shape[-1], np.log(theta).sum(axis=-1)
+    for _ in range(10):
+        proposal = alpha * np.exp(0.3 * rng.standard_normal(alpha.shape))
+        log_ratio = (2 * np.log(proposal / alpha)
+                     + (proposal - alpha) * (m * np.log(beta) + log_theta - 1)
+                     - m * (special.gammaln(proposal) - special.gammaln(alpha)))
+        accept = np.log(rng.uniform(size=alpha.shape)) < log_ratio
+        alpha = np.where(accept, proposal, alpha)
+    return alpha
+
+
+POISSON_GAMMA_BATCH = {"theta": draw_theta_batch, "beta": draw_beta_batch,
+                       "alpha": draw_alpha_batch}
+
+
 def regression_model(seed=2, n=100, flat=False):
     """y = X beta + e, e ~ N(0, 1/tau), beta ~ N(0, 10^2 I) (or flat), tau ~ Gamma(2, 1); the
     columns of X correlated (0.8, 0.5, 0.6), so beta's conditional is strongly correlated."""
@@ -340,6 +390,42 @@ def test_a_function_returning_the_wrong_thing_is_named_with_its_variable(names, 
     assert message in str(error.value)
 
 
+@pytest.mark.parametrize("names, returned, message", [
+    (("a",), np.zeros(3), "draw_it returned shape (3,) for 'a'; the model's 'a' has shape (3,); "
+                          "a batched call on 2 states needs (2, 3)"),
+    (("mu",), 0.5, "draw_it returned shape () for 'mu'; the model's 'mu' has shape (); a batched "
+                   "call on 2 states needs (2,)"),
+    (("mu", "a"), (np.zeros(2), np.zeros((3, 2))), "draw_it returned shape (3, 2) for 'a'"),
+])
+def test_a_batched_function_must_return_a_value_per_state(names, returned, message):
+    """A batched function that returns one state's value would otherwise be broadcast over the
+    batch, as if every state had drawn the same."""
+    block = Block(names, _returning(returned), joint=len(names) > 1, batched=True)
+    with pytest.raises(UserFunctionError) as error:
+        generic.call_batch(block, np.random.default_rng(0), {}, generic.Batch(2, {}, dict),
+                           VARIABLES)
+    assert message in str(error.value)
+
+
+def test_a_function_of_one_state_is_called_per_state_in_order_with_its_own_data():
+    """call_batch on B states calls a function of one state B times, state k with its own
+    values and cell k's data, and stacks the returns; a batched function is called once."""
+    calls = []
+
+    def draw_mu(rng, state, data):
+        calls.append(np.shape(state["mu"]))
+        return state["mu"] + data["y"]
+
+    states = {"mu": np.array([1.0, 2.0, 3.0]), "a": np.zeros((3, 3)), "k": np.zeros(3, int)}
+    batch = generic.Batch(3, {"y": np.array([10.0, 20.0, 30.0])}, lambda k: {"y": 10.0 * (k + 1)})
+    new = generic.call_batch(Block(("mu",), draw_mu, False), np.random.default_rng(0), states,
+                             batch, VARIABLES)
+    assert new["mu"].tolist() == [11.0, 22.0, 33.0] and calls == [()] * 3
+    new = generic.call_batch(Block(("mu",), draw_mu, False, batched=True),
+                             np.random.default_rng(0), states, batch, VARIABLES)
+    assert new["mu"].tolist() == [11.0, 22.0, 33.0] and calls == [()] * 3 + [(3,)]
+
+
 def test_an_exception_in_a_function_is_the_users_error_and_names_the_function():
     """A Cholesky factor of a matrix that is not positive definite (a wrong precision, say) is
     reported as the user's function failing, not as an internal error of the harness."""
@@ -361,14 +447,16 @@ def test_a_joint_block_may_return_a_tuple_or_a_dict_and_integers_stay_integers()
         == np.int64
 
 
-def test_a_function_gets_a_copy_of_the_state_dict():
+@pytest.mark.parametrize("batched", [False, True])
+def test_a_function_gets_a_copy_of_the_state_dict(batched):
     def meddle(rng, state, data):
         state["mu"] = 99.0
-        return 1.0
-    state = {"mu": 0.0, "a": np.zeros(3), "k": 0}
-    new = generic.sweep(np.random.default_rng(0), state,
-                        {}, (Block(("k",), meddle, False),), VARIABLES)
-    assert state["mu"] == 0.0 and new["mu"] == 0.0 and new["k"] == 1
+        return np.ones(2) if batched else 1.0
+    states = {"mu": np.zeros(2), "a": np.zeros((2, 3)), "k": np.zeros(2, dtype=int)}
+    new = generic.sweep(np.random.default_rng(0), states, generic.Batch(2, {}, lambda k: {}),
+                        (Block(("k",), meddle, False, batched),), VARIABLES)
+    assert (states["mu"] == 0.0).all() and (new["mu"] == 0.0).all()
+    assert new["k"].tolist() == [1, 1]
 
 
 # -- conditionals on grids, by enumeration, and by reference chains -------------------------------
@@ -560,6 +648,33 @@ def test_a_wrong_conditional_is_caught(slip, request):
 
 
 @pytest.mark.slow
+def test_the_batched_sweep_passes_every_check(poisson_gamma):
+    verdict = generic.check_gibbs(poisson_gamma.model, POISSON_GAMMA_BATCH,
+                                  references=poisson_gamma, batched=True)
+    assert [o.check for o in verdict.outcomes] == list(generic.GENERIC_CHECKS)
+    _assert_passes(verdict)
+
+
+BATCHED_SLIPS = {  # the slip: (conditionals, checks that must catch it)
+    "theta-rate-off-by-one": (POISSON_GAMMA_BATCH | {"theta": draw_theta_batch_rate_off_by_one},
+                              ("consistency", "agreement vs nuts", "geweke")),
+    # every check sweeps batches of more than one state (consistency's 2000 starts, the agreement
+    # check's 4 chains, Geweke's 25 chains, SBC's 10 replications)
+    "beta-sums-the-batch": (POISSON_GAMMA_BATCH | {"beta": draw_beta_batch_summing_the_batch},
+                            ("consistency", "agreement vs nuts", "geweke")),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("slip", list(BATCHED_SLIPS))
+def test_a_wrong_batched_conditional_is_caught(slip, poisson_gamma):
+    conditionals, caught_by = BATCHED_SLIPS[slip]
+    verdict = generic.check_gibbs(poisson_gamma.model, conditionals, references=poisson_gamma,
+                                  checks=caught_by, batched=True)
+    _assert_caught(verdict, caught_by)
+
+
+@pytest.mark.slow
 def test_a_joint_block_with_the_right_marginals_and_the_wrong_correlation_fails_consistency(
         regression):
     """Each beta_k drawn from its exact marginal conditional: only the correlation is wrong, and
@@ -664,15 +779,21 @@ def test_compiled_terms_and_simulators_match_scipy(poisson_gamma):
 # -- SBC: saved as it goes, independent of the number of processes ------------------------------
 
 @pytest.mark.slow
-def test_sbc_resumes_and_two_processes_change_no_draw(poisson_gamma, tmp_path):
+@pytest.mark.parametrize("batched", [False, True])
+def test_sbc_resumes_and_two_processes_change_no_draw(poisson_gamma, tmp_path, batched):
     from hiercheck.validation.generic import (ModelReferences, _SweepRun, geweke_check,
                                               parse_conditionals, sbc_check)
 
-    references = ModelReferences(poisson_gamma.model, replace(
-        poisson_gamma.settings, sbc_replications=30, sbc_draws=10, sbc_tune=20, sweep_draws=500,
-        geweke_chains=40, geweke_steps=30), 0, "poisson-gamma")
+    from hiercheck.validation.generic import (GEWEKE_BATCH_GROUP, GEWEKE_GROUP, SBC_BATCH_UNIT,
+                                              SBC_UNIT)
+
+    unit, group = (SBC_BATCH_UNIT, GEWEKE_BATCH_GROUP) if batched else (SBC_UNIT, GEWEKE_GROUP)
+    references = ModelReferences(poisson_gamma.model, replace(  # 3 SBC units, 2 Geweke tasks
+        poisson_gamma.settings, sbc_replications=3 * unit, sbc_draws=10, sbc_tune=20,
+        sweep_draws=500, geweke_chains=group + group // 2, geweke_steps=30), 0, "poisson-gamma")
     references.__dict__["nuts"] = poisson_gamma.nuts
-    blocks = parse_conditionals(POISSON_GAMMA, references.variables)
+    blocks = parse_conditionals(POISSON_GAMMA_BATCH if batched else POISSON_GAMMA,
+                                references.variables, batched=batched)
     run, forked = _SweepRun(blocks, references, 1), _SweepRun(blocks, references, 1, jobs=2)
     whole = sbc_check(run, 5, out=tmp_path).ranks
     (tmp_path / "unit-000001.npz").unlink()

@@ -15,8 +15,9 @@ from hiercheck.validation.suite import ALPHA, check_sampler
 
 
 def _check(references, conditionals, checks=generic.GENERIC_CHECKS, seed=0):
+    """check_gibbs as `validate --model` runs it: the wrapped conditionals take batches."""
     return generic.check_gibbs(references.model, conditionals, references=references,
-                               checks=checks, seed=seed)
+                               checks=checks, seed=seed, batched=True)
 
 
 def _assert_passes(verdict):
@@ -50,6 +51,34 @@ def test_wrapped_flagship_conditionals_draw_what_the_flagship_draws():
         mine = wrapped[name](np.random.default_rng(1), state._asdict(), generic_data)
         theirs = getattr(gibbs, f"draw_{name}")(np.random.default_rng(1), state, data.stats, priors)
         np.testing.assert_array_equal(mine, theirs)
+
+
+def test_wrapped_flagship_conditionals_draw_a_batch_as_the_flagship_draws_each_state():
+    """A batch of three states, each with its own scores, or with one set of scores broadcast:
+    state k's draw is the flagship's draw on state k and its scores' statistics (the flagship's
+    conditionals take batches; the same generator, so the same numbers in the same order)."""
+    from hiercheck.models import Priors
+    from hiercheck.models.data import GroupedData
+    from hiercheck.samplers import gibbs
+    from hiercheck.validation.builtin_models import wrap_flagship
+
+    codes = np.repeat([0, 1, 2], [3, 4, 5])
+    scores = np.stack([np.arange(12.0) ** 1.5, np.arange(12.0)[::-1], np.sin(np.arange(12.0))])
+    priors = Priors(a=2, b=3, c=2, d=1, nu=1, phi=0.5)
+    state = gibbs.GibbsState(theta=np.array([[1.0, 5.0, 20.0], [2.0, 3.0, 4.0], [0.0, 1.0, 0.0]]),
+                             mu=np.array([4.0, 1.0, 0.0]), lam=np.array([0.3, 1.0, 2.0]),
+                             omega=np.array([2.0, 0.5, 1.0]))
+    for rows in (scores, np.broadcast_to(scores[0], scores.shape)):
+        stats = [GroupedData.from_arrays(codes, row).stats for row in rows]
+        batch_stats = type(stats[0])(n=stats[0].n, ybar=np.stack([s.ybar for s in stats]),
+                                     ss=np.stack([s.ss for s in stats]), N=stats[0].N, m=3)
+        wrapped = wrap_flagship(gibbs.Conditionals(), priors)
+        for name in ("theta", "mu", "lam", "omega"):
+            mine = wrapped[name](np.random.default_rng(1), state._asdict(),
+                                 {"scores": rows, "school_of_student": codes})
+            theirs = getattr(gibbs, f"draw_{name}")(np.random.default_rng(1), state, batch_stats,
+                                                    priors)
+            np.testing.assert_allclose(mine, theirs, rtol=1e-12)
 
 
 def _caught_by(references, conditionals) -> str | None:

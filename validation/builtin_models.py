@@ -1,7 +1,7 @@
 """Built-in models of the "any model" harness: `hiercheck validate --model NAME`.
 
 Each entry of `BUILTIN_MODELS` is a `BuiltinModel(load, build_model, conditionals, mutants,
-sample)`:
+sample, batched)`:
 
     load()               the model's data
     build_model(data)    the PyMC model (priors, likelihood, observed data)
@@ -10,6 +10,8 @@ sample)`:
     sample(data, ...)    the sweep as an engine (InferenceData), for `hiercheck report --model`;
                          the course models' `hiercheck.samplers.NAME.sample`, None for the flagship
                          (whose report is `hiercheck report --dataset NAME`)
+    batched              whether the sweep's functions take a batch of states at once
+                         (`check_gibbs(batched=True)`)
 
 so adding a model is one line. The course's next problems, `bloodpressure` and `cheese`, keep
 their PyMC models in `hiercheck.models` and their hand-derived sweeps in `hiercheck.samplers`
@@ -60,6 +62,8 @@ class BuiltinModel(NamedTuple):
         sample(data, *, draws, chains, seed) -> arviz.InferenceData of the hand-derived sweep
         under the data's default priors, its free variables named as in the PyMC model; None
         when the model has no such engine.
+    batched : bool
+        Whether the functions of the sweep and of the mutants take a batch of states at once.
     """
 
     load: Callable[[], object]
@@ -67,6 +71,7 @@ class BuiltinModel(NamedTuple):
     conditionals: Callable[[], Mapping]
     mutants: Callable[[], Mapping[str, Mapping]]
     sample: Callable[..., object] | None = None
+    batched: bool = False
 
 
 def wrap_flagship(conditionals: Conditionals, priors: Priors) -> dict[str, Callable]:
@@ -75,8 +80,11 @@ def wrap_flagship(conditionals: Conditionals, priors: Priors) -> dict[str, Calla
     the textbook sweep. Each computes the school statistics n_i, ybar_i, ss_i from the data dict
     ('scores', 'school_of_student'), once per data set.
 
-    A data set is told from the last one by the identity of its 'scores' array, which the four
-    functions share; the schools are 0..max(school_of_student).
+    The functions take one state or a batch (`check_gibbs(batched=True)`), as the flagship's
+    conditionals do: with scores (B, N), the statistics ybar_i and ss_i are (B, m), one row per
+    state (a single row when the scores are one row broadcast over the batch). A data set is
+    told from the last one by the identity of its 'scores' array, which the four functions
+    share; the schools are 0..max(school_of_student).
 
     Parameters
     ----------
@@ -98,9 +106,8 @@ def wrap_flagship(conditionals: Conditionals, priors: Priors) -> dict[str, Calla
     def stats_of(data):
         scores = data["scores"]
         if cache.get("scores") is not scores:  # a new data set (SBC, Geweke): recompute
-            codes = np.asarray(data["school_of_student"])
-            cache.update(scores=scores, stats=school_stats(*group_moments(
-                codes, np.asarray(scores, dtype=float), int(codes.max()) + 1)))
+            cache.update(scores=scores, stats=_school_stats_of_rows(
+                np.asarray(data["school_of_student"]), np.asarray(scores, dtype=float)))
         return cache["stats"]
 
     def generic(draw):
@@ -114,6 +121,18 @@ def wrap_flagship(conditionals: Conditionals, priors: Priors) -> dict[str, Calla
 
     return {"theta": generic(conditionals.draw_theta), "mu": generic(conditionals.draw_mu),
             "lam": generic(conditionals.draw_lam), "omega": generic(conditionals.draw_omega)}
+
+
+def _school_stats_of_rows(codes: np.ndarray, scores: np.ndarray):
+    """The school statistics of scores (N,), or of each row of scores (B, N): ybar and ss
+    (B, m). Rows that are one row broadcast (stride 0) are that row's statistics, computed once.
+    """
+    m = int(codes.max()) + 1
+    if scores.ndim == 1 or scores.strides[0] == 0:
+        return school_stats(*group_moments(codes, scores if scores.ndim == 1 else scores[0], m))
+    rows = [group_moments(codes, row, m) for row in scores]
+    return school_stats(rows[0][0], np.stack([row[1] for row in rows]),
+                        np.stack([row[2] for row in rows]))
 
 
 def flagship_model(load_data: Callable[[], GroupedData],
@@ -160,7 +179,7 @@ def flagship_model(load_data: Callable[[], GroupedData],
         return {m.name: wrap_flagship(m.conditionals, priors)
                 for m in CATALOGUE if m.conditionals is not None and m.scheme == "textbook"}
 
-    return BuiltinModel(load, build_model, conditionals, mutants)
+    return BuiltinModel(load, build_model, conditionals, mutants, batched=True)
 
 
 def _mathtest() -> GroupedData:
@@ -183,7 +202,7 @@ def _small_priors(data: GroupedData) -> Priors:
     return SMALL_PRIORS
 
 
-def course_model(module: str) -> BuiltinModel:
+def course_model(module: str, batched: bool = False) -> BuiltinModel:
     """A model of the course's next problems: its data and PyMC model in `hiercheck.models.NAME`,
     its sweep and mutants (`MUTANTS`: name -> (description, sweep)) in `hiercheck.samplers.NAME`.
     Nothing is imported before it is used.
@@ -192,6 +211,8 @@ def course_model(module: str) -> BuiltinModel:
     ----------
     module : str
         NAME, the module's name in both packages ("bloodpressure", "cheese").
+    batched : bool, default False
+        Whether the module's functions take a batch of states at once.
 
     Returns
     -------
@@ -211,13 +232,14 @@ def course_model(module: str) -> BuiltinModel:
                         conditionals=lambda: samplers().conditionals(),
                         mutants=lambda: {name: sweep for name, (_, sweep)
                                          in samplers().MUTANTS.items()},
-                        sample=lambda data, **settings: samplers().sample(data, **settings))
+                        sample=lambda data, **settings: samplers().sample(data, **settings),
+                        batched=batched)
 
 
 BUILTIN_MODELS: dict[str, BuiltinModel] = {
     "mathtest": flagship_model(_mathtest, Priors.weakly_informative),
     "hierarchy-small": flagship_model(_small_hierarchy, _small_priors),
-    "bloodpressure": course_model("bloodpressure"),
+    "bloodpressure": course_model("bloodpressure", batched=True),
     "cheese": course_model("cheese"),
 }
 
@@ -298,13 +320,14 @@ def detection_matrix(name: str, *, quick: bool = True, seed: int = 0,
     rows = []
     subjects = {"correct": builtin.conditionals(), **builtin.mutants()}
     for subject, conditionals in tqdm(subjects.items(), desc="derivations", disable=not progress):
-        caught = {check: _caught(model, conditionals, references, seed, check)
+        caught = {check: _caught(model, conditionals, references, seed, check, builtin.batched)
                   for check in GENERIC_CHECKS}
         rows.append({"derivation": subject, **caught, "caught_by": sum(map(bool, caught.values()))})
     return pd.DataFrame(rows)
 
 
-def _caught(model, conditionals, references, seed: int, check: str) -> bool | str:
+def _caught(model, conditionals, references, seed: int, check: str, batched: bool
+            ) -> bool | str:
     """Whether `check` fails the derivation, or "raised" when one of its functions raised an
     exception (a wrong precision that is not positive definite, say) during the check.
     """
@@ -312,7 +335,7 @@ def _caught(model, conditionals, references, seed: int, check: str) -> bool | st
 
     try:
         [outcome] = check_gibbs(model, conditionals, references=references, seed=seed,
-                                checks=(check,)).outcomes
+                                checks=(check,), batched=batched).outcomes
     except UserFunctionError:
         return "raised"
     return not outcome.passed

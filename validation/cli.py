@@ -466,8 +466,8 @@ def run_model_validation(args) -> int:
     print(f"validating the hand-derived sweep of the built-in model {args.model} with check_gibbs, "
           f"{'quick' if args.quick else 'full'} settings", file=sys.stderr)
     verdict = check_gibbs(builtin.build_model(builtin.load()), builtin.conditionals(),
-                          quick=args.quick, seed=args.seed, jobs=args.jobs, out=folder / "sbc",
-                          progress=True, name=args.model)
+                          quick=args.quick, seed=args.seed, jobs=args.jobs, out=folder,
+                          progress=True, name=args.model, batched=builtin.batched)
     written = verdict.save(folder)
     print(verdict)
     print(f"wrote {len(written)} files to {folder}", file=sys.stderr)

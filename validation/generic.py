@@ -9,7 +9,16 @@ A key names one free variable, or a tuple of names drawn jointly (the function t
 tuple in the key's order, or a dict by name). `state` holds every free variable's current value
 on its natural scale, `data` every observed variable and every pm.Data by name. A function may
 draw directly from its conditional, or be a Markov kernel (Metropolis, slice) that leaves it
-invariant. Four checks, each with its own random stream spawned from one seed:
+invariant.
+
+Functions written for a batch of B states at once (numpy with a leading axis, as
+`hiercheck.samplers.bloodpressure`'s) are declared with `check_gibbs(..., batched=True)`: each
+free variable in `state` then has shape (B, *shape), each observed variable in `data` (and the
+pm.Data holding it) (B, *shape), the rest of `data` is as in the model, and the function returns
+(B, *shape) per variable. The checks then make one call where they would make B (a hundred
+times fewer on the blood-pressure model).
+
+Four checks, each with its own random stream spawned from one seed:
 
     consistency         each function, started from a draw of its block's exact conditional
                         (normalized from the model's joint density), must return a draw of that
@@ -30,8 +39,8 @@ model", has the statistics and their measured false-alarm rates.
 from __future__ import annotations
 
 __all__ = [
-    "GENERIC_CHECKS", "GENERIC_FULL", "GENERIC_QUICK", "Block", "GenericSettings",
-    "ModelReferences", "check_gibbs", "parse_conditionals", "sweep",
+    "GENERIC_CHECKS", "GENERIC_FULL", "GENERIC_QUICK", "Batch", "Block", "GenericSettings",
+    "ModelReferences", "call_batch", "check_gibbs", "parse_conditionals", "sweep",
 ]
 
 import json
@@ -43,6 +52,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -65,8 +75,6 @@ from .suite import ALPHA, CheckOutcome, Verdict, _integer_seeds
 from .two_sample import two_sample_tests, whiten
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     import pymc as pm
 
     from hiercheck._typing import SeedLike
@@ -74,8 +82,11 @@ if TYPE_CHECKING:
 GENERIC_CHECKS = ("consistency", "agreement vs nuts", "geweke", "sbc")
 CHAINS = 4                 # of the sweep and of NUTS, for the agreement check
 GEWEKE_LEVELS = (0.1, 0.5, 0.9)   # I(q <= its prior quantile at these levels): bounded test functions
-SBC_UNIT = 10              # replications per random stream and per saved unit; fixed
-GEWEKE_GROUP = 25          # Geweke's chains per random stream and per task; fixed
+# Replications per random stream and saved unit of SBC, and Geweke's chains per stream and task;
+# fixed (the draws depend on them). A batched function's unit is swept as one batch: larger units
+# make fewer calls, and the tasks are still enough to share out among processes.
+SBC_UNIT, SBC_BATCH_UNIT = 10, 50
+GEWEKE_GROUP, GEWEKE_BATCH_GROUP = 25, 100
 MAX_SBC_THIN = 50
 TERMS_PER_CALL = 2_000_000  # rows x terms of one batched evaluation (memory, not speed)
 SUPPORT_HINTS = {"log-cholesky": " (a covariance matrix must be symmetric positive definite)",
@@ -174,11 +185,14 @@ class Block:
         The draw function, `function(rng, state, data)`.
     joint : bool
         Whether the key was a tuple: the function then returns one value per name.
+    batched : bool
+        Whether the function takes a batch of states at once (`check_gibbs(batched=True)`).
     """
 
     names: tuple[str, ...]
     function: Callable
     joint: bool  # the key was a tuple: the function returns one value per name
+    batched: bool = False
 
     @property
     def label(self) -> str:
@@ -192,7 +206,7 @@ class Block:
 
 
 def parse_conditionals(conditionals: Mapping, variables: Mapping[str, Variable],
-                       observed: Iterable[str] = ()) -> tuple[Block, ...]:
+                       observed: Iterable[str] = (), batched: bool = False) -> tuple[Block, ...]:
     """The sweep as blocks, in the mapping's order, after checking it against the model.
 
     Parameters
@@ -203,6 +217,8 @@ def parse_conditionals(conditionals: Mapping, variables: Mapping[str, Variable],
         The model's free variables by name (`CompiledModel.variables`).
     observed : iterable of str
         The model's observed variables, named in the message when a key is one of them.
+    batched : bool, default False
+        Whether the functions take a batch of states at once.
 
     Returns
     -------
@@ -234,7 +250,7 @@ def parse_conditionals(conditionals: Mapping, variables: Mapping[str, Variable],
         if not callable(function):
             raise SettingsError(f"conditionals[{key!r}] is {type(function).__name__}, not a "
                                 "function draw(rng, state, data)")
-        blocks.append(Block(names, function, joint=isinstance(key, tuple)))
+        blocks.append(Block(names, function, joint=isinstance(key, tuple), batched=batched))
     drawn = {name for block in blocks for name in block.names}
     missing = [name for name in variables if name not in drawn]
     if missing:
@@ -244,8 +260,11 @@ def parse_conditionals(conditionals: Mapping, variables: Mapping[str, Variable],
 
 
 def call_block(block: Block, rng: np.random.Generator, state: dict, data: dict,
-               variables: Mapping[str, Variable]) -> dict[str, np.ndarray]:
-    """The block's new values, {name: array}, after checking what its function returned.
+               variables: Mapping[str, Variable], size: int | None = None
+               ) -> dict[str, np.ndarray]:
+    """The block's new values, {name: array}, after checking what its function returned: of
+    the variable's shape, or (size, *shape) when `size` states are given at once (a batched
+    function's call).
 
     Raises
     ------
@@ -259,7 +278,7 @@ def call_block(block: Block, rng: np.random.Generator, state: dict, data: dict,
     except Exception as error:  # the user's code: never reported as an internal error
         raise UserFunctionError(f"{block.label} raised {type(error).__name__}: {error}") from error
     if not block.joint:
-        return {block.names[0]: _checked(block, block.names[0], returned, variables)}
+        return {block.names[0]: _checked(block, block.names[0], returned, variables, size)}
     if isinstance(returned, Mapping):
         if set(returned) != set(block.names):
             raise UserFunctionError(f"{block.label} returned a dict with keys "
@@ -274,20 +293,22 @@ def call_block(block: Block, rng: np.random.Generator, state: dict, data: dict,
                                 f"{type(returned).__name__}"
                                 + (f" of length {len(returned)}"
                                    if isinstance(returned, (tuple, list)) else ""))
-    return {name: _checked(block, name, value, variables)
+    return {name: _checked(block, name, value, variables, size)
             for name, value in zip(block.names, values)}
 
 
-def _checked(block: Block, name: str, value, variables) -> np.ndarray:
+def _checked(block: Block, name: str, value, variables, size: int | None) -> np.ndarray:
     variable = variables[name]
     try:
         array = np.array(value, dtype=float)
     except (TypeError, ValueError):
         raise UserFunctionError(f"{block.label} returned {type(value).__name__} for {name!r}, "
                                 "not numbers") from None
-    if array.shape != variable.shape:
+    expected = variable.shape if size is None else (size, *variable.shape)
+    if array.shape != expected:
+        batch = "" if size is None else f"; a batched call on {size} states needs {expected}"
         raise UserFunctionError(f"{block.label} returned shape {array.shape} for {name!r}; the "
-                                f"model's {name!r} has shape {variable.shape}")
+                                f"model's {name!r} has shape {variable.shape}{batch}")
     if not np.isfinite(array).all():
         bad = array[~np.isfinite(array)].flat[0]
         raise UserFunctionError(f"{block.label} returned {bad} for {name!r}: every value must be "
@@ -300,18 +321,107 @@ def _checked(block: Block, name: str, value, variables) -> np.ndarray:
     return array
 
 
-def sweep(rng: np.random.Generator, state: dict, data: dict, blocks: tuple[Block, ...],
+class Batch:
+    """The data that B states of a batch are swept on: `values`, the data dict a batched
+    function is given, every observed variable (and the pm.Data holding it) with a leading axis
+    of B; and `cells`, the data dict of each state, as a function of one state is given them.
+    `Batch.of` makes one from the model.
+
+    Parameters
+    ----------
+    size : int
+        B, the number of states.
+    values : dict
+        The data dict of a batched call.
+    cell : callable
+        cell(k) -> the data dict of state k; each is made once, when `cells` is first read.
+    """
+
+    def __init__(self, size: int, values: dict, cell: Callable[[int], dict]):
+        self.size, self.values, self._cell = size, values, cell
+
+    @classmethod
+    def of(cls, compiled: CompiledModel, size: int, observed: dict | None = None) -> Batch:
+        """The batch of `size` states of the model, with the observations `observed`.
+
+        Parameters
+        ----------
+        compiled : CompiledModel
+            The model.
+        size : int
+            B, the number of states.
+        observed : dict, optional
+            Each observed variable's values for the B states, (B, *shape). Omitted, every state
+            has the model's own observations: broadcast (read-only) in `values`, and the
+            model's own data dict, the same object, in every cell.
+
+        Returns
+        -------
+        Batch
+        """
+        if observed is None:
+            data = compiled.data
+            broadcast = {name: np.broadcast_to(data[name], (size, *np.shape(data[name])))
+                         for name in compiled.observed}
+            return cls(size, compiled.data_with(broadcast), lambda k: data)
+        return cls(size, compiled.data_with(observed), lambda k: compiled.data_with(
+            {name: values[k] for name, values in observed.items()}))
+
+    @cached_property
+    def cells(self) -> list[dict]:
+        """Each state's data dict."""
+        return [self._cell(k) for k in range(self.size)]
+
+
+def call_batch(block: Block, rng: np.random.Generator, states: dict, batch: Batch,
+               variables: Mapping[str, Variable]) -> dict[str, np.ndarray]:
+    """The block's new values for every state of the batch: one call of a batched function,
+    or one call per state, in order, of a function of one state.
+
+    Parameters
+    ----------
+    block : Block
+        The function and the variables it draws.
+    rng : numpy.random.Generator
+        The random stream, handed to every call.
+    states : dict
+        Every free variable's values in the B states, (B, *shape).
+    batch : Batch
+        The data of the B states.
+    variables : Mapping
+        The model's free variables by name, against which the returns are checked.
+
+    Returns
+    -------
+    dict
+        {name: (B, *shape)} for each variable of the block.
+
+    Raises
+    ------
+    UserFunctionError
+        As `call_block`, for the first call whose return cannot be draws.
+    """
+    if block.batched:
+        return call_block(block, rng, states, batch.values, variables, batch.size)
+    news = [call_block(block, rng, {name: values[k] for name, values in states.items()},
+                       batch.cells[k], variables) for k in range(batch.size)]
+    return {name: np.stack([new[name] for new in news]) for name in block.names}
+
+
+def sweep(rng: np.random.Generator, states: dict, batch: Batch, blocks: tuple[Block, ...],
           variables: Mapping[str, Variable]) -> dict:
-    """One sweep: every block in turn, each given the state as updated so far.
+    """One sweep of a batch of states: every block in turn, each given the states as updated
+    so far.
 
     Parameters
     ----------
     rng : numpy.random.Generator
         The random stream, handed to every function.
-    state : dict
-        The current value of every free variable, natural scale.
-    data : dict
-        The observed values and the model's data by name.
+    states : dict
+        The current value of every free variable in each of the B states, natural scale,
+        (B, *shape).
+    batch : Batch
+        The data of the B states.
     blocks : tuple of Block
         The sweep (`parse_conditionals`).
     variables : Mapping
@@ -321,7 +431,7 @@ def sweep(rng: np.random.Generator, state: dict, data: dict, blocks: tuple[Block
     Returns
     -------
     dict
-        The new state (`state` itself is not changed).
+        The new states (`states` itself is not changed).
 
     Raises
     ------
@@ -329,10 +439,10 @@ def sweep(rng: np.random.Generator, state: dict, data: dict, blocks: tuple[Block
         If a function returns the wrong number of values, shape or type, a non-integer for a
         discrete variable, or a value that is not finite (from `call_block`).
     """
-    state = dict(state)
+    states = dict(states)
     for block in blocks:
-        state.update(call_block(block, rng, state, data, variables))
-    return state
+        states.update(call_batch(block, rng, states, batch, variables))
+    return states
 
 
 # -- what every check of one model shares ---------------------------------------------------------
@@ -458,21 +568,27 @@ class _SweepRun:
     def __init__(self, blocks: tuple[Block, ...], references: ModelReferences, seed,
                  jobs: int = 1):
         self.blocks, self.references, self.seed, self.jobs = blocks, references, seed, jobs
+        self.batched = all(block.batched for block in blocks)
+        self.sbc_unit = SBC_BATCH_UNIT if self.batched else SBC_UNIT
+        self.geweke_group = GEWEKE_BATCH_GROUP if self.batched else GEWEKE_GROUP
 
-    def sweep(self, rng, state, data) -> dict:
-        return sweep(rng, state, data, self.blocks, self.references.variables)
+    def sweep(self, rng, states, batch: Batch) -> dict:
+        return sweep(rng, states, batch, self.blocks, self.references.variables)
 
     @cached_property
     def posterior(self) -> dict[str, np.ndarray]:
         """CHAINS chains of the sweep on the data, started at the last NUTS draw of each NUTS
-        chain: every free variable, (CHAINS, draws, *shape).
+        chain: every free variable, (CHAINS, draws, *shape). Batched functions sweep the chains
+        together, as one task; functions of one state one chain per task, in `jobs` processes.
         """
         nuts = self.references.nuts
-        starts = [{name: values[chain, -1] for name, values in nuts.items()}
-                  for chain in range(CHAINS)]
-        streams = np.random.SeedSequence(self.seed).spawn(CHAINS)
-        chains = in_order(_map_forked(self, _sweep_chain, list(zip(streams, starts))))
-        return {name: np.stack([chain[name] for chain in chains]) for name in nuts}
+        per_task = CHAINS if self.batched else 1
+        tasks = [(stream, {name: values[k * per_task:(k + 1) * per_task, -1]
+                           for name, values in nuts.items()})
+                 for k, stream in enumerate(np.random.SeedSequence(self.seed).spawn(
+                     CHAINS // per_task))]
+        chains = in_order(_map_forked(self, _sweep_chains, tasks))
+        return {name: np.concatenate([chain[name] for chain in chains]) for name in nuts}
 
     @cached_property
     def autocorrelation_time(self) -> float:
@@ -482,20 +598,23 @@ class _SweepRun:
         return float(total / table[["ess_bulk", "ess_tail"]].min().min())
 
 
-def _sweep_chain(run: _SweepRun, stream: np.random.SeedSequence, start: dict
-                 ) -> dict[str, np.ndarray]:
-    """One chain of the sweep on the model's data from `start`: `sweep_tune` sweeps dropped,
-    the next `sweep_draws` kept, {name: (sweep_draws, *shape)}.
+def _sweep_chains(run: _SweepRun, stream: np.random.SeedSequence, starts: dict
+                  ) -> dict[str, np.ndarray]:
+    """C chains of the sweep on the model's data from `starts` (C, *shape), swept as one
+    batch: `sweep_tune` sweeps dropped, the next `sweep_draws` kept, {name: (C, sweep_draws,
+    *shape)}.
     """
     references, settings = run.references, run.references.settings
-    data, rng, state = references.compiled.data, np.random.default_rng(stream), start
-    kept = {name: np.empty((settings.sweep_draws, *v.shape))
+    chains = len(next(iter(starts.values())))
+    batch, rng, states = Batch.of(references.compiled, chains), np.random.default_rng(stream), \
+        starts
+    kept = {name: np.empty((chains, settings.sweep_draws, *v.shape))
             for name, v in references.variables.items()}
     for step in range(settings.sweep_tune + settings.sweep_draws):
-        state = run.sweep(rng, state, data)
+        states = run.sweep(rng, states, batch)
         if step >= settings.sweep_tune:
-            for name, value in state.items():
-                kept[name][step - settings.sweep_tune] = value
+            for name, values in states.items():
+                kept[name][:, step - settings.sweep_tune] = values
     return kept
 
 
@@ -1050,8 +1169,8 @@ def _cached_block_reference(references: ModelReferences, block: Block, point: in
 def _block_at_state(run, block, layout, dependencies, singles, coupled, x, u, rng, point,
                     origin, seed) -> list[dict]:
     """Start each call from a draw of the block's conditional at this state (cached,
-    `_cached_block_reference`), call the user's function once per start with the stream rng,
-    and test the returns against that conditional.
+    `_cached_block_reference`), call the user's function on every start (`call_batch`: once
+    for a batched function) with the stream rng, and test the returns against that conditional.
     """
     references = run.references
     compiled, settings = references.compiled, references.settings
@@ -1062,12 +1181,9 @@ def _block_at_state(run, block, layout, dependencies, singles, coupled, x, u, rn
                                         size, stream),
         size, seed)
     natural_starts = _natural(compiled, layout, u, reference.starts)
-    data, variables = compiled.data, references.variables
-    returned = {name: np.empty((size, *variables[name].shape)) for name in block.names}
-    for k in range(size):
-        state = dict(x) | {name: natural_starts[name][k] for name in block.names}
-        for name, value in call_block(block, rng, state, data, variables).items():
-            returned[name][k] = value
+    states = {name: np.repeat(np.asarray(value)[None], size, axis=0) for name, value in x.items()}
+    states |= {name: natural_starts[name] for name in block.names}
+    returned = call_batch(block, rng, states, Batch.of(compiled, size), references.variables)
     outputs = layout.flat(_to_unconstrained_checked(compiled, block, returned, x))
     moved = float(np.mean(np.any(layout.flat(returned) != layout.flat(
         {n: natural_starts[n] for n in block.names}), axis=1)))
@@ -1289,12 +1405,7 @@ def _geweke_group(run: _SweepRun, stream: np.random.SeedSequence, chains: int,
     rng = np.random.default_rng(chain_seed)
     steps = []
     for step in range(settings.geweke_steps):
-        new = []
-        for c in range(chains):
-            state = {name: values[c] for name, values in states.items()}
-            data = compiled.data_with({name: values[c] for name, values in observed.items()})
-            new.append(run.sweep(rng, state, data))
-        states = {name: np.stack([s[name] for s in new]) for name in compiled.variables}
+        states = run.sweep(rng, states, Batch.of(compiled, chains, observed))
         observed = compiled.simulate_observed(states, observe_seed if step == 0 else None)
         steps.append(_indicators(_quantities(compiled, states, observed), thresholds))
     return {k: np.stack([values[k] for values in steps], axis=1) for k in steps[0]}
@@ -1304,8 +1415,8 @@ def geweke_check(run: _SweepRun, seed, alpha: float = ALPHA) -> GenericGeweke:
     """Geweke's test with bounded test functions: for every tracked scalar q and the
     log-likelihood, the indicators I(q <= Q(p)) at p in GEWEKE_LEVELS, Q the prior quantiles
     (from half of the marginal-conditional draws; their means under it from the other half).
-    The successive-conditional simulator's chains run in groups of GEWEKE_GROUP, each with its
-    own stream, in `run.jobs` processes. Under the hypothesis that the sweep is right every step
+    The successive-conditional simulator's chains run in groups (`run.geweke_group`), each with
+    its own stream, in `run.jobs` processes. Under the hypothesis that the sweep is right every step
     is a draw of the joint law, so an indicator is Bernoulli(P) at every step, P estimated by the
     marginal draws; the z-test's variance of the successive mean is P(1 - P) / ESS, ESS the
     multi-chain effective sample size of the indicator series (`diagnostics.ess_bulk`, which
@@ -1321,8 +1432,9 @@ def geweke_check(run: _SweepRun, seed, alpha: float = ALPHA) -> GenericGeweke:
     thresholds = {name: np.quantile(values[:half], GEWEKE_LEVELS) for name, values in
                   marginal.items()}
     chains = settings.geweke_chains
-    groups = math.ceil(chains / GEWEKE_GROUP)
-    tasks = [(stream, min(GEWEKE_GROUP, chains - g * GEWEKE_GROUP), thresholds)
+    group = run.geweke_group
+    groups = math.ceil(chains / group)
+    tasks = [(stream, min(group, chains - g * group), thresholds)
              for g, stream in enumerate(chains_seed.spawn(groups))]
     parts = in_order(_map_forked(run, _geweke_group, tasks))
     successive = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
@@ -1360,32 +1472,37 @@ def _sbc_unit(run: _SweepRun, stream: np.random.SeedSequence, size: int, thin: i
     truth, observed = compiled.simulate_prior(size, truth_seed)
     rng = np.random.default_rng(chain_seed)
     true_values = _quantities(compiled, truth, observed)
-    ranks = {name: np.empty(size, dtype=np.int64) for name in true_values}
     draws = settings.sbc_draws
-    for r in range(size):
-        y = {name: values[r] for name, values in observed.items()}
-        data = compiled.data_with(y)
-        state = {name: values[r] for name, values in truth.items()}
-        kept = {name: np.empty((draws, *v.shape)) for name, v in run.references.variables.items()}
+    kept = {name: np.empty((size, draws, *v.shape))
+            for name, v in run.references.variables.items()}
+    # functions of one state sweep one replication's chain after another, so that what a
+    # function computes once per data set (and keeps) serves a whole chain
+    for cells in [slice(0, size)] if run.batched else [slice(r, r + 1) for r in range(size)]:
+        states = {name: values[cells] for name, values in truth.items()}
+        batch = Batch.of(compiled, cells.stop - cells.start,
+                         {name: values[cells] for name, values in observed.items()})
         for _ in range(settings.sbc_tune):
-            state = run.sweep(rng, state, data)
+            states = run.sweep(rng, states, batch)
         for k in range(draws * thin):
-            state = run.sweep(rng, state, data)
+            states = run.sweep(rng, states, batch)
             if (k + 1) % thin == 0:
-                for name, value in state.items():
-                    kept[name][k // thin] = value
-        posterior = _quantities(compiled, kept, {name: np.repeat(value[None], draws, axis=0)
-                                                 for name, value in y.items()})
-        for name, values in posterior.items():
-            below = int(np.sum(values < true_values[name][r]))
-            ties = int(np.sum(values == true_values[name][r]))
-            ranks[name][r] = below + rng.integers(ties + 1)  # ties (discrete) broken at random
+                for name, values in states.items():
+                    kept[name][cells, k // thin] = values
+    posterior = _quantities(  # every replication's draws as one batch of size * draws points
+        compiled, {name: values.reshape(size * draws, *values.shape[2:])
+                   for name, values in kept.items()},
+        {name: np.repeat(values, draws, axis=0) for name, values in observed.items()})
+    ranks = {}
+    for name, values in posterior.items():
+        values, truth_of = values.reshape(size, draws), true_values[name][:, None]
+        below, ties = np.sum(values < truth_of, axis=1), np.sum(values == truth_of, axis=1)
+        ranks[name] = below + rng.integers(ties + 1)  # ties (discrete) broken at random
     return ranks
 
 
 def sbc_check(run: _SweepRun, seed, alpha: float = ALPHA, *, out=None,
               progress: bool = False) -> sbc.SBCResult:
-    """SBC of the sweep; replications in units of SBC_UNIT, each with its own stream (so the
+    """SBC of the sweep; replications in units (`run.sbc_unit`), each with its own stream (so the
     ranks depend on the seed alone), run in `run.jobs` forked processes, saved in `out` as they
     finish (a re-run with the same settings resumes).
     """
@@ -1394,15 +1511,17 @@ def sbc_check(run: _SweepRun, seed, alpha: float = ALPHA, *, out=None,
     # thinning by the sweep's autocorrelation time leaves the kept draws nearly independent
     thin = int(min(MAX_SBC_THIN, max(settings.sbc_thin, math.ceil(run.autocorrelation_time))))
     replications = settings.sbc_replications
-    units = math.ceil(replications / SBC_UNIT)
+    unit_size = run.sbc_unit
+    units = math.ceil(replications / unit_size)
     streams = np.random.SeedSequence(seed).spawn(units)
     config = {"engine": "generic gibbs", "model": references.fingerprint,
               "functions": [f"{b.key}={_qualified_name(b.function)}" for b in run.blocks],
-              "replications": replications, "draws": settings.sbc_draws, "thin": thin,
-              "tune": settings.sbc_tune, "seed": seed, "unit": SBC_UNIT}
+              "batched": run.batched, "replications": replications,
+              "draws": settings.sbc_draws, "thin": thin, "tune": settings.sbc_tune, "seed": seed,
+              "unit": unit_size}
     store = UnitStore(out, config) if out is not None else None
     results = {unit: store.load(unit) for unit in (store.done() if store else ())}
-    todo = [(unit, (streams[unit], min(SBC_UNIT, replications - unit * SBC_UNIT), thin))
+    todo = [(unit, (streams[unit], min(unit_size, replications - unit * unit_size), thin))
             for unit in range(units) if unit not in results]
     bar = tqdm(total=units, initial=len(results), desc="SBC (your sweep)", disable=not progress)
 
@@ -1474,7 +1593,7 @@ def _timed(check: str, run: Callable, alpha: float) -> CheckOutcome:
 def check_gibbs(model: pm.Model, conditionals: Mapping, *, seed: SeedLike = 0, quick: bool = True,
                 checks: Iterable[str] = GENERIC_CHECKS, references: ModelReferences | None = None,
                 jobs: int = 1, out: Path | str | None = None, progress: bool = False,
-                name: str | None = None) -> Verdict:
+                name: str | None = None, batched: bool = False) -> Verdict:
     """Check a hand-derived Gibbs sampler of any PyMC model (module docstring).
 
     Parameters
@@ -1496,14 +1615,23 @@ def check_gibbs(model: pm.Model, conditionals: Mapping, *, seed: SeedLike = 0, q
         Compiled functions and NUTS draws of this model, shared between calls; built from
         `model`, the settings, `seed` and `name` when omitted.
     jobs : int, default 1
-        Processes (forked) for the sweep's chains: the agreement check's, Geweke's and SBC's.
-        The verdict does not depend on it.
+        Processes (forked): with more than one, the checks run side by side (the sweep's chains
+        on the data first, which two of them read); one at a time, a check spreads its own
+        chains and replications over them. The verdict does not depend on it.
     out : path, optional
-        Folder where SBC saves its replications as they finish (a re-run resumes).
+        Each check's files (`CheckOutcome.save`) are written in this folder as the check
+        finishes, by the process that ran it (`Verdict.save` in the same folder then adds only
+        the verdict's own); SBC saves its replications in out/sbc as they finish (a re-run
+        resumes).
     progress : bool, default False
         Progress bars.
     name : str, optional
         How the verdict names the model; no effect when `references` are given.
+    batched : bool, default False
+        Whether every function takes a batch of B states at once (module docstring): the
+        checks then call it once per sweep of a batch of chains (SBC's replications, Geweke's
+        chains, the agreement check's chains, a consistency state's starts), not once per
+        state; the verdict's draws differ, not its meaning.
 
     Returns
     -------
@@ -1529,23 +1657,50 @@ def check_gibbs(model: pm.Model, conditionals: Mapping, *, seed: SeedLike = 0, q
         references = ModelReferences(model, GENERIC_QUICK if quick else GENERIC_FULL, seed, name)
     elif references.model is not model:
         raise SettingsError("references were computed for another model")
-    blocks = parse_conditionals(conditionals, references.variables, references.compiled.observed)
+    blocks = parse_conditionals(conditionals, references.variables, references.compiled.observed,
+                                batched)
     streams = _streams(seed)
     run = _SweepRun(blocks, references, streams["sweep"], jobs)
     prior_problem = references.prior_problem
+    selected = [check for check in GENERIC_CHECKS if check in checks]
+    side_by_side = jobs > 1 and len(selected) > 1
     runs = {
         "consistency": lambda: _consistency_outcome(run, streams["consistency"]),
         "agreement vs nuts": lambda: agreement_check(run),
         "geweke": lambda: _not_applicable("geweke", prior_problem) if prior_problem else
         _timed("geweke", lambda: geweke_check(run, streams["geweke"]), ALPHA),
         "sbc": lambda: _not_applicable("sbc", prior_problem) if prior_problem else
-        _timed("sbc", lambda: sbc_check(run, streams["sbc"], out=out, progress=progress),
-               ALPHA),
+        _timed("sbc", lambda: sbc_check(run, streams["sbc"], out=out and Path(out) / "sbc",
+                                        progress=progress and not side_by_side), ALPHA),
     }
-    outcomes = [runs[check]() for check in tqdm([c for c in GENERIC_CHECKS if c in checks],
-                                                desc="checks", disable=not progress)]
+    if out is not None:
+        runs = {check: (lambda task: lambda: task().saved(Path(out)))(task)
+                for check, task in runs.items()}
+    outcomes = _run_checks(run, selected, runs, side_by_side, progress)
     subject = f"check_gibbs({', '.join(f'{b.key}={b.label}' for b in blocks)}) on {references.name}"
     return Verdict(tuple(outcomes), subject=subject, references=references)
+
+
+def _run_checks(run: _SweepRun, checks: list[str], runs: dict[str, Callable[[], CheckOutcome]],
+                side_by_side: bool, progress: bool) -> list[CheckOutcome]:
+    """runs[check]() for each check, in order, or side by side in `run.jobs` forked processes
+    (`forked.forked_map`). Before forking, this process computes what more than one check
+    reads: the compiled functions, the model's fingerprint, and the sweep's chains on the data
+    (the agreement check compares them with NUTS, SBC thins by their autocorrelation). A check's
+    own tasks (chains, replications) then run one after another in its worker.
+    """
+    if side_by_side:
+        _warm_up(run.references.compiled)
+        run.references.fingerprint  # noqa: B018  (keys the consistency references and SBC)
+        if {"agreement vs nuts", "sbc"} & set(checks):
+            run.posterior  # noqa: B018
+        finished = forked_map(lambda i: runs[checks[i]](), len(checks), run.jobs)
+    else:
+        finished = ((i, runs[check]()) for i, check in enumerate(checks))
+    outcomes = {}
+    for index, outcome in tqdm(finished, total=len(checks), desc="checks", disable=not progress):
+        outcomes[index] = outcome
+    return [outcomes[index] for index in range(len(checks))]
 
 
 def _consistency_outcome(run: _SweepRun, seed) -> CheckOutcome:

@@ -655,7 +655,8 @@ def write_model_report(name: str, folder: Path, *, seed: int = 0, quick: bool = 
         settings = generic.GENERIC_QUICK if quick else generic.GENERIC_FULL
     references = generic.ModelReferences(model, settings, seed, name)
     verdict = generic.check_gibbs(model, builtin.conditionals(), seed=seed,
-                                  references=references, progress=progress)
+                                  references=references, progress=progress,
+                                  batched=builtin.batched)
     gibbs = builtin.sample(data, draws=MODEL_DRAWS, chains=4, seed=seed)
     variables = references.variables
     sampled = {"gibbs": tracked_draws({v: gibbs.posterior[v].values for v in variables},
