@@ -5,6 +5,7 @@ false-alarm rate of its multivariate test.
     python benchmarks/generic.py --false-alarms 30          # consistency of the joint blocks, 30 seeds
     python benchmarks/generic.py --null 400                 # the two-sample tests alone, Gaussian pairs
     python benchmarks/generic.py --geweke-false-alarms 100  # Geweke on the blood-pressure sweep
+    python benchmarks/generic.py --verdict-false-alarms 100 # every check on it
     python benchmarks/generic.py --evaluation 1000          # the batched density at 1000 points
     python benchmarks/generic.py --cheese-sigma             # consistency of the cheese Sigma block
     ... --json generic.json                                 # and save what was measured
@@ -19,7 +20,10 @@ joint block's rows alone is at or below the level. The null experiment draws pai
 from one correlated normal and runs `two_sample_tests` on them, without any MCMC. Geweke's
 false alarms: the built-in blood-pressure model's own (correct) sweep, Geweke's test alone at the
 quick settings, seeds 0..N-1 (each seed its own chains and marginal draws; the model compiled
-once), chains in two forked processes: the smallest Holm-adjusted p-value of each seed.
+once), chains in two forked processes: the smallest Holm-adjusted p-value of each seed. Verdict
+false alarms: `check_gibbs` with every check on the same sweep, as `hiercheck validate --model
+bloodpressure` runs it (batched, two processes), at seeds 0..N-1 with the references (NUTS, the
+consistency states) of seed 0: each check's smallest Holm-adjusted p-value at each seed.
 Evaluation: seconds per call of `CompiledModel.evaluate` at K points of the covariance model of
 tests/test_generic_resized.py (40 observations of N_3(m, Sigma), Sigma inverse Wishart), one
 BLAS thread, best of 5, compiled with the batched linear algebra
@@ -100,7 +104,8 @@ def geweke_false_alarms(seeds: int) -> dict:
     builtin = BUILTIN_MODELS["bloodpressure"]
     references = ModelReferences(builtin.build_model(builtin.load()), GENERIC_QUICK, 0,
                                  "bloodpressure")
-    blocks = parse_conditionals(builtin.conditionals(), references.variables)
+    blocks = parse_conditionals(builtin.conditionals(), references.variables,
+                                batched=builtin.batched)
     smallest = []
     for seed in range(seeds):
         table = geweke_check(_SweepRun(blocks, references, seed, jobs=2), seed).table
@@ -110,6 +115,31 @@ def geweke_false_alarms(seeds: int) -> dict:
     return {"seeds": seeds, "tests": int(len(table)), "smallest": smallest,
             **{f"seeds with min p_holm <= {level}": int(np.sum(np.array(smallest) <= level))
                for level in (0.05, 0.01, 0.001)}}
+
+
+def verdict_false_alarms(seeds: int) -> dict:
+    """Every check of `check_gibbs` on the blood-pressure model's correct sweep, one run per seed:
+    each check's smallest Holm-adjusted p-value at each seed, and the seeds where some check
+    failed at the suite's alpha."""
+    from hiercheck.validation.builtin_models import BUILTIN_MODELS
+
+    builtin = BUILTIN_MODELS["bloodpressure"]
+    model = builtin.build_model(builtin.load())
+    references = ModelReferences(model, GENERIC_QUICK, 0, "bloodpressure")
+    smallest: dict[str, list[float]] = {}
+    failed = []
+    for seed in range(seeds):
+        verdict = check_gibbs(model, builtin.conditionals(), seed=seed, references=references,
+                              jobs=2, batched=builtin.batched)
+        for outcome in verdict.outcomes:
+            smallest.setdefault(outcome.check, []).append(outcome.value)
+        if not verdict.passed:
+            failed.append(seed)
+        print(f"bloodpressure seed {seed}: " + ", ".join(
+            f"{o.check} {o.value:.3g}" for o in verdict.outcomes), flush=True)
+    return {"seeds": seeds, "failed verdicts": failed, "smallest": smallest,
+            **{f"{check}: seeds with min p_holm <= {level}": int(np.sum(np.array(values) <= level))
+               for check, values in smallest.items() for level in (0.05, 0.01, 0.001)}}
 
 
 def null_experiment(pairs: int, dimensions=(3, 21), size: int = 1000) -> dict:
@@ -191,6 +221,7 @@ def main() -> None:
     parser.add_argument("--false-alarms", type=int, default=0, metavar="SEEDS")
     parser.add_argument("--null", type=int, default=0, metavar="PAIRS")
     parser.add_argument("--geweke-false-alarms", type=int, default=0, metavar="SEEDS")
+    parser.add_argument("--verdict-false-alarms", type=int, default=0, metavar="SEEDS")
     parser.add_argument("--evaluation", type=int, default=0, metavar="POINTS")
     parser.add_argument("--cheese-sigma", action="store_true")
     parser.add_argument("--json", type=Path)
@@ -208,6 +239,8 @@ def main() -> None:
         measured["false alarms"] = false_alarms(args.false_alarms)
     if args.geweke_false_alarms:
         measured["geweke false alarms"] = geweke_false_alarms(args.geweke_false_alarms)
+    if args.verdict_false_alarms:
+        measured["verdict false alarms"] = verdict_false_alarms(args.verdict_false_alarms)
     if args.json:
         args.json.write_text(json.dumps(measured, indent=1))
 

@@ -228,6 +228,31 @@ def test_precision_conditionals_are_the_joint_normalized_numerically(values, whe
     assert shape / rate**2 == pytest.approx(grid.var, rel=RTOL)
 
 
+def test_a_batch_of_states_gets_each_states_own_conditional(values):
+    """The near and far states, each with its own measurements (the far state's shifted by 40),
+    as one batch: every conditional's parameters are those of each state alone (checked against
+    the joint above), and every draw, of the sampler and of the mutants, has the batch's shape."""
+    near, far = states(values).values()
+    batch = {name: np.stack([np.asarray(near[name]), np.asarray(far[name])]) for name in near}
+    data = {**values, "y": np.stack([values["y"], values["y"] + 40.0])}
+    alone = [values, {**values, "y": values["y"] + 40.0}]
+    for function in (gibbs.theta_conditional, gibbs.mu_beta_conditional, gibbs.lam_conditional,
+                     gibbs.omega_conditional):
+        together = function(batch, data)
+        for k, state in enumerate((near, far)):
+            for part_together, part_alone in zip(together, function(state, alone[k])):
+                part_together = np.broadcast_to(part_together, (2, *np.shape(part_alone)))[k]
+                np.testing.assert_allclose(part_together, part_alone, rtol=1e-12)
+    shapes = {"theta": (2, near["theta"].size), "mu": (2,), "beta": (2,), "lam": (2,),
+              "omega": (2,)}
+    for _, sampler in [(None, gibbs.conditionals()), *gibbs.MUTANTS.values()]:
+        for key, draw in sampler.items():
+            drawn = draw(np.random.default_rng(0), batch, data)
+            for name, value in zip(key if isinstance(key, tuple) else (key,),
+                                   drawn if isinstance(key, tuple) else (drawn,)):
+                assert np.shape(value) == shapes[name], (draw.__name__, name)
+
+
 # -- the draws follow the conditionals; every mutant's replaced draw does not -------------------
 
 DRAWS = 4000

@@ -15,8 +15,8 @@ Functions written for a batch of B states at once (numpy with a leading axis, as
 `hiercheck.samplers.bloodpressure`'s) are declared with `check_gibbs(..., batched=True)`: each
 free variable in `state` then has shape (B, *shape), each observed variable in `data` (and the
 pm.Data holding it) (B, *shape), the rest of `data` is as in the model, and the function returns
-(B, *shape) per variable. The checks then make one call where they would make B (a hundred
-times fewer on the blood-pressure model).
+(B, *shape) per variable. The checks then make one call where they would make B (24 times
+fewer calls on the blood-pressure model).
 
 Four checks, each with its own random stream spawned from one seed:
 
