@@ -160,6 +160,15 @@ def test_validate_model_refuses_data_options(capsys, tmp_path):
                  str(tmp_path)])
     assert code == 2
     assert "--model brings its own data and priors; leave out --dataset" in capsys.readouterr().err
+    for option in (["--fail-fast"], ["--scheme", "blocked"]):
+        assert main(["validate", "--model", "hierarchy-small", *option, "--out",
+                     str(tmp_path)]) == 2
+        assert f"{option[0]} is an option of the flagship's checks; with --model" \
+            in capsys.readouterr().err
+    assert main(["validate", "--model", "hierarchy-small", "--mutant", "nope", "--out",
+                 str(tmp_path)]) == 2
+    assert "the model hierarchy-small has no mutant 'nope'; its mutants are " \
+        in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_code:
         main(["validate", "--model", "nope"])
     assert exit_code.value.code == 2
@@ -178,3 +187,15 @@ def test_validate_model_runs_check_gibbs_on_a_built_in_model(capsys, tmp_path):
     for check in generic.GENERIC_CHECKS:  # every check ran and passed
         assert [row for row in rows if " ".join(row).startswith(check) and "True" in row], check
     assert (tmp_path / "verdict.csv").exists() and (tmp_path / "sbc.png").exists()
+
+
+@pytest.mark.slow
+def test_validate_model_mutant_runs_check_gibbs_on_the_models_mutant(capsys, tmp_path):
+    """The catalogue's gross slip through check_gibbs on the small design: FAILED, exit 1."""
+    from hiercheck.validation.cli import main
+
+    code = main(["validate", "--model", "hierarchy-small", "--mutant",
+                 "theta-variance-for-precision", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "check_gibbs(theta=draw_theta_variance_for_precision, " in out and "FAILED" in out

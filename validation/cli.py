@@ -162,8 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="cheapest, most telling checks first; stop at the first failure")
     validate.add_argument("--mutant", metavar="NAME",
                           help="validate a wrong derivation of the catalogue instead of the "
-                               "package's own (see `hiercheck mutants`), to watch the checks "
-                               "catch it")
+                               "package's own (see `hiercheck mutants`; with --model, one of "
+                               "the model's, `hiercheck mutants --model NAME`), to watch the "
+                               "checks catch it")
     validate.add_argument("--scheme", default="textbook", choices=["textbook", "blocked"],
                           help="the Gibbs sweep every Gibbs-based check runs: the four complete "
                                "conditionals, or the blocked sweep with lam and mu drawn with "
@@ -172,9 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="check a built-in model's hand-derived sweep against its PyMC model "
                                f"with check_gibbs instead ({', '.join(BUILTIN_MODELS)})")
     validate.add_argument("--jobs", type=int, default=usable_cores(),
-                          help="the checks (with --model: the sweep's chains in agreement, "
-                               "Geweke and SBC) in this many processes; the verdict does not "
-                               "depend on it (default: the usable cores)")
+                          help="the checks in this many processes; the verdict does not depend "
+                               "on it (default: the usable cores)")
     validate.set_defaults(run=run_validate)
 
     sbc = commands.add_parser("sbc", help="simulation-based calibration of one engine")
@@ -461,11 +461,23 @@ def run_model_validation(args) -> int:
 
     require_integer("--jobs", args.jobs)
     refuse_data_options(args)
+    for flag, given in (("--fail-fast", args.fail_fast), ("--scheme", args.scheme != "textbook")):
+        if given:
+            raise SettingsError(f"{flag} is an option of the flagship's checks; with --model, "
+                                "check_gibbs runs the model's own sweep through every check")
     builtin = get_builtin(args.model)
+    conditionals = builtin.conditionals()
+    if args.mutant:
+        mutants = builtin.mutants()
+        if args.mutant not in mutants:
+            raise SettingsError(f"the model {args.model} has no mutant {args.mutant!r}; its "
+                                f"mutants are {', '.join(mutants)}")
+        conditionals = mutants[args.mutant]
     folder = output_folder(args)
-    print(f"validating the hand-derived sweep of the built-in model {args.model} with check_gibbs, "
+    subject = f"the mutant {args.mutant}" if args.mutant else "the hand-derived sweep"
+    print(f"validating {subject} of the built-in model {args.model} with check_gibbs, "
           f"{'quick' if args.quick else 'full'} settings", file=sys.stderr)
-    verdict = check_gibbs(builtin.build_model(builtin.load()), builtin.conditionals(),
+    verdict = check_gibbs(builtin.build_model(builtin.load()), conditionals,
                           quick=args.quick, seed=args.seed, jobs=args.jobs, out=folder,
                           progress=True, name=args.model, batched=builtin.batched)
     written = verdict.save(folder)
