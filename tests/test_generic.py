@@ -59,12 +59,6 @@ def draw_theta(rng, state, data):
     return rng.gamma(state["alpha"] + totals, 1.0 / (state["beta"] + counts))
 
 
-def draw_theta_rate_off_by_one(rng, state, data):
-    """theta_i | . ~ Gamma(alpha + sum_j y_ij, beta + n_i - 1)  [wrong]"""
-    totals, counts = _group_sums(state, data)
-    return rng.gamma(state["alpha"] + totals, 1.0 / (state["beta"] + counts - 1))
-
-
 def draw_beta(rng, state, data):
     """beta | . ~ Gamma(2 + m alpha, 1 + sum_i theta_i)"""
     return rng.gamma(2.0 + state["theta"].size * state["alpha"], 1.0 / (1.0 + state["theta"].sum()))
@@ -608,20 +602,24 @@ def _assert_caught(verdict, by):
     assert set(by) <= failed, str(verdict)
 
 
+# The Poisson-gamma sweep passes as its batched functions; the others, and the slips below, are
+# functions of one state (the harness's two ways of calling them)
+CORRECT = {"poisson_gamma": POISSON_GAMMA_BATCH, "regression": REGRESSION,
+           "components": COMPONENTS, "changepoint": CHANGEPOINT}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["poisson_gamma", "regression", "components", "changepoint"])
+@pytest.mark.parametrize("name", list(CORRECT))
 def test_the_correct_sweep_passes_every_check(name, request):
     references = request.getfixturevalue(name)
-    conditionals = {"poisson_gamma": POISSON_GAMMA, "regression": REGRESSION,
-                    "components": COMPONENTS, "changepoint": CHANGEPOINT}[name]
-    verdict = _check(references, conditionals)
+    batched = CORRECT[name] is POISSON_GAMMA_BATCH
+    verdict = generic.check_gibbs(references.model, CORRECT[name], references=references,
+                                  batched=batched)
     assert [o.check for o in verdict.outcomes] == list(generic.GENERIC_CHECKS)
     _assert_passes(verdict)
 
 
 SLIPS = {  # the slip: (model, conditionals, checks that must catch it)
-    "theta-rate-off-by-one": ("poisson_gamma", POISSON_GAMMA | {"theta": draw_theta_rate_off_by_one},
-                              ("consistency", "agreement vs nuts", "geweke")),
     "alpha-kernel-without-jacobian": ("poisson_gamma",
                                       POISSON_GAMMA | {"alpha": draw_alpha_without_jacobian},
                                       ("consistency", "agreement vs nuts", "geweke")),
@@ -647,19 +645,11 @@ def test_a_wrong_conditional_is_caught(slip, request):
     _assert_caught(verdict, caught_by)
 
 
-@pytest.mark.slow
-def test_the_batched_sweep_passes_every_check(poisson_gamma):
-    verdict = generic.check_gibbs(poisson_gamma.model, POISSON_GAMMA_BATCH,
-                                  references=poisson_gamma, batched=True)
-    assert [o.check for o in verdict.outcomes] == list(generic.GENERIC_CHECKS)
-    _assert_passes(verdict)
-
-
 BATCHED_SLIPS = {  # the slip: (conditionals, checks that must catch it)
     "theta-rate-off-by-one": (POISSON_GAMMA_BATCH | {"theta": draw_theta_batch_rate_off_by_one},
                               ("consistency", "agreement vs nuts", "geweke")),
     # every check sweeps batches of more than one state (consistency's 2000 starts, the agreement
-    # check's 4 chains, Geweke's 25 chains, SBC's 10 replications)
+    # check's 4 chains, Geweke's 100 chains, SBC's 50 replications)
     "beta-sums-the-batch": (POISSON_GAMMA_BATCH | {"beta": draw_beta_batch_summing_the_batch},
                             ("consistency", "agreement vs nuts", "geweke")),
 }
