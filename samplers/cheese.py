@@ -14,6 +14,11 @@ keeps the last ones it computed and reuses them while the design and response it
 equal to those it computed them from (an element-wise comparison, far cheaper than the sums). A
 sweep is then a few batched 4 x 4 inversions and Cholesky factors over the stores, and the
 residuals of lam's conditional, O(N).
+
+Batches. Every function reads stores and coefficients on the last axes and states on any axes
+before them: with beta (B, S, 4), m (B, 4), Sigma (B, 4, 4), lam (B,) and y (B, N) a draw returns
+B values, so `check_gibbs(..., batched=True)` checks these functions a batch at a time. A
+conditional's docstring gives the shapes of one state; a batch puts B before each.
 """
 
 from __future__ import annotations
@@ -51,7 +56,8 @@ _last: dict = {"entry": None}
 
 
 def store_moments(data: Mapping, S: int) -> tuple[np.ndarray, np.ndarray]:
-    """(X_i'X_i, X_i'y_i) for stores i = 0..S-1, shapes (S, 4, 4) and (S, 4).
+    """(X_i'X_i, X_i'y_i) for stores i = 0..S-1, shapes (S, 4, 4) and (S, 4) (with y (B, N):
+    (B, S, 4)).
 
     Parameters
     ----------
@@ -71,10 +77,14 @@ def store_moments(data: Mapping, S: int) -> tuple[np.ndarray, np.ndarray]:
         If a store index is S or more, or a store of 0..S-1 has no week.
     """
     X, store, y = (np.asarray(data[name]) for name in ("X", "store", "y"))
+    # one response broadcast over a batch of states (stride 0): its one row is what to sum
+    shared = y.ndim == 2 and y.strides[0] == 0
+    response = y[0] if shared else y
     entry = _last["entry"]
     if entry is not None:
         seen, moments = entry
-        if seen[3] == S and all(np.array_equal(old, new) for old, new in zip(seen, (X, store, y))):
+        if seen[3:] == (S, y.shape) and all(
+                np.array_equal(old, new) for old, new in zip(seen, (X, store, response))):
             return moments
     order = np.argsort(store, kind="stable")
     sizes = np.bincount(store, minlength=S)
@@ -83,16 +93,26 @@ def store_moments(data: Mapping, S: int) -> tuple[np.ndarray, np.ndarray]:
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     rows = X[order]
     cross = np.add.reduceat(rows[:, :, None] * rows[:, None, :], starts, axis=0)
-    linear = np.add.reduceat(rows * y[order, None], starts, axis=0)
-    cross.flags.writeable = linear.flags.writeable = False  # handed out again: read-only
-    _last["entry"] = ((X.copy(), store.copy(), y.copy(), S), (cross, linear))
+    linear = np.add.reduceat(rows * response[..., order, None], starts, axis=-2)
+    if shared:
+        linear = np.broadcast_to(linear, (*y.shape[:-1], S, rows.shape[1]))
+    cross.flags.writeable = False  # handed out again: read-only
+    if linear.flags.writeable:
+        linear.flags.writeable = False
+    _last["entry"] = ((X.copy(), store.copy(), response.copy(), S, y.shape), (cross, linear))
     return cross, linear
 
 
 def _fitted(state: Mapping, data: Mapping) -> np.ndarray:
     """x_ij' beta_i for every store-week."""
     beta = np.asarray(state["beta"])
-    return np.einsum("nk,nk->n", data["X"], beta[data["store"]])
+    return np.einsum("nk,...nk->...n", data["X"], beta[..., data["store"], :])
+
+
+def _precision_and_shift(state: Mapping) -> tuple[np.ndarray, np.ndarray]:
+    """Sigma^{-1} and Sigma^{-1} m."""
+    prior_precision = np.linalg.inv(state["Sigma"])
+    return prior_precision, np.einsum("...ij,...j->...i", prior_precision, state["m"])
 
 
 # -- the full conditionals ----------------------------------------------------------------------
@@ -117,12 +137,11 @@ def beta_conditional(state: Mapping, data: Mapping) -> tuple[np.ndarray, np.ndar
     covariance : numpy.ndarray
         P_i^{-1}, shape (S, 4, 4).
     """
-    S = np.shape(state["beta"])[0]
-    cross, linear = store_moments(data, S)
-    prior_precision = np.linalg.inv(state["Sigma"])
-    lam = state["lam"]
-    return gaussian_from_precision(lam * cross + prior_precision,
-                                   lam * linear + prior_precision @ state["m"])
+    cross, linear = store_moments(data, np.shape(state["beta"])[-2])
+    prior_precision, shift = _precision_and_shift(state)
+    lam = np.asarray(state["lam"], dtype=float)[..., None]
+    return gaussian_from_precision(lam[..., None, None] * cross + prior_precision[..., None, :, :],
+                                   lam[..., None] * linear + shift[..., None, :])
 
 
 def draw_beta(rng: np.random.Generator, state: Mapping, data: Mapping) -> np.ndarray:
@@ -168,8 +187,9 @@ def m_conditional(state: Mapping, data: Mapping) -> tuple[np.ndarray, np.ndarray
     """
     beta = np.asarray(state["beta"])
     prior_precision = np.linalg.inv(state["Sigma"])
-    precision = beta.shape[0] * prior_precision + data["Phi"]
-    linear = prior_precision @ beta.sum(axis=0) + data["Phi"] @ data["nu"]
+    precision = beta.shape[-2] * prior_precision + data["Phi"]
+    linear = (np.einsum("...ij,...j->...i", prior_precision, beta.sum(axis=-2))
+              + data["Phi"] @ data["nu"])
     return gaussian_from_precision(precision, linear)
 
 
@@ -212,8 +232,9 @@ def Sigma_conditional(state: Mapping, data: Mapping) -> tuple[float, np.ndarray]
     scale : numpy.ndarray
         The scale matrix Psi + sum_i (beta_i - m)(beta_i - m)', shape (4, 4).
     """
-    deviation = np.asarray(state["beta"]) - state["m"]
-    return float(data["df"]) + deviation.shape[0], data["Psi"] + deviation.T @ deviation
+    deviation = np.asarray(state["beta"]) - np.asarray(state["m"])[..., None, :]
+    return (float(data["df"]) + deviation.shape[-2],
+            data["Psi"] + np.einsum("...si,...sj->...ij", deviation, deviation))
 
 
 def draw_Sigma(rng: np.random.Generator, state: Mapping, data: Mapping) -> np.ndarray:
@@ -252,12 +273,12 @@ def lam_conditional(state: Mapping, data: Mapping) -> tuple[float, float]:
     -------
     shape : float
         a + N/2.
-    rate : float
-        b + sum_ij (y_ij - x_ij' beta_i)^2 / 2.
+    rate : numpy.ndarray
+        b + sum_ij (y_ij - x_ij' beta_i)^2 / 2, shape ().
     """
     residual = np.asarray(data["y"]) - _fitted(state, data)
-    return (float(data["a"]) + residual.size / 2.0,
-            float(data["b"]) + float(residual @ residual) / 2.0)
+    return (float(data["a"]) + residual.shape[-1] / 2.0,
+            float(data["b"]) + np.sum(residual**2, axis=-1) / 2.0)
 
 
 def draw_lam(rng: np.random.Generator, state: Mapping, data: Mapping) -> float:
@@ -275,11 +296,11 @@ def draw_lam(rng: np.random.Generator, state: Mapping, data: Mapping) -> float:
 
     Returns
     -------
-    float
-        The new lam.
+    numpy.ndarray
+        The new lam, shape ().
     """
     shape, rate = lam_conditional(state, data)
-    return rng.gamma(shape) / rate
+    return rng.gamma(shape, size=np.shape(rate)) / rate
 
 
 def conditionals() -> dict:
@@ -309,12 +330,12 @@ def _draw_beta_prior_scaled_by_sigma2(rng: np.random.Generator, state: Mapping, 
     """beta_i's prior taken as N(m, sigma^2 Sigma), the flagship's tau^2 sigma^2 habit:
     P_i = lam (X_i'X_i + Sigma^{-1}), h_i = lam (X_i'y_i + Sigma^{-1} m).
     """
-    S = np.shape(state["beta"])[0]
-    cross, linear = store_moments(data, S)
-    prior_precision = np.linalg.inv(state["Sigma"])
-    lam = state["lam"]
+    cross, linear = store_moments(data, np.shape(state["beta"])[-2])
+    prior_precision, shift = _precision_and_shift(state)
+    lam = np.asarray(state["lam"], dtype=float)[..., None]
     return draw_gaussian(rng, *gaussian_from_precision(
-        lam * (cross + prior_precision), lam * (linear + prior_precision @ state["m"])))
+        lam[..., None, None] * (cross + prior_precision[..., None, :, :]),
+        lam[..., None] * (linear + shift[..., None, :])))
 
 
 def _draw_m_without_store_count(rng: np.random.Generator, state: Mapping, data: Mapping):
@@ -325,13 +346,14 @@ def _draw_m_without_store_count(rng: np.random.Generator, state: Mapping, data: 
     prior_precision = np.linalg.inv(state["Sigma"])
     return draw_gaussian(rng, *gaussian_from_precision(
         prior_precision + data["Phi"],
-        prior_precision @ beta.mean(axis=0) + data["Phi"] @ data["nu"]))
+        np.einsum("...ij,...j->...i", prior_precision, beta.mean(axis=-2))
+        + data["Phi"] @ data["nu"]))
 
 
 def _draw_Sigma_half_df(rng: np.random.Generator, state: Mapping, data: Mapping):
     """Sigma ~ IW(df + S/2, ...): the Gamma shape's 'plus n/2' carried over to the Wishart."""
     df, scale = Sigma_conditional(state, data)
-    return draw_inverse_wishart(rng, df - np.shape(state["beta"])[0] / 2.0, scale)
+    return draw_inverse_wishart(rng, df - np.shape(state["beta"])[-2] / 2.0, scale)
 
 
 def _mutant(key, draw) -> dict:

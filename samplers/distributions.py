@@ -73,18 +73,20 @@ def draw_inverse_wishart(rng: np.random.Generator, df: float, scale: np.ndarray)
     df : float
         Degrees of freedom, > p - 1.
     scale : numpy.ndarray
-        The scale matrix, shape (p, p), symmetric positive definite.
+        The scale matrix, shape (..., p, p), symmetric positive definite: one draw per batch
+        cell.
 
     Returns
     -------
     numpy.ndarray
-        Sigma, shape (p, p), symmetric.
+        Sigma, shape (..., p, p), symmetric.
     """
-    p = scale.shape[-1]
-    bartlett = np.tril(rng.standard_normal((p, p)), -1)
-    bartlett[np.diag_indices(p)] = np.sqrt(rng.chisquare(df - np.arange(p)))
+    batch, p = scale.shape[:-2], scale.shape[-1]
+    bartlett = np.tril(rng.standard_normal((*batch, p, p)), -1)
+    diagonal = np.arange(p)
+    bartlett[..., diagonal, diagonal] = np.sqrt(rng.chisquare(df - diagonal, size=(*batch, p)))
     factor = np.linalg.cholesky(np.linalg.inv(scale)) @ bartlett
     # Sigma = (factor factor')^{-1} = factor'^{-1} factor^{-1}
     inverse_factor = np.linalg.inv(factor)
-    sigma = inverse_factor.T @ inverse_factor
-    return (sigma + sigma.T) / 2.0
+    sigma = np.swapaxes(inverse_factor, -1, -2) @ inverse_factor
+    return (sigma + np.swapaxes(sigma, -1, -2)) / 2.0

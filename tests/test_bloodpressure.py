@@ -258,16 +258,24 @@ def test_a_batch_of_states_gets_each_states_own_conditional(values):
 DRAWS = 4000
 
 
-def draws_of(draw, state, values, seed=0):
+def draws_of(draw, state, values, seed=0, batched=False):
+    """DRAWS draws at `state`: DRAWS calls, or one call on DRAWS copies of the state (the data
+    broadcast over them, as the checks hand a batch the model's data)."""
     rng = np.random.default_rng(seed)
+    if batched:
+        copies = {name: np.repeat(np.asarray(value, dtype=float)[None], DRAWS, axis=0)
+                  for name, value in state.items()}
+        drawn = draw(rng, copies, {**values, "y": np.broadcast_to(values["y"],
+                                                                   (DRAWS, values["y"].size))})
+        return np.stack(drawn, axis=-1) if isinstance(drawn, tuple) else drawn
     return [draw(rng, state, values) for _ in range(DRAWS)]
 
 
-def conditional_pvalue(key, draw, state, values, seed=0) -> float:
+def conditional_pvalue(key, draw, state, values, seed=0, batched=False) -> float:
     """DRAWS draws of `draw` at `state` against the conditional of `key` read off the joint:
     KS against the numerically normalized density for lam and omega; for the Gaussian blocks, the
     Mahalanobis distances against chi^2 with the mean and covariance of the tests above."""
-    sample = np.array(draws_of(draw, state, values, seed))
+    sample = np.array(draws_of(draw, state, values, seed, batched))
     if key in ("lam", "omega"):
         return Grid(lambda v: log_joint({**state, key: v}, values), positive=True).ks_pvalue(sample)
     if key == "theta":
@@ -276,12 +284,14 @@ def conditional_pvalue(key, draw, state, values, seed=0) -> float:
     return mahalanobis_pvalue(sample, *gibbs.mu_beta_conditional(state, values))
 
 
+@pytest.mark.parametrize("batched", [False, True])
 @pytest.mark.parametrize("where", STATES)
-def test_the_draws_follow_the_conditionals(values, where):
+def test_the_draws_follow_the_conditionals(values, where, batched):
     sampler = gibbs.conditionals()
     assert list(sampler) == ["theta", ("mu", "beta"), "lam", "omega"]
     for key, draw in sampler.items():
-        assert conditional_pvalue(key, draw, states(values)[where], values) > ALPHA, key
+        pvalue = conditional_pvalue(key, draw, states(values)[where], values, batched=batched)
+        assert pvalue > ALPHA, key
 
 
 @pytest.mark.parametrize("mutant", sorted(gibbs.MUTANTS))

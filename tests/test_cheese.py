@@ -231,8 +231,42 @@ def test_Sigma_conditional_has_the_joints_density_ratios(values, states, where):
 DRAWS = 2000
 
 
-def draws_of(draw, state, values, seed=0):
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_batch_of_states_gets_each_states_own_conditional(values, states, shared):
+    """The near and far states as one batch, each with its own log volumes (the far state's
+    shifted by 0.5) or both with the data's own broadcast (as the checks hand a batch the
+    model's data): every conditional's parameters are those of each state alone (checked
+    against the joint above), and every draw, of the sampler and of the mutants, has the
+    batch's shape."""
+    near, far = states["near"], states["far"]
+    batch = {name: np.stack([np.asarray(near[name]), np.asarray(far[name])]) for name in near}
+    shift = 0.0 if shared else 0.5
+    y = (np.broadcast_to(values["y"], (2, values["y"].size)) if shared
+         else np.stack([values["y"], values["y"] + shift]))
+    data = {**values, "y": y}
+    alone = [values, {**values, "y": values["y"] + shift}]
+    for function in (gibbs.beta_conditional, gibbs.m_conditional, gibbs.Sigma_conditional,
+                     gibbs.lam_conditional):
+        together = function(batch, data)
+        for k, state in enumerate((near, far)):
+            for part_together, part_alone in zip(together, function(state, alone[k])):
+                part_together = np.broadcast_to(part_together, (2, *np.shape(part_alone)))[k]
+                np.testing.assert_allclose(part_together, part_alone, rtol=1e-10)
+    for sampler in [gibbs.conditionals()] + [sweep for _, sweep in gibbs.MUTANTS.values()]:
+        for name, draw in sampler.items():
+            drawn = draw(np.random.default_rng(0), batch, data)
+            assert np.shape(drawn) == (2, *np.shape(near[name])), (draw.__name__, name)
+
+
+def draws_of(draw, state, values, seed=0, batched=False):
+    """DRAWS draws at `state`: DRAWS calls, or one call on DRAWS copies of the state (the data
+    broadcast over them, as the checks hand a batch the model's data)."""
     rng = np.random.default_rng(seed)
+    if batched:
+        copies = {name: np.repeat(np.asarray(value)[None], DRAWS, axis=0)
+                  for name, value in state.items()}
+        return draw(rng, copies, {**values, "y": np.broadcast_to(values["y"],
+                                                                  (DRAWS, values["y"].size))})
     return np.array([draw(rng, state, values) for _ in range(DRAWS)])
 
 
@@ -250,12 +284,12 @@ def Sigma_pvalues(sample, df, scale) -> list[float]:
     return pvalues
 
 
-def conditional_pvalue(key, draw, state, values, seed=0) -> float:
+def conditional_pvalue(key, draw, state, values, seed=0, batched=False) -> float:
     """DRAWS draws of `draw` at `state` against the conditional of `key`: lam by KS against the
     joint normalized numerically; beta (each store's Mahalanobis distance, pooled over the
     stores) and m against chi^2_4 with the mean and covariance checked above; Sigma by the
     smallest of `Sigma_pvalues`, Bonferroni-corrected."""
-    sample = draws_of(draw, state, values, seed)
+    sample = draws_of(draw, state, values, seed, batched)
     if key == "lam":
         grid = Grid(lambda v: log_joint({**state, "lam": v}, values), positive=True)
         return grid.ks_pvalue(sample)
@@ -270,12 +304,13 @@ def conditional_pvalue(key, draw, state, values, seed=0) -> float:
     return stats.kstest(distance.ravel(), stats.chi2(df=P).cdf).pvalue
 
 
+@pytest.mark.parametrize("batched", [False, True])
 @pytest.mark.parametrize("where", STATES)
-def test_the_draws_follow_the_conditionals(values, states, where):
+def test_the_draws_follow_the_conditionals(values, states, where, batched):
     sampler = gibbs.conditionals()
     assert list(sampler) == ["beta", "m", "Sigma", "lam"]
     for key, draw in sampler.items():
-        assert conditional_pvalue(key, draw, states[where], values) > ALPHA, key
+        assert conditional_pvalue(key, draw, states[where], values, batched=batched) > ALPHA, key
 
 
 @pytest.mark.parametrize("mutant", sorted(gibbs.MUTANTS))
