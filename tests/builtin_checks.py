@@ -2,6 +2,8 @@
 tests/test_cheese.py): a conditional read off a joint log density numerically, never through
 the samplers' algebra, and the statistical comparisons of draws and posteriors.
 
+- `draws_of`: draws of a conditional at a state, by repeated calls or by one batched call;
+  `assert_each_state_alone`: a batch of states gets each state's own conditional.
 - `gaussian_by_differences`: a log density quadratic in x (a Gaussian conditional) has its
   precision as minus its Hessian and its mean where its gradient vanishes; central differences are
   exact for a quadratic up to rounding, so mean and covariance come out to ~1e-9.
@@ -16,6 +18,34 @@ import numpy as np
 from scipy import integrate, optimize, stats
 
 import arviz as az
+
+
+def draws_of(draw, state, values, count, seed=0, batched=False) -> np.ndarray:
+    """`count` draws of a conditional at `state`, as an array (count, *shape), or (count, k) for
+    a block of k scalars: `count` calls, or one call on `count` copies of the state with the
+    response y broadcast over them (as the checks hand a batch the model's data)."""
+    rng = np.random.default_rng(seed)
+    if not batched:
+        return np.array([draw(rng, state, values) for _ in range(count)])
+    copies = {name: np.repeat(np.asarray(value, dtype=float)[None], count, axis=0)
+              for name, value in state.items()}
+    drawn = draw(rng, copies, {**values, "y": np.broadcast_to(values["y"],
+                                                              (count, values["y"].size))})
+    return np.stack(drawn, axis=-1) if isinstance(drawn, tuple) else drawn
+
+
+def assert_each_state_alone(functions, states, batch_data, alone_data, rtol) -> dict:
+    """Each of `functions` (state, data) -> parameters, on the batch of `states` with
+    `batch_data`, gives state k the parameters it gets alone with `alone_data[k]`; returns the
+    batch of states."""
+    batch = {name: np.stack([np.asarray(state[name]) for state in states]) for name in states[0]}
+    for function in functions:
+        together = function(batch, batch_data)
+        for k, state in enumerate(states):
+            for part_together, part_alone in zip(together, function(state, alone_data[k])):
+                part = np.broadcast_to(part_together, (len(states), *np.shape(part_alone)))[k]
+                np.testing.assert_allclose(part, part_alone, rtol=rtol)
+    return batch
 
 
 def gaussian_by_differences(log_density, point, step) -> tuple[np.ndarray, np.ndarray]:

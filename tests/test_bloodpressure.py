@@ -24,8 +24,9 @@ from hiercheck.models import bloodpressure as model_module
 from hiercheck.models.bloodpressure import BloodPressureData, BloodPressurePriors, load, model_data
 from hiercheck.samplers import bloodpressure as gibbs
 
-from .builtin_checks import (Grid, gaussian_by_differences, mahalanobis_pvalue, model_values,
-                             natural_log_density, quantile_gaps)
+from .builtin_checks import (Grid, assert_each_state_alone, draws_of, gaussian_by_differences,
+                             mahalanobis_pvalue, model_values, natural_log_density,
+                             quantile_gaps)
 
 ALPHA = 1e-3
 RTOL = 1e-6
@@ -233,16 +234,11 @@ def test_a_batch_of_states_gets_each_states_own_conditional(values):
     as one batch: every conditional's parameters are those of each state alone (checked against
     the joint above), and every draw, of the sampler and of the mutants, has the batch's shape."""
     near, far = states(values).values()
-    batch = {name: np.stack([np.asarray(near[name]), np.asarray(far[name])]) for name in near}
     data = {**values, "y": np.stack([values["y"], values["y"] + 40.0])}
     alone = [values, {**values, "y": values["y"] + 40.0}]
-    for function in (gibbs.theta_conditional, gibbs.mu_beta_conditional, gibbs.lam_conditional,
-                     gibbs.omega_conditional):
-        together = function(batch, data)
-        for k, state in enumerate((near, far)):
-            for part_together, part_alone in zip(together, function(state, alone[k])):
-                part_together = np.broadcast_to(part_together, (2, *np.shape(part_alone)))[k]
-                np.testing.assert_allclose(part_together, part_alone, rtol=1e-12)
+    batch = assert_each_state_alone((gibbs.theta_conditional, gibbs.mu_beta_conditional,
+                                     gibbs.lam_conditional, gibbs.omega_conditional),
+                                    [near, far], data, alone, rtol=1e-12)
     shapes = {"theta": (2, near["theta"].size), "mu": (2,), "beta": (2,), "lam": (2,),
               "omega": (2,)}
     for _, sampler in [(None, gibbs.conditionals()), *gibbs.MUTANTS.values()]:
@@ -258,24 +254,11 @@ def test_a_batch_of_states_gets_each_states_own_conditional(values):
 DRAWS = 4000
 
 
-def draws_of(draw, state, values, seed=0, batched=False):
-    """DRAWS draws at `state`: DRAWS calls, or one call on DRAWS copies of the state (the data
-    broadcast over them, as the checks hand a batch the model's data)."""
-    rng = np.random.default_rng(seed)
-    if batched:
-        copies = {name: np.repeat(np.asarray(value, dtype=float)[None], DRAWS, axis=0)
-                  for name, value in state.items()}
-        drawn = draw(rng, copies, {**values, "y": np.broadcast_to(values["y"],
-                                                                   (DRAWS, values["y"].size))})
-        return np.stack(drawn, axis=-1) if isinstance(drawn, tuple) else drawn
-    return [draw(rng, state, values) for _ in range(DRAWS)]
-
-
 def conditional_pvalue(key, draw, state, values, seed=0, batched=False) -> float:
     """DRAWS draws of `draw` at `state` against the conditional of `key` read off the joint:
     KS against the numerically normalized density for lam and omega; for the Gaussian blocks, the
     Mahalanobis distances against chi^2 with the mean and covariance of the tests above."""
-    sample = np.array(draws_of(draw, state, values, seed, batched))
+    sample = draws_of(draw, state, values, DRAWS, seed, batched)
     if key in ("lam", "omega"):
         return Grid(lambda v: log_joint({**state, key: v}, values), positive=True).ks_pvalue(sample)
     if key == "theta":
@@ -309,8 +292,8 @@ def test_every_mutant_replaces_one_conditional_and_its_check_sees_it(values, mut
 def test_the_independent_mu_beta_mutant_has_the_right_marginals(values):
     """It differs from the truth in the correlation only: each marginal passes its KS test."""
     state = states(values)["near"]
-    pairs = np.array(draws_of(gibbs.MUTANTS["mu-beta-independent"][1][("mu", "beta")], state,
-                              values))
+    pairs = draws_of(gibbs.MUTANTS["mu-beta-independent"][1][("mu", "beta")], state, values,
+                     DRAWS)
     mean, covariance = gibbs.mu_beta_conditional(state, values)
     for k in range(2):
         marginal = stats.norm(mean[k], np.sqrt(covariance[k, k]))

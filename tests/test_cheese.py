@@ -26,8 +26,9 @@ from hiercheck.models.cheese import CheeseData, CheesePriors, load, model_data
 from hiercheck.samplers import cheese as gibbs
 from hiercheck.samplers.sweeps import sweep
 
-from .builtin_checks import (Grid, gaussian_by_differences, mahalanobis_pvalue, model_values,
-                             natural_log_density, quantile_gaps)
+from .builtin_checks import (Grid, assert_each_state_alone, draws_of, gaussian_by_differences,
+                             mahalanobis_pvalue, model_values, natural_log_density,
+                             quantile_gaps)
 
 ALPHA = 1e-3
 RTOL = 1e-6
@@ -239,35 +240,18 @@ def test_a_batch_of_states_gets_each_states_own_conditional(values, states, shar
     against the joint above), and every draw, of the sampler and of the mutants, has the
     batch's shape."""
     near, far = states["near"], states["far"]
-    batch = {name: np.stack([np.asarray(near[name]), np.asarray(far[name])]) for name in near}
     shift = 0.0 if shared else 0.5
     y = (np.broadcast_to(values["y"], (2, values["y"].size)) if shared
          else np.stack([values["y"], values["y"] + shift]))
     data = {**values, "y": y}
     alone = [values, {**values, "y": values["y"] + shift}]
-    for function in (gibbs.beta_conditional, gibbs.m_conditional, gibbs.Sigma_conditional,
-                     gibbs.lam_conditional):
-        together = function(batch, data)
-        for k, state in enumerate((near, far)):
-            for part_together, part_alone in zip(together, function(state, alone[k])):
-                part_together = np.broadcast_to(part_together, (2, *np.shape(part_alone)))[k]
-                np.testing.assert_allclose(part_together, part_alone, rtol=1e-10)
+    batch = assert_each_state_alone((gibbs.beta_conditional, gibbs.m_conditional,
+                                     gibbs.Sigma_conditional, gibbs.lam_conditional),
+                                    [near, far], data, alone, rtol=1e-10)
     for sampler in [gibbs.conditionals()] + [sweep for _, sweep in gibbs.MUTANTS.values()]:
         for name, draw in sampler.items():
             drawn = draw(np.random.default_rng(0), batch, data)
             assert np.shape(drawn) == (2, *np.shape(near[name])), (draw.__name__, name)
-
-
-def draws_of(draw, state, values, seed=0, batched=False):
-    """DRAWS draws at `state`: DRAWS calls, or one call on DRAWS copies of the state (the data
-    broadcast over them, as the checks hand a batch the model's data)."""
-    rng = np.random.default_rng(seed)
-    if batched:
-        copies = {name: np.repeat(np.asarray(value)[None], DRAWS, axis=0)
-                  for name, value in state.items()}
-        return draw(rng, copies, {**values, "y": np.broadcast_to(values["y"],
-                                                                  (DRAWS, values["y"].size))})
-    return np.array([draw(rng, state, values) for _ in range(DRAWS)])
 
 
 def Sigma_pvalues(sample, df, scale) -> list[float]:
@@ -289,7 +273,7 @@ def conditional_pvalue(key, draw, state, values, seed=0, batched=False) -> float
     joint normalized numerically; beta (each store's Mahalanobis distance, pooled over the
     stores) and m against chi^2_4 with the mean and covariance checked above; Sigma by the
     smallest of `Sigma_pvalues`, Bonferroni-corrected."""
-    sample = draws_of(draw, state, values, seed, batched)
+    sample = draws_of(draw, state, values, DRAWS, seed, batched)
     if key == "lam":
         grid = Grid(lambda v: log_joint({**state, "lam": v}, values), positive=True)
         return grid.ks_pvalue(sample)
@@ -327,7 +311,7 @@ def test_every_mutant_replaces_one_conditional_and_its_check_sees_it(values, sta
 def test_the_diagonal_beta_mutant_has_the_right_marginals(values, states):
     """It differs from the truth only in the correlations within a store's block."""
     state = states["near"]
-    sample = draws_of(gibbs.MUTANTS["beta-diagonal-covariance"][1]["beta"], state, values)
+    sample = draws_of(gibbs.MUTANTS["beta-diagonal-covariance"][1]["beta"], state, values, DRAWS)
     mean, covariance = gibbs.beta_conditional(state, values)
     z = (sample - mean) / np.sqrt(np.diagonal(covariance, axis1=-2, axis2=-1))
     assert stats.kstest(z.ravel(), stats.norm.cdf).pvalue > ALPHA
