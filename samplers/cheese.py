@@ -96,9 +96,7 @@ def store_moments(data: Mapping, S: int) -> tuple[np.ndarray, np.ndarray]:
     linear = np.add.reduceat(rows * response[..., order, None], starts, axis=-2)
     if shared:
         linear = np.broadcast_to(linear, (*y.shape[:-1], S, rows.shape[1]))
-    cross.flags.writeable = False  # handed out again: read-only
-    if linear.flags.writeable:
-        linear.flags.writeable = False
+    cross.flags.writeable = linear.flags.writeable = False  # handed out again: read-only
     _last["entry"] = ((X.copy(), store.copy(), response.copy(), S, y.shape), (cross, linear))
     return cross, linear
 
@@ -139,9 +137,10 @@ def beta_conditional(state: Mapping, data: Mapping) -> tuple[np.ndarray, np.ndar
     """
     cross, linear = store_moments(data, np.shape(state["beta"])[-2])
     prior_precision, shift = _precision_and_shift(state)
-    lam = np.asarray(state["lam"], dtype=float)[..., None]
-    return gaussian_from_precision(lam[..., None, None] * cross + prior_precision[..., None, :, :],
-                                   lam[..., None] * linear + shift[..., None, :])
+    lam = np.asarray(state["lam"], dtype=float)
+    return gaussian_from_precision(
+        lam[..., None, None, None] * cross + prior_precision[..., None, :, :],
+        lam[..., None, None] * linear + shift[..., None, :])
 
 
 def draw_beta(rng: np.random.Generator, state: Mapping, data: Mapping) -> np.ndarray:
@@ -332,10 +331,10 @@ def _draw_beta_prior_scaled_by_sigma2(rng: np.random.Generator, state: Mapping, 
     """
     cross, linear = store_moments(data, np.shape(state["beta"])[-2])
     prior_precision, shift = _precision_and_shift(state)
-    lam = np.asarray(state["lam"], dtype=float)[..., None]
+    lam = np.asarray(state["lam"], dtype=float)
     return draw_gaussian(rng, *gaussian_from_precision(
-        lam[..., None, None] * (cross + prior_precision[..., None, :, :]),
-        lam[..., None] * (linear + shift[..., None, :])))
+        lam[..., None, None, None] * (cross + prior_precision[..., None, :, :]),
+        lam[..., None, None] * (linear + shift[..., None, :])))
 
 
 def _draw_m_without_store_count(rng: np.random.Generator, state: Mapping, data: Mapping):

@@ -407,17 +407,18 @@ def test_a_function_of_one_state_is_called_per_state_in_order_with_its_own_data(
     calls = []
 
     def draw_mu(rng, state, data):
-        calls.append(np.shape(state["mu"]))
+        calls.append((np.shape(state["mu"]), np.asarray(data["y"]).tolist()))
         return state["mu"] + data["y"]
 
     states = {"mu": np.array([1.0, 2.0, 3.0]), "a": np.zeros((3, 3)), "k": np.zeros(3, int)}
     batch = generic.Batch(3, {"y": np.array([10.0, 20.0, 30.0])}, lambda k: {"y": 10.0 * (k + 1)})
     new = generic.call_batch(Block(("mu",), draw_mu, False), np.random.default_rng(0), states,
                              batch, VARIABLES)
-    assert new["mu"].tolist() == [11.0, 22.0, 33.0] and calls == [()] * 3
+    assert new["mu"].tolist() == [11.0, 22.0, 33.0]
+    assert calls == [((), 10.0), ((), 20.0), ((), 30.0)]
     new = generic.call_batch(Block(("mu",), draw_mu, False, batched=True),
                              np.random.default_rng(0), states, batch, VARIABLES)
-    assert new["mu"].tolist() == [11.0, 22.0, 33.0] and calls == [()] * 3 + [(3,)]
+    assert new["mu"].tolist() == [11.0, 22.0, 33.0] and calls[3:] == [((3,), [10.0, 20.0, 30.0])]
 
 
 def test_an_exception_in_a_function_is_the_users_error_and_names_the_function():

@@ -606,8 +606,8 @@ def _sweep_chains(run: _SweepRun, stream: np.random.SeedSequence, starts: dict
     """
     references, settings = run.references, run.references.settings
     chains = len(next(iter(starts.values())))
-    batch, rng, states = Batch.of(references.compiled, chains), np.random.default_rng(stream), \
-        starts
+    batch, states = Batch.of(references.compiled, chains), starts
+    rng = np.random.default_rng(stream)
     kept = {name: np.empty((chains, settings.sweep_draws, *v.shape))
             for name, v in references.variables.items()}
     for step in range(settings.sweep_tune + settings.sweep_draws):
@@ -1673,34 +1673,33 @@ def check_gibbs(model: pm.Model, conditionals: Mapping, *, seed: SeedLike = 0, q
         _timed("sbc", lambda: sbc_check(run, streams["sbc"], out=out and Path(out) / "sbc",
                                         progress=progress and not side_by_side), ALPHA),
     }
-    if out is not None:
-        runs = {check: (lambda task: lambda: task().saved(Path(out)))(task)
-                for check, task in runs.items()}
-    outcomes = _run_checks(run, selected, runs, side_by_side, progress)
+    outcomes = _run_checks(run, selected, runs, side_by_side, out, progress)
     subject = f"check_gibbs({', '.join(f'{b.key}={b.label}' for b in blocks)}) on {references.name}"
     return Verdict(tuple(outcomes), subject=subject, references=references)
 
 
 def _run_checks(run: _SweepRun, checks: list[str], runs: dict[str, Callable[[], CheckOutcome]],
-                side_by_side: bool, progress: bool) -> list[CheckOutcome]:
+                side_by_side: bool, out, progress: bool) -> list[CheckOutcome]:
     """runs[check]() for each check, in order, or side by side in `run.jobs` forked processes
-    (`forked.forked_map`). Before forking, this process computes what more than one check
-    reads: the compiled functions, the model's fingerprint, and the sweep's chains on the data
-    (the agreement check compares them with NUTS, SBC thins by their autocorrelation). A check's
-    own tasks (chains, replications) then run one after another in its worker.
+    (`forked.forked_map`), each check's files saved in `out` (if given) by the process that ran
+    it. Before forking, this process computes what more than one check reads: the compiled
+    functions, the model's fingerprint, and the sweep's chains on the data (the agreement check
+    compares them with NUTS, SBC thins by their autocorrelation). A check's own tasks (chains,
+    replications) then run one after another in its worker.
     """
+    def outcome(index: int) -> CheckOutcome:
+        checked = runs[checks[index]]()
+        return checked if out is None else checked.saved(Path(out))
+
     if side_by_side:
         _warm_up(run.references.compiled)
         run.references.fingerprint  # noqa: B018  (keys the consistency references and SBC)
         if {"agreement vs nuts", "sbc"} & set(checks):
             run.posterior  # noqa: B018
-        finished = forked_map(lambda i: runs[checks[i]](), len(checks), run.jobs)
+        finished = forked_map(outcome, len(checks), run.jobs)
     else:
-        finished = ((i, runs[check]()) for i, check in enumerate(checks))
-    outcomes = {}
-    for index, outcome in tqdm(finished, total=len(checks), desc="checks", disable=not progress):
-        outcomes[index] = outcome
-    return [outcomes[index] for index in range(len(checks))]
+        finished = ((index, outcome(index)) for index in range(len(checks)))
+    return in_order(tqdm(finished, total=len(checks), desc="checks", disable=not progress))
 
 
 def _consistency_outcome(run: _SweepRun, seed) -> CheckOutcome:
