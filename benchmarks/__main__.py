@@ -69,7 +69,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts import `
 import common  # noqa: E402
 import empirical_bayes as eb_bench  # noqa: E402
 
-from hiercheck.models import GroupedData, Priors  # noqa: E402
+from hiercheck.models import GroupedData, Priors, load_dataset  # noqa: E402
 from hiercheck.models.engine import POSTERIOR_VARIABLES, az  # noqa: E402
 from hiercheck.samplers import empirical_bayes, exact, gibbs  # noqa: E402
 
@@ -193,7 +193,7 @@ def nuts_rows(data, priors, tune: int, draws: int) -> list[dict]:
 
 
 def section_ess(quick: bool, skip_nuts: bool) -> dict:
-    data = common.load("mathtest")
+    data = load_dataset("mathtest")
     priors = Priors.weakly_informative(data)
     tune, draws = (QUICK["tune"], QUICK["draws"]) if quick else (TUNE, DRAWS)
     replicates = QUICK["replicates"] if quick else GIBBS_REPLICATES
@@ -226,7 +226,7 @@ def section_ess(quick: bool, skip_nuts: bool) -> dict:
 # -- empirical Bayes ----------------------------------------------------------------------------
 
 def section_eb(quick: bool) -> dict:
-    data = common.load("hsb")
+    data = load_dataset("hsb")
     frame = eb_bench.frame_of(data)
     moments = eb_bench.Moments(frame)
     repeats = QUICK["eb_repeats"] if quick else EB_REPEATS
@@ -258,7 +258,7 @@ def section_sbc(quick: bool, skip_nuts: bool) -> dict:
     from hiercheck.validation.engines import sbc_engine
     from hiercheck.validation.sbc import QUICK_DESIGN, QUICK_PRIORS, run_engine_sbc, run_gibbs_sbc
 
-    data = common.load("mathtest")
+    data = load_dataset("mathtest")
     priors = Priors.weakly_informative(data)
     reps, draws, tune = ((QUICK["sbc_reps"], QUICK["sbc_draws"], QUICK["sbc_tune"]) if quick
                          else (SBC_REPS, SBC_DRAWS, SBC_TUNE))
@@ -316,7 +316,7 @@ def scaling_case(m: int) -> dict:
     rss_before = peak_rss_gib()
     # the first sample of a process loads the compiled kernel (numba's cache): timed apart
     _, kernel_load_s, _ = common.timed(lambda: gibbs.sample(
-        common.load("rail"), Priors.weakly_informative(common.load("rail")), draws=1, chains=1,
+        load_dataset("rail"), Priors.weakly_informative(load_dataset("rail")), draws=1, chains=1,
         seed=SEED, tune=0))
     start = time.perf_counter()
     data = GroupedData.from_arrays(codes, values, name=f"simulated {m}")
@@ -385,7 +385,7 @@ def _rng_floor_kernel():
 
 
 def section_profile(quick: bool) -> dict:
-    data = common.load("mathtest")
+    data = load_dataset("mathtest")
     priors = Priors.weakly_informative(data)
     stats, m = data.stats, data.m
     sweeps = QUICK["profile_sweeps"] if quick else PROFILE_SWEEPS

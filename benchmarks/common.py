@@ -1,4 +1,4 @@
-"""Shared pieces of the benchmark scripts: data, timing, ESS, machine info, output.
+"""Shared pieces of the benchmark scripts: timing, ESS, machine info, output.
 
 The scripts run from the repository root as `python benchmarks/NAME.py`, so this module is
 imported as `common` (the script's own folder is first on sys.path). Nothing here imports PyMC:
@@ -23,21 +23,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hiercheck.models import GroupedData, load_dataset
 from hiercheck.models.engine import az
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
 SCALARS = ("mu", "sigma", "tau", "omega")
 PACKAGES = ("numpy", "scipy", "pandas", "arviz", "pymc", "pytensor", "nutpie", "statsmodels")
-
-
-def load(name: str) -> GroupedData:
-    """A data set by name: `mathtest` from ../shared/data beside the repository, else built in."""
-    if name == "mathtest":
-        return GroupedData.from_csv(SHARED_DATA / "mathtest.csv", group="school",
-                                    value="mathscore")
-    return load_dataset(name)
 
 
 def _version(package: str) -> str | None:

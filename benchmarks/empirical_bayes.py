@@ -2,7 +2,7 @@
 
     python benchmarks/empirical_bayes.py [--json PATH] [--quick]
 
-On every built-in data set (`models.DATASETS`) and mathtest, for ML and for REML:
+On every built-in data set (`models.DATASETS`), for ML and for REML:
 
     profile       hiercheck.samplers.empirical_bayes.fit(data, method="profile", reml=...)
     nelder-mead   hiercheck.samplers.empirical_bayes.fit(data, method="nelder-mead", reml=...)
@@ -38,7 +38,7 @@ import pandas as pd
 from scipy import optimize
 
 import common
-from hiercheck.models import DATASETS, Priors
+from hiercheck.models import DATASETS, Priors, load_dataset
 from hiercheck.samplers import empirical_bayes, exact
 
 REPEATS = 5
@@ -120,7 +120,7 @@ def fit_scipy(frame: pd.DataFrame, reml: bool, moments: Moments):
 
 
 def benchmark_dataset(name: str, repeats: int) -> tuple[list[dict], dict]:
-    data = common.load(name)
+    data = load_dataset(name)
     frame = frame_of(data)
     moments = Moments(frame)
     rows = []
@@ -156,7 +156,7 @@ def benchmark_dataset(name: str, repeats: int) -> tuple[list[dict], dict]:
 
 def main(argv=None) -> dict:
     args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
-    datasets = QUICK["datasets"] if args.quick else (*DATASETS, "mathtest")
+    datasets = QUICK["datasets"] if args.quick else DATASETS
     repeats = QUICK["repeats"] if args.quick else REPEATS
     machine = common.machine_info()
     fits, exact_times = [], []

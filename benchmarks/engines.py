@@ -80,14 +80,14 @@ def _mib(kilobytes: int) -> float:
 
 def measure(name: str, quick: bool) -> dict:
     """Everything about one engine, in this process."""
-    from hiercheck.models import Priors
+    from hiercheck.models import Priors, load_dataset
 
     tune, pilot, target = ((QUICK["tune"], QUICK["pilot"], QUICK["target"]) if quick
                            else (TUNE, PILOT_DRAWS, TARGET))
     if name == "exact":
         tune = 0  # i.i.d. draws: nothing to warm up
     engine = _engine(name)
-    data = common.load(DATASET)
+    data = load_dataset(DATASET)
     priors = Priors.weakly_informative(data)
     if name in ("gibbs", "blocked", "exact"):
         engine(data, priors, 1, 0, SEED)  # untimed: first-call costs (lazy imports, caches)

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 import common
-from hiercheck.models import Priors
+from hiercheck.models import Priors, load_dataset
 from hiercheck.models.engine import az
 from hiercheck.samplers import gibbs
 
@@ -133,7 +133,7 @@ def main(argv=None) -> dict:
     parser = common.parser(__doc__.splitlines()[0])
     common.engines_argument(parser, ENGINES, ENGINES)
     parser.add_argument("--datasets", default=",".join(DATASETS),
-                        help=f"comma-separated data sets: mathtest or built-in names (default: "
+                        help=f"comma-separated built-in data sets (default: "
                              f"{','.join(DATASETS)}; --quick uses {','.join(QUICK['datasets'])})")
     args = parser.parse_args(argv)
     engines = common.chosen(args.engines, ENGINES)
@@ -146,7 +146,7 @@ def main(argv=None) -> dict:
     machine = common.machine_info()
     runs, costs = [], []
     for name in datasets:
-        data = common.load(name)
+        data = load_dataset(name)
         priors = Priors.weakly_informative(data)
         for engine in engines:
             row = run_engine(engine, data, priors, tune=tune, draws=draws,

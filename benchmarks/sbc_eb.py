@@ -22,15 +22,15 @@ import numpy as np
 
 warnings.simplefilter("ignore", FutureWarning)
 
-from hiercheck.models import GroupedData  # noqa: E402
+from hiercheck.models import load_dataset  # noqa: E402
 from hiercheck.samplers import empirical_bayes  # noqa: E402
 from hiercheck.validation import sbc  # noqa: E402
+from hiercheck.validation.plots import save  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-DESIGNS = {
-    "small": (SHARED / "dyestuff.csv", "Batch", "Yield", "6 batches of 5 (Dyestuff)"),
-    "mathtest": (SHARED / "mathtest.csv", "school", "mathscore", "100 schools of 4-32 (mathtest)"),
+DESIGNS = {  # key of docs/figures/sbc_eb_<key>.png: (built-in data set, label)
+    "small": ("dyestuff", "6 batches of 5 (Dyestuff)"),
+    "mathtest": ("mathtest", "100 schools of 4-32 (mathtest)"),
 }
 
 
@@ -50,8 +50,8 @@ def main() -> None:
     figures = ROOT / "docs" / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(args.workers) as executor:
-        for key, (path, group, value, label) in DESIGNS.items():
-            design = GroupedData.from_csv(path, group=group, value=value)
+        for key, (name, label) in DESIGNS.items():
+            design = load_dataset(name)
             result = sbc.run_engine_sbc(empirical_bayes.sample, design, sbc.QUICK_PRIORS,
                                         replications=args.replications, draws=args.draws,
                                         seed=args.seed, executor=executor, engine_name="eb")

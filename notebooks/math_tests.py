@@ -30,8 +30,8 @@
 # **Running this notebook.** It is a plain Python script in jupytext's percent format, paired
 # with a notebook: `jupytext --to notebook notebooks/math_tests.py` makes `math_tests.ipynb`,
 # and `python notebooks/math_tests.py` runs it top to bottom (under a minute on 2 cores).
-# `HIERCHECK_DATA` names the folder holding `mathtest.csv` (default `../shared/data` beside the
-# repository's root); with `HIERCHECK_FIGURES` set, every figure is also written there as a PNG
+# The data are the copy packaged with hiercheck (`load_dataset("mathtest")`); with
+# `HIERCHECK_FIGURES` set, every figure is also written there as a PNG
 # (`notebooks/notebook_support.py`, which the notebooks share).
 
 # %%
@@ -49,12 +49,12 @@ warnings.filterwarnings("ignore", category=FutureWarning)  # ArviZ's notice of i
 # PyTensor advises on BLAS, which this model (all elementwise) does not use
 warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
 
-from hiercheck.models import GroupedData, Priors  # noqa: E402
+from hiercheck.models import Priors, load_dataset  # noqa: E402
 from hiercheck.models.engine import az  # noqa: E402
 from hiercheck.samplers import empirical_bayes, exact, gibbs  # noqa: E402
-from notebook_support import DATA, show  # noqa: E402
+from notebook_support import show  # noqa: E402
 
-mathtest = GroupedData.from_csv(DATA / "mathtest.csv", group="school", value="mathscore")
+mathtest = load_dataset("mathtest")
 priors = Priors.weakly_informative(mathtest)
 print(mathtest)
 print("priors (scaled to the data):", priors)

@@ -1,30 +1,16 @@
-"""What the notebooks share: where the data and their outputs go, and how a figure is shown.
+"""What the notebooks share: where their outputs go, and how a figure is shown.
 
-Two environment variables:
-
-- `HIERCHECK_DATA`: the folder holding the course's CSV files; default `../shared/data` beside
-  the repository's root (where the project keeps its data sets).
-- `HIERCHECK_FIGURES`: if set, every figure is also written there as a PNG, and every table a
-  notebook saves as a CSV (the test suite uses this to check what a notebook drew and computed).
+The environment variable `HIERCHECK_FIGURES`, if set, names a folder where every figure is also
+written as a PNG, and every table a notebook saves as a CSV (the test suite uses this to check
+what a notebook drew and computed). The notebooks read the data sets built into the package.
 """
 
 import os
 import sys
 from pathlib import Path
 
-__all__ = ["DATA", "FIGURES", "repository_root", "save_table", "show"]
+__all__ = ["FIGURES", "save_table", "show"]
 
-
-def repository_root() -> Path:
-    """The folder with pyproject.toml at or above this file's."""
-    start = Path(__file__).resolve().parent
-    for folder in (start, *start.parents):
-        if (folder / "pyproject.toml").is_file() and (folder / "samplers").is_dir():
-            return folder
-    raise FileNotFoundError(f"no hiercheck repository at or above {start}")
-
-
-DATA = Path(os.environ.get("HIERCHECK_DATA", repository_root().parent / "shared" / "data"))
 FIGURES = Path(os.environ["HIERCHECK_FIGURES"]) if os.environ.get("HIERCHECK_FIGURES") else None
 
 

@@ -1,15 +1,14 @@
-"""Shared fixtures (the real data sets in ../shared/data beside the repository), and the guard that
-keeps `pytest -m "not slow"` fast: a test that compiles a PyTensor function (every PyMC model's
-log density, NUTS, nutpie) fails unless it is marked `slow`."""
+"""Fixtures the test files share (the data sets built into the package, and their CSV files),
+and the guard that keeps `pytest -m "not slow"` fast: a test that compiles a PyTensor function
+(every PyMC model's log density, NUTS, nutpie) fails unless it is marked `slow`."""
 
 import os
-from pathlib import Path
+from contextlib import ExitStack
+from importlib import resources
 
 import pytest
 
-from hiercheck.models import GroupedData, Priors
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from hiercheck.models import GroupedData, Priors, load_dataset
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -76,15 +75,17 @@ def _a_cache_of_the_tests_own(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"the test data folder {SHARED_DATA} is missing")
-    return SHARED_DATA
+def packaged_csv():
+    """The path of a CSV file packaged with hiercheck (`hiercheck.models.packaged`), by file name:
+    what a user passes to `--data`, and what a test reads without hiercheck's loaders."""
+    with ExitStack() as files:
+        yield lambda filename: files.enter_context(resources.as_file(
+            resources.files("hiercheck.models").joinpath("builtin", filename)))
 
 
 @pytest.fixture(scope="session")
-def mathtest(shared_data) -> GroupedData:
-    return GroupedData.from_csv(shared_data / "mathtest.csv", group="school", value="mathscore")
+def mathtest() -> GroupedData:
+    return load_dataset("mathtest")
 
 
 @pytest.fixture(scope="session")

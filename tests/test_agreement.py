@@ -9,15 +9,15 @@ import pytest
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from hiercheck.models import GroupedData, Priors
+from hiercheck.models import Priors, load_dataset
 from hiercheck.samplers import exact
 from hiercheck.models.engine import az
 from hiercheck.validation import agreement
 
 
 @pytest.fixture(scope="module")
-def dyestuff(shared_data):
-    return GroupedData.from_csv(shared_data / "dyestuff.csv", group="Batch", value="Yield")
+def dyestuff():
+    return load_dataset("dyestuff")
 
 
 @pytest.fixture(scope="module")

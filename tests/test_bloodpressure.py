@@ -30,7 +30,8 @@ from .builtin_checks import (Grid, assert_each_state_alone, draws_of, gaussian_b
 
 ALPHA = 1e-3
 RTOL = 1e-6
-REML = {"Intercept": (141.55, 3.19), "x": (-7.43, 4.51)}  # SOURCES.md: statsmodels MixedLM, REML
+# models/builtin/README.md: statsmodels MixedLM, REML
+REML = {"Intercept": (141.55, 3.19), "x": (-7.43, 4.51)}
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +77,7 @@ STATES = ("near", "far")
 
 # -- the packaged data --------------------------------------------------------------------------
 
-PACKAGED_SHA256 = {  # SOURCES.md, the copies in ../shared/data
+PACKAGED_SHA256 = {  # models/builtin/README.md
     "bloodpressure.csv": "ac85d40f03e72edb75bb32f03450cfb4556f95c1cfe05d44be6a582eb14b3510",
     "cheese.csv": "bf1443f0e9de02b5374bc95741e55ba30b4b78a0089899d511849ac14f0539ff",
     "mathtest.csv": "3c89b2083e63ff0e58a2cfec871c17d81d4042b1a64fc08f7acfd289baf67dec",
@@ -84,53 +85,52 @@ PACKAGED_SHA256 = {  # SOURCES.md, the copies in ../shared/data
 
 
 @pytest.mark.parametrize("filename", sorted(PACKAGED_SHA256))
-def test_the_packaged_files_are_the_documented_copies(filename, shared_data):
+def test_the_packaged_files_are_the_documented_copies(filename):
     from importlib import resources
 
     packaged = resources.files("hiercheck.models").joinpath("builtin", filename).read_bytes()
     assert hashlib.sha256(packaged).hexdigest() == PACKAGED_SHA256[filename]
-    assert packaged == (shared_data / filename).read_bytes()
     notice = resources.files("hiercheck.models").joinpath("builtin", "README.md").read_text()
     assert "Copyright (c) 2017 James Scott" in notice and "jgscott/SDS383D" in notice
 
 
-LOAD_WITHOUT_SHARED = """
+LOAD_LISTING_CSV_OPENED = """
 import sys
 opened = []
 sys.addaudithook(lambda event, args: opened.append(str(args[0])) if event == "open" else None)
 from hiercheck.models import {module}
 data = {module}.load()
 print(repr(data))
-print([path for path in opened if "shared" in path or path.endswith(".csv")])
+print([path for path in opened if path.endswith(".csv")])
 """
 
 
 @pytest.mark.parametrize("module", ["bloodpressure", "cheese"])
-def test_load_reads_the_packaged_copy_and_nothing_in_shared(module, tmp_path):
-    done = subprocess.run([sys.executable, "-c", LOAD_WITHOUT_SHARED.format(module=module)],
+def test_load_reads_the_packaged_copy_and_no_other_csv(module, tmp_path):
+    done = subprocess.run([sys.executable, "-c", LOAD_LISTING_CSV_OPENED.format(module=module)],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     first, second = done.stdout.strip().splitlines()
     opened = eval(second)
     assert len(opened) == 1 and "/builtin/" in opened[0].replace("\\", "/"), opened
-    assert "/shared/" not in opened[0]
 
 
-def test_the_data_are_as_sources_md_describes_them(data):
+def test_the_data_are_as_their_readme_describes_them(data):
     assert data.grouped.N == 426 and data.grouped.m == 20
     assert data.grouped.n.min() == 8 and data.grouped.n.max() == 31
     assert data.x.sum() == 10
     assert int(data.x[data.codes].sum()) == 215  # measurements under treatment 2
     assert data.values.min() == 112 and data.values.max() == 171
     assert data.dates.dtype == np.dtype("datetime64[D]")
-    # in date order within each subject, as SOURCES.md says
+    # in date order within each subject, as models/builtin/README.md says
     for subject in range(data.grouped.m):
         assert np.all(np.diff(data.dates[data.codes == subject]) > np.timedelta64(0, "D"))
 
 
 def test_statsmodels_reml_gives_the_published_treatment_effect(data):
-    """SOURCES.md: systolic ~ 1 + x + (1 | subject), REML: intercept 141.55 (SE 3.19), treatment
-    effect -7.43 (SE 4.51), between-subject variance 101.2, residual variance 11.76."""
+    """models/builtin/README.md: systolic ~ 1 + x + (1 | subject), REML: intercept 141.55
+    (SE 3.19), treatment effect -7.43 (SE 4.51), between-subject variance 101.2, residual
+    variance 11.76."""
     import statsmodels.formula.api as smf
 
     frame = pd.DataFrame({"systolic": data.values, "subject": data.codes,

@@ -24,12 +24,12 @@ def test_describe_default_data_set_is_hsb(capsys, tmp_path):
     assert (tmp_path / "school_means.png").stat().st_size > 10_000
 
 
-def test_describe_a_csv(capsys, tmp_path, shared_data):
-    code, out, _ = run(capsys, "describe", "--data", str(shared_data / "mathtest.csv"),
+def test_describe_a_csv(capsys, tmp_path, packaged_csv):
+    code, out, _ = run(capsys, "describe", "--data", str(packaged_csv("mathtest.csv")),
                        "--group", "school", "--value", "mathscore", "--out", str(tmp_path))
     assert code == 0
     assert "1993 students in 100 schools" in out
-    # the highest mean belongs to school 67, which has 4 students (SOURCES.md)
+    # the highest mean belongs to school 67, which has 4 students (models/builtin/README.md)
     highest = next(line for line in out.splitlines() if line.strip().startswith("highest 1"))
     assert highest.split()[2:4] == ["67", "4"]
 

@@ -76,11 +76,11 @@ def test_kappa_is_the_weight_of_mu_in_the_conditional_mean_of_theta(mathtest):
     assert np.all(np.abs(right - truth.mean("theta")) < 4 * spread / math.sqrt(200_000))
 
 
-def test_fit_runs_under_the_sheets_priors(shared_data, tmp_path, capsys):
+def test_fit_runs_under_the_sheets_priors(packaged_csv, tmp_path, capsys):
     from hiercheck.validation.cli import main
 
     for engine in ("gibbs", "exact"):
-        assert main(["fit", "--engine", engine, "--data", str(shared_data / "mathtest.csv"),
+        assert main(["fit", "--engine", engine, "--data", str(packaged_csv("mathtest.csv")),
                      "--group", "school", "--value", "mathscore", "--prior", SHEET,
                      "--draws", "500", "--out", str(tmp_path)]) == 0
     assert "phi=0.0" in capsys.readouterr().out

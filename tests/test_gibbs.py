@@ -19,17 +19,13 @@ import pytest
 from scipy import integrate, optimize
 from scipy import stats as st
 
-from hiercheck.models import GroupedData, Priors, school_stats
+from hiercheck.models import GroupedData, Priors, load_dataset, school_stats
 from hiercheck.models.engine import POSTERIOR_VARIABLES, SCALARS, az
 from hiercheck.samplers import gibbs
 from hiercheck.errors import SettingsError
 from hiercheck.samplers.gibbs import Conditionals, GibbsState
 
-CSV = {  # name -> (file, group column, value column) in ../shared/data
-    "rail": ("rail.csv", "Rail", "travel"),
-    "radon": ("radon_mn.csv", "county", "log.radon"),  # counties with one home
-    "mathtest": ("mathtest.csv", "school", "mathscore"),
-}
+DATASETS = ("rail", "radon", "mathtest")  # radon: counties with one home
 DOC = Path(__file__).resolve().parents[1] / "docs" / "derivation.md"
 
 DRAWS = 20_000          # draws of a conditional, in one batched call
@@ -43,9 +39,8 @@ Z_LIMIT = 5.0
 
 
 @pytest.fixture(scope="module")
-def datasets(shared_data):
-    return {name: GroupedData.from_csv(shared_data / file, group=group, value=value)
-            for name, (file, group, value) in CSV.items()}
+def datasets():
+    return {name: load_dataset(name) for name in DATASETS}
 
 
 def strong_priors(data: GroupedData) -> Priors:
@@ -58,7 +53,7 @@ def strong_priors(data: GroupedData) -> Priors:
                   nu=data.ybar.mean() + 3 * spread, phi=1.0 / spread**2)
 
 
-CASES = [*CSV, "rail, strong priors"]
+CASES = [*DATASETS, "rail, strong priors"]
 
 
 @pytest.fixture(scope="module")

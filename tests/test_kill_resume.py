@@ -94,24 +94,22 @@ def test_cli_sbc_killed_with_sigkill_resumes_to_the_uninterrupted_ranks(tmp_path
 
 ENGINE_RUN = textwrap.dedent("""
     import sys
-    from hiercheck.models import GroupedData
+    from hiercheck.models import load_dataset
     from hiercheck.samplers import exact
     from hiercheck.validation import sbc
-    design = GroupedData.from_csv(sys.argv[1], group="Batch", value="Yield")
+    design = load_dataset(sys.argv[1])
     sbc.run_engine_sbc(exact.sample, design, sbc.QUICK_PRIORS, replications=int(sys.argv[3]),
                        draws=50, seed=7, out=sys.argv[2], engine_name="exact")
 """)
 
 
-def test_engine_sbc_killed_with_sigkill_resumes_to_the_uninterrupted_ranks(tmp_path, shared_data):
+def test_engine_sbc_killed_with_sigkill_resumes_to_the_uninterrupted_ranks(tmp_path):
     """`run_engine_sbc` with the exact engine, one replication a unit, killed after 3."""
-    from hiercheck.models import GroupedData
     from hiercheck.samplers import exact
 
     reps = 10
-    csv = shared_data / "dyestuff.csv"
     folder = tmp_path / "run"
-    argv = ["-c", ENGINE_RUN, str(csv), str(folder), str(reps)]
+    argv = ["-c", ENGINE_RUN, "dyestuff", str(folder), str(reps)]
     saved = kill_after(start(argv), folder, KILL_AFTER_UNITS, reps)
     resumed = start(argv)
     _, err = resumed.communicate(timeout=120)
@@ -119,26 +117,24 @@ def test_engine_sbc_killed_with_sigkill_resumes_to_the_uninterrupted_ranks(tmp_p
     after = units_in(folder)
     assert len(after) == reps and {name: after[name] for name in saved} == saved
 
-    design = GroupedData.from_csv(csv, group="Batch", value="Yield")
-    whole = sbc.run_engine_sbc(exact.sample, design, sbc.QUICK_PRIORS, replications=reps,
-                               draws=50, seed=7, engine_name="exact")
+    whole = sbc.run_engine_sbc(exact.sample, load_dataset("dyestuff"), sbc.QUICK_PRIORS,
+                               replications=reps, draws=50, seed=7, engine_name="exact")
     got = stored_ranks(folder, whole.settings, reps)
     for name in whole.ranks:
         np.testing.assert_array_equal(got[name], whole.ranks[name], err_msg=name)
 
 
-def test_a_dask_worker_killed_mid_run_changes_no_rank(tmp_path, shared_data):
+def test_a_dask_worker_killed_mid_run_changes_no_rank(tmp_path):
     """Two worker processes; once 3 replications are saved, one worker is SIGKILLed. The
     scheduler resubmits what it held to the survivor (or its restarted replacement), and every
     rank equals the serial run's."""
     import threading
 
     distributed = pytest.importorskip("distributed")
-    from hiercheck.models import GroupedData
     from hiercheck.samplers import exact
 
     reps = 24
-    design = GroupedData.from_csv(shared_data / "dyestuff.csv", group="Batch", value="Yield")
+    design = load_dataset("dyestuff")
     serial = sbc.run_engine_sbc(exact.sample, design, sbc.QUICK_PRIORS, replications=reps,
                                 draws=50, seed=7)
     folder = tmp_path / "run"

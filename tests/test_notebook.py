@@ -1,6 +1,6 @@
 """The notebooks run top to bottom as plain scripts: notebooks/math_tests.py, the math-test
 walk-through, and notebooks/blood_pressure.py, the blood-pressure analysis, whose numbers are
-checked against computations made here from the shared copy of the data."""
+checked against computations made here from the packaged copy of the data."""
 
 import os
 import subprocess
@@ -14,12 +14,10 @@ import pytest
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
-def run_notebook(name: str, folder: Path, shared_data: Path, timeout: float
-                 ) -> subprocess.CompletedProcess:
+def run_notebook(name: str, folder: Path, timeout: float) -> subprocess.CompletedProcess:
     """Run notebooks/NAME from `folder` (so it cannot rely on the working directory), its
     figures and tables written to folder/figures; the run must succeed."""
-    environment = {**os.environ, "MPLBACKEND": "Agg", "HIERCHECK_DATA": str(shared_data),
-                   "HIERCHECK_FIGURES": str(folder / "figures")}
+    environment = {**os.environ, "MPLBACKEND": "Agg", "HIERCHECK_FIGURES": str(folder / "figures")}
     run = subprocess.run([sys.executable, str(NOTEBOOKS / name)], cwd=folder, env=environment,
                          capture_output=True, text=True, timeout=timeout)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -35,14 +33,14 @@ def assert_figures_drawn(folder: Path, names) -> None:
 
 
 @pytest.mark.slow
-def test_math_tests_notebook_runs_and_draws_its_figures(shared_data, tmp_path):
-    run = run_notebook("math_tests.py", tmp_path, shared_data, timeout=300)  # the issue's 5 min
+def test_math_tests_notebook_runs_and_draws_its_figures(tmp_path):
+    run = run_notebook("math_tests.py", tmp_path, timeout=300)  # the issue's 5 min
     assert "1993 students in 100 schools" in run.stdout
     # the package's derivation passes every check on the data, the planted slip fails two
     verdicts = [line for line in run.stdout.splitlines()
                 if line.endswith(": PASSED") or ": FAILED" in line]
-    assert verdicts[0].endswith("mathtest.csv: PASSED"), verdicts
-    assert verdicts[1].endswith("mathtest.csv: FAILED (consistency, geweke)"), verdicts
+    assert verdicts[0].endswith("mathtest: PASSED"), verdicts
+    assert verdicts[1].endswith("mathtest: FAILED (consistency, geweke)"), verdicts
     assert_figures_drawn(tmp_path, ("school_means", "theta_forest", "shrinkage", "sbc"))
 
 
@@ -56,11 +54,11 @@ def pooled_t(treated: np.ndarray, control: np.ndarray) -> tuple[float, float]:
 
 
 @pytest.mark.slow  # a subprocess: about 10 s, most of it imports
-def test_blood_pressure_notebook_numbers(shared_data, tmp_path):
-    run = run_notebook("blood_pressure.py", tmp_path, shared_data, timeout=120)
+def test_blood_pressure_notebook_numbers(packaged_csv, tmp_path):
+    run = run_notebook("blood_pressure.py", tmp_path, timeout=120)
     assert "426 measurements of 20 subjects" in run.stdout
     table = pd.read_csv(tmp_path / "figures" / "treatment_effect.csv").set_index("method")
-    frame = pd.read_csv(shared_data / "bloodpressure.csv")
+    frame = pd.read_csv(packaged_csv("bloodpressure.csv"))
     treated = frame.treatment == 2
     arms = frame.groupby("subject").agg(mean=("systolic", "mean"), treatment=("treatment", "first"))
     by_hand = {
@@ -75,9 +73,9 @@ def test_blood_pressure_notebook_numbers(shared_data, tmp_path):
         assert row.estimate == pytest.approx(difference, rel=1e-10)
         assert row.t == pytest.approx(t, rel=1e-10)
         assert row["standard error"] == pytest.approx(difference / t, rel=1e-10)
-    # beta's posterior against statsmodels' REML fit (SOURCES.md: -7.43, SE 4.51): under the weak
-    # priors they differ by 0.01 (docs/derivation.md 7.5); the Monte Carlo SE of the mean of 8000
-    # draws (ESS about 7600) is 0.05, so 0.25 is five of them
+    # beta's posterior against statsmodels' REML fit (models/builtin/README.md: -7.43, SE 4.51):
+    # under the weak priors they differ by 0.01 (docs/derivation.md 7.5); the Monte Carlo SE of
+    # the mean of 8000 draws (ESS about 7600) is 0.05, so 0.25 is five of them
     model = table.loc["hierarchical model: posterior of beta"]
     assert model.estimate == pytest.approx(-7.43, abs=0.25)
     assert model["standard error"] == pytest.approx(4.51, abs=0.25)

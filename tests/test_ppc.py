@@ -135,11 +135,11 @@ def independence_p(data, seed) -> float:
     return ppc.check_independence(posterior, data.grouped, dates=data.dates, seed=seed).p_value
 
 
-def test_the_course_file_is_in_date_order_within_each_subject(shared_data):
-    """What `hiercheck ppc --model bloodpressure` says of the file, from the shared copy read
+def test_the_course_file_is_in_date_order_within_each_subject(packaged_csv):
+    """What `hiercheck ppc --model bloodpressure` says of the file, from the packaged copy read
     with pandas alone: subjects in contiguous blocks, dates strictly increasing in each."""
 
-    frame = pd.read_csv(shared_data / "bloodpressure.csv", parse_dates=["date"])
+    frame = pd.read_csv(packaged_csv("bloodpressure.csv"), parse_dates=["date"])
     assert frame.subject.is_monotonic_increasing
     assert all(block.date.is_monotonic_increasing and block.date.is_unique
                for _, block in frame.groupby("subject"))

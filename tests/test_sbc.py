@@ -13,7 +13,7 @@ from statsmodels.stats.multitest import multipletests
 
 from scipy import stats as st
 
-from hiercheck.models import GroupedData
+from hiercheck.models import GroupedData, load_dataset
 from hiercheck.models.simulate import Parameters, draw_parameters, draw_scores
 from hiercheck.samplers import empirical_bayes, exact
 from hiercheck.validation import mutants, sbc
@@ -25,8 +25,8 @@ EXECUTOR_REPLICATIONS = 8  # the exact engine takes ~0.1 s a replication
 
 
 @pytest.fixture(scope="module")
-def design(shared_data):
-    return GroupedData.from_csv(shared_data / "dyestuff.csv", group="Batch", value="Yield")
+def design():
+    return load_dataset("dyestuff")
 
 
 @pytest.fixture(scope="module")
