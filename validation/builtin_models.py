@@ -1,25 +1,30 @@
 """Built-in models of the "any model" harness: `hiercheck validate --model NAME`.
 
 Each entry of `BUILTIN_MODELS` is a `BuiltinModel(load, build_model, conditionals, mutants,
-sample, batched)`:
+sample, batched, flagship)`:
 
     load()               the model's data
     build_model(data)    the PyMC model (priors, likelihood, observed data)
     conditionals()       the hand-derived sweep, {name or tuple of names: draw(rng, state, data)}
     mutants()            {mutant name: such a mapping with one slip in it}
-    sample(data, ...)    the sweep as an engine (InferenceData), for `hiercheck report --model`;
-                         the course models' `hiercheck.samplers.NAME.sample`, None for the flagship
-                         (whose report is `hiercheck report --dataset NAME`)
+    sample(data, ...)    the model's Gibbs engine (InferenceData), for `hiercheck fit --model` and
+                         `hiercheck report --model`: the course models'
+                         `hiercheck.samplers.NAME.sample`, the flagship's `gibbs.sample` under the
+                         entry's priors
     batched              whether the sweep's functions take a batch of states at once
                          (`check_gibbs(batched=True)`)
+    flagship             whether it is the flagship hierarchy, whose report is
+                         `hiercheck report --dataset NAME` (`models_with_engine` leaves it out)
 
-so adding a model is one line. The course's next problems, `bloodpressure` and `cheese`, keep
-their PyMC models in `hiercheck.models` and their hand-derived sweeps in `hiercheck.samplers`
-(docs/derivation.md, sections 7 and 8). The flagship hierarchy comes twice: `mathtest` on the
-math-test data under the weakly informative priors, and `hierarchy-small` on six simulated schools
-of five under the informative priors of the flagship's small design (where slips in the prior's
-constants show). Both run the package's own conditionals (`hiercheck.samplers.gibbs`) and the
-mutants of `hiercheck.validation.mutants.CATALOGUE`, each wrapped into the generic signature.
+so adding a model is one line; `BuiltinModel.sample_nuts` samples any of them with PyMC's NUTS
+(`hiercheck fit --model NAME --engine nuts`). The course's next problems, `bloodpressure` and
+`cheese`, keep their PyMC models in `hiercheck.models` and their hand-derived sweeps in
+`hiercheck.samplers` (docs/derivation.md, sections 7 and 8). The flagship hierarchy comes twice:
+`mathtest` on the math-test data under the weakly informative priors, and `hierarchy-small` on
+eight simulated schools of 1 to 12 students, the flagship's small design, under its informative
+priors (where slips in the prior's constants show). Both run the package's own conditionals
+(`hiercheck.samplers.gibbs`) and the mutants of `hiercheck.validation.mutants.CATALOGUE`, each
+wrapped into the generic signature, and the flagship's Gibbs sampler as their engine.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ __all__ = ["BUILTIN_MODELS", "BuiltinModel", "course_model", "detection_matrix",
            "get_builtin", "matrix_markdown", "models_with_engine", "wrap_flagship"]
 
 import importlib
+import time
+import warnings
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, NamedTuple
@@ -35,17 +42,20 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import pandas as pd
 
-from hiercheck.errors import SettingsError, UserFunctionError
+from hiercheck.errors import NutsWarning, SettingsError, UserFunctionError
 from hiercheck.models import GroupedData, Priors, school_stats
 from hiercheck.models.data import group_moments
+from hiercheck.models.engine import check_run_size
 
 if TYPE_CHECKING:
+    import arviz as az
+
     from hiercheck.samplers.gibbs import Conditionals
 
 
 class BuiltinModel(NamedTuple):
-    """A model of `hiercheck validate --model NAME`: four functions, each importing what it
-    needs when called.
+    """A model of `hiercheck validate --model NAME` (and `fit`, `mutants`, `report --model`):
+    five functions, each importing what it needs when called, and two flags.
 
     Attributes
     ----------
@@ -59,11 +69,16 @@ class BuiltinModel(NamedTuple):
     mutants : callable
         mutants() -> {mutant name: such a mapping with one slip in it}.
     sample : callable or None
-        sample(data, *, draws, chains, seed) -> arviz.InferenceData of the hand-derived sweep
-        under the data's default priors, its free variables named as in the PyMC model; None
-        when the model has no such engine.
+        sample(data, *, draws, chains, seed) -> arviz.InferenceData of the model's Gibbs
+        engine under the priors of `build_model(data)`, its free variables named as in the
+        PyMC model (`hiercheck fit --model NAME`); None when the model has no such engine.
+        Every entry of `BUILTIN_MODELS` has one.
     batched : bool
         Whether the functions of the sweep and of the mutants take a batch of states at once.
+    flagship : bool
+        Whether the model is the flagship hierarchy (`flagship_model`): its engine is the
+        flagship's `hiercheck.samplers.gibbs.sample`, and its report is
+        `hiercheck report --dataset`, which shows every engine of the flagship.
     """
 
     load: Callable[[], object]
@@ -72,6 +87,62 @@ class BuiltinModel(NamedTuple):
     mutants: Callable[[], Mapping[str, Mapping]]
     sample: Callable[..., object] | None = None
     batched: bool = False
+    flagship: bool = False
+
+    def sample_nuts(self, data: object, *, draws: int, chains: int, seed: int,
+                    tune: int = 1000) -> az.InferenceData:
+        """PyMC's NUTS on `build_model(data)` as an engine, as check_gibbs runs it
+        (`CompiledModel.sample_nuts`): every free variable, with the PyMC model's dims.
+
+        Parameters
+        ----------
+        data : object
+            The model's data (`load()`).
+        draws : int
+            Draws kept per chain.
+        chains : int
+            Chains, on at most two cores.
+        seed : int
+            `pymc.sample`'s random_seed.
+        tune : int, default 1000
+            Tuning steps per chain, discarded.
+
+        Returns
+        -------
+        arviz.InferenceData
+            posterior: the free variables, dims (chain, draw, *the model's own); attrs: engine
+            "nuts-pymc", settings (tune, seed, the divergent transitions), sampling_time, data
+            (the priors are the PyMC model's, none recorded).
+
+        Raises
+        ------
+        SettingsError
+            If `draws` or `chains` is not an integer >= 1.
+
+        Warns
+        -----
+        NutsWarning
+            If any transition diverged.
+        """
+        from hiercheck.samplers.sweeps import to_inference_data
+
+        from .pymc_model import CompiledModel
+
+        check_run_size(draws, chains)
+        model = self.build_model(data)
+        started = time.perf_counter()
+        draws_by_name, divergences = CompiledModel(model).sample_nuts(
+            draws=draws, tune=tune, chains=chains, seed=seed)
+        elapsed = time.perf_counter() - started
+        if divergences:
+            warnings.warn(f"NUTS on {data.name}: {divergences} divergent transitions",
+                          NutsWarning, stacklevel=2)
+        dims = {name: list(model.named_vars_to_dims.get(name, ())) for name in draws_by_name}
+        coords = {dim: model.coords[dim] for names in dims.values() for dim in names}
+        return to_inference_data(draws_by_name, coords=coords, dims=dims, constant_data={},
+                                 engine="nuts-pymc", settings={"tune": tune, "seed": seed,
+                                                               "divergences": divergences},
+                                 priors={}, data_name=data.name, sampling_time=elapsed)
 
 
 def wrap_flagship(conditionals: Conditionals, priors: Priors) -> dict[str, Callable]:
@@ -139,11 +210,11 @@ def flagship_model(load_data: Callable[[], GroupedData],
                    priors_of: Callable[[GroupedData], Priors]) -> BuiltinModel:
     """The flagship hierarchy as a built-in model on the data `load_data()` returns, under the
     priors `priors_of(data)`: the reference PyMC model, the package's conditionals and the Gibbs
-    mutants of the catalogue, wrapped (`wrap_flagship`).
+    mutants of the catalogue, wrapped (`wrap_flagship`), and the flagship's Gibbs sampler.
 
-    The data are loaded once (cached). `build_model(data)` uses the priors `priors_of(data)` of
-    the data it is given; the conditionals and mutants use `priors_of(load())`, those of the
-    loaded data.
+    The data are loaded once (cached). `build_model(data)` and `sample(data, ...)` use the
+    priors `priors_of(data)` of the data they are given; the conditionals and mutants use
+    `priors_of(load())`, those of the loaded data.
 
     Parameters
     ----------
@@ -156,7 +227,8 @@ def flagship_model(load_data: Callable[[], GroupedData],
     -------
     BuiltinModel
         Its conditionals the textbook sweep; its mutants those of
-        `hiercheck.validation.mutants.CATALOGUE` with conditionals and the "textbook" scheme.
+        `hiercheck.validation.mutants.CATALOGUE` with conditionals and the "textbook" scheme;
+        its sample `hiercheck.samplers.gibbs.sample` (textbook sweep); flagship True.
     """
     @lru_cache(maxsize=1)
     def load():
@@ -179,7 +251,13 @@ def flagship_model(load_data: Callable[[], GroupedData],
         return {m.name: wrap_flagship(m.conditionals, priors)
                 for m in CATALOGUE if m.conditionals is not None and m.scheme == "textbook"}
 
-    return BuiltinModel(load, build_model, conditionals, mutants, batched=True)
+    def sample(data, **settings):
+        from hiercheck.samplers import gibbs
+
+        return gibbs.sample(data, priors_of(data), **settings)
+
+    return BuiltinModel(load, build_model, conditionals, mutants, sample, batched=True,
+                        flagship=True)
 
 
 def _mathtest() -> GroupedData:
@@ -270,14 +348,17 @@ def get_builtin(name: str) -> BuiltinModel:
 
 
 def models_with_engine() -> tuple[str, ...]:
-    """The built-in models with their own Gibbs engine (`hiercheck report --model NAME`).
+    """The built-in models with a Gibbs engine of their own (`hiercheck report --model NAME`).
+    The flagship's entries are left out: their engine is the flagship's, and their report is
+    `hiercheck report --dataset NAME`, every engine of the flagship side by side.
 
     Returns
     -------
     tuple of str
-        Keys of `BUILTIN_MODELS` whose `sample` is not None.
+        Keys of `BUILTIN_MODELS` whose `sample` is not None and that are not `flagship`.
     """
-    return tuple(name for name, builtin in BUILTIN_MODELS.items() if builtin.sample is not None)
+    return tuple(name for name, builtin in BUILTIN_MODELS.items()
+                 if builtin.sample is not None and not builtin.flagship)
 
 
 def detection_matrix(name: str, *, quick: bool = True, seed: int = 0,

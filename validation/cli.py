@@ -144,9 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     fit = commands.add_parser("fit", help="fit with one engine or all, write the posterior(s)")
     add_common_options(fit)
-    fit.add_argument("--engine", default="all", choices=[*ENGINES, "all"],
-                     help="which engine; 'all' runs gibbs, eb, exact and nuts (default: all)")
+    fit.add_argument("--engine", choices=[*ENGINES, "all"],
+                     help="which engine; 'all' runs gibbs, eb, exact and nuts (default: all; "
+                          "with --model: gibbs, the model's own Gibbs sampler, or nuts, PyMC's "
+                          "NUTS on its PyMC model)")
     add_sampling_options(fit)
+    fit.add_argument("--model", choices=list(BUILTIN_MODELS), metavar="NAME",
+                     help="fit a built-in model on its own data and priors instead "
+                          f"({', '.join(BUILTIN_MODELS)}); prints the summary of its parameters "
+                          f"of at most {SUMMARY_SIZE} values (the scalars, the cheese model's m)")
     fit.set_defaults(run=run_fit)
 
     validate = commands.add_parser(
@@ -348,25 +354,25 @@ def describe_text(data: GroupedData, extremes: int = 3) -> str:
 # -- fit ------------------------------------------------------------------------------------------
 
 FIT_ALL = ("gibbs", "eb", "exact", "nuts")
+MODEL_ENGINES = ("gibbs", "nuts")  # of `fit --model`: the model's own sampler, or PyMC's NUTS
+# `fit --model` summarizes the variables of at most this many values a draw: the scalars and the
+# cheese model's 4 mean coefficients m, not the 20 subjects' theta_i nor a 4 x 4 Sigma
+SUMMARY_SIZE = 4
 
 
 def run_fit(args) -> int:
     from hiercheck.models.engine import az, check_run_size
 
+    if args.model:
+        return run_model_fit(args)
     check_run_size(args.draws, args.chains)
     data = load_data(args)
     priors = load_priors(args, data)
-    names = FIT_ALL if args.engine == "all" else (args.engine,)
+    names = FIT_ALL if args.engine in (None, "all") else (args.engine,)
     folder = output_folder(args)
-    results = {}
-    for name in names:
-        engine = get_engine(name)
-        started = time.perf_counter()
-        print(f"fitting {name} ...", file=sys.stderr, flush=True)
-        results[name] = engine(data, priors, draws=args.draws, chains=args.chains, seed=args.seed)
-        path = folder / f"posterior_{name}.nc"
-        results[name].to_netcdf(path)
-        print(f"  {name}: {time.perf_counter() - started:.1f} s, wrote {path}", file=sys.stderr)
+    results = {name: fit_and_write(name, get_engine(name), folder, data, priors,
+                                   draws=args.draws, chains=args.chains, seed=args.seed)
+               for name in names}
     if len(names) == 1:
         summary = az.summary(results[names[0]], var_names=["mu", "sigma", "tau", "lam", "omega"])
         print(summary.to_string())
@@ -379,6 +385,51 @@ def run_fit(args) -> int:
         print(f"\nempirical Bayes ({eb_fit.criterion}): 95% profile-likelihood intervals")
         print(eb_fit.profile_ci().to_string(float_format=lambda x: f"{x:.5g}"))
         print(f"wrote {write_shrinkage_plot(eb_fit, results, folder)}", file=sys.stderr)
+    return 0
+
+
+def fit_and_write(name: str, engine, folder: Path, *inputs, **settings):
+    """engine(*inputs, **settings), its result written to folder/posterior_NAME.nc; the time it
+    took on stderr.
+    """
+    started = time.perf_counter()
+    print(f"fitting {name} ...", file=sys.stderr, flush=True)
+    result = engine(*inputs, **settings)
+    path = folder / f"posterior_{name}.nc"
+    result.to_netcdf(path)
+    print(f"  {name}: {time.perf_counter() - started:.1f} s, wrote {path}", file=sys.stderr)
+    return result
+
+
+def run_model_fit(args) -> int:
+    """`fit --model NAME`: a built-in model on its own data and priors, with its Gibbs engine or
+    PyMC's NUTS on its PyMC model; the posterior written, the summary of its small variables
+    (`SUMMARY_SIZE`) printed.
+    """
+    from hiercheck.models.engine import az, check_run_size
+
+    from .builtin_models import get_builtin
+
+    refuse_data_options(args, ("--group", args.group), ("--value", args.value))
+    name = args.engine or "gibbs"
+    if name not in MODEL_ENGINES:
+        raise SettingsError(f"with --model, --engine is gibbs (the model's own Gibbs sampler) "
+                            f"or nuts (PyMC's NUTS on its PyMC model), not {name}")
+    check_run_size(args.draws, args.chains)
+    builtin = get_builtin(args.model)
+    engine = builtin.sample if name == "gibbs" else builtin.sample_nuts
+    if engine is None:
+        raise SettingsError(f"the model {args.model} has no Gibbs engine (its BuiltinModel has "
+                            "no sample); fit it with --engine nuts")
+    data = builtin.load()
+    result = fit_and_write(name, engine, output_folder(args), data, draws=args.draws,
+                           chains=args.chains, seed=args.seed)
+    posterior = result.posterior
+    small = [variable for variable, values in posterior.data_vars.items()
+             if values.isel(chain=0, draw=0).size <= SUMMARY_SIZE]
+    print(f"the built-in model {args.model} on {data!r}: {name}, {args.chains} chains of "
+          f"{args.draws} draws")
+    print(az.summary(result, var_names=small or None).to_string())
     return 0
 
 

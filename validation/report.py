@@ -645,7 +645,7 @@ def write_model_report(name: str, folder: Path, *, seed: int = 0, quick: bool = 
     from . import generic
 
     builtin = get_builtin(name)
-    if builtin.sample is None:
+    if name not in models_with_engine():
         raise SettingsError(f"the report of {name!r} is `hiercheck report --dataset`; --model "
                             f"serves {', '.join(models_with_engine())}")
     started = time.perf_counter()
