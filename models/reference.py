@@ -42,6 +42,7 @@ from hiercheck.errors import NutsWarning, SettingsError, require_integer
 
 from .data import GroupedData
 from .engine import POSTERIOR_VARIABLES, SAMPLED, az, check_run_size, to_inference_data
+from .joint import joint_terms
 from .priors import Priors
 
 PARAMETRIZATIONS = ("centered", "noncentered")
@@ -144,8 +145,9 @@ def build_collapsed_model(data: GroupedData, priors: Priors) -> pm.Model:
     return model
 
 
-# What the compiled functions below are made from: a change of this module is a new cache key.
-_SOURCE_DIGEST = source_digest(__name__)
+# What the compiled functions below are made from: a change of this module or of the list of
+# the joint's terms is a new cache key.
+_SOURCE_DIGEST = source_digest(__name__, "hiercheck.models.joint")
 T = TypeVar("T")
 
 
@@ -218,22 +220,25 @@ def log_density_terms_function(data: GroupedData, priors: Priors):
 
     The centered reference model on the natural scale (no Jacobian), like `joint_logp_function`,
     with its graph vectorized over a leading axis of K points and compiled once: `theta` is
-    (K, m), `mu`, `lam`, `omega` are (K,), and the result is a dict of each variable's log
-    density, elementwise: "lam", "omega", "mu" of shape (K,), "theta" (K, m), the terms
-    log N(theta_i; mu, 1/(omega lam)), and "y" (K, N), the terms log N(y_ij; theta_i, 1/lam) in
-    the order of `data.values`. Their total is the joint log density; theta_i's full conditional
-    is, up to a constant, its own term plus the y terms of its school's students.
+    (K, m), `mu`, `lam`, `omega` are (K,), and the result is a dict of every term of the joint
+    (`hiercheck.models.joint.joint_terms`), elementwise: "lam", "omega", "mu" of shape (K,),
+    "theta" (K, m), the terms log N(theta_i; mu, 1/(omega lam)), "y" (K, N), the terms
+    log N(y_ij; theta_i, 1/lam) in the order of `data.values`, and, when a or b is 0,
+    "lam_prior" (K,), the potential (a - 1) log lam - b lam that is then lam's prior. Their
+    total is the joint log density; theta_i's full conditional is, up to a constant, its own
+    term plus the y terms of its school's students, as no potential involves theta.
     """
     def compile_terms():
         model = remove_value_transforms(build_model(data, priors, "centered"))
-        terms = model.logp(vars=model.basic_RVs, jacobian=False, sum=False)
+        terms = joint_terms(model, jacobian=False)
         points = {"theta": pt.matrix("theta"), "mu": pt.vector("mu"), "lam": pt.vector("lam"),
                   "omega": pt.vector("omega")}
-        batched = vectorize_graph(terms, replace={value: points[value.name]
-                                                  for value in model.value_vars})
+        batched = vectorize_graph(list(terms.values()),
+                                  replace={value: points[value.name]
+                                           for value in model.value_vars})
         with _quiet_graph_rewriter():
             compiled = model.compile_fn(batched, inputs=list(points.values()), point_fn=False)
-        return [variable.name for variable in model.basic_RVs], compiled
+        return list(terms), compiled
 
     names, compiled = _compiled_once("log density terms", data, priors, compile_terms)
 

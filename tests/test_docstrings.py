@@ -37,6 +37,7 @@ DOCUMENTED = [
     "hiercheck.models.priors",
     "hiercheck.models.simulate",
     "hiercheck.models.reference",
+    "hiercheck.models.joint",
     "hiercheck.samplers",
     "hiercheck.samplers.marginal",
     "hiercheck.samplers.empirical_bayes",

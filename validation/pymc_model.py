@@ -4,11 +4,12 @@
 and which have an improper prior; the observed variables; the data a user's draw function
 receives) and compiles, on first use, five batched functions over a leading axis of K points:
 
-    evaluate(u, y)        the joint log density term by term (`model.logp(sum=False)`: one term
-                          per element of every variable, one per observed value) at K points of
-                          the free variables on PyMC's unconstrained scale u (log for positive
-                          variables, log-odds for intervals; the Jacobian included), with K sets
-                          of observations y; and the natural values x of those points
+    evaluate(u, y)        the joint log density term by term (`hiercheck.models.joint`: one
+                          term per element of every variable, one per observed value, and each
+                          potential's) at K points of the free variables on PyMC's
+                          unconstrained scale u (log for positive variables, log-odds for
+                          intervals; the Jacobian included), with K sets of observations y; and
+                          the natural values x of those points
     to_unconstrained(x)   u from the natural values x (each transform's forward map)
     to_natural(u)         x from u (each transform's backward map)
     simulate_prior(M)     M independent draws of (free variables, observations) from the model
@@ -41,6 +42,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hiercheck.errors import SettingsError
+from hiercheck.models.joint import joint_terms
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -223,20 +225,19 @@ class CompiledModel:
         from pytensor.graph.replace import vectorize_graph
 
         model = self.model
-        rvs = model.free_RVs + model.observed_RVs
-        terms = model.logp(vars=rvs + model.potentials, sum=False, jacobian=True)
+        terms = joint_terms(model, jacobian=True)
         natural = model.replace_rvs_by_values(model.free_RVs)
         value_vars = [model.rvs_to_values[rv] for rv in model.free_RVs]
         observed_values = [model.rvs_to_values[rv] for rv in model.observed_RVs]
         batched = {var: _batched_like(var, var.name) for var in value_vars}
         batched |= {var: _batched_like(var, f"{rv.name}_observed")
                     for rv, var in zip(model.observed_RVs, observed_values)}
-        outputs = _batched_linear_algebra(vectorize_graph([*terms, *natural], replace=batched))
+        outputs = _batched_linear_algebra(vectorize_graph([*terms.values(), *natural],
+                                                          replace=batched))
         with _quiet_pytensor():
             function = pytensor.function(list(batched.values()), outputs,
                                          on_unused_input="ignore")
-        owners = [rv.name for rv in rvs] + [f"potential {name}" for name in self.potentials]
-        return function, owners, len(terms)
+        return function, list(terms), len(terms)
 
     def evaluate(self, u: dict[str, np.ndarray], observed: dict[str, np.ndarray] | None = None
                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -269,7 +270,9 @@ class CompiledModel:
 
     @cached_property
     def term_owners(self) -> np.ndarray:
-        """The variable (or observed variable) each column of `evaluate`'s terms belongs to."""
+        """The variable, observed variable or potential each column of `evaluate`'s terms
+        belongs to, by name.
+        """
         function, owners, count = self._evaluate
         start = self.model.initial_point()
         value_names = [self.model.rvs_to_values[rv].name for rv in self.model.free_RVs]

@@ -509,7 +509,7 @@ class References:
 SUMMARY_CODE = ("hiercheck.validation.agreement", "hiercheck.validation.diagnostics")
 # The modules whose code computes `References.tabulated`: the grids, the states, the density.
 TABULATION_CODE = ("hiercheck.validation.consistency", "hiercheck.samplers.exact",
-                   "hiercheck.models.reference")
+                   "hiercheck.models.reference", "hiercheck.models.joint")
 
 
 def _integer_seeds(seed, count: int) -> list[int]:
