@@ -48,10 +48,9 @@ import numpy as np
 warnings.simplefilter("ignore")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hiercheck.validation.agreement import holm_adjust  # noqa: E402
 from hiercheck.validation.generic import (  # noqa: E402
     GENERIC_QUICK, ModelReferences, check_gibbs, consistency_check, parse_conditionals)
-from hiercheck.validation.two_sample import two_sample_tests  # noqa: E402
+from hiercheck.validation.statistics import holm_adjust, two_sample_tests  # noqa: E402
 from tests import test_generic as examples  # noqa: E402
 
 MODELS = {

@@ -12,7 +12,8 @@ PyMC reference model (whose likelihood is written on the scores, as the math rea
 
 from __future__ import annotations
 
-__all__ = ["as_column", "group_moments", "GroupedData", "school_stats", "SchoolStats"]
+__all__ = ["as_column", "group_moments", "GroupedData", "school_stats", "SchoolStats",
+           "schools_across_sizes"]
 
 import csv
 import difflib
@@ -94,6 +95,27 @@ def school_stats(n: ArrayLike, ybar: ArrayLike, ss: ArrayLike) -> SchoolStats:
     n = np.asarray(n)
     return SchoolStats(n=n, ybar=np.asarray(ybar, dtype=float), ss=np.asarray(ss, dtype=float),
                        N=int(n.sum()), m=int(n.shape[-1]))
+
+
+def schools_across_sizes(n: ArrayLike, count: int) -> np.ndarray:
+    """At most `count` schools spread over the range of sizes, the smallest and the largest
+    included: where a check looks at some schools, the ones whose size matters most.
+
+    Parameters
+    ----------
+    n : array_like
+        The schools' sizes.
+    count : int
+        How many schools at most.
+
+    Returns
+    -------
+    numpy.ndarray
+        Their indices, ascending.
+    """
+    n = np.asarray(n)
+    order = np.argsort(n, kind="stable")
+    return np.unique(order[np.linspace(0, n.size - 1, min(count, n.size)).round().astype(int)])
 
 
 def group_moments(codes: np.ndarray, values: np.ndarray,

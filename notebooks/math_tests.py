@@ -185,14 +185,15 @@ show(empirical_bayes.plot_shrinkage(eb_fit, posterior_kappa=posterior_mean_kappa
 # check on the package's own derivation, on this data: each conditional against the PyMC joint
 # density, posterior quantiles against the exact posterior and NUTS, Geweke's joint-distribution
 # test, simulation-based calibration, and the marginal likelihood against a dense computation
-# and against statsmodels. Each check holds its false-alarm rate at `hiercheck.validation.suite.ALPHA`
+# and against statsmodels. Each check holds its false-alarm rate at `hiercheck.validation.result.ALPHA`
 # (the p-value threshold in the table; the statistics are in `docs/validation.md`).
 # The suite's "agreement vs nuts" would run NUTS again; we already have a NUTS run (section 4),
 # so that comparison is made on it instead, with the same function the suite uses.
 
 # %%
 from hiercheck.validation import agreement, check_sampler  # noqa: E402
-from hiercheck.validation.suite import ALPHA, CHECKS  # noqa: E402
+from hiercheck.validation.result import ALPHA  # noqa: E402
+from hiercheck.validation.suite import CHECKS  # noqa: E402
 
 verdict = check_sampler(data=mathtest, priors=priors, seed=0,
                         checks=[check for check in CHECKS if check != "agreement vs nuts"])

@@ -12,7 +12,8 @@ from statsmodels.stats.multitest import multipletests
 from hiercheck.models import Priors, load_dataset
 from hiercheck.samplers import exact
 from hiercheck.models.engine import az
-from hiercheck.validation import agreement
+from hiercheck.validation import agreement, diagnostics
+from hiercheck.validation.statistics import holm_adjust
 
 
 @pytest.fixture(scope="module")
@@ -33,16 +34,16 @@ def test_holm_matches_statsmodels():
     for size in (1, 2, 7, 55):
         p = rng.uniform(0, 0.2, size) ** 2
         p[: size // 3] = p[0]  # ties
-        np.testing.assert_allclose(agreement.holm_adjust(p),
+        np.testing.assert_allclose(holm_adjust(p),
                                    multipletests(p, method="holm")[1], rtol=1e-12)
 
 
 def test_holm_on_a_hand_worked_example():
     """p = (0.01, 0.04, 0.03, 0.005). Sorted: 0.005 x 4 = 0.02, 0.01 x 3 = 0.03, 0.03 x 2 = 0.06,
     0.04 x 1 = 0.04, raised to the running maximum 0.06; a p-value of 0.5 x 5 is capped at 1."""
-    np.testing.assert_allclose(agreement.holm_adjust(np.array([0.01, 0.04, 0.03, 0.005])),
+    np.testing.assert_allclose(holm_adjust(np.array([0.01, 0.04, 0.03, 0.005])),
                                [0.03, 0.06, 0.06, 0.02])
-    np.testing.assert_allclose(agreement.holm_adjust(np.array([0.5, 0.001, 0.5, 0.5, 0.5])),
+    np.testing.assert_allclose(holm_adjust(np.array([0.5, 0.001, 0.5, 0.5, 0.5])),
                                [1, 0.005, 1, 1, 1])
 
 
@@ -207,7 +208,7 @@ def test_mixing_table_reads_known_effective_sample_sizes():
     sets = 40
     draws = {f"iid{k}": rng.standard_normal((4, 1000)) for k in range(sets)}
     draws |= {f"ar{k}": ar1_chains(rng, 0.9) for k in range(sets)}
-    table = agreement.mixing_table(draws, var_names=list(draws))
+    table = diagnostics.mixing_table(draws, var_names=list(draws))
     kind = table.variable.str.rstrip("0123456789")
     expected = {("iid", "ess_bulk"): 4000, ("iid", "ess_tail"): 4000,
                 ("ar", "ess_bulk"): 4000 * 0.1 / 1.9,
@@ -225,13 +226,13 @@ def test_chains_that_disagree_fail_the_gate_by_r_hat():
     sqrt(1 + var(split-chain means)) = sqrt(1 + 0.054) = 1.026, past 1.01."""
     rng = np.random.default_rng(2)
     draws = rng.standard_normal((4, 1000)) + np.array([[0.0], [0.0], [0.0], [0.5]])
-    row = agreement.mixing_table({"x": draws}, var_names=["x"]).iloc[0]
+    row = diagnostics.mixing_table({"x": draws}, var_names=["x"]).iloc[0]
     assert row.r_hat == pytest.approx(1.026, abs=0.008)
     assert not row.mixed
 
 
 def test_a_single_chain_cannot_be_verified():
-    row = agreement.mixing_table({"x": np.random.default_rng(3).standard_normal((1, 4000))},
+    row = diagnostics.mixing_table({"x": np.random.default_rng(3).standard_normal((1, 4000))},
                                  var_names=["x"]).iloc[0]
     assert np.isnan(row.r_hat) and not row.mixed
 
@@ -255,7 +256,7 @@ def test_a_sampler_that_mixes_too_slowly_cannot_be_verified(exact_runs):
     assert list(verdicts["mu"]) == ["cannot verify"]
     assert all(list(verdicts[name]) == ["agree"] for name in verdicts.index if name != "mu")
     what, value, limit = result.gate()
-    assert what == "cannot verify: lowest ESS" and value < limit == agreement.ESS_FLOOR
+    assert what == "cannot verify: lowest ESS" and value < limit == diagnostics.ESS_FLOOR
     assert str(result).startswith("exact vs exact: cannot verify: lowest ESS")
 
 

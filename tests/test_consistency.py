@@ -12,7 +12,7 @@ acceptance ratio fails.
   detection matrix, from the matrix it computes once).
 - The kernel passes `check_sampler` as a whole, and the kernel without the Jacobian fails it.
 
-The suite's checks hold their family-wise false-alarm rate at suite.ALPHA = 0.001 each; a test
+The suite's checks hold their family-wise false-alarm rate at result.ALPHA = 0.001 each; a test
 that needs a correct derivation to pass two consistency checks fails by chance with probability
 at most 0.002 (seeds fixed). The rates measured over many seeds are in docs/validation.md.
 """
@@ -28,6 +28,7 @@ from hiercheck.models import Priors, load_dataset
 from hiercheck.samplers.gibbs import Conditionals, GibbsState
 from hiercheck.validation import consistency, kernels, power, suite
 from hiercheck.validation.consistency import tabulate_conditionals
+from hiercheck.validation.result import ALPHA
 
 CONSISTENCY = ("consistency", "consistency (small)")
 LEVELS = np.array([1e-4, 0.01, 0.2, 0.5, 0.8, 0.99, 1 - 1e-4])
@@ -208,8 +209,8 @@ def test_an_ambiguous_first_stage_is_decided_by_a_second(references):
                                     references)
     table = outcomes["consistency (small)"].table
     first, second = table[table.stage == 0], table[table.stage == 1]
-    assert suite.ALPHA / 2 < first[HOLM].min().min() <= consistency.AMBIGUOUS_P
-    assert second[HOLM].min().min() <= suite.ALPHA / 2
+    assert ALPHA / 2 < first[HOLM].min().min() <= consistency.AMBIGUOUS_P
+    assert second[HOLM].min().min() <= ALPHA / 2
     assert list(second.point) == list(first.point) and list(second.coordinate) == list(
         first.coordinate)
     assert (second.ks_p.to_numpy() != first.ks_p.to_numpy()).all()  # new draws
@@ -218,4 +219,4 @@ def test_an_ambiguous_first_stage_is_decided_by_a_second(references):
     assert (first.draws[~scalars] == suite.QUICK.consistency_theta_draws).all()
     assert (second.draws.to_numpy() == 4 * first.draws.to_numpy()).all()
     assert not outcomes["consistency (small)"].passed
-    assert outcomes["consistency (small)"].threshold == suite.ALPHA / 2
+    assert outcomes["consistency (small)"].threshold == ALPHA / 2

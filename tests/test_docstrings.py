@@ -18,6 +18,7 @@ import inspect
 import subprocess
 import sys
 import textwrap
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -25,59 +26,19 @@ from numpydoc.docscrape import NumpyDocString
 
 import hiercheck
 
-DOCUMENTED = [
-    "hiercheck",
-    "hiercheck.errors",
-    "hiercheck._typing",
-    "hiercheck.cache",
-    "hiercheck.models",
-    "hiercheck.models.data",
-    "hiercheck.models.datasets",
-    "hiercheck.models.engine",
-    "hiercheck.models.priors",
-    "hiercheck.models.simulate",
-    "hiercheck.models.reference",
-    "hiercheck.models.joint",
-    "hiercheck.samplers",
-    "hiercheck.samplers.marginal",
-    "hiercheck.samplers.empirical_bayes",
-    "hiercheck.samplers.intervals",
-    "hiercheck.validation.ranks",
-    "hiercheck.validation.store",
-    "hiercheck.validation.plots",
-    "hiercheck.validation.result",
-    "hiercheck.validation.engines",
-    "hiercheck.validation.report",
-    "hiercheck.validation.cli",
-    "hiercheck.validation.ppc",
-    "hiercheck.validation",
-    "hiercheck.validation.statsmodels_check",
-    "hiercheck.validation.mutants",
-    "hiercheck.validation.kernels",
-    "hiercheck.samplers.user_functions",
-    "hiercheck.validation.geweke",
-    "hiercheck.validation.agreement",
-    "hiercheck.validation.consistency",
-    "hiercheck.validation.likelihood",
-    "hiercheck.validation.sbc",
-    "hiercheck.validation.suite",
-    "hiercheck.validation.power",
-    "hiercheck.samplers.gibbs",
-    "hiercheck.samplers.exact",
-    "hiercheck.models.packaged",
-    "hiercheck.models.inverse_wishart",
-    "hiercheck.models.bloodpressure",
-    "hiercheck.models.cheese",
-    "hiercheck.samplers.distributions",
-    "hiercheck.samplers.sweeps",
-    "hiercheck.samplers.bloodpressure",
-    "hiercheck.samplers.cheese",
-    "hiercheck.validation.two_sample",
-    "hiercheck.validation.pymc_model",
-    "hiercheck.validation.builtin_models",
-    "hiercheck.validation.generic",
-    "hiercheck.validation.diagnostics",
-]
+def package_modules() -> list[str]:
+    """Every module of the installed packages that pyproject.toml lists, each package first:
+    derived, so a new module is checked without being added to a list."""
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    modules = []
+    for package in pyproject["tool"]["setuptools"]["packages"]:
+        folder = Path(importlib.import_module(package).__file__).parent
+        modules += [package] + [f"{package}.{path.stem}" for path in sorted(folder.glob("*.py"))
+                                if path.stem != "__init__"]
+    return modules
+
+
+DOCUMENTED = package_modules()
 
 SELF_OR_CLS = ("self", "cls")
 

@@ -19,11 +19,10 @@ from dataclasses import replace
 
 from hiercheck.errors import SettingsError, UserFunctionError
 from hiercheck.validation import generic
-from hiercheck.validation.agreement import holm_adjust
 from hiercheck.validation.generic import Block, call_block, parse_conditionals
 from hiercheck.validation.pymc_model import Variable
-from hiercheck.validation.suite import ALPHA
-from hiercheck.validation.two_sample import two_sample_tests, whiten
+from hiercheck.validation.result import ALPHA
+from hiercheck.validation.statistics import holm_adjust, two_sample_tests, whiten
 
 
 # -- the models, as a user writes them ------------------------------------------------------------

@@ -11,7 +11,8 @@ import pytest
 
 from hiercheck.validation import generic, suite
 from hiercheck.validation.mutants import CATALOGUE, get_mutant
-from hiercheck.validation.suite import ALPHA, check_sampler
+from hiercheck.validation.result import ALPHA
+from hiercheck.validation.suite import check_sampler
 
 
 def _check(references, conditionals, checks=generic.GENERIC_CHECKS, seed=0):

@@ -27,7 +27,7 @@ from scipy import stats as st
 from hiercheck.errors import UserFunctionError
 from hiercheck.validation import generic
 from hiercheck.validation.pymc_model import _cholesky_lower, _solve, _solve_lower
-from hiercheck.validation.suite import ALPHA
+from hiercheck.validation.result import ALPHA
 
 P, N, DF = 3, 40, 5.0
 PSI = np.eye(P)

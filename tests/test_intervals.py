@@ -9,7 +9,7 @@ from scipy import optimize, stats
 from hiercheck.models import load_dataset
 from hiercheck.samplers import empirical_bayes as eb
 from hiercheck.samplers.intervals import profile_intervals
-from hiercheck.validation.likelihood import dense_log_likelihood
+from hiercheck.validation.eb_references import dense_log_likelihood
 
 # Bates, "lme4: Mixed-effects modeling with R" (2010), chapter 1: confint() of the profiled ML fit
 # of Dyestuff, 95%. lme4 reads the ends off a spline through the profile's points, good to

@@ -6,7 +6,7 @@ scales and offsets, and random parameter points (mu, log lam, log omega):
 - the sufficient statistics do not depend on the order of the rows or on how labels are spelt
   (their equality with a direct computation is tests/test_data.py's property, not repeated);
 - `log_marginal_likelihood` equals the dense multivariate-normal density of the scores
-  (`hiercheck.validation.likelihood.dense_log_likelihood`), and `log_evidence_given_variances` equals
+  (`hiercheck.validation.eb_references.dense_log_likelihood`), and `log_evidence_given_variances` equals
   it integrated against mu's prior by quadrature;
 - every closed-form conditional is the joint density's slice: log p(joint) minus the log of the
   claimed conditional is constant in the variable (exact up to rounding, no sampling);
@@ -31,7 +31,7 @@ from hiercheck.models import GroupedData, Priors
 from hiercheck.samplers import gibbs
 from hiercheck.samplers.marginal import (LOG_2PI, lam_given_mu_omega, log_evidence_given_variances,
                                log_marginal_likelihood, mu_conditional, theta_conditional)
-from hiercheck.validation.likelihood import dense_log_likelihood
+from hiercheck.validation.eb_references import dense_log_likelihood
 
 EXAMPLES = 25
 PROPERTY = settings(deadline=None, max_examples=EXAMPLES, derandomize=True)

@@ -18,6 +18,7 @@ from hiercheck.models.simulate import Parameters, draw_parameters, draw_scores
 from hiercheck.samplers import empirical_bayes, exact
 from hiercheck.validation import mutants, sbc
 from hiercheck.validation.plots import save
+from hiercheck.validation.quantities import log_joint_density
 from hiercheck.errors import HiercheckError, StoreMismatchError
 
 QUICK = dict(n=sbc.QUICK_DESIGN, priors=sbc.QUICK_PRIORS, **sbc.QUICK_SBC)
@@ -97,7 +98,7 @@ def test_the_log_joint_density_is_that_of_the_scores():
                     + st.gamma.logpdf(lam, priors.a, scale=1 / priors.b)
                     + st.gamma.logpdf(omega, priors.c, scale=1 / priors.d))
         data = GroupedData.from_arrays(codes, scores[k])
-        value = sbc.log_joint_density(Parameters(theta, mu, lam, omega), data.stats, priors)
+        value = log_joint_density(Parameters(theta, mu, lam, omega), data.stats, priors)
         np.testing.assert_allclose(value, expected, rtol=1e-12)
 
 

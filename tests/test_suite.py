@@ -18,7 +18,8 @@ import pytest
 from hiercheck.errors import UserFunctionError
 from hiercheck.models import Priors, load_dataset
 from hiercheck.samplers import gibbs
-from hiercheck.validation import agreement, suite
+from hiercheck.validation import diagnostics, suite
+from hiercheck.validation.result import MATRIX_END, MATRIX_START
 from hiercheck.validation.mutants import CATALOGUE
 
 
@@ -109,7 +110,7 @@ def test_a_lazy_biased_kernel_fails_both_agreement_checks(references):
     for check in AGREEMENT:
         outcome = verdict[check]
         assert outcome.statistic == "cannot verify: lowest ESS", outcome
-        assert outcome.value < outcome.threshold == agreement.ESS_FLOOR
+        assert outcome.value < outcome.threshold == diagnostics.ESS_FLOOR
         assert outcome.result.posterior.posterior.sizes["draw"] == \
             suite.MIXING_BUDGET * suite.QUICK.gibbs_draws
         assert "cannot verify" in set(outcome.table.verdict)
@@ -134,8 +135,8 @@ def test_the_package_sampler_clears_the_mixing_gate_tenfold_and_agrees(reference
     assert outcome.statistic == "min Holm-adjusted p"
     mixing = outcome.result.agreement.mixing
     sampler = mixing[mixing.engine == "sampler"]
-    assert sampler[["ess_bulk", "ess_tail"]].to_numpy().min() > 10 * agreement.ESS_FLOOR
-    assert sampler.r_hat.max() <= agreement.RHAT_CEILING
+    assert sampler[["ess_bulk", "ess_tail"]].to_numpy().min() > 10 * diagnostics.ESS_FLOOR
+    assert sampler.r_hat.max() <= diagnostics.RHAT_CEILING
     assert outcome.result.posterior.posterior.sizes["draw"] == suite.QUICK.gibbs_draws
     # one run of the sampler for both checks, the same whichever of them is asked for
     assert verdict["agreement vs nuts"].result.posterior is outcome.result.posterior
@@ -220,7 +221,7 @@ def published_cells(page: str) -> dict[str, dict[str, str]]:
     """The detection matrix in `page` (written by `hiercheck mutants --write`): derivation ->
     {column: cell}, the derivation's name without its "(subtle)" mark."""
     text = (README.parent / page).read_text()
-    block = text[text.index(suite.MATRIX_START):text.index(suite.MATRIX_END)]
+    block = text[text.index(MATRIX_START):text.index(MATRIX_END)]
     lines = [line for line in block.splitlines() if line.startswith("| ")]
     header = [cell.strip() for cell in lines[0].strip("|").split("|")]
     rows = [dict(zip(header, (cell.strip() for cell in line.strip("|").split("|"))))

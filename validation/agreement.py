@@ -18,9 +18,9 @@ one family-wise false-alarm rate `alpha` by Holm's step-down correction.
 
 The z-test can only be trusted where the MCSE is: a biased sampler that mixes slowly has a large
 MCSE, and its bias hides inside it (a 0.5-SD bias passed at lag-one correlation 0.999). So a
-comparison is verified only when both engines clear the mixing gate (`mixing_table`): every
-compared quantity has bulk and tail ESS of at least ESS_FLOOR and rank-normalized split R-hat at
-most RHAT_CEILING (Vehtari, Gelman, Simpson, Carpenter and Buerkner 2021, whose recommendations
+comparison is verified only when both engines clear the mixing gate
+(`diagnostics.mixing_table`): every compared quantity has bulk and tail ESS of at least ESS_FLOOR
+and rank-normalized split R-hat at most RHAT_CEILING (Vehtari, Gelman, Simpson, Carpenter and Buerkner 2021, whose recommendations
 these are). Otherwise the comparison says "cannot verify" and does not pass.
 """
 
@@ -38,81 +38,17 @@ from hiercheck.errors import SettingsError
 from hiercheck.models.engine import SCALARS, az
 
 from . import diagnostics
+from .diagnostics import ESS_FLOOR, RHAT_CEILING
 from .result import CheckTable
+from .statistics import holm_adjust
 
 if TYPE_CHECKING:
-    import xarray as xr
+    pass
 
-__all__ = ["ESS_FLOOR", "QUANTILES", "RHAT_CEILING", "VARIABLES", "Agreement", "Summary",
-           "compare", "holm_adjust", "mixing_table", "summarize"]
+__all__ = ["QUANTILES", "VARIABLES", "Agreement", "Summary", "compare", "summarize"]
 
 QUANTILES = (0.025, 0.25, 0.5, 0.75, 0.975)
 VARIABLES = SCALARS + ("theta",)
-# The mixing gate. Below 400 effective draws the ESS and MCSE estimates themselves are unreliable
-# (Vehtari et al. 2021 recommend 100 per chain for 4 chains), and a split R-hat above 1.01 says
-# the chains (or their halves) have not sampled one distribution.
-ESS_FLOOR = 400
-RHAT_CEILING = 1.01
-
-
-def mixing_table(posterior: az.InferenceData | xr.Dataset | dict,
-                 var_names: Sequence[str] = VARIABLES) -> pd.DataFrame:
-    """Bulk and tail ESS and R-hat of every quantity: a row per scalar and per theta_i.
-
-    ESS are ArviZ's rank-normalized bulk ESS and tail ESS (the smaller of the ESS of the
-    indicators of the 5% and 95% quantiles); R-hat is ArviZ's rank-normalized split R-hat (the
-    larger of the bulk and the folded one); `diagnostics` computes them as ArviZ does. A quantity
-    is `mixed` when both ESS are at least ESS_FLOOR and R-hat is at most RHAT_CEILING.
-
-    Parameters
-    ----------
-    posterior : arviz.InferenceData, xarray.Dataset or dict of arrays
-        Draws with dims (chain, draw[, school]); a dict maps names to arrays of that shape.
-    var_names : sequence of str
-        The variables to diagnose.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns variable, school ("" for a scalar), ess_bulk, ess_tail, r_hat, mixed. With one
-        chain, or draws all equal, R-hat is undefined (NaN) and the quantity is not `mixed`.
-    """
-    return _mixing_table(*_quantity_draws(_as_dataset(posterior), var_names))
-
-
-def _mixing_table(draws: np.ndarray, labels: list[tuple[str, object]]) -> pd.DataFrame:
-    """`mixing_table` of draws (chain, draw, K) of the quantities labelled (variable, school)."""
-    diagnosed = zip(labels, diagnostics.ess_bulk(draws), diagnostics.ess_tail(draws),
-                    diagnostics.rhat(draws))
-    table = pd.DataFrame([{"variable": name, "school": school, "ess_bulk": b, "ess_tail": t,
-                           "r_hat": r} for (name, school), b, t, r in diagnosed])
-    table["mixed"] = ((table.ess_bulk >= ESS_FLOOR) & (table.ess_tail >= ESS_FLOOR)
-                      & (table.r_hat <= RHAT_CEILING))
-    return table
-
-
-def _as_dataset(posterior):
-    if isinstance(posterior, az.InferenceData):
-        return posterior.posterior
-    if isinstance(posterior, dict):
-        return az.convert_to_dataset(posterior)
-    return posterior
-
-
-def _quantity_draws(dataset: xr.Dataset, var_names: Sequence[str]
-                    ) -> tuple[np.ndarray, list[tuple[str, object]]]:
-    """The draws of every scalar and every theta_i side by side, shape (chain, draw, K), and the
-    (variable, school) of each of the K ("" for a scalar's school).
-    """
-    blocks, labels = [], []
-    for name in var_names:
-        values = dataset[name].transpose("chain", "draw", ...)
-        schools = values.coords["school"].to_numpy() if "school" in values.dims else [""]
-        blocks.append(values.to_numpy().reshape(values.sizes["chain"], values.sizes["draw"], -1))
-        labels += [(name, school) for school in schools]
-    return np.concatenate(blocks, axis=2), labels
-
-
 @dataclass(frozen=True)
 class Agreement(CheckTable):
     """The outcome of `compare`: a row per (variable, school, quantile), each with its verdict
@@ -236,7 +172,7 @@ def summarize(idata: az.InferenceData, *, quantiles: Sequence[float] = QUANTILES
     Summary
         The engine's side of `compare`.
     """
-    draws, labels = _quantity_draws(idata.posterior, var_names)
+    draws, labels = diagnostics.quantity_draws(idata.posterior, var_names)
     return _summary(draws, _pooled(draws), labels, quantiles, var_names, mixing)
 
 
@@ -247,7 +183,8 @@ def _summary(draws: np.ndarray, pooled: np.ndarray, labels: list[tuple[str, obje
     return Summary(quantiles=tuple(quantiles), var_names=tuple(var_names), labels=labels,
                    values=np.quantile(pooled, quantiles, axis=1),
                    ess=np.array([diagnostics.ess_quantile(draws, q) for q in quantiles]),
-                   mixing=_mixing_table(draws, labels) if mixing is None else mixing)
+                   mixing=(diagnostics.mixing_table_of_draws(draws, labels) if mixing is None
+                           else mixing))
 
 
 def _pooled(draws: np.ndarray) -> np.ndarray:
@@ -293,7 +230,7 @@ def compare(idata_a: az.InferenceData, idata_b: az.InferenceData, *,
     """
     if not 0 < alpha < 1:
         raise SettingsError(f"alpha must be in (0, 1), got {alpha}")
-    (draws_a, labels), (draws_b, _) = (_quantity_draws(idata.posterior, var_names)
+    (draws_a, labels), (draws_b, _) = (diagnostics.quantity_draws(idata.posterior, var_names)
                                        for idata in (idata_a, idata_b))
     pooled_a, pooled_b = _pooled(draws_a), _pooled(draws_b)
     compared = (tuple(quantiles), tuple(var_names), labels)
@@ -336,28 +273,6 @@ def compare(idata_a: az.InferenceData, idata_b: az.InferenceData, *,
                      engines=(_engine_name(idata_a), _engine_name(idata_b)),
                      mixing=pd.concat([m.assign(engine=role) for role, m in mixing.items()],
                                       ignore_index=True))
-
-
-def holm_adjust(p: np.ndarray) -> np.ndarray:
-    """Holm's step-down adjusted p-values: reject where the adjusted p <= alpha keeps the
-    family-wise error rate at alpha under any dependence between the tests.
-
-    Parameters
-    ----------
-    p : numpy.ndarray
-        The tests' p-values, one-dimensional.
-
-    Returns
-    -------
-    numpy.ndarray
-        The adjusted p-values, in the tests' order.
-    """
-    order = np.argsort(p)
-    k = p.size
-    adjusted = np.maximum.accumulate(np.minimum(1.0, (k - np.arange(k)) * p[order]))
-    out = np.empty(k)
-    out[order] = adjusted
-    return out
 
 
 def _pooled_density_at_quantiles(pooled_a: np.ndarray, pooled_b: np.ndarray,

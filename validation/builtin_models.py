@@ -30,7 +30,7 @@ wrapped into the generic signature, and the flagship's Gibbs sampler as their en
 from __future__ import annotations
 
 __all__ = ["BUILTIN_MODELS", "BuiltinModel", "course_model", "detection_matrix", "flagship_model",
-           "get_builtin", "matrix_markdown", "models_with_engine", "wrap_flagship"]
+           "get_builtin", "models_with_engine", "wrap_flagship"]
 
 import importlib
 import time
@@ -420,25 +420,3 @@ def _caught(model, conditionals, references, seed: int, check: str, batched: boo
     except UserFunctionError:
         return "raised"
     return not outcome.passed
-
-
-def matrix_markdown(matrix: pd.DataFrame) -> str:
-    """A `detection_matrix` as a GitHub table: 'caught' or '-' per check, a row per derivation.
-
-    Parameters
-    ----------
-    matrix : pandas.DataFrame
-        The result of `detection_matrix`.
-
-    Returns
-    -------
-    str
-        The Markdown table.
-    """
-    columns = list(matrix.columns)
-    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-    for row in matrix.itertuples(index=False):
-        cells = [("caught" if value else "-") if isinstance(value, (bool, np.bool_)) else str(value)
-                 for value in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)

@@ -561,7 +561,8 @@ def write_posterior_densities(verdict, folder: Path) -> list[Path]:
 # -- mutants --------------------------------------------------------------------------------------
 
 def run_mutants(args) -> int:
-    from .suite import detection_matrix, matrix_markdown, replace_matrix_block
+    from .result import matrix_markdown, replace_matrix_block
+    from .suite import CHECKS, detection_matrix
 
     if args.model:
         return run_model_mutants(args)
@@ -576,7 +577,7 @@ def run_mutants(args) -> int:
     matrix = detection_matrix(data=data, progress=True)
     output_folder(args)
     matrix.to_csv(args.out / "detection_matrix.csv", index=False)
-    table = matrix_markdown(matrix)
+    table = matrix_markdown(matrix, CHECKS)
     print(f"which check catches which derivation on {data.name} (quick settings, seed 0):")
     print(table)
     for path in args.write:
@@ -588,6 +589,8 @@ def run_mutants(args) -> int:
 def run_model_mutants(args) -> int:
     """`mutants --model NAME`: the detection matrix of a built-in model, through check_gibbs."""
     from . import builtin_models
+    from .generic import GENERIC_CHECKS
+    from .result import matrix_markdown
 
     refuse_data_options(args, ("--write", args.write))
     matrix = builtin_models.detection_matrix(args.model, progress=True)
@@ -595,7 +598,7 @@ def run_model_mutants(args) -> int:
     matrix.to_csv(args.out / "detection_matrix.csv", index=False)
     print(f"which check catches which derivation of {args.model} (check_gibbs, quick settings, "
           "seed 0):")
-    print(builtin_models.matrix_markdown(matrix))
+    print(matrix_markdown(matrix, GENERIC_CHECKS))
     return 0
 
 

@@ -52,11 +52,12 @@ from scipy import stats as st
 from hiercheck._typing import SeedLike
 from hiercheck.errors import QuadratureError
 from hiercheck.models import GroupedData, Priors
+from hiercheck.models.data import schools_across_sizes
 from hiercheck.models.simulate import draw_parameters, draw_scores
 from hiercheck.samplers import exact, gibbs
 from hiercheck.samplers.user_functions import checked_conditionals
 
-from .agreement import holm_adjust
+from .statistics import holm_adjust
 from .result import CheckTable
 
 __all__ = ["AMBIGUOUS_P", "LATER_STAGE_DRAWS", "ConsistencyResult", "GridConditional",
@@ -114,12 +115,6 @@ def states_from_exact_posterior(data: GroupedData, priors: Priors, points: int,
     return [gibbs.GibbsState(theta=post.theta.values[k], mu=float(post.mu.values[k]),
                              lam=float(post.lam.values[k]), omega=float(post.omega.values[k]))
             for k in range(points)]
-
-
-def checked_schools(n: np.ndarray, count: int) -> np.ndarray:
-    """Schools spread over the range of sizes, smallest and largest included."""
-    order = np.argsort(n, kind="stable")
-    return np.unique(order[np.linspace(0, n.size - 1, min(count, n.size)).round().astype(int)])
 
 
 # -- the full conditionals, tabulated -------------------------------------------------------------
@@ -531,7 +526,7 @@ def check_conditionals(conditionals: gibbs.Conditionals, data: GroupedData, prio
                 starts = np.column_stack([theta.sample(start_rng, theta_draws or draws)
                                           for theta in thetas])
                 returned = step_from(draw, rng, state, "theta", starts, data.stats, priors)
-                for i in checked_schools(data.n, schools):
+                for i in schools_across_sizes(data.n, schools):
                     rows.append({"point": k, "coordinate": f"theta[{data.labels[i]}]",
                                  **compare_draws(returned[:, i], thetas[i])})
                 continue

@@ -8,6 +8,10 @@ computes them by default (`az.ess(method="bulk" | "tail" | "quantile")`, `az.rha
 rather than relative ESS), so that the mixing gate of `agreement` keeps its meaning; ArviZ
 computes them one quantity at a time, these compute all K at once.
 
+The mixing gate (`mixing_table`) is built on them: a quantity is mixed when its bulk and tail ESS
+are at least ESS_FLOOR and its R-hat at most RHAT_CEILING. The agreement checks and SBC of NUTS
+refuse to trust draws that miss it.
+
 Notation. Splitting each chain into halves (the first floor(N/2) draws and the last floor(N/2),
 so an odd N drops its middle draw) gives M' = 2M chains of n = floor(N/2) draws x_mt. Rank
 normalization replaces x by
@@ -23,12 +27,21 @@ chains), gets NaN, as in ArviZ; the other quantities are unaffected.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
+import pandas as pd
 from scipy import fft, special
 
 from hiercheck.errors import DataError, SettingsError
+from hiercheck.models.engine import az
 
-__all__ = ["ess_bulk", "ess_quantile", "ess_tail", "rhat"]
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["ESS_FLOOR", "RHAT_CEILING", "as_dataset", "ess_bulk", "ess_quantile", "ess_tail",
+           "mixing_table", "mixing_table_of_draws", "quantity_draws", "rhat"]
 
 # Below this many draws per chain ArviZ declares every diagnostic undefined.
 MIN_DRAWS = 4
@@ -36,6 +49,108 @@ MIN_DRAWS = 4
 BLOM_OFFSET = 3 / 8
 # The tail ESS's two quantiles.
 TAIL_PROBS = (0.05, 0.95)
+
+
+# The mixing gate. Below 400 effective draws the ESS and MCSE estimates themselves are unreliable
+# (Vehtari et al. 2021 recommend 100 per chain for 4 chains), and a split R-hat above 1.01 says
+# the chains (or their halves) have not sampled one distribution.
+ESS_FLOOR = 400
+RHAT_CEILING = 1.01
+
+
+def mixing_table(posterior: az.InferenceData | xr.Dataset | dict,
+                 var_names: Sequence[str]) -> pd.DataFrame:
+    """Bulk and tail ESS and R-hat of every quantity: a row per scalar and per theta_i.
+
+    ESS are ArviZ's rank-normalized bulk ESS and tail ESS (the smaller of the ESS of the
+    indicators of the 5% and 95% quantiles); R-hat is ArviZ's rank-normalized split R-hat (the
+    larger of the bulk and the folded one), computed here as ArviZ computes them. A quantity
+    is `mixed` when both ESS are at least ESS_FLOOR and R-hat is at most RHAT_CEILING.
+
+    Parameters
+    ----------
+    posterior : arviz.InferenceData, xarray.Dataset or dict of arrays
+        Draws with dims (chain, draw[, school]); a dict maps names to arrays of that shape.
+    var_names : sequence of str
+        The variables to diagnose.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns variable, school ("" for a scalar), ess_bulk, ess_tail, r_hat, mixed. With one
+        chain, or draws all equal, R-hat is undefined (NaN) and the quantity is not `mixed`.
+    """
+    return mixing_table_of_draws(*quantity_draws(as_dataset(posterior), var_names))
+
+
+def mixing_table_of_draws(draws: np.ndarray, labels: list[tuple[str, object]]) -> pd.DataFrame:
+    """`mixing_table` of draws laid side by side (`quantity_draws`).
+
+    Parameters
+    ----------
+    draws : numpy.ndarray
+        Draws (chain, draw, K) of K scalar quantities.
+    labels : list of (str, object)
+        The (variable, school) of each quantity.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As `mixing_table`.
+    """
+    diagnosed = zip(labels, ess_bulk(draws), ess_tail(draws), rhat(draws))
+    table = pd.DataFrame([{"variable": name, "school": school, "ess_bulk": b, "ess_tail": t,
+                           "r_hat": r} for (name, school), b, t, r in diagnosed])
+    table["mixed"] = ((table.ess_bulk >= ESS_FLOOR) & (table.ess_tail >= ESS_FLOOR)
+                      & (table.r_hat <= RHAT_CEILING))
+    return table
+
+
+def as_dataset(posterior: az.InferenceData | xr.Dataset | dict) -> xr.Dataset:
+    """The draws of a posterior as one xarray Dataset.
+
+    Parameters
+    ----------
+    posterior : arviz.InferenceData, xarray.Dataset or dict of arrays
+        Draws with dims (chain, draw, ...); a dict maps names to arrays of that shape.
+
+    Returns
+    -------
+    xarray.Dataset
+        The posterior group of an InferenceData, a dict converted, a Dataset as it is.
+    """
+    if isinstance(posterior, az.InferenceData):
+        return posterior.posterior
+    if isinstance(posterior, dict):
+        return az.convert_to_dataset(posterior)
+    return posterior
+
+
+def quantity_draws(dataset: xr.Dataset, var_names: Sequence[str]
+                   ) -> tuple[np.ndarray, list[tuple[str, object]]]:
+    """The draws of every scalar and of every element along `school` side by side.
+
+    Parameters
+    ----------
+    dataset : xarray.Dataset
+        Draws with dims (chain, draw[, school]).
+    var_names : sequence of str
+        The variables.
+
+    Returns
+    -------
+    draws : numpy.ndarray
+        Shape (chain, draw, K).
+    labels : list of (str, object)
+        The (variable, school) of each of the K ("" for a scalar's school).
+    """
+    blocks, labels = [], []
+    for name in var_names:
+        values = dataset[name].transpose("chain", "draw", ...)
+        schools = values.coords["school"].to_numpy() if "school" in values.dims else [""]
+        blocks.append(values.to_numpy().reshape(values.sizes["chain"], values.sizes["draw"], -1))
+        labels += [(name, school) for school in schools]
+    return np.concatenate(blocks, axis=2), labels
 
 
 def ess_bulk(draws: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ Four checks, each with its own random stream spawned from one seed:
     geweke              marginal-conditional against successive-conditional simulation of the joint
     sbc                 simulation-based calibration of the sweep on data simulated from the prior
 
-Each statistical check holds its family-wise false-alarm rate at alpha (`suite.ALPHA`) with
+Each statistical check holds its family-wise false-alarm rate at alpha (`result.ALPHA`) with
 Holm's correction over its tests. A check that needs prior simulation does not apply to a model
 with an improper prior (pm.Flat, pm.HalfFlat) or a pm.Potential, which prior simulation ignores:
 its row says "not applicable: ..." and counts as passed (value NaN). A check that cannot verify
@@ -68,11 +68,11 @@ from hiercheck.errors import (NutsWarning, PriorError, SettingsError, UserFuncti
 
 from . import agreement, consistency, diagnostics, sbc
 from .pymc_model import CompiledModel, Variable
-from .result import CheckTable
 from .forked import forked_map, in_order
+from .result import (ALPHA, MIN_HOLM_P, CheckOutcome, CheckTable, Verdict, cannot_verify,
+                     not_applicable, p_value_summary, seed_streams, timed)
+from .statistics import holm_adjust, two_sample_tests, whiten
 from .store import UnitStore
-from .suite import ALPHA, CheckOutcome, Verdict, _integer_seeds
-from .two_sample import two_sample_tests, whiten
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -166,9 +166,10 @@ GENERIC_FULL = GenericSettings(
 
 
 def _streams(seed) -> dict[str, int]:
-    """An independent integer seed for each check, the sweep's chains, NUTS and the states."""
-    names = (*GENERIC_CHECKS, "sweep", "nuts", "states")
-    return dict(zip(names, _integer_seeds(seed, len(names))))
+    """An independent integer seed for each check, the sweep's chains, NUTS and the states:
+    `result.seed_streams`.
+    """
+    return seed_streams(seed, (*GENERIC_CHECKS, "sweep", "nuts", "states"))
 
 
 # -- the user's functions -------------------------------------------------------------------------
@@ -1057,7 +1058,7 @@ def consistency_check(run: _SweepRun, seed, alpha: float = ALPHA) -> GenericCons
 
 def _consistency_tests(run: _SweepRun, seed, alpha: float) -> GenericConsistency:
     references = run.references
-    compiled, settings = references.compiled, references.settings
+    compiled = references.compiled
     rng = np.random.default_rng(seed)
     states = [(origin, x, compiled.to_unconstrained({n: np.asarray(v)[None] for n, v in x.items()}))
               for origin, x in references.states]
@@ -1084,7 +1085,7 @@ def _consistency_tests(run: _SweepRun, seed, alpha: float) -> GenericConsistency
                 # too flat to tabulate; the posterior states are never skipped
                 skipped.append(f"{block.key} at state {point}")
     table = pd.DataFrame(rows) if rows else _empty_table()
-    table["p_holm"] = agreement.holm_adjust(table.p.to_numpy(dtype=float))
+    table["p_holm"] = holm_adjust(table.p.to_numpy(dtype=float))
     table["agree"] = table.p_holm > alpha
     return GenericConsistency(table=table, alpha=alpha, unsupported=unsupported,
                               skipped=tuple(skipped))
@@ -1276,24 +1277,24 @@ def _scalar_inference_data(draws: dict[str, np.ndarray], variables: Mapping[str,
 
 
 def _mixing(draws: dict[str, np.ndarray], variables: Mapping[str, Variable]) -> pd.DataFrame:
-    """`agreement.mixing_table` of every scalar element of the draws (a row each)."""
+    """`diagnostics.mixing_table` of every scalar element of the draws (a row each)."""
     idata = _scalar_inference_data(draws, variables, "sweep")
-    return agreement.mixing_table(idata, list(idata.posterior.data_vars))
+    return diagnostics.mixing_table(idata, list(idata.posterior.data_vars))
 
 
 def _mixing_gate(draws, variables) -> tuple[bool, str, pd.DataFrame]:
     """Whether every scalar clears the agreement check's mixing gate (bulk and tail ESS at least
-    agreement.ESS_FLOOR, R-hat at most agreement.RHAT_CEILING); the reason if not.
+    diagnostics.ESS_FLOOR, R-hat at most diagnostics.RHAT_CEILING); the reason if not.
     """
     table = _mixing(draws, variables)
     ess = table[["ess_bulk", "ess_tail"]].min(axis=1)
     worst_ess, worst_r_hat = table.loc[ess.idxmin()], table.loc[table.r_hat.idxmax()]
     problems = []
-    if not ess.min() >= agreement.ESS_FLOOR:
-        problems.append(f"ESS of {worst_ess.variable} is {ess.min():.0f} < {agreement.ESS_FLOOR}")
-    if not worst_r_hat.r_hat <= agreement.RHAT_CEILING:
+    if not ess.min() >= diagnostics.ESS_FLOOR:
+        problems.append(f"ESS of {worst_ess.variable} is {ess.min():.0f} < {diagnostics.ESS_FLOOR}")
+    if not worst_r_hat.r_hat <= diagnostics.RHAT_CEILING:
         problems.append(f"R-hat of {worst_r_hat.variable} is {worst_r_hat.r_hat:.3f} > "
-                        f"{agreement.RHAT_CEILING}")
+                        f"{diagnostics.RHAT_CEILING}")
     return not problems, "; ".join(problems), table
 
 
@@ -1332,12 +1333,12 @@ def agreement_check(run: _SweepRun, alpha: float = ALPHA) -> CheckOutcome:
     nuts_mixes, nuts_reason, nuts_mixing = _mixing_gate(references.nuts, variables)
     seconds = lambda: time.perf_counter() - start  # noqa: E731
     if not mixes:
-        return _cannot_verify("agreement vs nuts", f"the sweep does not mix ({reason})",
-                              mixing[["ess_bulk", "ess_tail"]].min().min(),
-                              agreement.ESS_FLOOR, seconds(), mixing)
+        return cannot_verify("agreement vs nuts", f"the sweep does not mix ({reason})",
+                             mixing[["ess_bulk", "ess_tail"]].min().min(),
+                             diagnostics.ESS_FLOOR, seconds(), mixing)
     if not nuts_mixes:
-        return _cannot_verify("agreement vs nuts", f"NUTS does not mix ({nuts_reason})",
-                              np.nan, agreement.ESS_FLOOR, seconds(), mixing)
+        return cannot_verify("agreement vs nuts", f"NUTS does not mix ({nuts_reason})",
+                             np.nan, diagnostics.ESS_FLOOR, seconds(), mixing)
     mine = _scalar_inference_data(run.posterior, variables, "your sweep")
     nuts = _scalar_inference_data(references.nuts, variables, "nuts")
     discrete = [label for name, v in variables.items() if v.discrete for label in v.element_names()]
@@ -1350,13 +1351,13 @@ def agreement_check(run: _SweepRun, alpha: float = ALPHA) -> CheckOutcome:
         tables.append(pd.DataFrame(rows))
     table = pd.concat(tables, ignore_index=True)
     table["p"] = 2 * st.norm.sf(np.abs(table.z.to_numpy(dtype=float)))
-    table["p_holm"] = agreement.holm_adjust(table.p.to_numpy())
+    table["p_holm"] = holm_adjust(table.p.to_numpy())
     table["agree"] = table.p_holm > alpha
     both = pd.concat([mixing.assign(engine="sampler"), nuts_mixing.assign(engine="reference")],
                      ignore_index=True)
     result = agreement.Agreement(table=table, alpha=alpha, engines=("your sweep", "nuts"),
                                  mixing=both)
-    return CheckOutcome("agreement vs nuts", "min Holm-adjusted p", float(table.p_holm.min()),
+    return CheckOutcome("agreement vs nuts", MIN_HOLM_P, float(table.p_holm.min()),
                         alpha, result.passed, seconds(), table, result)
 
 
@@ -1452,7 +1453,7 @@ def geweke_check(run: _SweepRun, seed, alpha: float = ALPHA) -> GenericGeweke:
                      "marginal": p, "ess": ess[(name, level)], "se": se, "z": z})
     table = pd.DataFrame(rows)
     table["p"] = 2 * st.norm.sf(np.abs(table.z.to_numpy(dtype=float)))
-    table["p_holm"] = agreement.holm_adjust(table.p.to_numpy())
+    table["p_holm"] = holm_adjust(table.p.to_numpy())
     table["agree"] = table.p_holm > alpha
     return GenericGeweke(table=table, alpha=alpha)
 
@@ -1568,28 +1569,6 @@ def _model_fingerprint(compiled: CompiledModel) -> str:
 
 # -- the verdict ----------------------------------------------------------------------------------
 
-def _not_applicable(check: str, reason: str) -> CheckOutcome:
-    """A check that does not apply: passed, with NaN value and the reason as its statistic."""
-    return CheckOutcome(check, f"not applicable: {reason}", np.nan, np.nan, True, 0.0,
-                        pd.DataFrame({"reason": [reason]}))
-
-
-def _cannot_verify(check, reason, value, threshold, seconds, table) -> CheckOutcome:
-    """A check that could not reach a verdict: it refuses to pass."""
-    return CheckOutcome(check, f"cannot verify: {reason}", float(value), float(threshold), False,
-                        seconds, table)
-
-
-def _timed(check: str, run: Callable, alpha: float) -> CheckOutcome:
-    start = time.perf_counter()
-    result = run()
-    table = result.table
-    p_columns = [c for c in table.columns if c.endswith("_holm")]
-    value = float(table[p_columns].min().min()) if len(table) else np.nan
-    return CheckOutcome(check, "min Holm-adjusted p", value, alpha, result.passed,
-                        time.perf_counter() - start, table, result)
-
-
 def check_gibbs(model: pm.Model, conditionals: Mapping, *, seed: SeedLike = 0, quick: bool = True,
                 checks: Iterable[str] = GENERIC_CHECKS, references: ModelReferences | None = None,
                 jobs: int = 1, out: Path | str | None = None, progress: bool = False,
@@ -1667,11 +1646,14 @@ def check_gibbs(model: pm.Model, conditionals: Mapping, *, seed: SeedLike = 0, q
     runs = {
         "consistency": lambda: _consistency_outcome(run, streams["consistency"]),
         "agreement vs nuts": lambda: agreement_check(run),
-        "geweke": lambda: _not_applicable("geweke", prior_problem) if prior_problem else
-        _timed("geweke", lambda: geweke_check(run, streams["geweke"]), ALPHA),
-        "sbc": lambda: _not_applicable("sbc", prior_problem) if prior_problem else
-        _timed("sbc", lambda: sbc_check(run, streams["sbc"], out=out and Path(out) / "sbc",
-                                        progress=progress and not side_by_side), ALPHA),
+        "geweke": lambda: not_applicable("geweke", prior_problem) if prior_problem else
+        timed("geweke", MIN_HOLM_P, lambda: geweke_check(run, streams["geweke"]),
+              p_value_summary),
+        "sbc": lambda: not_applicable("sbc", prior_problem) if prior_problem else
+        timed("sbc", MIN_HOLM_P, lambda: sbc_check(run, streams["sbc"],
+                                                   out=out and Path(out) / "sbc",
+                                                   progress=progress and not side_by_side),
+              p_value_summary),
     }
     outcomes = _run_checks(run, selected, runs, side_by_side, out, progress)
     subject = f"check_gibbs({', '.join(f'{b.key}={b.label}' for b in blocks)}) on {references.name}"
@@ -1703,9 +1685,10 @@ def _run_checks(run: _SweepRun, checks: list[str], runs: dict[str, Callable[[], 
 
 
 def _consistency_outcome(run: _SweepRun, seed) -> CheckOutcome:
-    outcome = _timed("consistency", lambda: consistency_check(run, seed), ALPHA)
+    outcome = timed("consistency", MIN_HOLM_P, lambda: consistency_check(run, seed),
+                    p_value_summary)
     unsupported = outcome.result.unsupported
     if unsupported:
-        return _cannot_verify("consistency", "; ".join(unsupported), outcome.value, ALPHA,
-                              outcome.seconds, outcome.table)
+        return cannot_verify("consistency", "; ".join(unsupported), outcome.value, ALPHA,
+                             outcome.seconds, outcome.table)
     return outcome

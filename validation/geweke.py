@@ -29,9 +29,9 @@ from hiercheck.models import Priors, SchoolStats
 from hiercheck.models.simulate import Parameters, draw_parameters, draw_school_stats
 from hiercheck.samplers import gibbs
 
-from .agreement import holm_adjust
+from .statistics import holm_adjust
 from .result import CheckTable
-from .sbc import log_joint_density
+from .quantities import log_joint_density
 
 
 def geweke_functions(params: Parameters, stats: SchoolStats,
@@ -44,7 +44,7 @@ def geweke_functions(params: Parameters, stats: SchoolStats,
         r_i = sqrt(lam n_i) (ybar_i - theta_i)     ~ N(0, 1): school i's data about theta_i
         z   = (ybar.. - mu) / sqrt(v),             ~ N(0, 1): the grand mean about mu, with
               v = sum_i n_i^2 (1/(lam n_i) + 1/(omega lam)) / N^2  its variance given mu, lam, omega
-        log p(y, theta, mu, lam, omega)            the log joint density (`sbc.log_joint_density`)
+        log p(y, theta, mu, lam, omega)            the log joint density (`quantities.log_joint_density`)
 
     for every school i, and their squares. Each e_i and r_i sees school i's size, so a slip that
     gives one school another's n_i shows on a design with unequal sizes. Raw squares such as

@@ -45,7 +45,8 @@ from hiercheck.samplers import empirical_bayes
 from .builtin_models import get_builtin, models_with_engine
 from .engines import estimates_table, posterior_mean_kappa
 from .plots import figure_of, new_axes, plot_school_means
-from .suite import ALPHA, Verdict, check_sampler
+from .result import ALPHA, Verdict
+from .suite import check_sampler
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

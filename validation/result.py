@@ -1,12 +1,39 @@
-"""What every check returns: a table with a row per test, and whether all of them passed."""
+"""What every check shares: its result (`CheckTable`, a row per test), its row of a verdict
+(`CheckOutcome`), the verdict itself (`Verdict`), the level it is held to (`ALPHA`), its random
+stream (`integer_seeds`, `seed_streams`), its timing (`timed`), and the detection matrix written
+as Markdown (`matrix_markdown`, `replace_matrix_block`). Both harnesses, `check_sampler` and
+`check_gibbs`, and every check build on this module; it imports no check.
+"""
 
 from __future__ import annotations
 
-__all__ = ["CheckTable"]
+__all__ = [
+    "ALPHA", "MATRIX_END", "MATRIX_START", "MIN_HOLM_P", "CheckOutcome", "CheckTable", "Figured",
+    "Verdict", "cannot_verify", "integer_seeds", "matrix_markdown", "not_applicable",
+    "p_value_summary", "replace_matrix_block", "seed_streams", "timed",
+]
 
-from dataclasses import dataclass
+import html
+import json
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
+import numpy as np
 import pandas as pd
+
+from hiercheck._typing import SeedLike
+from hiercheck.errors import DataError
+
+from .statistics import min_holm_p
+
+# Per statistical check. Six of them at 0.001 make a correct derivation fail `hiercheck validate`
+# less than 0.6% of the time, and keep a check's expected false alarms over 20 seeds at 0.02.
+# The mutants are caught at p-values far below it (docs/validation.md).
+ALPHA = 0.001
 
 
 @dataclass(frozen=True)
@@ -25,3 +52,403 @@ class CheckTable:
     def passed(self) -> bool:
         """Whether every test passed."""
         return bool(self.table.agree.all())
+
+
+MIN_HOLM_P = "min Holm-adjusted p"  # the statistic of every check of p-values
+
+
+@runtime_checkable
+class Figured(Protocol):
+    """A check's result that draws a figure of itself (`sbc.SBCResult`: its rank plots)."""
+
+    def summary_figure(self, table_name: str) -> object:
+        """The figure of the result.
+
+        Parameters
+        ----------
+        table_name : str
+            The file of the check's table, named in the title.
+
+        Returns
+        -------
+        object
+            What a plot function drew (Axes, an array of them, or a Figure): `plots.save`
+            writes it.
+        """
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """One row of a verdict; `table` is the check's own table, `result` its own result.
+
+    Attributes
+    ----------
+    check : str
+        The check's name.
+    statistic : str
+        What the check reports, e.g. a p-value or a largest |z|.
+    value : float
+        The statistic's value.
+    threshold : float
+        The value the statistic is held to.
+    passed : bool
+        Whether the check passed.
+    seconds : float
+        How long the check took.
+    table : pandas.DataFrame
+        The check's own table.
+    result : object
+        The check's own result, for its plots (None if there is none).
+    files : tuple of pathlib.Path
+        What `save` wrote as the check finished (`check_sampler`'s `out`), else empty.
+    """
+
+    check: str
+    statistic: str
+    value: float
+    threshold: float
+    passed: bool
+    seconds: float
+    table: pd.DataFrame = field(repr=False)
+    result: object = field(repr=False, default=None)  # the check's own result, for its plots
+    files: tuple[Path, ...] = field(repr=False, default=())
+
+    def save(self, folder: Path) -> list[Path]:
+        """check_<name>.csv, the check's table, and <name>.png, the summary figure of a result
+        that draws one (`Figured`: SBC's rank plots of its most suspect quantities).
+
+        Parameters
+        ----------
+        folder : pathlib.Path
+            Where to write them; made if missing.
+
+        Returns
+        -------
+        list of pathlib.Path
+            The files written.
+        """
+        folder.mkdir(parents=True, exist_ok=True)
+        written = [folder / f"check_{_slug(self.check)}.csv"]
+        self.table.to_csv(written[0], index=False)
+        if isinstance(self.result, Figured):
+            from .plots import save as save_figure  # matplotlib, only for a figure
+
+            written.append(folder / f"{_slug(self.check)}.png")
+            save_figure(self.result.summary_figure(written[0].name), written[-1])
+        return written
+
+    def saved(self, folder: Path) -> CheckOutcome:
+        """The outcome with `files`, what `save` wrote in `folder`.
+
+        Parameters
+        ----------
+        folder : pathlib.Path
+            Where to write them.
+
+        Returns
+        -------
+        CheckOutcome
+            A new outcome; this one is unchanged.
+        """
+        return replace(self, files=tuple(self.save(folder)))
+
+
+def _slug(check: str) -> str:
+    """A check's name as a file name: 'consistency (small)' -> 'consistency_small'."""
+    return re.sub(r"[^a-z0-9]+", "_", check).strip("_")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of every check run on a derivation: a row per check.
+
+    Attributes
+    ----------
+    outcomes : tuple of CheckOutcome
+        Each check's outcome, in the order they ran.
+    subject : str
+        What was checked, for the report.
+    references : object or None
+        The references the checks compared against, for a further call to share
+        (`check_sampler`'s `References`, `check_gibbs`'s `ModelReferences`).
+    """
+
+    outcomes: tuple[CheckOutcome, ...]
+    subject: str
+    references: object | None = field(default=None, repr=False)
+
+    def with_outcome(self, outcome: CheckOutcome) -> Verdict:
+        """The verdict with one more check's outcome.
+
+        Parameters
+        ----------
+        outcome : CheckOutcome
+            The outcome to append.
+
+        Returns
+        -------
+        Verdict
+            A new verdict; this one is unchanged.
+        """
+        return Verdict(self.outcomes + (outcome,), self.subject, self.references)
+
+    @property
+    def passed(self) -> bool:
+        """Whether every check passed."""
+        return all(outcome.passed for outcome in self.outcomes)
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """A row per check: check, statistic, value, threshold, passed, seconds."""
+        return pd.DataFrame([{"check": o.check, "statistic": o.statistic, "value": o.value,
+                              "threshold": o.threshold, "passed": o.passed,
+                              "seconds": round(o.seconds, 1)} for o in self.outcomes])
+
+    def summary(self) -> pd.DataFrame:
+        """The verdict as a table, a row per check (the same as `table`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns check, statistic, value, threshold, passed, seconds.
+        """
+        return self.table
+
+    def _repr_html_(self) -> str:
+        status = "PASSED" if self.passed else "FAILED"
+        color = "#1a6b1a" if self.passed else "#a11"
+        return (f'<p>{html.escape(self.subject)}: <b style="color:{color}">{status}</b></p>'
+                + self.table.to_html(index=False, float_format=lambda x: f"{x:.3g}"))
+
+    def __getitem__(self, check: str) -> CheckOutcome:
+        for outcome in self.outcomes:
+            if outcome.check == check:
+                return outcome
+        raise KeyError(f"no check {check!r} in this verdict; checks are "
+                       f"{', '.join(o.check for o in self.outcomes)}")
+
+    def __str__(self) -> str:
+        verdict = "PASSED" if self.passed else "FAILED"
+        failed = [o.check for o in self.outcomes if not o.passed]
+        lines = [f"{self.subject}: {verdict}" + (f" ({', '.join(failed)})" if failed else ""),
+                 self.table.to_string(index=False, float_format=lambda x: f"{x:.3g}")]
+        return "\n".join(lines)
+
+    def save(self, folder: Path) -> list[Path]:
+        """verdict.csv, verdict.json and each check's files (`CheckOutcome.save`: its table, and
+        an SBC check's figure), those not already written there as the check finished.
+
+        Parameters
+        ----------
+        folder : pathlib.Path
+            Where to write them; made if missing.
+
+        Returns
+        -------
+        list of pathlib.Path
+            The verdict's files and every check's, written here or kept.
+        """
+        folder.mkdir(parents=True, exist_ok=True)
+        written = [folder / "verdict.csv", folder / "verdict.json"]
+        self.table.to_csv(written[0], index=False)
+        written[1].write_text(json.dumps({"subject": self.subject, "passed": self.passed,
+                                          "checks": self.table.to_dict(orient="records")},
+                                         indent=2, default=float))
+        for outcome in self.outcomes:
+            kept = outcome.files and all(path.parent == folder for path in outcome.files)
+            written += outcome.files if kept else outcome.save(folder)
+        return written
+
+
+# -- random streams and timing --------------------------------------------------------------------
+
+def integer_seeds(seed: SeedLike, count: int) -> list[int]:
+    """`count` independent seeds from one, as integers that every check accepts.
+
+    Parameters
+    ----------
+    seed : SeedLike
+        The seed they are children of (`numpy.random.SeedSequence(seed).spawn`).
+    count : int
+        How many.
+
+    Returns
+    -------
+    list of int
+        The seeds, each from its own child stream.
+    """
+    return [int(child.generate_state(1)[0]) for child in np.random.SeedSequence(seed).spawn(count)]
+
+
+def seed_streams(seed: SeedLike, names: Sequence[str]) -> dict[str, int]:
+    """An independent integer seed for each name (the checks, and the references they compare
+    against), all children of one `SeedSequence(seed)`: a reference never shares its stream with
+    a check that is compared with it, and a result depends on the seed alone.
+
+    Parameters
+    ----------
+    seed : SeedLike
+        The run's seed.
+    names : sequence of str
+        What needs a stream, each name once; a name's seed depends on its position.
+
+    Returns
+    -------
+    dict of str to int
+        name -> its seed.
+    """
+    return dict(zip(names, integer_seeds(seed, len(names))))
+
+
+def timed(check: str, statistic: str, run: Callable[[], object],
+          summarize: Callable[[object], tuple]) -> CheckOutcome:
+    """The outcome of `run()`, timed: summarize(result) gives (value, threshold, passed, table).
+
+    Parameters
+    ----------
+    check : str
+        The check's name.
+    statistic : str
+        What `value` is.
+    run : callable
+        run() -> the check's result.
+    summarize : callable
+        summarize(result) -> (value, threshold, passed, table); `p_value_summary` for a check of
+        p-values.
+
+    Returns
+    -------
+    CheckOutcome
+        Its row, with the result for the check's plots.
+    """
+    start = time.perf_counter()
+    result = run()
+    value, threshold, passed, table = summarize(result)
+    return CheckOutcome(check, statistic, float(value), float(threshold), bool(passed),
+                        time.perf_counter() - start, table, result)
+
+
+def p_value_summary(result: object) -> tuple[float, float, bool, pd.DataFrame]:
+    """(smallest Holm-adjusted p, the level it was tested at, passed, table) of a result with
+    `table`, `alpha` and `passed`: ALPHA, or ALPHA/2 for each stage of a check in stages.
+
+    Parameters
+    ----------
+    result : object
+        A check's result.
+
+    Returns
+    -------
+    tuple
+        What `timed` summarizes a check of p-values by.
+    """
+    return min_holm_p(result.table), result.alpha, result.passed, result.table
+
+
+def not_applicable(check: str, reason: str) -> CheckOutcome:
+    """A check that does not apply: passed, with NaN value and the reason as its statistic.
+
+    Parameters
+    ----------
+    check : str
+        The check's name.
+    reason : str
+        Why it does not apply.
+
+    Returns
+    -------
+    CheckOutcome
+        Its row.
+    """
+    return CheckOutcome(check, f"not applicable: {reason}", np.nan, np.nan, True, 0.0,
+                        pd.DataFrame({"reason": [reason]}))
+
+
+def cannot_verify(check: str, reason: str, value: float, threshold: float, seconds: float,
+                  table: pd.DataFrame) -> CheckOutcome:
+    """A check that could not reach a verdict: it refuses to pass.
+
+    Parameters
+    ----------
+    check : str
+        The check's name.
+    reason : str
+        What kept it from a verdict.
+    value, threshold : float
+        The statistic it reached, and what it is held to.
+    seconds : float
+        How long it took.
+    table : pandas.DataFrame
+        Its table.
+
+    Returns
+    -------
+    CheckOutcome
+        Its row, failed, its statistic "cannot verify: <reason>".
+    """
+    return CheckOutcome(check, f"cannot verify: {reason}", float(value), float(threshold), False,
+                        seconds, table)
+
+
+# -- the detection matrix as Markdown -------------------------------------------------------------
+
+MATRIX_START, MATRIX_END = "<!-- detection matrix -->", "<!-- /detection matrix -->"
+
+
+def matrix_markdown(matrix: pd.DataFrame, checks: Iterable[str]) -> str:
+    """A detection matrix as a GitHub table, a row per derivation: for each check 'caught'
+    (True: it failed the derivation), '-' (False) or the cell as it is (blank where the check
+    does not apply, "raised" where a function raised), then caught_by. A derivation marked
+    `subtle` (a column of the flagship's matrix) is named "NAME (subtle)".
+
+    Parameters
+    ----------
+    matrix : pandas.DataFrame
+        Columns derivation, caught_by, a column per check, and optionally subtle.
+    checks : iterable of str
+        The checks' columns, in the table's order; those missing from the matrix are left out.
+
+    Returns
+    -------
+    str
+        The Markdown table.
+    """
+    def cell(value) -> str:
+        if isinstance(value, (bool, np.bool_)):
+            return "caught" if value else "-"
+        return str(value)
+
+    shown = [check for check in checks if check in matrix.columns]
+    columns = ["derivation", *shown, "caught_by"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    for row in matrix.to_dict(orient="records"):
+        name = f"{row['derivation']} (subtle)" if row.get("subtle") else row["derivation"]
+        cells = [name, *(cell(row[check]) for check in shown), str(row["caught_by"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def replace_matrix_block(text: str, table: str) -> str:
+    """`text` with the lines between the detection-matrix markers replaced by `table`.
+
+    Parameters
+    ----------
+    text : str
+        A document holding the markers MATRIX_START and MATRIX_END.
+    table : str
+        What goes between them.
+
+    Returns
+    -------
+    str
+        The document with the block replaced.
+
+    Raises
+    ------
+    DataError
+        If the markers are missing or out of order.
+    """
+    start, end = text.find(MATRIX_START), text.find(MATRIX_END)
+    if start < 0 or end < start:
+        raise DataError(f"no {MATRIX_START} ... {MATRIX_END} block to replace")
+    return text[:start + len(MATRIX_START)] + "\n" + table + "\n" + text[end:]

@@ -29,7 +29,7 @@ probability at most alpha (measured in benchmarks/false_alarms.py).
 from __future__ import annotations
 
 __all__ = [
-    "GIBBS_BLOCK", "QUICK_DESIGN", "QUICK_PRIORS", "QUICK_SBC", "log_likelihood", "run_engine_sbc",
+    "GIBBS_BLOCK", "QUICK_DESIGN", "QUICK_PRIORS", "QUICK_SBC", "run_engine_sbc",
     "run_gibbs_sbc", "sbc_quantities", "SBCResult",
 ]
 
@@ -49,12 +49,13 @@ from tqdm.auto import tqdm
 from hiercheck._typing import SeedLike
 from hiercheck.errors import require_integer
 from hiercheck.models import GroupedData, Priors, SchoolStats
+from hiercheck.models.data import schools_across_sizes
 from hiercheck.models.simulate import Parameters, draw_parameters, draw_school_stats, draw_scores
 from hiercheck.samplers import gibbs
-from hiercheck.samplers.marginal import LOG_2PI
 
-from .agreement import holm_adjust, mixing_table
-from .consistency import checked_schools
+from .diagnostics import mixing_table
+from .statistics import holm_adjust
+from .quantities import log_joint_density, log_likelihood
 from .ranks import plot_ranks, uniformity
 from .store import UnitStore
 
@@ -69,6 +70,9 @@ GIBBS_BLOCK = 50  # replications per random stream and per saved unit, fixed so 
 QUICK_DESIGN = np.array([1, 2, 3, 4, 5, 7, 9, 12])
 QUICK_PRIORS = Priors(a=3, b=6, c=3, d=2, nu=0, phi=1)
 QUICK_SBC = {"replications": 1000, "draws": 100, "thin": 10, "tune": 200}
+# The rows of the summary figure: a row per quantity of a run would make a figure of dozens of rows
+# that takes seconds to draw and that nobody reads; the check's CSV holds every quantity's tests.
+SUMMARY_ROWS = 6
 TRACKED_SCHOOLS = 8  # every school's theta_i ranked up to this many schools, else this many spread
 
 
@@ -77,44 +81,7 @@ def tracked_schools(n: np.ndarray) -> np.ndarray:
     """The schools whose theta_i is ranked: every school of a small design, and
     TRACKED_SCHOOLS spread over the sizes (smallest and largest included) of a larger one.
     """
-    return checked_schools(np.asarray(n), TRACKED_SCHOOLS)
-
-
-def log_likelihood(stats: SchoolStats, theta: ArrayLike, lam: ArrayLike) -> np.ndarray:
-    """log p(y | theta, lam) = N/2 (log lam - log 2pi) - lam/2 [sum ss_i + sum n_i (ybar_i - theta_i)^2]
-
-    Parameters
-    ----------
-    stats : SchoolStats
-        The data's sufficient statistics.
-    theta : array_like
-        The school means, schools on the last axis, with any leading batch shape.
-    lam : array_like
-        The within-school precision, of the batch shape.
-
-    Returns
-    -------
-    numpy.ndarray
-        The log-likelihood, of the batch shape.
-    """
-    lam = np.asarray(lam, dtype=float)
-    spread = stats.ss.sum(-1) + (stats.n * (stats.ybar - theta) ** 2).sum(-1)
-    return 0.5 * stats.N * (np.log(lam) - LOG_2PI) - 0.5 * lam * spread
-
-
-def log_joint_density(params, stats: SchoolStats, priors: Priors) -> np.ndarray:
-    """log p(y, theta, mu, lam, omega) = log p(y | theta, lam)
-    + sum_i log N(theta_i; mu, 1/(omega lam)) + log p(mu) + log p(lam) + log p(omega).
-    """
-    theta, mu, lam, omega = (np.asarray(x, dtype=float) for x in
-                             (params.theta, params.mu, params.lam, params.omega))
-    precision = omega * lam
-    spread = ((theta - mu[..., None]) ** 2).sum(-1)
-    # omega = inf (empirical Bayes at tau = 0) puts every theta_i at mu: the density's limit, +inf
-    with np.errstate(invalid="ignore"):
-        quadratic = np.where(spread > 0, precision * spread, 0.0)
-    log_theta = 0.5 * stats.m * (np.log(precision) - LOG_2PI) - 0.5 * quadratic
-    return log_likelihood(stats, theta, lam) + log_theta + priors.logpdf(mu, lam, omega)
+    return schools_across_sizes(np.asarray(n), TRACKED_SCHOOLS)
 
 
 def sbc_quantities(params: Parameters, stats: SchoolStats, schools: np.ndarray,
@@ -226,6 +193,25 @@ class SBCResult:
         """
         smallest = self.table[["chi2_p", "ecdf_p"]].min(axis=1)
         return list(self.table.quantity[smallest.sort_values(kind="stable").index][:count])
+
+    def summary_figure(self, table_name: str) -> np.ndarray:
+        """`plot` of the SUMMARY_ROWS most suspect quantities, titled to say so.
+
+        Parameters
+        ----------
+        table_name : str
+            The file holding every quantity's tests, named in the title.
+
+        Returns
+        -------
+        numpy.ndarray
+            The axes drawn on, as `plot` returns them.
+        """
+        shown = self.most_suspect(SUMMARY_ROWS)
+        return self.plot(names=shown, title=(
+            f"SBC of {self.engine} ({self.replications} replications, {self.draws} draws "
+            f"each)\nthe {len(shown)} of {len(self.ranks)} quantities with the smallest "
+            f"p-values (all in {table_name})"))
 
     @property
     def passed(self) -> bool:

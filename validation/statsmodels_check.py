@@ -10,7 +10,7 @@ convention):
                               a wrong constant shows here, where it cannot move a maximum;
     its own maximum           the function is maximized as a black box (Nelder-Mead,
                               `empirical_bayes.fit(objective=...)`), the argmax is scored with the
-                              dense density (`likelihood.dense_log_likelihood` or
+                              dense density (`eb_references.dense_log_likelihood` or
                               `dense_restricted_log_likelihood`, which share no algebra with it)
                               and must reach statsmodels' maximum: a wrong likelihood has its
                               maximum elsewhere, which scores lower.
@@ -38,7 +38,7 @@ from hiercheck.samplers.marginal import log_marginal_likelihood as own_marginal_
 
 from hiercheck.samplers.user_functions import checked_log_likelihood
 
-from .likelihood import TOLERANCE, dense_log_likelihood, dense_restricted_log_likelihood
+from .eb_references import TOLERANCE, dense_log_likelihood, dense_restricted_log_likelihood
 from .result import CheckTable
 
 __all__ = [

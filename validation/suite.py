@@ -31,17 +31,13 @@ the suite's overall false-alarm rate is then at most ALPHA times the number of c
 from __future__ import annotations
 
 __all__ = [
-    "ALPHA", "CHECKS", "FULL", "QUICK", "check_sampler", "CheckOutcome", "detection_matrix",
-    "matrix_markdown", "References", "replace_matrix_block", "Settings", "Verdict",
+    "CHECKS", "FULL", "QUICK", "check_sampler", "detection_matrix", "References", "Settings",
 ]
 
 import contextlib
-import html
-import json
-import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -51,22 +47,20 @@ from tqdm.auto import tqdm
 
 from hiercheck._typing import SeedLike
 from hiercheck.cache import PICKLE, DiskCache, data_parts, source_digest
-from hiercheck.errors import DataError, SettingsError
+from hiercheck.errors import SettingsError
 from hiercheck.models import GroupedData, Priors, load_dataset
 from hiercheck.models.engine import az
 from hiercheck.samplers import exact, gibbs
 from hiercheck.samplers.empirical_bayes import restricted_loglik as correct_restricted_likelihood
 from hiercheck.samplers.marginal import log_marginal_likelihood as correct_log_marginal_likelihood
 
-from . import agreement, consistency, geweke, likelihood, sbc, statsmodels_check
+from . import agreement, consistency, diagnostics, geweke, likelihood, sbc, statsmodels_check
 from .engines import NUTS_SBC_THIN
 from .forked import forked_map, in_order
 from .mutants import CATALOGUE, Mutant
+from .result import (ALPHA, MIN_HOLM_P, CheckOutcome, Verdict, p_value_summary, seed_streams,
+                     timed)
 
-# Per statistical check. Six of them at 0.001 make a correct derivation fail `hiercheck validate`
-# less than 0.6% of the time, and keep a check's expected false alarms over 20 seeds at 0.02.
-# The mutants are caught at p-values far below it (docs/validation.md).
-ALPHA = 0.001
 # Geweke, SBC and the second consistency check work on eight schools of 1 to 12 students under
 # informative priors: small enough that the prior's constants move every conditional, so slips
 # in them show, and unbalanced, so that a slip confusing one school's size with another's shows.
@@ -132,202 +126,6 @@ FULL = Settings(consistency_points=8, consistency_draws=400000, consistency_thet
                 gibbs_draws=10000, nuts_draws=2500, geweke_chains=2000, geweke_steps=500,
                 sbc_replications=4000, sbc_draws=200, sbc_thin=10, sbc_tune=500,
                 marginal_points=5)
-
-
-@dataclass(frozen=True)
-class CheckOutcome:
-    """One row of a verdict; `table` is the check's own table, `result` its own result.
-
-    Attributes
-    ----------
-    check : str
-        The check's name.
-    statistic : str
-        What the check reports, e.g. a p-value or a largest |z|.
-    value : float
-        The statistic's value.
-    threshold : float
-        The value the statistic is held to.
-    passed : bool
-        Whether the check passed.
-    seconds : float
-        How long the check took.
-    table : pandas.DataFrame
-        The check's own table.
-    result : object
-        The check's own result, for its plots (None if there is none).
-    files : tuple of pathlib.Path
-        What `save` wrote as the check finished (`check_sampler`'s `out`), else empty.
-    """
-
-    check: str
-    statistic: str
-    value: float
-    threshold: float
-    passed: bool
-    seconds: float
-    table: pd.DataFrame = field(repr=False)
-    result: object = field(repr=False, default=None)  # the check's own result, for its plots
-    files: tuple[Path, ...] = field(repr=False, default=())
-
-    def save(self, folder: Path) -> list[Path]:
-        """check_<name>.csv, the check's table, and for an SBC check <name>.png, the rank plots
-        of its SBC_PLOT_ROWS most suspect quantities.
-
-        Parameters
-        ----------
-        folder : pathlib.Path
-            Where to write them; made if missing.
-
-        Returns
-        -------
-        list of pathlib.Path
-            The files written.
-        """
-        folder.mkdir(parents=True, exist_ok=True)
-        written = [folder / f"check_{slug(self.check)}.csv"]
-        self.table.to_csv(written[0], index=False)
-        if isinstance(self.result, sbc.SBCResult):
-            from .plots import save as save_figure  # matplotlib, only for a figure
-
-            written.append(folder / f"{slug(self.check)}.png")
-            save_figure(_sbc_figure(self.result, written[0].name), written[-1])
-        return written
-
-    def saved(self, folder: Path) -> CheckOutcome:
-        """The outcome with `files`, what `save` wrote in `folder`.
-
-        Parameters
-        ----------
-        folder : pathlib.Path
-            Where to write them.
-
-        Returns
-        -------
-        CheckOutcome
-            A new outcome; this one is unchanged.
-        """
-        return replace(self, files=tuple(self.save(folder)))
-
-
-# The SBC figure's rows: a row per quantity of a run would make a figure of dozens of rows that
-# takes seconds to draw and that nobody reads; the check's CSV holds every quantity's tests.
-SBC_PLOT_ROWS = 6
-
-
-def _sbc_figure(result: sbc.SBCResult, table_name: str):
-    """`result.plot` of its SBC_PLOT_ROWS most suspect quantities, titled to say so."""
-    shown = result.most_suspect(SBC_PLOT_ROWS)
-    return result.plot(names=shown, title=(
-        f"SBC of {result.engine} ({result.replications} replications, {result.draws} draws "
-        f"each)\nthe {len(shown)} of {len(result.ranks)} quantities with the smallest p-values "
-        f"(all in {table_name})"))
-
-
-def slug(check: str) -> str:
-    """A check's name as a file name: 'consistency (small)' -> 'consistency_small'."""
-    return re.sub(r"[^a-z0-9]+", "_", check).strip("_")
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The outcome of every check run on a derivation: a row per check.
-
-    Attributes
-    ----------
-    outcomes : tuple of CheckOutcome
-        Each check's outcome, in the order they ran.
-    subject : str
-        What was checked, for the report.
-    references : References or None
-        The references the checks compared against, for a further call to share.
-    """
-
-    outcomes: tuple[CheckOutcome, ...]
-    subject: str
-    references: References | None = field(default=None, repr=False)
-
-    def with_outcome(self, outcome: CheckOutcome) -> Verdict:
-        """The verdict with one more check's outcome.
-
-        Parameters
-        ----------
-        outcome : CheckOutcome
-            The outcome to append.
-
-        Returns
-        -------
-        Verdict
-            A new verdict; this one is unchanged.
-        """
-        return Verdict(self.outcomes + (outcome,), self.subject, self.references)
-
-    @property
-    def passed(self) -> bool:
-        """Whether every check passed."""
-        return all(outcome.passed for outcome in self.outcomes)
-
-    @property
-    def table(self) -> pd.DataFrame:
-        """A row per check: check, statistic, value, threshold, passed, seconds."""
-        return pd.DataFrame([{"check": o.check, "statistic": o.statistic, "value": o.value,
-                              "threshold": o.threshold, "passed": o.passed,
-                              "seconds": round(o.seconds, 1)} for o in self.outcomes])
-
-    def summary(self) -> pd.DataFrame:
-        """The verdict as a table, a row per check (the same as `table`).
-
-        Returns
-        -------
-        pandas.DataFrame
-            Columns check, statistic, value, threshold, passed, seconds.
-        """
-        return self.table
-
-    def _repr_html_(self) -> str:
-        status = "PASSED" if self.passed else "FAILED"
-        color = "#1a6b1a" if self.passed else "#a11"
-        return (f'<p>{html.escape(self.subject)}: <b style="color:{color}">{status}</b></p>'
-                + self.table.to_html(index=False, float_format=lambda x: f"{x:.3g}"))
-
-    def __getitem__(self, check: str) -> CheckOutcome:
-        for outcome in self.outcomes:
-            if outcome.check == check:
-                return outcome
-        raise KeyError(f"no check {check!r} in this verdict; checks are "
-                       f"{', '.join(o.check for o in self.outcomes)}")
-
-    def __str__(self) -> str:
-        verdict = "PASSED" if self.passed else "FAILED"
-        failed = [o.check for o in self.outcomes if not o.passed]
-        lines = [f"{self.subject}: {verdict}" + (f" ({', '.join(failed)})" if failed else ""),
-                 self.table.to_string(index=False, float_format=lambda x: f"{x:.3g}")]
-        return "\n".join(lines)
-
-    def save(self, folder: Path) -> list[Path]:
-        """verdict.csv, verdict.json and each check's files (`CheckOutcome.save`: its table, and
-        an SBC check's figure), those not already written there as the check finished.
-
-        Parameters
-        ----------
-        folder : pathlib.Path
-            Where to write them; made if missing.
-
-        Returns
-        -------
-        list of pathlib.Path
-            The verdict's files and every check's, written here or kept.
-        """
-        folder.mkdir(parents=True, exist_ok=True)
-        written = [folder / "verdict.csv", folder / "verdict.json"]
-        self.table.to_csv(written[0], index=False)
-        written[1].write_text(json.dumps({"subject": self.subject, "passed": self.passed,
-                                          "checks": self.table.to_dict(orient="records")},
-                                         indent=2, default=float))
-        for outcome in self.outcomes:
-            kept = outcome.files and all(path.parent == folder for path in outcome.files)
-            written += outcome.files if kept else outcome.save(folder)
-        return written
 
 
 class References:
@@ -512,44 +310,17 @@ TABULATION_CODE = ("hiercheck.validation.consistency", "hiercheck.samplers.exact
                    "hiercheck.models.reference", "hiercheck.models.joint")
 
 
-def _integer_seeds(seed, count: int) -> list[int]:
-    """`count` independent seeds from one, as integers that every check accepts."""
-    return [int(child.generate_state(1)[0]) for child in np.random.SeedSequence(seed).spawn(count)]
-
-
 REFERENCES = ("exact", "nuts", "small")
 
 
 def _streams(seed) -> dict[str, int]:
     """An independent integer seed for each check and each of the `References` (the exact and
-    NUTS posteriors, the small simulated data), all children of one `SeedSequence(seed)`: a
-    reference never shares its stream with a check that is compared with it.
+    NUTS posteriors, the small simulated data): `result.seed_streams`.
     """
-    names = (*CHECKS, *REFERENCES)
-    return dict(zip(names, _integer_seeds(seed, len(names))))
+    return seed_streams(seed, (*CHECKS, *REFERENCES))
 
 
 # -- the checks, each returning a CheckOutcome ----------------------------------------------------
-
-def _timed(check: str, statistic: str, run: Callable, summarize: Callable) -> CheckOutcome:
-    start = time.perf_counter()
-    result = run()
-    value, threshold, passed, detail = summarize(result)
-    return CheckOutcome(check, statistic, float(value), float(threshold), bool(passed),
-                        time.perf_counter() - start, detail, result)
-
-
-def _min_holm_p(table: pd.DataFrame) -> float:
-    columns = [c for c in table.columns if "holm" in c]
-    return float(table[columns].min().min())
-
-
-def _p_value_summary(result):
-    """(min Holm-adjusted p, the level it was tested at, passed, table) of a result with
-    `.table`, `.alpha` and `.passed`: ALPHA, or ALPHA/2 for each stage of a check in stages.
-    """
-    return _min_holm_p(result.table), result.alpha, result.passed, result.table
-
 
 def consistency_check(conditionals, references: References, scheme: str, seed,
                       small: bool) -> CheckOutcome:
@@ -558,13 +329,13 @@ def consistency_check(conditionals, references: References, scheme: str, seed,
     """
     data, priors = references.small if small else (references.data, references.priors)
     settings = references.settings
-    return _timed("consistency (small)" if small else "consistency", "min Holm-adjusted p",
+    return timed("consistency (small)" if small else "consistency", MIN_HOLM_P,
                   lambda: consistency.check_in_stages(
                       conditionals, data, priors, points=settings.consistency_points,
                       draws=settings.consistency_draws,
                       theta_draws=settings.consistency_theta_draws, seed=seed, alpha=ALPHA,
                       scheme=scheme,
-                      tabulated=references.tabulated(small, scheme, seed)), _p_value_summary)
+                      tabulated=references.tabulated(small, scheme, seed)), p_value_summary)
 
 
 @dataclass(frozen=True)
@@ -588,11 +359,11 @@ class SampledAgreement:
 
 
 # The agreement checks continue the sampler's chains, doubling its draws, while some compared
-# quantity misses the mixing gate (agreement.ESS_FLOOR, agreement.RHAT_CEILING), up to this many
-# times the setting's draws; past it the check says "cannot verify". At the quick settings (4 x
-# 2500 draws) a sampler needs an ESS of about 0.01 per draw to be verified: one that keeps each
-# theta_i 98% of the time has about that, and its lowest ESS over hsb's 160 schools at 4 x 10000
-# draws is about 200, so it is not (docs/validation.md).
+# quantity misses the mixing gate (diagnostics.ESS_FLOOR, diagnostics.RHAT_CEILING), up to this
+# many times the setting's draws; past it the check says "cannot verify". At the quick settings
+# (4 x 2500 draws) a sampler needs an ESS of about 0.01 per draw to be verified: one that keeps
+# each theta_i 98% of the time has about that, and its lowest ESS over hsb's 160 schools at
+# 4 x 10000 draws is about 200, so it is not (docs/validation.md).
 MIXING_BUDGET = 4
 
 
@@ -601,7 +372,7 @@ def sample_until_mixed(conditionals, references: References, seed, scheme: str =
     """The sampler's posterior for the agreement checks: 4 chains of `gibbs_draws` draws,
     continued from their last states for as many draws again while some compared quantity
     misses the mixing gate, until the draws reach MIXING_BUDGET times the setting; and the
-    `agreement.mixing_table` of the draws returned, or None when the budget ran out before it
+    `diagnostics.mixing_table` of the draws returned, or None when the budget ran out before it
     was computed.
     """
     data, priors, draws = references.data, references.priors, references.settings.gibbs_draws
@@ -609,7 +380,7 @@ def sample_until_mixed(conditionals, references: References, seed, scheme: str =
                              conditionals=conditionals, scheme=scheme)
     extension_seeds = np.random.SeedSequence(seed).spawn(int(np.log2(MIXING_BUDGET)))
     for extension_seed in extension_seeds:
-        mixing = agreement.mixing_table(posterior)
+        mixing = diagnostics.mixing_table(posterior, agreement.VARIABLES)
         if mixing.mixed.all():
             return posterior, mixing
         last = posterior.posterior.isel(draw=-1)
@@ -637,7 +408,7 @@ def agreement_checks(conditionals, references: References, engines: Sequence[str
             return SampledAgreement(posterior, agreement.compare(
                 posterior, getattr(references, engine), alpha=ALPHA, summary_a=summary,
                 summary_b=references.summary(engine)))
-        outcome = _timed(f"agreement vs {engine}", "min Holm-adjusted p", run, _p_value_summary)
+        outcome = timed(f"agreement vs {engine}", MIN_HOLM_P, run, p_value_summary)
         if not outcomes:
             outcome = replace(outcome, seconds=time.perf_counter() - start)
         outcomes.append(_gated(outcome))
@@ -654,17 +425,17 @@ def _gated(outcome: CheckOutcome) -> CheckOutcome:
 
 
 def geweke_check(conditionals, settings: Settings, seed, scheme: str) -> CheckOutcome:
-    return _timed("geweke", "min Holm-adjusted p", lambda: geweke.geweke_test(
+    return timed("geweke", MIN_HOLM_P, lambda: geweke.geweke_test(
         SMALL_PRIORS, SMALL_DESIGN, conditionals=conditionals, scheme=scheme,
         chains=settings.geweke_chains, steps=settings.geweke_steps, seed=seed, alpha=ALPHA),
-        _p_value_summary)
+        p_value_summary)
 
 
 def sbc_check(conditionals, settings: Settings, seed, scheme: str) -> CheckOutcome:
-    return _timed("sbc", "min Holm-adjusted p", lambda: sbc.run_gibbs_sbc(
+    return timed("sbc", MIN_HOLM_P, lambda: sbc.run_gibbs_sbc(
         SMALL_DESIGN, SMALL_PRIORS, replications=settings.sbc_replications,
         draws=settings.sbc_draws, thin=settings.sbc_thin, tune=settings.sbc_tune, seed=seed,
-        conditionals=conditionals, scheme=scheme, alpha=ALPHA), _p_value_summary)
+        conditionals=conditionals, scheme=scheme, alpha=ALPHA), p_value_summary)
 
 
 NUTS_SBC_DRAWS = 100  # ranked per replication by nuts_sbc_check
@@ -679,16 +450,16 @@ def nuts_sbc_check(seed, folder: Path | None = None, replications: int = 200,
     from .engines import sbc_engine
 
     design = consistency.simulated_data(SMALL_DESIGN, SMALL_PRIORS, seed)  # SBC replaces its scores
-    return _timed("sbc (nuts)", "min Holm-adjusted p", lambda: sbc.run_engine_sbc(
+    return timed("sbc (nuts)", MIN_HOLM_P, lambda: sbc.run_engine_sbc(
         sbc_engine("nuts"), design, SMALL_PRIORS, replications=replications,
         draws=NUTS_SBC_DRAWS, thin=thin, seed=seed, out=folder, progress=True,
-        engine_name="nuts", alpha=ALPHA), _p_value_summary)
+        engine_name="nuts", alpha=ALPHA), p_value_summary)
 
 
 def statsmodels_comparison_check(marginal, restricted, data) -> CheckOutcome:
     def summarize(result):
         return result.worst_ratio, 1.0, result.passed, result.table
-    return _timed("eb vs statsmodels", "max |loglik - statsmodels| / tolerance", lambda:
+    return timed("eb vs statsmodels", "max |loglik - statsmodels| / tolerance", lambda:
                   statsmodels_check.compare_with_statsmodels(data, marginal, restricted),
                   summarize)
 
@@ -698,7 +469,7 @@ def likelihood_check(name: str, check: Callable, function, data, priors, setting
     """`check` is `likelihood.check_marginal_likelihood` or `check_restricted_likelihood`."""
     def summarize(result):
         return result.max_relative_error, result.tolerance, result.passed, result.table
-    return _timed(name, "max relative error", lambda: check(
+    return timed(name, "max relative error", lambda: check(
         function, data, priors, points=settings.marginal_points, seed=seed), summarize)
 
 
@@ -921,60 +692,3 @@ def detection_matrix(mutants: Iterable[Mutant] = CATALOGUE, *, data: GroupedData
                      "subtle": subject.subtle, **{check: caught.get(check, "") for check in checks},
                      "caught_by": sum(caught.values()), "description": subject.description})
     return pd.DataFrame(rows)
-
-
-def matrix_markdown(matrix: pd.DataFrame) -> str:
-    """The detection matrix as a GitHub table: 'caught', '-' (not caught) or blank (the check
-    does not apply), a row per derivation.
-
-    Parameters
-    ----------
-    matrix : pandas.DataFrame
-        The result of `detection_matrix`.
-
-    Returns
-    -------
-    str
-        The Markdown table.
-    """
-    def cell(value):
-        if value == "":
-            return ""
-        return "caught" if value else "-"
-    checks = [check for check in CHECKS if check in matrix.columns]
-    columns = ["derivation", *checks, "caught_by"]
-    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-    for row in matrix.to_dict(orient="records"):
-        name = f"{row['derivation']} (subtle)" if row["subtle"] else row["derivation"]
-        cells = [name, *(cell(row[check]) for check in checks), str(row["caught_by"])]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-MATRIX_START, MATRIX_END = "<!-- detection matrix -->", "<!-- /detection matrix -->"
-
-
-def replace_matrix_block(text: str, table: str) -> str:
-    """`text` with the lines between the detection-matrix markers replaced by `table`.
-
-    Parameters
-    ----------
-    text : str
-        A document holding the markers MATRIX_START and MATRIX_END.
-    table : str
-        What goes between them.
-
-    Returns
-    -------
-    str
-        The document with the block replaced.
-
-    Raises
-    ------
-    DataError
-        If the markers are missing or out of order.
-    """
-    start, end = text.find(MATRIX_START), text.find(MATRIX_END)
-    if start < 0 or end < start:
-        raise DataError(f"no {MATRIX_START} ... {MATRIX_END} block to replace")
-    return text[:start + len(MATRIX_START)] + "\n" + table + "\n" + text[end:]

@@ -28,7 +28,7 @@ __all__ = [
     "check_gibbs", "check_sampler", "load_dataset", "power_study",
 ]
 
-_LAZY = {"check_sampler": "hiercheck.validation.suite", "Verdict": "hiercheck.validation.suite",
+_LAZY = {"check_sampler": "hiercheck.validation.suite", "Verdict": "hiercheck.validation.result",
          "check_gibbs": "hiercheck.validation.generic",
          "power_study": "hiercheck.validation.power"}
 

@@ -1,10 +1,15 @@
-"""Do two samples of a vector come from one distribution? Tests that see correlation, not only
-the marginals.
+"""The statistics every check shares: Holm's correction, and two-sample tests of a vector that see
+correlation, not only the marginals. No check imports another check; what two of them need lives
+here (or, for effective sample sizes and R-hat, in `hiercheck.validation.diagnostics`).
 
-Both samples (A: a user's draws, B: reference draws, each n x d) are first whitened by one fixed
-affine map, z = L^{-1} (u - m), with m and L L' = Sigma fixed before either sample is looked at
-(the mode and the inverse negative Hessian of the log density: its Laplace approximation). The
-tests, each with an asymptotic null:
+Holm's step-down correction holds the family-wise false-alarm rate of a check's many tests at its
+alpha under any dependence between them (`holm_adjust`); a check reports its smallest adjusted
+p-value (`min_holm_p`).
+
+The two-sample tests compare a user's draws A with reference draws B (each n x d), both first
+whitened by one fixed affine map, z = L^{-1} (u - m), with m and L L' = Sigma fixed before either
+sample is looked at (the mode and the inverse negative Hessian of the log density: its Laplace
+approximation). The tests, each with an asymptotic null:
 
     coordinate j        two-sample Kolmogorov-Smirnov of z_j                       (d tests)
     pair (j, k)         Welch z-test of the means of z_j z_k                       (d(d-1)/2)
@@ -13,16 +18,57 @@ tests, each with an asymptotic null:
 A sampler with the right marginals and the wrong correlation moves the mean of z_j z_k: with
 whitening, a correlation error of delta between two coordinates shifts that mean by about delta,
 against a standard error of about sqrt(2/n). The tests are returned as p-values; the caller
-holds the family-wise rate with Holm's correction over them (`agreement.holm_adjust`). Under the
-null each p-value is uniform up to the asymptotics (measured in docs/validation.md).
+holds the family-wise rate with `holm_adjust` over them. Under the null each p-value is uniform
+up to the asymptotics (measured in docs/validation.md).
 """
 
 from __future__ import annotations
 
-__all__ = ["whiten", "two_sample_tests"]
+__all__ = ["holm_adjust", "min_holm_p", "two_sample_tests", "whiten"]
 
 import numpy as np
+import pandas as pd
 from scipy import stats
+
+
+def holm_adjust(p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values: reject where the adjusted p <= alpha keeps the
+    family-wise error rate at alpha under any dependence between the tests.
+
+    Parameters
+    ----------
+    p : numpy.ndarray
+        The tests' p-values, one-dimensional.
+
+    Returns
+    -------
+    numpy.ndarray
+        The adjusted p-values, in the tests' order.
+    """
+    order = np.argsort(p)
+    k = p.size
+    adjusted = np.maximum.accumulate(np.minimum(1.0, (k - np.arange(k)) * p[order]))
+    out = np.empty(k)
+    out[order] = adjusted
+    return out
+
+
+def min_holm_p(table: pd.DataFrame) -> float:
+    """The smallest Holm-adjusted p-value of a check's table: the least of its columns whose
+    names contain "holm"; NaN for a table without rows.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A check's table.
+
+    Returns
+    -------
+    float
+        The smallest adjusted p-value.
+    """
+    columns = [column for column in table.columns if "holm" in column]
+    return float(table[columns].min().min()) if len(table) else np.nan
 
 
 def whiten(u: np.ndarray, center: np.ndarray, cholesky: np.ndarray) -> np.ndarray:
@@ -78,4 +124,6 @@ def two_sample_tests(a: np.ndarray, b: np.ndarray) -> list[tuple[str, float, flo
 
 def _welch_z(x: np.ndarray, y: np.ndarray) -> float:
     se = np.sqrt(x.var(ddof=1) / x.size + y.var(ddof=1) / y.size)
-    return float((x.mean() - y.mean()) / se) if se > 0 else (0.0 if x.mean() == y.mean() else np.inf)
+    if se > 0:
+        return float((x.mean() - y.mean()) / se)
+    return 0.0 if x.mean() == y.mean() else np.inf
