@@ -5,6 +5,8 @@ false-alarm rate of its multivariate test.
     python benchmarks/generic.py --false-alarms 30          # consistency of the joint blocks, 30 seeds
     python benchmarks/generic.py --null 400                 # the two-sample tests alone, Gaussian pairs
     python benchmarks/generic.py --geweke-false-alarms 100  # Geweke on the blood-pressure sweep
+    python benchmarks/generic.py --geweke-tail-power 20     # a far-tail slip, three levels or five
+    ... --geweke-levels 0.01 0.1 0.5 0.9 0.99               # Geweke's levels for the false alarms
     python benchmarks/generic.py --verdict-false-alarms 100 # every check on it
     python benchmarks/generic.py --evaluation 1000          # the batched density at 1000 points
     python benchmarks/generic.py --cheese-sigma             # consistency of the cheese Sigma block
@@ -20,7 +22,11 @@ joint block's rows alone is at or below the level. The null experiment draws pai
 from one correlated normal and runs `two_sample_tests` on them, without any MCMC. Geweke's
 false alarms: the built-in blood-pressure model's own (correct) sweep, Geweke's test alone at the
 quick settings, seeds 0..N-1 (each seed its own chains and marginal draws; the model compiled
-once), chains in two forked processes: the smallest Holm-adjusted p-value of each seed. Verdict
+once), chains in two forked processes: the smallest Holm-adjusted p-value of each seed, at the
+shipped levels of the prior quantiles or at `--geweke-levels`. Geweke's
+tail power: the same sweep with lam's draws beyond its conditional's 99th percentile q stretched
+to q + 1.5 (x - q), Geweke's test at seeds 0..N-1 at the shipped levels (0.1, 0.5, 0.9) and
+with 0.01 and 0.99 added: the seeds at which each catches it. Verdict
 false alarms: `check_gibbs` with every check on the same sweep, as `hiercheck validate --model
 bloodpressure` runs it (batched, two processes), at seeds 0..N-1 with the references (NUTS, the
 consistency states) of seed 0: each check's smallest Holm-adjusted p-value at each seed.
@@ -49,7 +55,8 @@ warnings.simplefilter("ignore")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hiercheck.validation.generic import (  # noqa: E402
-    GENERIC_QUICK, ModelReferences, check_gibbs, consistency_check, parse_conditionals)
+    GENERIC_QUICK, GEWEKE_LEVELS, ModelReferences, check_gibbs, consistency_check,
+    parse_conditionals)
 from hiercheck.validation.statistics import holm_adjust, two_sample_tests  # noqa: E402
 from tests import test_generic as examples  # noqa: E402
 
@@ -61,6 +68,7 @@ MODELS = {
 }
 JOINT = {"regression": "beta", "components": "(mu, a)"}
 LEVELS = (0.01, 0.001)
+TAIL_LEVELS = (0.01, *GEWEKE_LEVELS, 0.99)
 
 
 def timing() -> dict:
@@ -95,25 +103,69 @@ def false_alarms(seeds: int) -> dict:
     return results
 
 
-def geweke_false_alarms(seeds: int) -> dict:
+def geweke_false_alarms(seeds: int, levels: tuple[float, ...]) -> dict:
     """Geweke's test alone on the blood-pressure model's correct sweep, one run per seed."""
-    from hiercheck.validation.builtin_models import BUILTIN_MODELS
     from hiercheck.validation.generic import _SweepRun, geweke_check
+
+    references, blocks = _blood_pressure_sweep()
+    smallest = []
+    for seed in range(seeds):
+        table = geweke_check(_SweepRun(blocks, references, seed, jobs=2), seed,
+                             levels=levels).table
+        smallest.append(float(table.p_holm.min()))
+        print(f"bloodpressure geweke seed {seed}: smallest Holm-adjusted p {smallest[-1]:.3g} "
+              f"({len(table)} tests)", flush=True)
+    return {"seeds": seeds, "levels": levels, "tests": int(len(table)), "smallest": smallest,
+            **{f"seeds with min p_holm <= {level}": int(np.sum(np.array(smallest) <= level))
+               for level in (0.05, 0.01, 0.001)}}
+
+
+def _blood_pressure_sweep(conditionals: dict | None = None):
+    """ModelReferences of the built-in blood-pressure model (seed 0) and the blocks of its sweep
+    (its own, or `conditionals`)."""
+    from hiercheck.validation.builtin_models import BUILTIN_MODELS
 
     builtin = BUILTIN_MODELS["bloodpressure"]
     references = ModelReferences(builtin.build_model(builtin.load()), GENERIC_QUICK, 0,
                                  "bloodpressure")
-    blocks = parse_conditionals(builtin.conditionals(), references.variables,
+    blocks = parse_conditionals(conditionals or builtin.conditionals(), references.variables,
                                 batched=builtin.batched)
-    smallest = []
-    for seed in range(seeds):
-        table = geweke_check(_SweepRun(blocks, references, seed, jobs=2), seed).table
-        smallest.append(float(table.p_holm.min()))
-        print(f"bloodpressure geweke seed {seed}: smallest Holm-adjusted p {smallest[-1]:.3g} "
-              f"({len(table)} tests)", flush=True)
-    return {"seeds": seeds, "tests": int(len(table)), "smallest": smallest,
-            **{f"seeds with min p_holm <= {level}": int(np.sum(np.array(smallest) <= level))
-               for level in (0.05, 0.01, 0.001)}}
+    return references, blocks
+
+
+def _draw_lam_with_a_stretched_tail(rng, state, data):
+    """lam's draw, its part beyond the conditional's 99th percentile q stretched by 1.5."""
+    from scipy import stats
+
+    from hiercheck.samplers import bloodpressure
+
+    shape, rate = bloodpressure.lam_conditional(state, data)
+    draw = bloodpressure.draw_lam(rng, state, data)
+    q = stats.gamma.ppf(0.99, shape, scale=1 / np.asarray(rate))
+    return np.where(draw > q, q + 1.5 * (draw - q), draw)
+
+
+def geweke_tail_power(seeds: int) -> dict:
+    """Geweke's test on the blood-pressure sweep with a far-tail slip in lam, at the shipped
+    levels and with 0.01 and 0.99 added: the seeds at which each catches it."""
+    from hiercheck.samplers import bloodpressure
+    from hiercheck.validation.generic import _SweepRun, geweke_check
+    from hiercheck.validation.result import ALPHA
+
+    references, blocks = _blood_pressure_sweep(
+        {**bloodpressure.conditionals(), "lam": _draw_lam_with_a_stretched_tail})
+    results = {}
+    for levels in (GEWEKE_LEVELS, TAIL_LEVELS):
+        smallest = []
+        for seed in range(seeds):
+            table = geweke_check(_SweepRun(blocks, references, seed, jobs=2), seed,
+                                 levels=levels).table
+            smallest.append(float(table.p_holm.min()))
+            print(f"levels {levels} seed {seed}: smallest Holm-adjusted p {smallest[-1]:.3g}",
+                  flush=True)
+        results[str(levels)] = {"seeds": seeds, "smallest": smallest,
+                                "caught": int(np.sum(np.array(smallest) <= ALPHA))}
+    return results
 
 
 def verdict_false_alarms(seeds: int) -> dict:
@@ -220,6 +272,8 @@ def main() -> None:
     parser.add_argument("--false-alarms", type=int, default=0, metavar="SEEDS")
     parser.add_argument("--null", type=int, default=0, metavar="PAIRS")
     parser.add_argument("--geweke-false-alarms", type=int, default=0, metavar="SEEDS")
+    parser.add_argument("--geweke-levels", type=float, nargs="+", default=GEWEKE_LEVELS)
+    parser.add_argument("--geweke-tail-power", type=int, default=0, metavar="SEEDS")
     parser.add_argument("--verdict-false-alarms", type=int, default=0, metavar="SEEDS")
     parser.add_argument("--evaluation", type=int, default=0, metavar="POINTS")
     parser.add_argument("--cheese-sigma", action="store_true")
@@ -237,7 +291,10 @@ def main() -> None:
     if args.false_alarms:
         measured["false alarms"] = false_alarms(args.false_alarms)
     if args.geweke_false_alarms:
-        measured["geweke false alarms"] = geweke_false_alarms(args.geweke_false_alarms)
+        measured["geweke false alarms"] = geweke_false_alarms(args.geweke_false_alarms,
+                                                              tuple(args.geweke_levels))
+    if args.geweke_tail_power:
+        measured["geweke tail power"] = geweke_tail_power(args.geweke_tail_power)
     if args.verdict_false_alarms:
         measured["verdict false alarms"] = verdict_false_alarms(args.verdict_false_alarms)
     if args.json:

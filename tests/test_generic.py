@@ -679,22 +679,26 @@ def test_a_joint_block_with_the_right_marginals_and_the_wrong_correlation_fails_
 @pytest.mark.slow
 def test_improper_prior_makes_prior_simulation_checks_not_applicable():
     """beta ~ Flat: Geweke and SBC need draws from the prior; their rows say why they do not
-    apply and count as passed (NaN value), and consistency (posterior states only) and agreement
-    run."""
+    apply and what would let them (NaN value), consistency (posterior states only) and agreement
+    run and pass, and the verdict is incomplete: not passed, not failed."""
     references = _references(lambda: regression_model(flat=True), "flat regression")
     verdict = _check(references, {"beta": draw_beta_flat, "tau": draw_tau})
     rows = {o.check: o for o in verdict.outcomes}
     for check in ("geweke", "sbc"):
-        assert rows[check].statistic == "not applicable: improper prior on beta"
-        assert rows[check].passed and np.isnan(rows[check].value)
+        assert rows[check].statistic == ("not applicable: improper prior on beta; a proper prior "
+                                         "lets it run")
+        assert rows[check].status == "incomplete" and np.isnan(rows[check].value)
     assert set(rows["consistency"].table.origin) == {"posterior"}
-    assert verdict.passed, str(verdict)
+    assert rows["consistency"].passed and rows["agreement vs nuts"].passed, str(verdict)
+    assert verdict.status == "incomplete" and not verdict.passed
+    assert "INCOMPLETE (geweke: not applicable: improper prior on beta" in str(verdict)
 
 
 @pytest.mark.slow
 def test_a_sweep_that_never_moves_cannot_be_verified(poisson_gamma):
     """A kernel that returns its input leaves every conditional invariant, so consistency passes
-    it (see the 'moved' column); the agreement check refuses it: its draws never mix."""
+    it (see the 'moved' column); the agreement check refuses to pass it, its draws never mix:
+    incomplete, with the ESS it reached."""
     def stay(rng, state, data):
         return state["alpha"]
     verdict = _check(poisson_gamma, POISSON_GAMMA | {"alpha": stay},
@@ -702,8 +706,9 @@ def test_a_sweep_that_never_moves_cannot_be_verified(poisson_gamma):
     consistency, agreement = verdict.outcomes
     assert consistency.passed
     assert consistency.table[consistency.table.block == "alpha"].moved.max() == 0
-    assert not agreement.passed and agreement.statistic.startswith("cannot verify: the sweep does "
-                                                                   "not mix (ESS of alpha")
+    assert agreement.status == "incomplete"
+    assert agreement.statistic.startswith("cannot verify: the sweep does not mix (ESS of alpha")
+    assert verdict.status == "incomplete"
 
 
 def test_a_model_without_observed_data_is_refused():

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 USAGE_ERROR = 2
 INTERNAL_ERROR = 1
+# A verdict's exit code: 0 passed, 1 a check failed, 3 nothing failed but something could not be
+# checked (2 is bad input)
+VERDICT_EXIT_CODES = {"passed": 0, "failed": 1, "incomplete": 3}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     -------
     int
         The exit code: 0 done (and, for validate and sbc, passed), 1 a check failed or an
-        internal error, 2 bad input or usage, 130 interrupted.
+        internal error, 2 bad input or usage, 3 a verdict incomplete (nothing failed, but
+        something could not be checked), 130 interrupted.
 
     Examples
     --------
@@ -486,12 +490,12 @@ def run_validate(args) -> int:
         verdict = verdict.with_outcome(nuts_sbc_check(args.seed, folder / "sbc-nuts"))
     written = verdict.save(folder) + write_posterior_densities(verdict, folder)
     print(verdict)
-    if args.fail_fast and not verdict.passed:
+    if args.fail_fast and verdict.status == "failed":
         failed = verdict.outcomes[-1]
         print(f"\nstopped at the first failure, {failed.check}; its table:")
         print(failed.table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     print(f"wrote {len(written)} files to {folder}", file=sys.stderr)
-    return 0 if verdict.passed else 1
+    return VERDICT_EXIT_CODES[verdict.status]
 
 
 def refuse_data_options(args, *others: tuple[str, object]) -> None:
@@ -534,7 +538,7 @@ def run_model_validation(args) -> int:
     written = verdict.save(folder)
     print(verdict)
     print(f"wrote {len(written)} files to {folder}", file=sys.stderr)
-    return 0 if verdict.passed else 1
+    return VERDICT_EXIT_CODES[verdict.status]
 
 
 def write_posterior_densities(verdict, folder: Path) -> list[Path]:
@@ -797,14 +801,14 @@ def run_report(args) -> int:
               file=sys.stderr)
         path, verdict = write_model_report(args.model, output_folder(args), seed=args.seed,
                                            progress=True)
-        print(f"validation {'PASSED' if verdict.passed else 'FAILED'}; wrote {path}")
+        print(f"validation {verdict.status.upper()}; wrote {path}")
         return 0
     data = load_data(args)
     priors = load_priors(args, data)
     print(f"report on {data.name} ({data.N} students in {data.m} schools)", file=sys.stderr)
     path, verdict = write_report(data, priors, output_folder(args), seed=args.seed,
                                  progress=True)
-    print(f"validation {'PASSED' if verdict.passed else 'FAILED'}; wrote {path}")
+    print(f"validation {verdict.status.upper()}; wrote {path}")
     return 0
 
 

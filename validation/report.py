@@ -335,7 +335,8 @@ td.fail { background: #f9d6d6; font-weight: bold; }
 figure { margin: 1em 0 2em 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: 0.9em; color: #444; max-width: 900px; }
-.verdict-pass { color: #1a6b1a; } .verdict-fail { color: #a11; }
+.verdict-passed { color: #1a6b1a; } .verdict-failed { color: #a11; }
+.verdict-incomplete { color: #a60; }
 p.note { color: #555; font-size: 0.9em; }
 """
 
@@ -377,14 +378,14 @@ def render(data: GroupedData, priors: Priors, verdict: Verdict, posteriors: dict
            seconds: float) -> str:
     """The page as a string."""
     name = html.escape(Path(data.name).name)
-    status = "PASSED" if verdict.passed else "FAILED"
+    status = verdict.status.upper()
     prior_text = ", ".join(f"{key} = {value:.4g}" for key, value in priors.as_dict().items())
     parts = [
         *page_head(name),
         f"<p>The normal hierarchical model y_ij ~ N(theta_i, sigma^2), theta_i ~ N(mu, "
         f"tau^2 sigma^2), fitted four ways and checked. Priors (lam ~ Gamma(a, b), omega ~ "
         f"Gamma(c, d), mu ~ N(nu, 1/phi)): {html.escape(prior_text)}. "
-        f"Validation: <strong class=\"verdict-{status[:4].lower()}\">{status}</strong>. "
+        f"Validation: <strong class=\"verdict-{verdict.status}\">{status}</strong>. "
         f"Computed in {seconds:.0f} s.</p>",
         '<nav><a href="#data">data</a><a href="#engines">engines</a>'
         '<a href="#schools">schools</a><a href="#mixing">mixing</a>'
@@ -454,12 +455,12 @@ def page_head(name: str) -> list[str]:
 
 def validation_section(verdict: Verdict) -> list[str]:
     """The verdict's table, and each SBC check's table and rank plots."""
-    status = "PASSED" if verdict.passed else "FAILED"
+    status = verdict.status.upper()
     verdict_table = verdict.table.drop(columns="seconds").assign(
         seconds=[f"{o.seconds:.1f}" for o in verdict.outcomes])
     parts = [
         '<h2 id="validation">Validation of the derivation</h2>',
-        f"<p>{html.escape(verdict.subject)}: <strong class=\"verdict-{status[:4].lower()}\">"
+        f"<p>{html.escape(verdict.subject)}: <strong class=\"verdict-{verdict.status}\">"
         f"{status}</strong>. Each check holds its false-alarm rate at {ALPHA} (Holm-corrected "
         "inside it); value is the check's statistic, compared with the threshold.</p>",
         html_table(verdict_table, _verdict_class),
@@ -583,13 +584,13 @@ def plot_tracked_densities(sampled: Mapping[str, Mapping[str, np.ndarray]], data
 def render_model(name: str, data, verdict: Verdict, sampled: dict, seconds: float) -> str:
     """The page of a built-in model as a string."""
     title = html.escape(name)
-    status = "PASSED" if verdict.passed else "FAILED"
+    status = verdict.status.upper()
     parts = [
         *page_head(title),
         f"<p>The built-in model {title}: its hand-derived Gibbs sampler beside PyMC's NUTS on "
         "the same PyMC model, under the data's default priors, and the verdict of "
         f"<code>check_gibbs</code> on the derivation: <strong class=\"verdict-"
-        f"{status[:4].lower()}\">{status}</strong>. Computed in {seconds:.0f} s.</p>",
+        f"{verdict.status}\">{status}</strong>. Computed in {seconds:.0f} s.</p>",
         '<nav><a href="#data">data</a><a href="#engines">engines</a>'
         '<a href="#validation">validation</a></nav>',
         '<h2 id="data">Data</h2>',

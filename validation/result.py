@@ -92,7 +92,7 @@ class CheckOutcome:
     threshold : float
         The value the statistic is held to.
     passed : bool
-        Whether the check passed.
+        Whether the check passed: it ran on everything it meant to and saw no difference.
     seconds : float
         How long the check took.
     table : pandas.DataFrame
@@ -101,6 +101,10 @@ class CheckOutcome:
         The check's own result, for its plots (None if there is none).
     files : tuple of pathlib.Path
         What `save` wrote as the check finished (`check_sampler`'s `out`), else empty.
+    unverified : str
+        What the check could not verify and why, when that kept it from a verdict (it does not
+        apply, its reference or the sweep did not mix, a block it cannot test); empty otherwise.
+        Such a check has not passed, and has not failed either: it is "incomplete".
     """
 
     check: str
@@ -112,6 +116,16 @@ class CheckOutcome:
     table: pd.DataFrame = field(repr=False)
     result: object = field(repr=False, default=None)  # the check's own result, for its plots
     files: tuple[Path, ...] = field(repr=False, default=())
+    unverified: str = ""
+
+    @property
+    def status(self) -> str:
+        """"passed", "failed" (the check saw a difference) or "incomplete" (it saw none, but
+        could not verify something: `unverified` says what).
+        """
+        if self.passed:
+            return "passed"
+        return "incomplete" if self.unverified else "failed"
 
     def save(self, folder: Path) -> list[Path]:
         """check_<name>.csv, the check's table, and <name>.png, the summary figure of a result
@@ -160,7 +174,10 @@ def _slug(check: str) -> str:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome of every check run on a derivation: a row per check.
+    """The outcome of every check run on a derivation: a row per check, and one of three
+    outcomes (`status`): "passed" (every check ran on everything it meant to and passed),
+    "failed" (some check saw a difference) or "incomplete" (none did, but something could not
+    be checked: the rows that say what and why).
 
     Attributes
     ----------
@@ -193,16 +210,47 @@ class Verdict:
         return Verdict(self.outcomes + (outcome,), self.subject, self.references)
 
     @property
+    def status(self) -> str:
+        """"failed" if any check failed, else "incomplete" if any could not verify something,
+        else "passed".
+        """
+        statuses = {outcome.status for outcome in self.outcomes}
+        for status in ("failed", "incomplete"):
+            if status in statuses:
+                return status
+        return "passed"
+
+    @property
     def passed(self) -> bool:
-        """Whether every check passed."""
-        return all(outcome.passed for outcome in self.outcomes)
+        """Whether every check passed (`status` "passed"): not when one failed, nor when one
+        could not verify what it meant to.
+        """
+        return self.status == "passed"
 
     @property
     def table(self) -> pd.DataFrame:
-        """A row per check: check, statistic, value, threshold, passed, seconds."""
+        """A row per check: check, statistic, value, threshold, passed, status, seconds."""
         return pd.DataFrame([{"check": o.check, "statistic": o.statistic, "value": o.value,
-                              "threshold": o.threshold, "passed": o.passed,
+                              "threshold": o.threshold, "passed": o.passed, "status": o.status,
                               "seconds": round(o.seconds, 1)} for o in self.outcomes])
+
+    def headline(self) -> str:
+        """One line: the subject and its outcome in capitals, and the checks that failed or,
+        for an incomplete verdict, what could not be verified.
+
+        Returns
+        -------
+        str
+            For example "... : INCOMPLETE (geweke: improper prior on beta; a proper prior
+            lets it run)".
+        """
+        status = self.status
+        if status == "failed":
+            detail = ", ".join(o.check for o in self.outcomes if o.status == "failed")
+        else:
+            detail = "; ".join(f"{o.check}: {o.unverified}" for o in self.outcomes
+                               if o.status == "incomplete")
+        return f"{self.subject}: {status.upper()}" + (f" ({detail})" if detail else "")
 
     def summary(self) -> pd.DataFrame:
         """The verdict as a table, a row per check (the same as `table`).
@@ -210,14 +258,13 @@ class Verdict:
         Returns
         -------
         pandas.DataFrame
-            Columns check, statistic, value, threshold, passed, seconds.
+            Columns check, statistic, value, threshold, passed, status, seconds.
         """
         return self.table
 
     def _repr_html_(self) -> str:
-        status = "PASSED" if self.passed else "FAILED"
-        color = "#1a6b1a" if self.passed else "#a11"
-        return (f'<p>{html.escape(self.subject)}: <b style="color:{color}">{status}</b></p>'
+        color = {"passed": "#1a6b1a", "failed": "#a11", "incomplete": "#a60"}[self.status]
+        return (f'<p style="color:{color}"><b>{html.escape(self.headline())}</b></p>'
                 + self.table.to_html(index=False, float_format=lambda x: f"{x:.3g}"))
 
     def __getitem__(self, check: str) -> CheckOutcome:
@@ -228,11 +275,8 @@ class Verdict:
                        f"{', '.join(o.check for o in self.outcomes)}")
 
     def __str__(self) -> str:
-        verdict = "PASSED" if self.passed else "FAILED"
-        failed = [o.check for o in self.outcomes if not o.passed]
-        lines = [f"{self.subject}: {verdict}" + (f" ({', '.join(failed)})" if failed else ""),
-                 self.table.to_string(index=False, float_format=lambda x: f"{x:.3g}")]
-        return "\n".join(lines)
+        return "\n".join([self.headline(), self.table.to_string(
+            index=False, float_format=lambda x: f"{x:.3g}")])
 
     def save(self, folder: Path) -> list[Path]:
         """verdict.csv, verdict.json and each check's files (`CheckOutcome.save`: its table, and
@@ -251,7 +295,8 @@ class Verdict:
         folder.mkdir(parents=True, exist_ok=True)
         written = [folder / "verdict.csv", folder / "verdict.json"]
         self.table.to_csv(written[0], index=False)
-        written[1].write_text(json.dumps({"subject": self.subject, "passed": self.passed,
+        written[1].write_text(json.dumps({"subject": self.subject, "status": self.status,
+                                          "passed": self.passed,
                                           "checks": self.table.to_dict(orient="records")},
                                          indent=2, default=float))
         for outcome in self.outcomes:
@@ -346,7 +391,7 @@ def p_value_summary(result: object) -> tuple[float, float, bool, pd.DataFrame]:
 
 
 def not_applicable(check: str, reason: str) -> CheckOutcome:
-    """A check that does not apply: passed, with NaN value and the reason as its statistic.
+    """A check that does not apply: incomplete, with NaN value and the reason as its statistic.
 
     Parameters
     ----------
@@ -360,13 +405,13 @@ def not_applicable(check: str, reason: str) -> CheckOutcome:
     CheckOutcome
         Its row.
     """
-    return CheckOutcome(check, f"not applicable: {reason}", np.nan, np.nan, True, 0.0,
-                        pd.DataFrame({"reason": [reason]}))
+    return CheckOutcome(check, f"not applicable: {reason}", np.nan, np.nan, False, 0.0,
+                        pd.DataFrame({"reason": [reason]}), unverified=f"not applicable: {reason}")
 
 
 def cannot_verify(check: str, reason: str, value: float, threshold: float, seconds: float,
                   table: pd.DataFrame) -> CheckOutcome:
-    """A check that could not reach a verdict: it refuses to pass.
+    """A check that could not reach a verdict: it refuses to pass, and is incomplete.
 
     Parameters
     ----------
@@ -384,10 +429,10 @@ def cannot_verify(check: str, reason: str, value: float, threshold: float, secon
     Returns
     -------
     CheckOutcome
-        Its row, failed, its statistic "cannot verify: <reason>".
+        Its row, incomplete, its statistic "cannot verify: <reason>".
     """
     return CheckOutcome(check, f"cannot verify: {reason}", float(value), float(threshold), False,
-                        seconds, table)
+                        seconds, table, unverified=f"cannot verify: {reason}")
 
 
 # -- the detection matrix as Markdown -------------------------------------------------------------

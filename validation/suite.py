@@ -416,12 +416,18 @@ def agreement_checks(conditionals, references: References, engines: Sequence[str
 
 
 def _gated(outcome: CheckOutcome) -> CheckOutcome:
-    """An agreement outcome, its statistic the mixing gate's where a side missed it."""
-    unverified = outcome.result.agreement.gate()
-    if unverified is None:
+    """An agreement outcome, its statistic the mixing gate's where a side missed it: failed if a
+    quantity that both sides mix well disagrees, else incomplete.
+    """
+    comparison = outcome.result.agreement
+    gate = comparison.gate()
+    if gate is None:
         return outcome
-    statistic, value, limit = unverified
-    return replace(outcome, statistic=statistic, value=value, threshold=limit)
+    statistic, value, limit = gate
+    disagrees = bool((comparison.table.verdict == "disagree").any())
+    return replace(outcome, statistic=statistic, value=value, threshold=limit,
+                   unverified="" if disagrees else f"{statistic} {value:.3g} (limit {limit:g}); "
+                                                   "more draws (--full) may let it be verified")
 
 
 def geweke_check(conditionals, settings: Settings, seed, scheme: str) -> CheckOutcome:
@@ -601,7 +607,7 @@ def check_sampler(conditionals: gibbs.Conditionals | None = None, *,
         outcomes = []
         for _, task in tqdm(tasks, desc="checks", disable=not progress):
             outcomes += task()
-            if fail_fast and not all(outcome.passed for outcome in outcomes):
+            if fail_fast and any(outcome.status == "failed" for outcome in outcomes):
                 break
     else:
         # the agreement checks run here: they alone need the reference posteriors (and ArviZ,
