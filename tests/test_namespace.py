@@ -36,7 +36,7 @@ def test_the_distribution_installs_nothing_at_the_top_but_hiercheck():
 
 def test_the_public_names_are_exported():
     for name in ("GroupedData", "Priors", "load_dataset", "check_sampler", "Verdict",
-                 "HiercheckError", "__version__"):
+                 "HiercheckError", "__version__", "conjugate_conditionals", "auto_gibbs"):
         assert name in hiercheck.__all__
         assert getattr(hiercheck, name) is not None
     assert hiercheck.__version__ == importlib.metadata.version("hiercheck")

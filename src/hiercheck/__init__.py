@@ -8,8 +8,9 @@ tell a right derivation from a wrong one:
     hiercheck.validation  the checks, the catalogue of wrong derivations, the `hiercheck` command
 
 Everyday names are exported here. `check_sampler`, `check_gibbs` (the checks for any PyMC model),
-`power_study` (how small an error the checks catch) and `Verdict` load on first use, so that
-`import hiercheck` does not import the validation stack (ArviZ, statsmodels, PyMC).
+`conjugate_conditionals` and `auto_gibbs` (a model's exact conjugate conditionals, and a sampler
+made of them), `power_study` (how small an error the checks catch) and `Verdict` load on first
+use, so that `import hiercheck` does not import the validation stack (ArviZ, statsmodels, PyMC).
 """
 
 from __future__ import annotations
@@ -25,12 +26,15 @@ __version__ = version("hiercheck")
 
 __all__ = [
     "GroupedData", "HiercheckError", "Priors", "SeedLike", "Verdict", "__version__",
-    "check_gibbs", "check_sampler", "load_dataset", "power_study",
+    "auto_gibbs", "check_gibbs", "check_sampler", "conjugate_conditionals", "load_dataset",
+    "power_study",
 ]
 
 _LAZY = {"check_sampler": "hiercheck.validation.suite", "Verdict": "hiercheck.validation.result",
          "check_gibbs": "hiercheck.validation.generic",
-         "power_study": "hiercheck.validation.power"}
+         "power_study": "hiercheck.validation.power",
+         "conjugate_conditionals": "hiercheck.validation.conjugate",
+         "auto_gibbs": "hiercheck.validation.conjugate"}
 
 
 def __getattr__(name: str):

@@ -10,7 +10,7 @@ not be trusted blindly (NUTS' divergences, an optimizer that stopped short) are 
 from __future__ import annotations
 
 __all__ = [
-    "ConvergenceWarning", "DataError", "HiercheckError", "HiercheckWarning", "NutsWarning",
+    "ConjugacyError", "ConvergenceWarning", "DataError", "HiercheckError", "HiercheckWarning", "NutsWarning",
     "PriorError", "QuadratureError", "SettingsError", "StoreMismatchError", "UserFunctionError",
     "require_integer",
 ]
@@ -30,6 +30,12 @@ class PriorError(HiercheckError):
 
 class SettingsError(HiercheckError):
     """A setting a run cannot use: an unknown engine, scheme, method or check, a bad run length."""
+
+
+class ConjugacyError(SettingsError):
+    """A block that is not conjugate where it is asked to be: `auto_gibbs` on a model with a
+    non-conjugate block, or a state at which a recognized conditional fails its verification.
+    """
 
 
 class UserFunctionError(HiercheckError):
