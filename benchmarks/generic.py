@@ -5,6 +5,7 @@ false-alarm rate of its multivariate test.
     python benchmarks/generic.py --false-alarms 30          # consistency of the joint blocks, 30 seeds
     python benchmarks/generic.py --null 400                 # the two-sample tests alone, Gaussian pairs
     python benchmarks/generic.py --geweke-false-alarms 100  # Geweke on the blood-pressure sweep
+    python benchmarks/generic.py --consistency-false-alarms 100  # consistency on that sweep
     python benchmarks/generic.py --geweke-tail-power 20     # a far-tail slip, three levels or five
     ... --geweke-levels 0.01 0.1 0.5 0.9 0.99               # Geweke's levels for the false alarms
     python benchmarks/generic.py --verdict-false-alarms 100 # every check on it
@@ -23,7 +24,9 @@ from one correlated normal and runs `two_sample_tests` on them, without any MCMC
 false alarms: the built-in blood-pressure model's own (correct) sweep, Geweke's test alone at the
 quick settings, seeds 0..N-1 (each seed its own chains and marginal draws; the model compiled
 once), chains in two forked processes: the smallest Holm-adjusted p-value of each seed, at the
-shipped levels of the prior quantiles or at `--geweke-levels`. Geweke's
+shipped levels of the prior quantiles or at `--geweke-levels`. Consistency's false alarms: the
+same sweep, the consistency check alone, seeds 0..N-1 with the references (NUTS, states) of seed
+0: the smallest Holm-adjusted p-value of each seed, and the reference each block used. Geweke's
 tail power: the same sweep with lam's draws beyond its conditional's 99th percentile q stretched
 to q + 1.5 (x - q), Geweke's test at seeds 0..N-1 at the shipped levels (0.1, 0.5, 0.9) and
 with 0.01 and 0.99 added: the seeds at which each catches it. Verdict
@@ -37,7 +40,8 @@ BLAS thread, best of 5, compiled with the batched linear algebra
 Cheese Sigma: the consistency check of the built-in cheese model's Sigma block alone (10
 log-Cholesky coordinates), for the shipped draw and the `Sigma-half-df` mutant, at quick settings
 with 2 posterior states taken from the package's Gibbs engine (4 chains of 200 draws, in place of
-NUTS, which takes 15 minutes) and 1 prior state.
+NUTS, which takes 15 minutes) and 1 prior state: the smallest Holm-adjusted p, the reference
+chains' least acceptance (1 for exact draws) and the reference the block used.
 """
 
 from __future__ import annotations
@@ -116,6 +120,24 @@ def geweke_false_alarms(seeds: int, levels: tuple[float, ...]) -> dict:
         print(f"bloodpressure geweke seed {seed}: smallest Holm-adjusted p {smallest[-1]:.3g} "
               f"({len(table)} tests)", flush=True)
     return {"seeds": seeds, "levels": levels, "tests": int(len(table)), "smallest": smallest,
+            **{f"seeds with min p_holm <= {level}": int(np.sum(np.array(smallest) <= level))
+               for level in (0.05, 0.01, 0.001)}}
+
+
+def consistency_false_alarms(seeds: int) -> dict:
+    """The consistency check alone on the blood-pressure model's correct sweep, one per seed."""
+    from hiercheck.validation.generic import _SweepRun
+
+    references, blocks = _blood_pressure_sweep()
+    smallest = []
+    for seed in range(seeds):
+        table = consistency_check(_SweepRun(blocks, references, seed), seed).table
+        smallest.append(float(table.p_holm.min()))
+        print(f"bloodpressure consistency seed {seed}: smallest Holm-adjusted p "
+              f"{smallest[-1]:.3g} ({len(table)} tests)", flush=True)
+    used = table.groupby("block", sort=False).reference.agg(lambda r: sorted(set(r)))
+    return {"seeds": seeds, "tests": int(len(table)), "references": used.to_dict(),
+            "smallest": smallest,
             **{f"seeds with min p_holm <= {level}": int(np.sum(np.array(smallest) <= level))
                for level in (0.05, 0.01, 0.001)}}
 
@@ -261,7 +283,8 @@ def cheese_sigma() -> dict:
         table = consistency_check(_SweepRun(blocks, references, 0), 0).table
         results[label] = {"seconds": time.perf_counter() - started, "tests": len(table),
                           "min p_holm": float(table.p_holm.min()),
-                          "least acceptance": float(table.reference_acceptance.min())}
+                          "least acceptance": float(table.reference_acceptance.min()),
+                          "reference": sorted(set(table.reference))}
         print(f"{label}: {results[label]}", flush=True)
     return results
 
@@ -272,6 +295,7 @@ def main() -> None:
     parser.add_argument("--false-alarms", type=int, default=0, metavar="SEEDS")
     parser.add_argument("--null", type=int, default=0, metavar="PAIRS")
     parser.add_argument("--geweke-false-alarms", type=int, default=0, metavar="SEEDS")
+    parser.add_argument("--consistency-false-alarms", type=int, default=0, metavar="SEEDS")
     parser.add_argument("--geweke-levels", type=float, nargs="+", default=GEWEKE_LEVELS)
     parser.add_argument("--geweke-tail-power", type=int, default=0, metavar="SEEDS")
     parser.add_argument("--verdict-false-alarms", type=int, default=0, metavar="SEEDS")
@@ -293,6 +317,9 @@ def main() -> None:
     if args.geweke_false_alarms:
         measured["geweke false alarms"] = geweke_false_alarms(args.geweke_false_alarms,
                                                               tuple(args.geweke_levels))
+    if args.consistency_false_alarms:
+        measured["consistency false alarms"] = consistency_false_alarms(
+            args.consistency_false_alarms)
     if args.geweke_tail_power:
         measured["geweke tail power"] = geweke_tail_power(args.geweke_tail_power)
     if args.verdict_false_alarms:

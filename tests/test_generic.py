@@ -677,6 +677,25 @@ def test_a_joint_block_with_the_right_marginals_and_the_wrong_correlation_fails_
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("name, expected", [
+    ("poisson_gamma", {"theta": "exact gamma", "beta": "exact gamma", "alpha": "grid"}),
+    ("changepoint", {"s": "enumeration", "early": "exact gamma", "late": "exact gamma"}),
+])
+def test_consistency_names_the_reference_of_each_block(name, expected, request):
+    """A block whose conditional is recognized as conjugate is tested against exact draws of it;
+    alpha's (a Gamma shape) and the change point's are not conjugate and keep their grid and
+    enumeration."""
+    references = request.getfixturevalue(name)
+    verdict = generic.check_gibbs(references.model, CORRECT[name], references=references,
+                                  checks=("consistency",),
+                                  batched=CORRECT[name] is POISSON_GAMMA_BATCH)
+    _assert_passes(verdict)
+    table = verdict.outcomes[0].table
+    assert table.groupby("block").reference.agg(set).to_dict() == {
+        block: {reference} for block, reference in expected.items()}
+
+
+@pytest.mark.slow
 def test_improper_prior_makes_prior_simulation_checks_not_applicable():
     """beta ~ Flat: Geweke and SBC need draws from the prior; their rows say why they do not
     apply and what would let them (NaN value), consistency (posterior states only) and agreement

@@ -21,8 +21,9 @@ fewer calls on the blood-pressure model).
 Four checks, each with its own random stream spawned from one seed:
 
     consistency         each function, started from a draw of its block's exact conditional
-                        (normalized from the model's joint density), must return a draw of that
-                        conditional: an invariance test, at posterior and prior states
+                        (exact draws where `conjugate` recognizes it, else normalized from the
+                        model's joint density), must return a draw of that conditional: an
+                        invariance test, at posterior and prior states
     agreement vs nuts   the sweep's posterior quantiles against PyMC's NUTS on the data, once the
                         sweep mixes (bulk and tail ESS >= 400, R-hat <= 1.01; else "cannot verify")
     geweke              marginal-conditional against successive-conditional simulation of the joint
@@ -55,11 +56,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy import integrate, optimize
+from scipy import integrate, optimize, special
 from scipy import stats as st
 from scipy.sparse.csgraph import connected_components
 from tqdm.auto import tqdm
@@ -80,6 +81,8 @@ if TYPE_CHECKING:
     import pymc as pm
 
     from hiercheck._typing import SeedLike
+
+    from .conjugate import ConjugateConditional
 
 GENERIC_CHECKS = ("consistency", "agreement vs nuts", "geweke", "sbc")
 CHAINS = 4                 # of the sweep and of NUTS, for the agreement check
@@ -551,6 +554,19 @@ class ModelReferences:
         return None
 
     @cached_property
+    def conjugate(self) -> dict[frozenset, ConjugateConditional]:
+        """The model's recognized conjugate full conditionals (`conjugate_conditionals`), keyed
+        by their set of names: consistency's exact references. Empty if recognition raises.
+        """
+        from .conjugate import conjugate_conditionals
+
+        try:
+            recognized = conjugate_conditionals(self.model)
+        except Exception:  # noqa: BLE001  (exact references only replace numerical ones, which
+            return {}      # serve every block, so a model recognition cannot read keeps them)
+        return {frozenset(conditional.names): conditional for conditional in recognized.values()}
+
+    @cached_property
     def states(self) -> list[tuple[str, dict[str, np.ndarray]]]:
         """(origin, natural values) of the consistency states: NUTS draws far apart in its
         chains, and (for a proper prior) prior draws; the data stay the model's.
@@ -655,7 +671,8 @@ class GenericConsistency(CheckTable):
     Attributes
     ----------
     table : pandas.DataFrame
-        The tests, with `p_holm` and `agree`.
+        The tests, with `reference` (what the block was compared with at the state: "exact
+        <family>", "grid", "enumeration" or "chains"), `p_holm` and `agree`.
     alpha : float
         The family-wise false-alarm rate.
     unsupported : tuple of str
@@ -1100,16 +1117,17 @@ def _consistency_tests(run: _SweepRun, seed, alpha: float) -> GenericConsistency
 
 def _empty_table() -> pd.DataFrame:
     return pd.DataFrame(columns=["block", "point", "origin", "coordinate", "test", "statistic",
-                                 "p", "moved", "p_holm", "agree"])
+                                 "p", "moved", "reference", "p_holm", "agree"])
 
 
 @dataclass(frozen=True)
 class _BlockReference:
     """A block's exact conditional at one state, and the starts drawn from it: `starts`
-    (size, elements) on the flat unconstrained scale; a tabulated conditional per continuous
-    separable element (`grids`, for the elements `continuous`), an enumerated one per discrete
-    element (`pmfs`, for `discrete`), and the reference draws of each coupled component
-    (`joints`: (elements, `_JointReference`)).
+    (size, elements) on the flat unconstrained scale; a tabulated (or exact, `_ExactScalar`)
+    conditional per continuous separable element (`grids`, for the elements `continuous`), an
+    enumerated one per discrete element (`pmfs`, for `discrete`), and the reference draws of each
+    coupled component (`joints`: (elements, `_JointReference`)). `family` names the recognized
+    conjugate family when every part is exact (`_exact_reference`), else None.
     """
 
     starts: np.ndarray
@@ -1118,6 +1136,100 @@ class _BlockReference:
     discrete: np.ndarray
     pmfs: list
     joints: list
+    family: str | None = None
+
+    def kind(self, numerical: str) -> str:
+        """The table's name of a part's reference: "exact <family>", else `numerical`."""
+        return numerical if self.family is None else f"exact {self.family}"
+
+
+class _ScalarFamily(NamedTuple):
+    """A scalar conjugate family on PyMC's unconstrained scale u: the transform that maps its
+    support to R, its parameters' names, the CDF of u, and u's cumulants k1, k2 and k4 (for
+    log x and logit x those of log-gamma variables: polygamma functions).
+    """
+
+    transform: str | None
+    parameters: tuple[str, ...]
+    cdf: Callable
+    cumulants: Callable
+
+
+_SCALAR_FAMILIES = {
+    "normal": _ScalarFamily(None, ("mu", "sigma"), lambda u, m, s: st.norm.cdf(u, m, s),
+                            lambda m, s: (m, s**2, 0.0)),
+    "gamma": _ScalarFamily("log", ("alpha", "beta"),
+                           lambda u, a, b: st.gamma.cdf(np.exp(u), a, scale=1 / b),
+                           lambda a, b: (special.digamma(a) - np.log(b), special.polygamma(1, a),
+                                         special.polygamma(3, a))),
+    "inversegamma": _ScalarFamily("log", ("alpha", "beta"),
+                                  lambda u, a, b: st.invgamma.cdf(np.exp(u), a, scale=b),
+                                  lambda a, b: (np.log(b) - special.digamma(a),
+                                                special.polygamma(1, a), special.polygamma(3, a))),
+    "beta": _ScalarFamily("logodds", ("alpha", "beta"),
+                          lambda u, a, b: st.beta.cdf(special.expit(u), a, b),
+                          lambda a, b: (special.digamma(a) - special.digamma(b),
+                                        special.polygamma(1, a) + special.polygamma(1, b),
+                                        special.polygamma(3, a) + special.polygamma(3, b))),
+}
+
+
+@dataclass(frozen=True)
+class _ExactScalar:
+    """A separable element's exact conditional on the unconstrained scale, read by
+    `consistency.compare_draws` and `_normal_scores` as they read a `GridConditional`.
+    """
+
+    family: str
+    parameters: tuple[float, ...]
+
+    def cdf_at(self, u: np.ndarray) -> np.ndarray:
+        """F(u), the exact CDF."""
+        return _SCALAR_FAMILIES[self.family].cdf(u, *self.parameters)
+
+    def moments(self) -> tuple[float, float, float]:
+        """Mean, variance and fourth central moment (k4 + 3 k2^2) of u."""
+        k1, k2, k4 = _SCALAR_FAMILIES[self.family].cumulants(*self.parameters)
+        return float(k1), float(k2), float(k4 + 3 * k2**2)
+
+
+def _exact_reference(conditional: ConjugateConditional, compiled, layout, singles, coupled, x,
+                     size, rng) -> _BlockReference | None:
+    """The block's `_BlockReference` at the natural state x from its conjugate conditional:
+    3 x size exact draws on the flat unconstrained scale, the first size the starts; each
+    separable element gets its family's exact CDF and moments, each coupled component the next
+    size draws as its reference sample (after the starts, as `_joint_references` lays them out)
+    and, for the fixed whitening, the mean and Cholesky factor of the covariance of the last
+    size, drawn apart so that the map does not depend on the sample it whitens. None where the
+    conditional fails its verification at x (`ConjugacyError`) or a separable element's family
+    has no CDF here: the numerical references then serve.
+    """
+    from hiercheck.errors import ConjugacyError
+
+    family = _SCALAR_FAMILIES.get(conditional.family)
+    if singles.size and (family is None or any(
+            compiled.variables[name].transform != family.transform for name in layout.names)):
+        return None
+    try:
+        parameters = conditional.parameters(x) if singles.size else {}
+        draws = conditional.draws(rng, x, size=3 * size)
+    except ConjugacyError:
+        return None
+    draws = dict(zip(conditional.names, draws if isinstance(draws, tuple) else (draws,)))
+    flat = layout.flat(compiled.to_unconstrained(
+        {name: np.repeat(np.asarray(value)[None], 3 * size, axis=0)
+         for name, value in x.items()} | draws))
+    # a scalar family's block is one variable, so flat element j is the variable's element j
+    scalars = [_ExactScalar(conditional.family, tuple(
+        float(np.reshape(parameters[p], -1)[j]) for p in family.parameters)) for j in singles]
+    joints = []
+    for component in coupled:
+        whitening = flat[2 * size:, component]
+        joints.append((component, _JointReference(
+            flat[:2 * size, component], whitening.mean(axis=0),
+            np.linalg.cholesky(np.cov(whitening, rowvar=False)), 1.0)))
+    return _BlockReference(flat[:size], singles, scalars, np.array([], dtype=int), [], joints,
+                           conditional.family)
 
 
 def _block_reference(compiled, layout, dependencies, singles, coupled, u, size, rng
@@ -1155,39 +1267,47 @@ def _block_reference(compiled, layout, dependencies, singles, coupled, u, size, 
 
 
 # What the block references are computed by: a change of these modules is a new cache key.
-_REFERENCE_SOURCE = source_digest(__name__, "hiercheck.validation.consistency")
+_REFERENCE_SOURCE = source_digest(__name__, "hiercheck.validation.consistency",
+                                  "hiercheck.validation.conjugate")
 
 
 def _cached_block_reference(references: ModelReferences, block: Block, point: int, x: dict,
                             compute: Callable[[np.random.Generator], _BlockReference], size: int,
-                            seed) -> _BlockReference:
+                            seed, exact: bool) -> _BlockReference:
     """compute(rng) kept in the references' cache, keyed by the model, the block's variables,
-    the state, the number of draws, the check's seed and this code: a warm run spends its time
-    on the user's functions alone. The stream rng is the block's and the state's own, so that
-    the user's functions see the same random numbers whether the reference was read or computed.
+    the state, the number of draws, the check's seed, whether an exact reference is tried
+    (`exact`) and this code: a warm run spends its time on the user's functions alone. The
+    stream rng is the block's and the state's own, so that the user's functions see the same
+    random numbers whether the reference was read or computed.
     """
     key = zlib.crc32(" ".join(block.names).encode())
     rng = np.random.default_rng([int(seed), point, key])
     parts = {"model": references.fingerprint, "block": list(block.names), "point": point,
              "state": {name: np.asarray(value) for name, value in x.items()}, "size": size,
-             "seed": int(seed), "source": _REFERENCE_SOURCE}
+             "seed": int(seed), "exact": exact, "source": _REFERENCE_SOURCE}
     return references.cache.get("generic-consistency", parts, lambda: compute(rng), PICKLE)
 
 
 def _block_at_state(run, block, layout, dependencies, singles, coupled, x, u, rng, point,
                     origin, seed) -> list[dict]:
     """Start each call from a draw of the block's conditional at this state (cached,
-    `_cached_block_reference`), call the user's function on every start (`call_batch`: once
-    for a batched function) with the stream rng, and test the returns against that conditional.
+    `_cached_block_reference`: exact draws where the block's conditional is a recognized
+    conjugate one, `_exact_reference`, else the numerical references), call the user's function
+    on every start (`call_batch`: once for a batched function) with the stream rng, and test the
+    returns against that conditional.
     """
     references = run.references
     compiled, settings = references.compiled, references.settings
     size = settings.joint_draws if coupled else settings.consistency_draws
-    reference = _cached_block_reference(
-        references, block, point, x,
-        lambda stream: _block_reference(compiled, layout, dependencies, singles, coupled, u,
-                                        size, stream),
-        size, seed)
+    conjugate = references.conjugate.get(frozenset(block.names))
+
+    def compute(stream):
+        exact = None if conjugate is None else _exact_reference(
+            conjugate, compiled, layout, singles, coupled, x, size, stream)
+        return exact if exact is not None else _block_reference(
+            compiled, layout, dependencies, singles, coupled, u, size, stream)
+    reference = _cached_block_reference(references, block, point, x, compute, size, seed,
+                                        conjugate is not None)
     natural_starts = _natural(compiled, layout, u, reference.starts)
     states = {name: np.repeat(np.asarray(value)[None], size, axis=0) for name, value in x.items()}
     states |= {name: natural_starts[name] for name in block.names}
@@ -1200,7 +1320,8 @@ def _block_at_state(run, block, layout, dependencies, singles, coupled, x, u, rn
     common = {"block": block.key, "point": point, "origin": origin, "moved": moved}
     for j, grid in zip(reference.continuous, reference.grids):
         result = consistency.compare_draws(outputs[:, j], grid)
-        rows += [common | {"coordinate": layout.labels[j], "test": test, "statistic": s, "p": p}
+        rows += [common | {"coordinate": layout.labels[j], "test": test, "statistic": s, "p": p,
+                           "reference": reference.kind("grid")}
                  for test, s, p in (
                      ("ks", np.nan, result["ks_p"]),
                      ("mean", result["mean_z"], 2 * st.norm.sf(abs(result["mean_z"]))),
@@ -1210,15 +1331,18 @@ def _block_at_state(run, block, layout, dependencies, singles, coupled, x, u, rn
                                   for j, g in zip(reference.continuous, reference.grids)])
         ks = st.kstest(scores.sum(1) / np.sqrt(len(reference.grids)), "norm")
         rows.append(common | {"coordinate": f"{len(reference.grids)} separable elements",
-                              "test": "independence", "statistic": ks.statistic, "p": ks.pvalue})
+                              "test": "independence", "statistic": ks.statistic, "p": ks.pvalue,
+                              "reference": reference.kind("grid")})
     for j, pmf in zip(reference.discrete, reference.pmfs):
-        rows += [common | {"coordinate": layout.labels[j], "test": test, "statistic": s, "p": p}
+        rows += [common | {"coordinate": layout.labels[j], "test": test, "statistic": s, "p": p,
+                           "reference": "enumeration"}
                  for test, s, p in _discrete_tests(outputs[:, j], pmf)]
     for component, joint in reference.joints:
         mine = whiten(outputs[:, component], joint.center, joint.cholesky)
         theirs = whiten(joint.draws[size:], joint.center, joint.cholesky)
         name = _component_name(layout, component)
         rows += [common | {"coordinate": name, "test": test, "statistic": s, "p": p,
+                           "reference": reference.kind("chains"),
                            "reference_acceptance": joint.acceptance}
                  for test, s, p in two_sample_tests(mine, theirs)]
     return rows
@@ -1699,6 +1823,8 @@ def _run_checks(run: _SweepRun, checks: list[str], runs: dict[str, Callable[[], 
     if side_by_side:
         _warm_up(run.references.compiled)
         run.references.fingerprint  # noqa: B018  (keys the consistency references and SBC)
+        if "consistency" in checks:
+            run.references.conjugate  # noqa: B018  (recognized once, not in the worker)
         if {"agreement vs nuts", "sbc"} & set(checks):
             run.posterior  # noqa: B018
         finished = forked_map(outcome, len(checks), run.jobs)
