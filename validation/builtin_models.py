@@ -318,7 +318,7 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
     "mathtest": flagship_model(_mathtest, Priors.weakly_informative),
     "hierarchy-small": flagship_model(_small_hierarchy, _small_priors),
     "bloodpressure": course_model("bloodpressure", batched=True),
-    "cheese": course_model("cheese"),
+    "cheese": course_model("cheese", batched=True),
 }
 
 
