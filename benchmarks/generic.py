@@ -11,6 +11,8 @@ false-alarm rate of its multivariate test.
     python benchmarks/generic.py --verdict-false-alarms 100 # every check on it
     python benchmarks/generic.py --evaluation 1000          # the batched density at 1000 points
     python benchmarks/generic.py --cheese-sigma             # consistency of the cheese Sigma block
+    python benchmarks/generic.py --coupled-power 200        # a covariance 10% too large, 200 seeds
+    python benchmarks/generic.py --wishart-power 200        # an inverse Wishart's scale 5% off
     ... --json generic.json                                 # and save what was measured
 
 Timing: each model's check_gibbs(quick=True, seed=0) from a fresh ModelReferences, so NUTS and
@@ -41,7 +43,14 @@ Cheese Sigma: the consistency check of the built-in cheese model's Sigma block a
 log-Cholesky coordinates), for the shipped draw and the `Sigma-half-df` mutant, at quick settings
 with 2 posterior states taken from the package's Gibbs engine (4 chains of 200 draws, in place of
 NUTS, which takes 15 minutes) and 1 prior state: the smallest Holm-adjusted p, the reference
-chains' least acceptance (1 for exact draws) and the reference the block used.
+chains' least acceptance (1 for exact draws) and the reference the block used. Coupled power:
+the regression's beta block (3 coefficients, predictors correlated 0.8, 0.5, 0.6) drawn from its
+exact conditional and from one whose covariance is 10% too large (tau drawn exactly in both),
+quick consistency alone (both stages) at seeds 0..N-1 with the references (NUTS, states) of seed
+0: the seeds at which the check fails each, and at which a second stage ran. Wishart power: the
+same for the Sigma block (3 x 3, 40 observations, inverse Wishart) of the covariance model of
+tests/test_generic_resized.py, drawn exactly and with its scale matrix 5% too large, at quick
+settings with the posterior states from the exact conjugate sweep (not NUTS).
 """
 
 from __future__ import annotations
@@ -289,6 +298,60 @@ def cheese_sigma() -> dict:
     return results
 
 
+def draw_beta_block_too_wide(rng, state, data):
+    """beta from N(m, 1.1 V): its exact conditional's covariance 10% too large."""
+    mean, covariance = examples._beta_conditional(state, data, 0.01)
+    return rng.multivariate_normal(mean, 1.1 * covariance)
+
+
+def coupled_power(seeds: int) -> dict:
+    """Quick consistency on the regression's beta block, correct and 10% too wide."""
+    build, _ = MODELS["regression"]
+    references = ModelReferences(build(), GENERIC_QUICK, 0, "regression")
+    return _power_of_block(references, "beta", examples.REGRESSION, {
+        "exact": examples.draw_beta_block, "covariance 10% too large": draw_beta_block_too_wide},
+        seeds)
+
+
+def wishart_power(seeds: int) -> dict:
+    """Quick consistency on the covariance model's Sigma block, correct and 5% off in scale."""
+    from tests import test_generic_resized as covariance
+
+    references = covariance.covariance_references(GENERIC_QUICK)
+    return _power_of_block(references, "Sigma", covariance.CONDITIONALS, {
+        "exact": covariance.draw_Sigma, "scale 5% too large": covariance.draw_Sigma_scale_too_large},
+        seeds)
+
+
+def _power_of_block(references, name: str, conditionals: dict, draws: dict, seeds: int) -> dict:
+    """The consistency check alone (both stages) at seeds 0..seeds-1 with `conditionals`, block
+    `name` drawn by each of `draws` in turn: the seeds at which it fails, and at which a second
+    stage ran."""
+    from hiercheck.validation.generic import _SweepRun
+    from hiercheck.validation.result import ALPHA
+
+    results = {}
+    for label, draw in draws.items():
+        blocks = parse_conditionals(conditionals | {name: draw}, references.variables)
+        failed, second_stage, smallest = [], [], []
+        for seed in range(seeds):
+            outcome = consistency_check(_SweepRun(blocks, references, seed), seed)
+            table = outcome.table
+            decided = table[table.stage == table.stage.max()]
+            smallest.append(float(decided.p_holm.min()))
+            failed.append(not outcome.passed)
+            second_stage.append(bool(table.stage.max()))
+            worst = decided.loc[decided.p_holm.idxmin()]
+            print(f"{references.name} {name} {label} seed {seed}: "
+                  f"{'FAILED' if failed[-1] else 'passed'}, stages {int(table.stage.max()) + 1}, "
+                  f"smallest Holm-adjusted p {smallest[-1]:.3g} ({worst.block} "
+                  f"{worst.coordinate} {worst.test})", flush=True)
+        results[label] = {"seeds": seeds, "failed": int(np.sum(failed)),
+                          "second stage": int(np.sum(second_stage)), "level": ALPHA / 2,
+                          "tests": int(len(decided)), "smallest": smallest}
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timing", action="store_true")
@@ -301,6 +364,8 @@ def main() -> None:
     parser.add_argument("--verdict-false-alarms", type=int, default=0, metavar="SEEDS")
     parser.add_argument("--evaluation", type=int, default=0, metavar="POINTS")
     parser.add_argument("--cheese-sigma", action="store_true")
+    parser.add_argument("--coupled-power", type=int, default=0, metavar="SEEDS")
+    parser.add_argument("--wishart-power", type=int, default=0, metavar="SEEDS")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     measured = {}
@@ -324,6 +389,10 @@ def main() -> None:
         measured["geweke tail power"] = geweke_tail_power(args.geweke_tail_power)
     if args.verdict_false_alarms:
         measured["verdict false alarms"] = verdict_false_alarms(args.verdict_false_alarms)
+    if args.coupled_power:
+        measured["coupled power"] = coupled_power(args.coupled_power)
+    if args.wishart_power:
+        measured["wishart power"] = wishart_power(args.wishart_power)
     if args.json:
         args.json.write_text(json.dumps(measured, indent=1))
 

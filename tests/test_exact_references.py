@@ -67,9 +67,12 @@ def test_the_blood_pressure_sweep_passes_against_exact_draws_of_every_block(bloo
     builtin, references = bloodpressure
     outcome = _consistency(references, builtin.conditionals())
     assert outcome.passed, outcome.table.sort_values("p").head()
-    used = outcome.table.groupby("block").reference.agg(set).to_dict()
+    per_state = outcome.table[outcome.table.origin != "pooled"]
+    used = per_state.groupby("block").reference.agg(set).to_dict()
     assert used == {"theta": {"exact normal"}, "(mu, beta)": {"exact mvnormal"},
                     "lam": {"exact gamma"}, "omega": {"exact gamma"}}
+    pooled = outcome.table[outcome.table.origin == "pooled"]
+    assert set(pooled.block) == set(used) and set(pooled.reference) == {"exact (pooled)"}
     assert (outcome.table.reference_acceptance.dropna() == 1.0).all()
 
 

@@ -21,7 +21,7 @@ from hiercheck.errors import SettingsError, UserFunctionError
 from hiercheck.validation import generic
 from hiercheck.validation.generic import Block, call_block, parse_conditionals
 from hiercheck.validation.pymc_model import Variable
-from hiercheck.validation.result import ALPHA
+from hiercheck.validation.result import ALPHA, AMBIGUOUS_P, LATER_STAGE_DRAWS
 from hiercheck.validation.statistics import holm_adjust, two_sample_tests, whiten
 
 
@@ -586,9 +586,9 @@ def changepoint():
     return _references(changepoint_model, "change point")
 
 
-def _check(references, conditionals, checks=generic.GENERIC_CHECKS, seed=0):
+def _check(references, conditionals, checks=generic.GENERIC_CHECKS, seed=0, fail_fast=False):
     return generic.check_gibbs(references.model, conditionals, references=references,
-                               checks=checks, seed=seed)
+                               checks=checks, seed=seed, fail_fast=fail_fast)
 
 
 def _assert_passes(verdict):
@@ -606,6 +606,57 @@ def _assert_caught(verdict, by):
 # functions of one state (the harness's two ways of calling them)
 CORRECT = {"poisson_gamma": POISSON_GAMMA_BATCH, "regression": REGRESSION,
            "components": COMPONENTS, "changepoint": CHANGEPOINT}
+
+
+def draw_beta_block_wider(rng, state, data):
+    """beta from N(m, 1.04 V): its exact conditional's covariance 4% too large."""
+    mean, covariance = _beta_conditional(state, data, 0.01)
+    return rng.multivariate_normal(mean, 1.04 * covariance)
+
+
+@pytest.mark.slow
+def test_a_doubtful_first_stage_of_consistency_is_decided_by_a_second(regression):
+    """A first stage whose smallest Holm-adjusted p-value is neither at most alpha/2 nor above
+    AMBIGUOUS_P decides nothing: a second stage with four times the draws, new ones, at the same
+    states decides. The exact draws at seed 1 are decided by the first stage (0.34); at seed 0
+    their first stage is in doubt (0.04) and the second passes them; beta's covariance 4% too
+    large at seed 2 leaves the first stage in doubt (0.08) and the second fails it (7e-7)."""
+    [clear] = _check(regression, REGRESSION, checks=("consistency",), seed=1).outcomes
+    assert set(clear.table.stage) == {0} and clear.passed and clear.value > AMBIGUOUS_P
+    for draws, seed, status in ((REGRESSION, 0, "passed"),
+                                (REGRESSION | {"beta": draw_beta_block_wider}, 2, "failed")):
+        [outcome] = _check(regression, draws, checks=("consistency",), seed=seed).outcomes
+        table = outcome.table
+        first, second = table[table.stage == 0], table[table.stage == 1]
+        assert ALPHA / 2 < first.p_holm.min() <= AMBIGUOUS_P
+        assert (second.p_holm.min() <= ALPHA / 2) == (status == "failed")
+        key = ["block", "point", "coordinate", "test"]
+        assert first[key].values.tolist() == second[key].values.tolist()
+        per_state = (first.origin != "pooled").to_numpy()
+        assert (second.draws.to_numpy()[per_state] ==
+                LATER_STAGE_DRAWS * first.draws.to_numpy()[per_state]).all()
+        assert (second.p.to_numpy() != first.p.to_numpy()).all()  # new draws
+        assert outcome.status == status and outcome.threshold == ALPHA / 2
+
+
+@pytest.mark.slow
+def test_fail_fast_stops_at_the_first_failed_check(regression):
+    """With fail_fast the checks run in FAIL_FAST_ORDER: a beta drawn with twice its covariance
+    fails consistency and nothing else runs; the correct sweep runs every check asked for,
+    with the same rows as without fail_fast."""
+    def draw_beta_twice_as_wide(rng, state, data):
+        mean, covariance = _beta_conditional(state, data, 0.01)
+        return rng.multivariate_normal(mean, 2 * covariance)
+
+    checks = ("geweke", "consistency")
+    wrong = _check(regression, REGRESSION | {"beta": draw_beta_twice_as_wide}, checks=checks,
+                   fail_fast=True)
+    assert [o.check for o in wrong.outcomes] == ["consistency"] and wrong.status == "failed"
+    fast = _check(regression, REGRESSION, checks=checks, fail_fast=True)
+    slow = _check(regression, REGRESSION, checks=checks)
+    assert [o.check for o in fast.outcomes] == ["consistency", "geweke"]
+    assert {o.check: o.value for o in fast.outcomes} == {o.check: o.value for o in slow.outcomes}
+    assert fast.status == "passed"
 
 
 @pytest.mark.slow
@@ -691,8 +742,11 @@ def test_consistency_names_the_reference_of_each_block(name, expected, request):
                                   batched=CORRECT[name] is POISSON_GAMMA_BATCH)
     _assert_passes(verdict)
     table = verdict.outcomes[0].table
-    assert table.groupby("block").reference.agg(set).to_dict() == {
+    per_state = table[table.origin != "pooled"]
+    assert per_state.groupby("block").reference.agg(set).to_dict() == {
         block: {reference} for block, reference in expected.items()}
+    exact = {block for block, reference in expected.items() if reference.startswith("exact")}
+    assert set(table[table.origin == "pooled"].block) == exact
 
 
 @pytest.mark.slow
@@ -707,7 +761,7 @@ def test_improper_prior_makes_prior_simulation_checks_not_applicable():
         assert rows[check].statistic == ("not applicable: improper prior on beta; a proper prior "
                                          "lets it run")
         assert rows[check].status == "incomplete" and np.isnan(rows[check].value)
-    assert set(rows["consistency"].table.origin) == {"posterior"}
+    assert set(rows["consistency"].table.origin) <= {"posterior", "pooled"}
     assert rows["consistency"].passed and rows["agreement vs nuts"].passed, str(verdict)
     assert verdict.status == "incomplete" and not verdict.passed
     assert "INCOMPLETE (geweke: not applicable: improper prior on beta" in str(verdict)
@@ -847,7 +901,8 @@ def test_a_dirichlet_through_its_simplex_transform_is_one_coupled_component():
         1.0 + np.bincount(counts, minlength=3), size=(4, 100))}
     [outcome] = _check(references, {"p": draw_p}, checks=("consistency",)).outcomes
     assert outcome.passed, str(outcome.table)
-    assert set(outcome.table.coordinate) == {"(p:u[0], p:u[1])"}
+    per_state = outcome.table[outcome.table.origin != "pooled"]
+    assert set(per_state.coordinate) == {"(p:u[0], p:u[1])"}
     with pytest.raises(UserFunctionError, match=r"^draw_p_unnormalized returned a value of 'p' "
                        r"outside its support at call 1 of 1000: PyMC's 'simplex' transform does "
                        r"not map it back to itself \(the values must be positive and sum to one"):

@@ -69,6 +69,11 @@ def draw_Sigma_half_df(rng, state, data):
     return st.invwishart.rvs(DF + len(data["y"]) / 2, _scale(state, data), random_state=rng)
 
 
+def draw_Sigma_scale_too_large(rng, state, data):
+    """IW(df + n, 1.05 (Psi + S))  [wrong: the scale matrix 5% too large]"""
+    return st.invwishart.rvs(DF + len(data["y"]), 1.05 * _scale(state, data), random_state=rng)
+
+
 def draw_Sigma_without_correlation(rng, state, data):
     """IW(df + n, diag(Psi + S))  [wrong: the right Sigma_kk marginals, no correlation]"""
     return st.invwishart.rvs(DF + len(data["y"]), np.diag(np.diag(_scale(state, data))),
@@ -122,14 +127,12 @@ def test_a_resized_variable_is_one_component_whatever_its_terms():
 
 # -- the compiled model (compiles PyMC: slow) -----------------------------------------------------
 
-@pytest.fixture(scope="module")
-def references():
+def covariance_references(settings=replace(generic.GENERIC_QUICK, posterior_points=2,
+                                           prior_points=1)):
     """The model's references with its posterior states taken from 400 sweeps of the exact
-    conjugate conditionals (any states serve an invariance test; this spares NUTS), one prior
-    state simulated by the model."""
-    references = generic.ModelReferences(
-        covariance_model(), replace(generic.GENERIC_QUICK, posterior_points=2, prior_points=1),
-        0, "covariance")
+    conjugate conditionals (any states serve an invariance test; this spares NUTS), its prior
+    states simulated by the model."""
+    references = generic.ModelReferences(covariance_model(), settings, 0, "covariance")
     rng, state, data = np.random.default_rng(1), {"m": Y.mean(axis=0), "Sigma": np.cov(Y.T)}, {"y": Y}
     draws = {"m": [], "Sigma": []}
     for _ in range(400):
@@ -140,6 +143,12 @@ def references():
     references.__dict__["nuts"] = {name: np.reshape(values, (4, 100, *np.shape(values[0])))
                                    for name, values in draws.items()}
     return references
+
+
+@pytest.fixture(scope="module")
+def references():
+    """Two posterior states and one prior state (`covariance_references`)."""
+    return covariance_references()
 
 
 def _log_cholesky(matrices):
@@ -196,9 +205,12 @@ def test_the_conjugate_sweep_passes_consistency(references):
     outcome = _consistency(references, CONDITIONALS)
     assert outcome.passed and outcome.value > ALPHA, str(outcome.table)
     sigma = outcome.table[outcome.table.block == "Sigma"]
-    assert set(sigma.coordinate) == {"(Sigma:u[0], ..., Sigma:u[5]: 6 coupled)"}
-    assert len(sigma) == 3 * (6 + 15 + 1)  # 3 states x (KS per coordinate, pairs, |z|^2)
-    assert (sigma.moved == 1).all()
+    per_state = sigma[sigma.origin != "pooled"]
+    assert set(per_state.coordinate) == {"(Sigma:u[0], ..., Sigma:u[5]: 6 coupled)"}
+    assert len(per_state) == 3 * (6 + 15 + 1)  # 3 states x (KS per coordinate, pairs, |z|^2)
+    assert (per_state.moved == 1).all()
+    # Sigma's conditional is an exact inverse Wishart: over the states, |z|^2 and each z[j]
+    assert len(sigma) - len(per_state) == 1 + 6
 
 
 @pytest.mark.slow

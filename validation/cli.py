@@ -516,10 +516,9 @@ def run_model_validation(args) -> int:
 
     require_integer("--jobs", args.jobs)
     refuse_data_options(args)
-    for flag, given in (("--fail-fast", args.fail_fast), ("--scheme", args.scheme != "textbook")):
-        if given:
-            raise SettingsError(f"{flag} is an option of the flagship's checks; with --model, "
-                                "check_gibbs runs the model's own sweep through every check")
+    if args.scheme != "textbook":
+        raise SettingsError("--scheme is an option of the flagship's checks; with --model, "
+                            "check_gibbs runs the model's own sweep through every check")
     builtin = get_builtin(args.model)
     conditionals = builtin.conditionals()
     if args.mutant:
@@ -534,7 +533,8 @@ def run_model_validation(args) -> int:
           f"{'quick' if args.quick else 'full'} settings", file=sys.stderr)
     verdict = check_gibbs(builtin.build_model(builtin.load()), conditionals,
                           quick=args.quick, seed=args.seed, jobs=args.jobs, out=folder,
-                          progress=True, name=args.model, batched=builtin.batched)
+                          progress=True, name=args.model, batched=builtin.batched,
+                          fail_fast=args.fail_fast)
     written = verdict.save(folder)
     print(verdict)
     print(f"wrote {len(written)} files to {folder}", file=sys.stderr)

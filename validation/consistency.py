@@ -40,7 +40,7 @@ checks them exactly.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -58,10 +58,9 @@ from hiercheck.samplers import exact, gibbs
 from hiercheck.samplers.user_functions import checked_conditionals
 
 from .statistics import holm_adjust
-from .result import CheckTable
+from .result import CheckTable, in_stages
 
-__all__ = ["AMBIGUOUS_P", "LATER_STAGE_DRAWS", "ConsistencyResult", "GridConditional",
-           "TabulatedState", "check_conditionals", "check_in_stages", "simulated_data",
+__all__ = ["ConsistencyResult", "GridConditional", "TabulatedState", "check_conditionals", "check_in_stages", "simulated_data",
            "states_from_exact_posterior", "tabulate_conditionals", "tabulate_states"]
 
 GRID_POINTS = 2001
@@ -544,26 +543,14 @@ def check_conditionals(conditionals: gibbs.Conditionals, data: GroupedData, prio
     return ConsistencyResult(table=table, alpha=alpha)
 
 
-# A check in stages: a first stage whose smallest Holm-adjusted p-value lies in (alpha/2,
-# AMBIGUOUS_P] decides nothing and a second stage of LATER_STAGE_DRAWS times as many draws does.
-# Four times the draws double an error's z: one whose first stage gave p = 0.25 (z about 2.9 for
-# the smallest of 63 raw p-values) gives z about 5.8, p about 5e-7 after Holm, in the second. A
-# correct derivation's first stage fell at or below 0.25 in 13 to 22 runs in 100
-# (docs/validation.md).
-AMBIGUOUS_P = 0.25
-LATER_STAGE_DRAWS = 4
-
-
 def check_in_stages(conditionals: gibbs.Conditionals, data: GroupedData, priors: Priors, *,
                     tabulated: list[TabulatedState], draws: int, theta_draws: int | None = None,
                     seed: SeedLike = 0, alpha: float = 0.01, **options: Any) -> ConsistencyResult:
-    """`check_conditionals` in two stages at the same states, each at level alpha/2: the first
+    """`check_conditionals` in two stages at the same states (`result.in_stages`): the first
     fails the conditionals if its smallest Holm-adjusted p-value is at most alpha/2 and passes
     them if it is above AMBIGUOUS_P; in between, a second stage with LATER_STAGE_DRAWS times the
-    draws, independent of the first, decides alone. A correct derivation fails at the first
-    stage with probability at most alpha/2, and reaches the second and fails there with
-    probability at most (AMBIGUOUS_P - alpha/2) alpha/2, so at most alpha in all; an error that
-    leaves the first stage in doubt is tested with twice the first stage's z.
+    draws, independent of the first, decides alone; at most alpha false alarms in all. An error
+    that leaves the first stage in doubt is tested with twice the first stage's z.
 
     Parameters
     ----------
@@ -589,17 +576,16 @@ def check_in_stages(conditionals: gibbs.Conditionals, data: GroupedData, priors:
         alpha/2: it passes where no row of the stage that decided disagrees.
     """
     theta_draws = theta_draws or draws
-    stages = []
-    for stage, factor in enumerate((1, LATER_STAGE_DRAWS)):
+
+    def run_stage(stage: int, factor: int) -> ConsistencyResult:
         result = check_conditionals(conditionals, data, priors, draws=factor * draws,
                                     theta_draws=factor * theta_draws, seed=seed,
                                     alpha=alpha / 2, tabulated=tabulated, stage=stage,
                                     **options)
-        stages.append(result.table.assign(stage=stage))
-        smallest = result.table[HOLM_COLUMNS].min().min()
-        if not alpha / 2 < smallest <= AMBIGUOUS_P:
-            break
-    return ConsistencyResult(table=pd.concat(stages, ignore_index=True), alpha=alpha / 2)
+        return replace(result, table=result.table.assign(stage=stage))
+    stages = in_stages(run_stage, alpha)
+    return ConsistencyResult(table=pd.concat([result.table for result in stages],
+                                             ignore_index=True), alpha=alpha / 2)
 
 
 def simulated_data(n: ArrayLike, priors: Priors, seed: SeedLike = 0) -> GroupedData:

@@ -42,7 +42,7 @@ and their measured false-alarm rates.
 from __future__ import annotations
 
 __all__ = [
-    "GENERIC_CHECKS", "GENERIC_FULL", "GENERIC_QUICK", "Batch", "Block", "GenericSettings",
+    "FAIL_FAST_ORDER", "GENERIC_CHECKS", "GENERIC_FULL", "GENERIC_QUICK", "Batch", "Block", "GenericSettings",
     "ModelReferences", "call_batch", "check_gibbs", "parse_conditionals", "sweep",
 ]
 
@@ -53,7 +53,7 @@ import time
 import warnings
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -73,8 +73,9 @@ from . import agreement, consistency, diagnostics, sbc
 from .pymc_model import CompiledModel, Variable
 from .forked import forked_map, in_order
 from .result import (ALPHA, MIN_HOLM_P, CheckOutcome, CheckTable, Verdict, cannot_verify,
-                     not_applicable, p_value_summary, seed_streams, timed)
-from .statistics import holm_adjust, two_sample_tests, whiten
+                     in_stages, integer_seeds, not_applicable, p_value_summary, seed_streams,
+                     timed)
+from .statistics import holm_adjust, holm_adjust_per_group, two_sample_tests, welch_z, whiten
 from .store import UnitStore
 
 if TYPE_CHECKING:
@@ -85,6 +86,9 @@ if TYPE_CHECKING:
     from .conjugate import ConjugateConditional
 
 GENERIC_CHECKS = ("consistency", "agreement vs nuts", "geweke", "sbc")
+# fail_fast's order: the most telling first (consistency found every slip of the students'
+# samplers alone, docs/validation.md), SBC, the longest, last
+FAIL_FAST_ORDER = ("consistency", "geweke", "agreement vs nuts", "sbc")
 CHAINS = 4                 # of the sweep and of NUTS, for the agreement check
 # Geweke's test functions are I(q <= its prior quantile at these levels): bounded. Levels 0.01
 # and 0.99 would see a slip in a far tail that these miss, but the indicators' ESS is overstated
@@ -666,7 +670,8 @@ def _warm_up(compiled: CompiledModel) -> None:
 
 @dataclass(frozen=True)
 class GenericConsistency(CheckTable):
-    """A row per test (block, state, coordinate, test), p-values Holm-adjusted over all rows.
+    """A row per test (block, state, coordinate, test), p-values Holm-adjusted within each block
+    at an equal share of alpha (`statistics.holm_adjust_per_group`).
 
     Attributes
     ----------
@@ -1069,18 +1074,31 @@ def _hessians(log_density, u: np.ndarray, h: np.ndarray) -> np.ndarray:
 
 
 def consistency_check(run: _SweepRun, seed, alpha: float = ALPHA) -> GenericConsistency:
-    """Every block at every consistency state (module docstring; docs/validation.md says how a
-    block's structure is found and which test each part gets).
+    """Every block at every consistency state, in two stages (`result.in_stages`: a doubtful
+    first stage is decided by a second with four times the draws at the same states); the
+    module docstring and docs/validation.md say how a block's structure is found and which test
+    each part gets.
     """
     from threadpoolctl import threadpool_limits
+
+    second_seed = integer_seeds(seed, 1)[0]
+
+    def run_stage(stage: int, factor: int) -> GenericConsistency:
+        result = _consistency_tests(run, second_seed if stage else seed, alpha / 2, factor)
+        return replace(result, table=result.table.assign(stage=stage))
 
     # one BLAS thread: a batched evaluation makes one small solve per point (a 3 x 3 factor
     # against 40 columns), microseconds on one thread, 10 ms when BLAS threads contend for cores
     with threadpool_limits(1):
-        return _consistency_tests(run, seed, alpha)
+        stages = in_stages(run_stage, alpha)
+    return replace(stages[-1], table=pd.concat([stage.table for stage in stages],
+                                               ignore_index=True))
 
 
-def _consistency_tests(run: _SweepRun, seed, alpha: float) -> GenericConsistency:
+def _consistency_tests(run: _SweepRun, seed, alpha: float, factor: int = 1) -> GenericConsistency:
+    """One stage of the consistency check: every block at every state, `factor` times the
+    settings' draws, each block's exact parts also pooled over the states (`_pooled_rows`).
+    """
     references = run.references
     compiled = references.compiled
     rng = np.random.default_rng(seed)
@@ -1098,26 +1116,95 @@ def _consistency_tests(run: _SweepRun, seed, alpha: float) -> GenericConsistency
             unsupported += (f"{block.key} couples discrete elements with others; draw them in "
                             "blocks of their own",)
             continue
+        exact_parts = []
         for point, (origin, x, u) in enumerate(states):
             try:
-                rows += _block_at_state(run, block, layout, dependencies, singles, coupled,
-                                        x, u, rng, point, origin, seed)
+                tested = _block_at_state(run, block, layout, dependencies, singles, coupled,
+                                         x, u, rng, point, origin, seed, factor)
             except PriorError:
                 if origin != "prior":
                     raise
                 # a prior draw far in a tail (a Gamma shape near 0, say) can leave a conditional
                 # too flat to tabulate; the posterior states are never skipped
                 skipped.append(f"{block.key} at state {point}")
+                continue
+            rows += tested.rows
+            if tested.exact is not None:
+                exact_parts.append(tested.exact)
+        if len(exact_parts) > 1:
+            rows += _pooled_rows(block.key, exact_parts)
     table = pd.DataFrame(rows) if rows else _empty_table()
-    table["p_holm"] = holm_adjust(table.p.to_numpy(dtype=float))
+    # each block its share of alpha: a small joint block's few tests beside a latent vector's
+    # thousands keep their power
+    table["p_holm"] = holm_adjust_per_group(table.p.to_numpy(dtype=float), table.block.to_numpy())
     table["agree"] = table.p_holm > alpha
     return GenericConsistency(table=table, alpha=alpha, unsupported=unsupported,
                               skipped=tuple(skipped))
 
 
+class _ExactParts(NamedTuple):
+    """What a block's test at one state adds to the tests pooled over states, where its
+    reference was exact: the separable elements' normal scores Phi^-1(F(x)) of the user's draws
+    (draws, elements), and each coupled component's whitened user draws and exact reference
+    draws (one (draws, d) array per component, each side).
+    """
+
+    scores: np.ndarray
+    mine: list[np.ndarray]
+    theirs: list[np.ndarray]
+
+
+class _TestedBlock(NamedTuple):
+    """A block's rows at one state, and its `_ExactParts` if its reference there was exact."""
+
+    rows: list[dict]
+    exact: _ExactParts | None
+
+
+def _pooled_rows(block_key: str, parts: list[_ExactParts]) -> list[dict]:
+    """Tests of a block over every state at which its reference was exact, where an error the
+    states share adds up (a covariance 10% too large moves every |z|^2 up by 10% of its mean):
+
+        pooled mean      the n normal scores s of the separable elements: sqrt(n) mean(s) ~ N(0, 1)
+        pooled spread    ... (mean(s^2) - 1) / sqrt(2/n) ~ N(0, 1)
+        pooled |z|^2     the coupled components' |z|^2, the user's against the exact draws' (Welch)
+        pooled z[j]      their whitened coordinate j, of every component that has one (Welch)
+
+    Scores of a correct function are exactly standard normal and independent (the elements are
+    conditionally independent, the calls are), so the first two are exact one-sample tests; the
+    others compare samples that mix the states and components in the same proportions.
+    """
+    common = {"block": block_key, "point": -1, "origin": "pooled", "moved": np.nan,
+              "reference": "exact (pooled)"}
+
+    def row(coordinate, test, z, draws):
+        return common | {"coordinate": coordinate, "test": test, "statistic": float(z),
+                         "p": float(2 * st.norm.sf(abs(z))), "draws": int(draws)}
+    rows = []
+    scores = np.concatenate([part.scores.ravel() for part in parts])
+    if scores.size:
+        elements = f"{parts[0].scores.shape[1]} separable elements"
+        n = scores.size
+        rows += [row(elements, "pooled mean", scores.mean() * np.sqrt(n), n),
+                 row(elements, "pooled spread", (np.mean(scores**2) - 1) / np.sqrt(2 / n), n)]
+    mine = [z for part in parts for z in part.mine]
+    theirs = [z for part in parts for z in part.theirs]
+    if mine:
+        components = f"{len(parts[0].mine)} coupled components"
+        draws = sum(len(z) for z in mine)
+        rows.append(row(components, "pooled |z|^2", welch_z(
+            np.concatenate([(z**2).sum(1) for z in mine]),
+            np.concatenate([(z**2).sum(1) for z in theirs])), draws))
+        for j in range(max(z.shape[1] for z in mine)):
+            rows.append(row(components, f"pooled z[{j}]", welch_z(
+                np.concatenate([z[:, j] for z in mine if z.shape[1] > j]),
+                np.concatenate([z[:, j] for z in theirs if z.shape[1] > j])), draws))
+    return rows
+
+
 def _empty_table() -> pd.DataFrame:
     return pd.DataFrame(columns=["block", "point", "origin", "coordinate", "test", "statistic",
-                                 "p", "moved", "reference", "p_holm", "agree"])
+                                 "p", "moved", "reference", "draws", "p_holm", "agree"])
 
 
 @dataclass(frozen=True)
@@ -1289,16 +1376,16 @@ def _cached_block_reference(references: ModelReferences, block: Block, point: in
 
 
 def _block_at_state(run, block, layout, dependencies, singles, coupled, x, u, rng, point,
-                    origin, seed) -> list[dict]:
+                    origin, seed, factor: int = 1) -> _TestedBlock:
     """Start each call from a draw of the block's conditional at this state (cached,
     `_cached_block_reference`: exact draws where the block's conditional is a recognized
     conjugate one, `_exact_reference`, else the numerical references), call the user's function
-    on every start (`call_batch`: once for a batched function) with the stream rng, and test the
-    returns against that conditional.
+    on every start (`call_batch`: once for a batched function) with the stream rng, `factor`
+    times the settings' draws, and test the returns against that conditional.
     """
     references = run.references
     compiled, settings = references.compiled, references.settings
-    size = settings.joint_draws if coupled else settings.consistency_draws
+    size = factor * (settings.joint_draws if coupled else settings.consistency_draws)
     conjugate = references.conjugate.get(frozenset(block.names))
 
     def compute(stream):
@@ -1317,7 +1404,7 @@ def _block_at_state(run, block, layout, dependencies, singles, coupled, x, u, rn
         {n: natural_starts[n] for n in block.names}), axis=1)))
 
     rows = []
-    common = {"block": block.key, "point": point, "origin": origin, "moved": moved}
+    common = {"block": block.key, "point": point, "origin": origin, "moved": moved, "draws": size}
     for j, grid in zip(reference.continuous, reference.grids):
         result = consistency.compare_draws(outputs[:, j], grid)
         rows += [common | {"coordinate": layout.labels[j], "test": test, "statistic": s, "p": p,
@@ -1337,6 +1424,7 @@ def _block_at_state(run, block, layout, dependencies, singles, coupled, x, u, rn
         rows += [common | {"coordinate": layout.labels[j], "test": test, "statistic": s, "p": p,
                            "reference": "enumeration"}
                  for test, s, p in _discrete_tests(outputs[:, j], pmf)]
+    whitened = ([], [])
     for component, joint in reference.joints:
         mine = whiten(outputs[:, component], joint.center, joint.cholesky)
         theirs = whiten(joint.draws[size:], joint.center, joint.cholesky)
@@ -1345,7 +1433,14 @@ def _block_at_state(run, block, layout, dependencies, singles, coupled, x, u, rn
                            "reference": reference.kind("chains"),
                            "reference_acceptance": joint.acceptance}
                  for test, s, p in two_sample_tests(mine, theirs)]
-    return rows
+        whitened[0].append(mine)
+        whitened[1].append(theirs)
+    if reference.family is None:
+        return _TestedBlock(rows, None)
+    scores = np.column_stack([_normal_scores(g, outputs[:, j])
+                              for j, g in zip(reference.continuous, reference.grids)]
+                             ) if reference.grids else np.empty((size, 0))
+    return _TestedBlock(rows, _ExactParts(scores, *whitened))
 
 
 def _to_unconstrained_checked(compiled: CompiledModel, block: Block, returned: dict,
@@ -1719,7 +1814,8 @@ def _model_fingerprint(compiled: CompiledModel) -> str:
 def check_gibbs(model: pm.Model, conditionals: Mapping, *, seed: SeedLike = 0, quick: bool = True,
                 checks: Iterable[str] = GENERIC_CHECKS, references: ModelReferences | None = None,
                 jobs: int = 1, out: Path | str | None = None, progress: bool = False,
-                name: str | None = None, batched: bool = False) -> Verdict:
+                name: str | None = None, batched: bool = False, fail_fast: bool = False
+                ) -> Verdict:
     """Check a hand-derived Gibbs sampler of any PyMC model (module docstring).
 
     Parameters
@@ -1758,6 +1854,9 @@ def check_gibbs(model: pm.Model, conditionals: Mapping, *, seed: SeedLike = 0, q
         checks then call it once per sweep of a batch of chains (SBC's replications, Geweke's
         chains, the agreement check's chains, a consistency state's starts), not once per
         state; the verdict's draws differ, not its meaning.
+    fail_fast : bool, default False
+        Run the checks one at a time in `FAIL_FAST_ORDER` and stop at the first that fails: the
+        verdict then has a row for each check run (the same rows as without it, for those).
 
     Returns
     -------
@@ -1788,8 +1887,9 @@ def check_gibbs(model: pm.Model, conditionals: Mapping, *, seed: SeedLike = 0, q
     streams = _streams(seed)
     run = _SweepRun(blocks, references, streams["sweep"], jobs)
     prior_problem = references.prior_problem
-    selected = [check for check in GENERIC_CHECKS if check in checks]
-    side_by_side = jobs > 1 and len(selected) > 1
+    order = FAIL_FAST_ORDER if fail_fast else GENERIC_CHECKS
+    selected = [check for check in order if check in checks]
+    side_by_side = jobs > 1 and len(selected) > 1 and not fail_fast
     runs = {
         "consistency": lambda: _consistency_outcome(run, streams["consistency"]),
         "agreement vs nuts": lambda: agreement_check(run),
@@ -1802,19 +1902,21 @@ def check_gibbs(model: pm.Model, conditionals: Mapping, *, seed: SeedLike = 0, q
                                                    progress=progress and not side_by_side),
               p_value_summary),
     }
-    outcomes = _run_checks(run, selected, runs, side_by_side, out, progress)
+    outcomes = _run_checks(run, selected, runs, side_by_side, out, progress, fail_fast)
     subject = f"check_gibbs({', '.join(f'{b.key}={b.label}' for b in blocks)}) on {references.name}"
     return Verdict(tuple(outcomes), subject=subject, references=references)
 
 
 def _run_checks(run: _SweepRun, checks: list[str], runs: dict[str, Callable[[], CheckOutcome]],
-                side_by_side: bool, out, progress: bool) -> list[CheckOutcome]:
+                side_by_side: bool, out, progress: bool, fail_fast: bool = False
+                ) -> list[CheckOutcome]:
     """runs[check]() for each check, in order, or side by side in `run.jobs` forked processes
     (`forked.forked_map`), each check's files saved in `out` (if given) by the process that ran
-    it. Before forking, this process computes what more than one check reads: the compiled
-    functions, the model's fingerprint, and the sweep's chains on the data (the agreement check
-    compares them with NUTS, SBC thins by their autocorrelation). A check's own tasks (chains,
-    replications) then run one after another in its worker.
+    it; with `fail_fast`, one at a time until one fails. Before forking, this process computes
+    what more than one check reads: the compiled functions, the model's fingerprint, and the
+    sweep's chains on the data (the agreement check compares them with NUTS, SBC thins by their
+    autocorrelation). A check's own tasks (chains, replications) then run one after another in
+    its worker.
     """
     def outcome(index: int) -> CheckOutcome:
         checked = runs[checks[index]]()
@@ -1828,9 +1930,13 @@ def _run_checks(run: _SweepRun, checks: list[str], runs: dict[str, Callable[[], 
         if {"agreement vs nuts", "sbc"} & set(checks):
             run.posterior  # noqa: B018
         finished = forked_map(outcome, len(checks), run.jobs)
-    else:
-        finished = ((index, outcome(index)) for index in range(len(checks)))
-    return in_order(tqdm(finished, total=len(checks), desc="checks", disable=not progress))
+        return in_order(tqdm(finished, total=len(checks), desc="checks", disable=not progress))
+    outcomes = []
+    for index in tqdm(range(len(checks)), desc="checks", disable=not progress):
+        outcomes.append(outcome(index))
+        if fail_fast and outcomes[-1].status == "failed":
+            break
+    return outcomes
 
 
 def _consistency_outcome(run: _SweepRun, seed) -> CheckOutcome:

@@ -3,8 +3,10 @@ correlation, not only the marginals. No check imports another check; what two of
 here (or, for effective sample sizes and R-hat, in `hiercheck.validation.diagnostics`).
 
 Holm's step-down correction holds the family-wise false-alarm rate of a check's many tests at its
-alpha under any dependence between them (`holm_adjust`); a check reports its smallest adjusted
-p-value (`min_holm_p`).
+alpha under any dependence between them (`holm_adjust`); a check whose tests fall in groups of
+very different sizes (consistency's blocks) gives each group an equal share of alpha and Holm's
+correction within it (`holm_adjust_per_group`). A check reports its smallest adjusted p-value
+(`min_holm_p`).
 
 The two-sample tests compare a user's draws A with reference draws B (each n x d), both first
 whitened by one fixed affine map, z = L^{-1} (u - m), with m and L L' = Sigma fixed before either
@@ -24,7 +26,7 @@ up to the asymptotics (measured in docs/validation.md).
 
 from __future__ import annotations
 
-__all__ = ["holm_adjust", "min_holm_p", "two_sample_tests", "whiten"]
+__all__ = ["holm_adjust", "holm_adjust_per_group", "min_holm_p", "two_sample_tests", "welch_z", "whiten"]
 
 import numpy as np
 import pandas as pd
@@ -51,6 +53,33 @@ def holm_adjust(p: np.ndarray) -> np.ndarray:
     out = np.empty(k)
     out[order] = adjusted
     return out
+
+
+def holm_adjust_per_group(p: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Holm's adjusted p-values within each of G groups, times G (at most 1): each group's tests
+    get alpha/G of the family-wise rate, Holm's correction within it, so a group of few tests
+    keeps its power beside a group of many (Bonferroni over the groups; the family-wise rate
+    over all tests stays at most alpha under any dependence).
+
+    Parameters
+    ----------
+    p : numpy.ndarray
+        The tests' p-values, one-dimensional.
+    groups : numpy.ndarray
+        Each test's group label, of p's length.
+
+    Returns
+    -------
+    numpy.ndarray
+        The adjusted p-values, in the tests' order.
+    """
+    p, groups = np.asarray(p, dtype=float), np.asarray(groups)
+    labels = np.unique(groups)
+    adjusted = np.empty(p.size)
+    for label in labels:
+        members = groups == label
+        adjusted[members] = np.minimum(1.0, labels.size * holm_adjust(p[members]))
+    return adjusted
 
 
 def min_holm_p(table: pd.DataFrame) -> float:
@@ -115,14 +144,26 @@ def two_sample_tests(a: np.ndarray, b: np.ndarray) -> list[tuple[str, float, flo
         results.append((f"z[{j}]", float(ks.statistic), float(ks.pvalue)))
     for j in range(d):
         for k in range(j + 1, d):
-            z = _welch_z(a[:, j] * a[:, k], b[:, j] * b[:, k])
+            z = welch_z(a[:, j] * a[:, k], b[:, j] * b[:, k])
             results.append((f"z[{j}] z[{k}]", z, float(2 * stats.norm.sf(abs(z)))))
     ks = stats.ks_2samp((a**2).sum(1), (b**2).sum(1))
     results.append(("|z|^2", float(ks.statistic), float(ks.pvalue)))
     return results
 
 
-def _welch_z(x: np.ndarray, y: np.ndarray) -> float:
+def welch_z(x: np.ndarray, y: np.ndarray) -> float:
+    """Welch's z of the difference of two samples' means: (mean x - mean y) / its standard error.
+
+    Parameters
+    ----------
+    x, y : numpy.ndarray
+        One-dimensional samples.
+
+    Returns
+    -------
+    float
+        The z-score; 0 for equal constant samples, inf for different ones.
+    """
     se = np.sqrt(x.var(ddof=1) / x.size + y.var(ddof=1) / y.size)
     if se > 0:
         return float((x.mean() - y.mean()) / se)
