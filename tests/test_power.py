@@ -190,7 +190,11 @@ def test_two_processes_give_the_runs_of_one(tmp_path):
     (["--eps", "x"], "invalid float value: 'x'"),
     (["--seeds", "0"], "--seeds must be an integer >= 1"),
     (["--jobs", "0"], "--jobs must be an integer >= 1"),
-    (["--conditional", "sigma"], "invalid choice: 'sigma'"),
+    (["--conditional", "sigma"], "unknown conditional 'sigma'"),
+    (["--model", "bloodpressure", "--scheme", "blocked"], "--model brings its own data and "
+                                                           "priors; leave out --scheme"),
+    (["--model", "bloodpressure", "--kind", "kernel"], "a model's block is perturbed by shift "
+                                                       "or spread, not 'kernel'"),
     (["--conditional", "mu_collapsed"], "textbook sweep does not draw from 'mu_collapsed'"),
 ])
 def test_bad_power_options_are_one_line_and_exit_2(capsys, tmp_path, argv, message):
@@ -213,6 +217,115 @@ def test_power_command_writes_its_tables(capsys, tmp_path, monkeypatch):
     for name in ("power_runs.csv", "power_rates.csv", "power_smallest.csv", "power.json",
                  "power.md"):
         assert (tmp_path / "power" / name).stat().st_size > 0
+
+
+# -- any model: its conjugate blocks perturbed ------------------------------------------------------
+
+BATCH = 20_000
+
+
+@pytest.fixture(scope="module")
+def regression():
+    """The regression of tests/test_generic.py (beta | tau multivariate normal, tau | beta
+    Gamma), its recognized conditionals, one state repeated BATCH times, and the data."""
+    from hiercheck.validation.conjugate import conjugate_conditionals
+    from tests.test_generic import regression_model
+
+    model = regression_model()
+    data = {"X": model["X"].get_value(), "y": model.rvs_to_values[model["y"]].data}
+    states = {"beta": np.tile([0.9, -0.4, 2.1], (BATCH, 1)), "tau": np.full(BATCH, 3.5)}
+    return conjugate_conditionals(model), states, data
+
+
+def _beta_moments(data, tau):
+    """beta | tau, y ~ N(V tau X'y, V), V = (tau X'X + I/100)^-1 (prior beta ~ N(0, 10^2 I))."""
+    x, y = data["X"], data["y"]
+    covariance = np.linalg.inv(tau * x.T @ x + np.eye(3) / 100)
+    return covariance @ (tau * x.T @ y), covariance
+
+
+def _tau_moments(data, beta):
+    """tau | beta, y ~ Gamma(2 + n/2, 1 + |y - X beta|^2 / 2): its mean and SD."""
+    residual = data["y"] - data["X"] @ beta
+    shape, rate = 2.0 + residual.size / 2, 1.0 + residual @ residual / 2
+    return shape / rate, np.sqrt(shape) / rate
+
+
+def _batched_exact(data):
+    """Exact batched draws of both blocks (every state of a batch the same), from the closed
+    forms above."""
+    def draw_beta(rng, state, data_):
+        mean, covariance = _beta_moments(data, state["tau"][0])
+        return rng.multivariate_normal(mean, covariance, size=len(state["tau"]))
+
+    def draw_tau(rng, state, data_):
+        mean, sd = _tau_moments(data, state["beta"][0])
+        return rng.gamma((mean / sd) ** 2, sd**2 / mean, size=len(state["beta"]))
+    return {"beta": draw_beta, "tau": draw_tau}
+
+
+@pytest.mark.slow
+def test_a_perturbed_block_moves_its_exact_conditional_by_eps_of_its_sd(regression):
+    """Shift and spread of the multivariate normal beta and the Gamma tau, BATCH draws at one
+    state: spread 0.2 multiplies beta's covariance by 1.44 (each variance within 5 SEs,
+    sqrt(2/BATCH) relative), shift 0.2 moves each mean by 0.2 SD (within 5 SEs); eps = 0
+    returns the draw itself."""
+    exact, states, data = regression
+    draws = _batched_exact(data)
+    mean, covariance = _beta_moments(data, 3.5)
+    sd = np.sqrt(np.diag(covariance))
+    spread = power.perturbed_block(draws["beta"], exact["beta"], "spread", 0.2, batched=True)(
+        np.random.default_rng(0), states, data)
+    np.testing.assert_allclose(spread.var(axis=0), 1.44 * sd**2, rtol=5 * np.sqrt(2 / BATCH))
+    shifted = power.perturbed_block(draws["beta"], exact["beta"], "shift", 0.2, batched=True)(
+        np.random.default_rng(0), states, data)
+    assert np.all(np.abs(shifted.mean(axis=0) - (mean + 0.2 * sd)) < 5 * sd / np.sqrt(BATCH))
+    tau_mean, tau_sd = _tau_moments(data, states["beta"][0])
+    tau = power.perturbed_block(draws["tau"], exact["tau"], "shift", 0.2, batched=True)(
+        np.random.default_rng(1), states, data)
+    assert abs(tau.mean() - (tau_mean + 0.2 * tau_sd)) < 5 * tau_sd / np.sqrt(BATCH)
+    unchanged = power.perturbed_block(draws["tau"], exact["tau"], "spread", 0.0, batched=True)(
+        np.random.default_rng(1), states, data)
+    np.testing.assert_array_equal(unchanged, draws["tau"](np.random.default_rng(1), states,
+                                                          data))
+
+
+@pytest.mark.slow
+def test_a_perturbed_block_of_one_state(regression):
+    """One state at a time: the perturbed draw has the variable's shape; a kernel
+    perturbation is refused for a model's block."""
+    exact, states, data = regression
+    state = {name: value[0] for name, value in states.items()}
+    draws = _batched_exact(data)
+
+    def draw_beta(rng, state, data_):
+        return draws["beta"](rng, {"tau": np.atleast_1d(state["tau"])}, data_)[0]
+    beta = power.perturbed_block(draw_beta, exact["beta"], "shift", 0.1)(
+        np.random.default_rng(0), state, data)
+    assert beta.shape == (3,)
+    with pytest.raises(SettingsError, match="perturbed by shift or spread, not 'kernel'"):
+        power.perturbed_block(draw_beta, exact["beta"], "kernel", 0.1)
+
+
+@pytest.mark.slow
+def test_power_of_a_built_in_model_through_the_command(capsys, tmp_path):
+    """`power --model bloodpressure`: lam's draw spread by 5% of its SD is caught by
+    consistency, its own draw (eps 0) is not; the tables are written."""
+    code = main(["power", "--model", "bloodpressure", "--conditional", "lam", "--kind",
+                 "spread", "--eps", "0", "0.05", "--seeds", "1", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "| lam | spread | 0 | 0/1 | 0/1 | 0.00 |" in out
+    assert "| lam | spread | 0.05 | 1/1 | 1/1 | 0.05 |" in out
+    for name in ("power_runs.csv", "power_rates.csv", "power_smallest.csv", "power.json",
+                 "power.md"):
+        assert (tmp_path / "power" / name).stat().st_size > 0
+    code = main(["power", "--model", "bloodpressure", "--conditional", "sigma", "--out",
+                 str(tmp_path / "other")])
+    assert code == 2
+    assert "the model bloodpressure has no block 'sigma' that can be perturbed; its conjugate " \
+           "blocks in normal, mvnormal, gamma, inversegamma, beta are theta, (mu, beta), lam, " \
+           "omega" in capsys.readouterr().err
 
 
 # -- the kernel perturbation ----------------------------------------------------------------------

@@ -243,9 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
     power = commands.add_parser(
         "power", help="how small an error in each full conditional the checks catch")
     add_common_options(power)
-    power.add_argument("--conditional", nargs="+", metavar="NAME", choices=POWER_CONDITIONALS,
+    power.add_argument("--model", choices=list(BUILTIN_MODELS), metavar="NAME",
+                       help="a built-in model: its own sweep through check_gibbs, each block whose "
+                            "conditional is recognized as conjugate perturbed in turn (models: "
+                            f"{', '.join(BUILTIN_MODELS)})")
+    power.add_argument("--conditional", nargs="+", metavar="NAME",
                        help="the conditionals perturbed (default: every one the sweep draws from;"
-                            f" names: {', '.join(POWER_CONDITIONALS)})")
+                            f" names: {', '.join(POWER_CONDITIONALS)}; with --model, the "
+                            "model's blocks, e.g. theta '(mu, beta)')")
     power.add_argument("--kind", nargs="+", default=["shift", "spread"],
                        choices=["shift", "spread", "kernel"],
                        help="shift: the draw moved by eps conditional SDs; spread: its deviation "
@@ -612,36 +617,46 @@ POWER_CONDITIONALS = ("theta", "mu", "lam", "omega", "mu_collapsed", "lam_collap
 
 
 def run_power(args) -> int:
-    """`power`: the suite on each perturbed conditional at several seeds; the detection rates
-    and the smallest eps caught, as CSV, JSON and Markdown in --out/power.
+    """`power`: the suite (with --model, check_gibbs on the model's sweep) on each perturbed
+    conditional at several seeds; the detection rates and the smallest eps caught, as CSV, JSON
+    and Markdown in --out/power.
     """
     import json
 
-    from .power import (DEFAULT_CHECKS, detection_rates, power_markdown, power_study,
-                        smallest_detected)
+    from .power import (DEFAULT_CHECKS, detection_rates, model_power_study, power_markdown,
+                        power_study, smallest_detected)
 
     for flag in ("seeds", "jobs"):
         require_integer(f"--{flag}", getattr(args, flag))
-    data = load_data(args)
-    priors = load_priors(args, data)
     folder = output_folder(args) / "power"
-    checks = DEFAULT_CHECKS + (("agreement vs nuts",) if args.with_nuts else ())
-    runs = power_study(args.conditional, args.kind, args.eps, args.seeds, data=data,
-                       priors=priors, quick=args.quick, checks=checks, scheme=args.scheme,
-                       out=folder / "runs", jobs=args.jobs, progress=True)
+    if args.model:
+        refuse_data_options(args, ("--scheme", args.scheme != "textbook"))
+        checks = ("consistency",) + (("agreement vs nuts",) if args.with_nuts else ())
+        runs = model_power_study(args.model, args.conditional, args.kind, args.eps, args.seeds,
+                                 quick=args.quick, checks=checks, out=folder / "runs",
+                                 jobs=args.jobs, progress=True)
+        subject, described = args.model, {"model": args.model}
+    else:
+        data = load_data(args)
+        priors = load_priors(args, data)
+        checks = DEFAULT_CHECKS + (("agreement vs nuts",) if args.with_nuts else ())
+        runs = power_study(args.conditional, args.kind, args.eps, args.seeds, data=data,
+                           priors=priors, quick=args.quick, checks=checks, scheme=args.scheme,
+                           out=folder / "runs", jobs=args.jobs, progress=True)
+        subject, described = data.name, {"data": data.name, "scheme": args.scheme}
     rates = detection_rates(runs)
     smallest = smallest_detected(rates)
     runs.to_csv(folder / "power_runs.csv", index=False)
     rates.to_csv(folder / "power_rates.csv", index=False)
     smallest.to_csv(folder / "power_smallest.csv", index=False)
     (folder / "power.json").write_text(json.dumps(
-        {"data": data.name, "quick": args.quick, "scheme": args.scheme, "seeds": args.seeds,
+        {**described, "quick": args.quick, "seeds": args.seeds,
          "rates": rates.to_dict(orient="records"),
          "smallest": smallest.astype(object).where(smallest.notna(), None).to_dict(orient="records")},
         indent=1, default=float))
     table = power_markdown(rates)
     (folder / "power.md").write_text(table + "\n")
-    print(f"power of the {'quick' if args.quick else 'full'} suite on {data.name}, "
+    print(f"power of the {'quick' if args.quick else 'full'} checks on {subject}, "
           f"{args.seeds} seeds per perturbation:")
     print(table)
     print(f"wrote {folder}; each run is kept in {folder / 'runs'}, so a re-run resumes",

@@ -29,13 +29,22 @@ random streams, not the data. `detection_rates` gives, per conditional, kind, ep
 lower bound; `smallest_detected` the smallest eps of the grid caught with rate >= 0.95 (at it and
 at every larger eps), by the observed rate and by the lower bound. `power_markdown` writes both
 as tables for the docs.
+
+Any built-in model's power is measured the same way (`model_power_study`, `hiercheck power
+--model NAME`): each block of its own sweep whose full conditional `hiercheck.conjugate_conditionals`
+recognizes in a family with a mean and an SD (`PERTURBED_FAMILIES`) is shifted or spread by eps
+of that exact conditional's SD (`perturbed_block`; for a multivariate normal block a spread of
+eps multiplies the covariance by (1 + eps)^2), and `check_gibbs` runs on the sweep with that
+block replaced, at several seeds, sharing one set of references (NUTS's draws and the
+consistency states of seed 0).
 """
 
 from __future__ import annotations
 
 __all__ = [
-    "DEFAULT_CHECKS", "DEFAULT_EPSILONS", "DEFAULT_SEEDS", "KERNEL", "KINDS", "POSITIVE_FLOOR",
-    "clopper_pearson_lower", "conditional_moments", "detection_rates", "perturbed_conditional",
+    "DEFAULT_CHECKS", "DEFAULT_EPSILONS", "DEFAULT_SEEDS", "KERNEL", "KINDS",
+    "PERTURBED_FAMILIES", "POSITIVE_FLOOR", "clopper_pearson_lower", "conditional_moments",
+    "detection_rates", "model_power_study", "perturbed_block", "perturbed_conditional",
     "perturbed_conditionals", "power_markdown", "power_study", "smallest_detected",
 ]
 
@@ -44,6 +53,7 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -60,6 +70,9 @@ from . import suite
 from .kernels import draw_omega_metropolis_off_by
 from .forked import forked_map
 from .store import UnitStore
+
+if TYPE_CHECKING:
+    from .conjugate import ConjugateConditional
 
 KINDS = ("shift", "spread")
 KERNEL = "kernel"  # omega only: the example Metropolis kernel, its log acceptance ratio off by eps
@@ -247,7 +260,7 @@ class _Study:
             self.references.prepare(self.checks, self.scheme, suite._streams(seed))
 
 
-def _finished_units(study: _Study, todo: list[int], jobs: int):
+def _finished_units(study, todo: list[int], jobs: int):
     """(unit, result) for each unit of `todo` as it finishes: here, or in `jobs` forked
     processes (`forked.forked_map`: they inherit the study and its compiled references).
     """
@@ -255,6 +268,38 @@ def _finished_units(study: _Study, todo: list[int], jobs: int):
         study.prepare_for_fork(todo)
     for index, result in forked_map(lambda i: study.run(todo[i]), len(todo), jobs):
         yield todo[index], result
+
+
+def _run_study(study, store: UnitStore | None, jobs: int, progress: bool) -> pd.DataFrame:
+    """Every unit of the study's grid (conditional, kind, eps, seed), those in `store` read
+    back, the rest run and saved as each finishes: a row per run and check.
+    """
+    results = {unit: store.load(unit) for unit in store.done()} if store else {}
+    todo = [unit for unit in range(len(study.grid)) if unit not in results]
+    with tqdm(total=len(study.grid), initial=len(results), desc="power runs",
+              disable=not progress) as bar:
+        for unit, result in _finished_units(study, todo, jobs):
+            results[unit] = result
+            if store:
+                store.save(unit, result)
+            bar.update()
+    rows = []
+    for unit, (conditional, kind, eps, seed) in enumerate(study.grid):
+        for check, value, passed in zip(study.checks, results[unit]["value"],
+                                        results[unit]["passed"]):
+            rows.append({"conditional": conditional, "kind": kind, "eps": eps, "seed": seed,
+                         "check": check, "value": float(value), "caught": not bool(passed)})
+    return pd.DataFrame(rows)
+
+
+def _grid_arguments(kinds, epsilons, seeds: int, jobs: int) -> tuple[float, ...]:
+    """The sorted sizes of a study, after refusing a bad kind, eps, number of seeds or jobs."""
+    epsilons = tuple(sorted({_check_perturbation(kind, eps) for kind in kinds for eps in epsilons}))
+    for name, value in (("seeds", seeds), ("jobs", jobs)):
+        require_integer(name, value)
+        if value < 1:
+            raise SettingsError(f"{name} must be at least 1, got {value}")
+    return epsilons
 
 
 def power_study(conditionals: Sequence[str] | None = None, kinds: Sequence[str] = KINDS,
@@ -325,12 +370,7 @@ def power_study(conditionals: Sequence[str] | None = None, kinds: Sequence[str] 
                                 f"draws {', '.join(drawn)}")
     if KERNEL in kinds and "omega" not in conditionals:
         raise SettingsError(f"the {KERNEL!r} perturbation needs omega among the conditionals")
-    epsilons = tuple(_check_perturbation(kind, eps) for kind in kinds for eps in epsilons)
-    epsilons = tuple(sorted(set(epsilons)))
-    for name, value in (("seeds", seeds), ("jobs", jobs)):
-        require_integer(name, value)
-        if value < 1:
-            raise SettingsError(f"{name} must be at least 1, got {value}")
+    epsilons = _grid_arguments(kinds, epsilons, seeds, jobs)
     checks = tuple(checks)
     unknown = sorted(set(checks) - set(suite.SAMPLER_CHECKS))
     if unknown or not checks:
@@ -347,21 +387,246 @@ def power_study(conditionals: Sequence[str] | None = None, kinds: Sequence[str] 
                                 "priors": priors.as_dict(), "settings": dataclasses.asdict(settings),
                                 "scheme": scheme,
                                 "checks": list(checks), "grid": [list(g) for g in study.grid]})
-    results = {unit: store.load(unit) for unit in store.done()} if store else {}
-    todo = [unit for unit in range(len(study.grid)) if unit not in results]
-    with tqdm(total=len(study.grid), initial=len(results), desc="power runs",
-              disable=not progress) as bar:
-        for unit, result in _finished_units(study, todo, jobs):
-            results[unit] = result
-            if store:
-                store.save(unit, result)
-            bar.update()
-    rows = []
-    for unit, (conditional, kind, eps, seed) in enumerate(study.grid):
-        for check, value, passed in zip(checks, results[unit]["value"], results[unit]["passed"]):
-            rows.append({"conditional": conditional, "kind": kind, "eps": eps, "seed": seed,
-                         "check": check, "value": float(value), "caught": not bool(passed)})
-    return pd.DataFrame(rows)
+    return _run_study(study, store, jobs, progress)
+
+
+# -- any model: its conjugate blocks, perturbed ----------------------------------------------------
+
+def _flat_moments(conditional: ConjugateConditional, parameters: dict) -> tuple[np.ndarray, ...]:
+    """The mean and SD of each element of the block, (B, elements) each, in the order of
+    `conditional.names` flattened: normal mu, sigma; multivariate normal mu and the square
+    root of cov's diagonal; gamma a/b, sqrt(a)/b; inverse gamma b/(a - 1), that over
+    sqrt(a - 2) (its mean where a <= 2: no SD); beta a/(a + b), sqrt(ab/(a + b + 1))/(a + b).
+    """
+    family = conditional.family
+    if family == "normal":
+        mean, sd = parameters["mu"], parameters["sigma"]
+    elif family == "mvnormal":
+        mean = parameters["mu"]
+        sd = np.sqrt(np.diagonal(parameters["cov"], axis1=-2, axis2=-1))
+    elif family == "gamma":
+        a, b = parameters["alpha"], parameters["beta"]
+        mean, sd = a / b, np.sqrt(a) / b
+    elif family == "inversegamma":
+        a, b = parameters["alpha"], parameters["beta"]
+        mean = b / np.maximum(a - 1, 1e-300)
+        sd = np.where(a > 2, mean / np.sqrt(np.maximum(a - 2, 1e-300)), mean)
+    else:  # beta
+        a, b = parameters["alpha"], parameters["beta"]
+        mean, sd = a / (a + b), np.sqrt(a * b / (a + b + 1)) / (a + b)
+    return mean.reshape(len(mean), -1), sd.reshape(len(sd), -1)
+
+
+PERTURBED_FAMILIES = ("normal", "mvnormal", "gamma", "inversegamma", "beta")
+_POSITIVE_FAMILIES = ("gamma", "inversegamma")
+
+
+def perturbed_block(draw: Callable, conditional: ConjugateConditional, kind: str, eps: float, *,
+                    key: str | tuple[str, ...] | None = None, batched: bool = False) -> Callable:
+    """A model's draw of a conjugate block, perturbed by eps in units of its exact conditional
+    (`hiercheck.conjugate_conditionals`), element by element on the natural scale:
+
+        shift     x' = x + eps sd(x | rest)
+        spread    x' = x + eps (x - E(x | rest))      (a covariance times (1 + eps)^2)
+
+    A spread draw of a positive variable at or below 0 becomes POSITIVE_FLOOR times its mean,
+    one of a beta variable outside (0, 1) is clipped just inside.
+
+    Parameters
+    ----------
+    draw : callable
+        draw(rng, state, data), as `check_gibbs` calls it: a tuple block's returns a tuple in
+        the order of `key` (or a dict by name).
+    conditional : ConjugateConditional
+        The block's exact conditional, in one of `PERTURBED_FAMILIES`.
+    kind : str
+        'shift' or 'spread'.
+    eps : float
+        The size of the error, >= 0 (0 returns the draw itself).
+    key : str or tuple of str, optional
+        The block's key in the mapping `draw` belongs to; `conditional.key` by default.
+    batched : bool, default False
+        Whether `draw` takes a batch of states (`check_gibbs(batched=True)`).
+
+    Returns
+    -------
+    callable
+        The perturbed draw, with `draw`'s signature, named after the perturbation.
+
+    Raises
+    ------
+    SettingsError
+        For a kind other than shift or spread, a bad eps, or a family outside
+        `PERTURBED_FAMILIES`.
+    """
+    eps = _check_perturbation(kind, eps)
+    _require_model_kind(kind)
+    if conditional.family not in PERTURBED_FAMILIES:
+        raise SettingsError(f"the block {_label(conditional.key)} is {conditional.family}; "
+                            f"perturbed blocks are {', '.join(PERTURBED_FAMILIES)}")
+    key = conditional.key if key is None else key
+    order = (key,) if isinstance(key, str) else tuple(key)
+
+    def perturbed(rng, state, data):
+        returned = draw(rng, state, data)
+        values = returned if isinstance(returned, dict) else dict(
+            zip(order, (returned,) if len(order) == 1 else returned))
+        parameters = conditional.parameters(state, data)
+        if not batched:
+            parameters = {name: np.asarray(value)[None] for name, value in parameters.items()}
+        mean, sd = _flat_moments(conditional, parameters)
+        arrays = [np.asarray(values[name], dtype=float) for name in conditional.names]
+        shapes = [array.shape[1:] if batched else array.shape for array in arrays]
+        x = np.concatenate([array.reshape(len(mean), -1) for array in arrays], axis=1)
+        moved = x + eps * sd if kind == "shift" else x + eps * (x - mean)
+        if conditional.family in _POSITIVE_FAMILIES:
+            moved = np.where(moved > 0, moved, POSITIVE_FLOOR * mean)
+        elif conditional.family == "beta":
+            moved = np.clip(moved, 1e-12, 1 - 1e-12)
+        parts = np.split(moved, np.cumsum([math.prod(shape) for shape in shapes])[:-1], axis=1)
+        out = {name: part.reshape((len(mean), *shape) if batched else shape)
+               for name, part, shape in zip(conditional.names, parts, shapes)}
+        if isinstance(returned, dict):
+            return out
+        return out[order[0]] if len(order) == 1 else tuple(out[name] for name in order)
+
+    perturbed.__name__ = perturbed.__qualname__ = f"{_label(key)}_{kind}_{eps:g}"
+    return perturbed
+
+
+def _require_model_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise SettingsError(f"a model's block is perturbed by {' or '.join(KINDS)}, not {kind!r}")
+
+
+def _label(key: str | tuple[str, ...]) -> str:
+    """A block's key as the study names it: 'theta', '(mu, beta)'."""
+    return key if isinstance(key, str) else f"({', '.join(key)})"
+
+
+class _ModelStudy:
+    """The grid of a built-in model's power study and the references its runs share."""
+
+    def __init__(self, name: str, settings, blocks, kinds, epsilons, seeds, checks):
+        from .builtin_models import get_builtin
+        from .conjugate import conjugate_conditionals
+        from .generic import ModelReferences
+
+        self.builtin = get_builtin(name)
+        model = self.builtin.build_model(self.builtin.load())
+        self.references = ModelReferences(model, settings, 0, name)
+        self.own = self.builtin.conditionals()
+        exact = conjugate_conditionals(model)
+        keys = {_label(key): key for key in self.own}
+        perturbable = {label: key for label, key in keys.items()
+                       if frozenset(_names(key)) in {frozenset(c.names) for c in exact.values()}
+                       and _exact_of(exact, key).family in PERTURBED_FAMILIES}
+        blocks = tuple(blocks) if blocks is not None else tuple(perturbable)
+        for block in blocks:
+            if block not in perturbable:
+                raise SettingsError(
+                    f"the model {name} has no block {block!r} that can be perturbed; its "
+                    f"conjugate blocks in {', '.join(PERTURBED_FAMILIES)} are "
+                    f"{', '.join(perturbable) or 'none'}")
+        self.blocks = {block: (perturbable[block], _exact_of(exact, perturbable[block]))
+                       for block in blocks}
+        self.checks = tuple(checks)
+        self.grid = list(itertools.product(blocks, kinds, epsilons, seeds))
+
+    def run(self, unit: int) -> dict[str, np.ndarray]:
+        """check_gibbs on one grid point: each check's value and whether it passed."""
+        from .generic import check_gibbs
+
+        block, kind, eps, seed = self.grid[unit]
+        key, conditional = self.blocks[block]
+        draws = self.own | {key: perturbed_block(self.own[key], conditional, kind, eps, key=key,
+                                                 batched=self.builtin.batched)}
+        verdict = check_gibbs(self.references.model, draws, references=self.references,
+                              seed=seed, checks=self.checks, batched=self.builtin.batched)
+        table = verdict.table.set_index("check").loc[list(self.checks)]
+        return {"value": table["value"].to_numpy(float),
+                "passed": (table["status"] != "failed").to_numpy(bool)}
+
+    def prepare_for_fork(self, units: list[int]) -> None:
+        """What every run reads (NUTS's draws, the states, the recognized conditionals, the
+        compiled functions), computed here so that no forked worker computes it.
+        """
+        self.references.nuts, self.references.states, self.references.conjugate  # noqa: B018
+        self.references.fingerprint  # noqa: B018
+
+
+def _names(key: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (key,) if isinstance(key, str) else tuple(key)
+
+
+def _exact_of(exact: dict, key) -> ConjugateConditional:
+    """The recognized conditional of the block `key`, whatever the order of its names."""
+    return next(c for c in exact.values() if frozenset(c.names) == frozenset(_names(key)))
+
+
+def model_power_study(name: str, blocks: Sequence[str] | None = None,
+                      kinds: Sequence[str] = KINDS, epsilons: Sequence[float] = DEFAULT_EPSILONS,
+                      seeds: int = DEFAULT_SEEDS, *, quick: bool = True,
+                      checks: Sequence[str] = ("consistency",), out: Path | str | None = None,
+                      jobs: int = 1, progress: bool = False) -> pd.DataFrame:
+    """`power_study` for a built-in model: `check_gibbs` on the model's own sweep with one block
+    perturbed (`perturbed_block`), for every block, kind, eps and seed.
+
+    Parameters
+    ----------
+    name : str
+        A built-in model (`hiercheck.validation.builtin_models.BUILTIN_MODELS`).
+    blocks : sequence of str, optional
+        The blocks perturbed, by label ('theta', '(mu, beta)'); by default every block of the
+        model's sweep whose conditional is recognized in one of `PERTURBED_FAMILIES`.
+    kinds : sequence of str, default ('shift', 'spread')
+        The kinds of perturbation.
+    epsilons : sequence of float, default (0.01, 0.03, 0.05)
+        The sizes, each >= 0.
+    seeds : int, default 4
+        check_gibbs runs at seeds 0 .. seeds - 1 for every perturbation, with the references
+        (NUTS's draws, the consistency states) of seed 0.
+    quick : bool, default True
+        `GENERIC_QUICK` settings, or else `GENERIC_FULL`.
+    checks : sequence of str, default ('consistency',)
+        The checks run (a subset of `GENERIC_CHECKS`); a run counts as caught by a check whose
+        status is "failed".
+    out : path, optional
+        A folder where each run is saved as it finishes; a re-run resumes.
+    jobs : int, default 1
+        Runs in this many forked processes (the results do not depend on it).
+    progress : bool, default False
+        A progress bar over the runs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As `power_study`'s; the column conditional holds the block's label.
+
+    Raises
+    ------
+    SettingsError
+        For an unknown model, block, kind or check, a negative eps, or a number of seeds or jobs
+        below 1.
+    StoreMismatchError
+        If `out` holds a study with other settings.
+    """
+    from .generic import GENERIC_CHECKS, GENERIC_FULL, GENERIC_QUICK
+
+    epsilons = _grid_arguments(kinds, epsilons, seeds, jobs)
+    for kind in kinds:
+        _require_model_kind(kind)
+    checks = tuple(checks)
+    unknown = sorted(set(checks) - set(GENERIC_CHECKS))
+    if unknown or not checks:
+        raise SettingsError(f"unknown check {unknown[0] if unknown else ''!r}; checks are "
+                            f"{', '.join(GENERIC_CHECKS)}")
+    settings = GENERIC_QUICK if quick else GENERIC_FULL
+    study = _ModelStudy(name, settings, blocks, tuple(kinds), epsilons, range(seeds), checks)
+    store = None if out is None else UnitStore(out, {
+        "study": "model power", "model": name, "settings": dataclasses.asdict(settings),
+        "checks": list(checks), "grid": [list(g) for g in study.grid]})
+    return _run_study(study, store, jobs, progress)
 
 
 # -- what the runs say ----------------------------------------------------------------------------
