@@ -639,6 +639,46 @@ def test_a_doubtful_first_stage_of_consistency_is_decided_by_a_second(regression
         assert outcome.status == status and outcome.threshold == ALPHA / 2
 
 
+def draw_theta_forgets_counts(rng, state, data):
+    """theta_i | . ~ Gamma(alpha + sum_j y_ij, beta)  [wrong: the rate misses n_i]: the chains
+    drift until theta overflows and PyMC cannot simulate Poisson counts at it."""
+    totals, _ = _group_sums(state, data)
+    return rng.gamma(state["alpha"] + totals, 1.0 / state["beta"])
+
+
+@pytest.mark.slow
+def test_a_diverging_sweep_is_failed_never_a_crash(poisson_gamma):
+    """The chains of every check that runs them diverge (theta overflows; Geweke's simulation
+    of counts at such a theta fails): each of those checks fails, naming the divergence and the
+    first value past what the model makes plausible, and the verdict is FAILED."""
+    verdict = _check(poisson_gamma, POISSON_GAMMA | {"theta": draw_theta_forgets_counts})
+    assert verdict.status == "failed"
+    rows = {o.check: o for o in verdict.outcomes}
+    for check in ("agreement vs nuts", "geweke", "sbc"):
+        assert rows[check].status == "failed", check
+        assert rows[check].statistic.startswith("the sweep diverged: ")
+        assert "the first value past what the model makes plausible was draw_" \
+            in rows[check].statistic
+    assert "the model's simulation of the observations failed (lam value too large)" \
+        in rows["geweke"].statistic
+    assert rows["consistency"].status == "failed"
+
+
+@pytest.mark.slow
+def test_a_categorical_at_its_last_category_does_not_break_the_fingerprint():
+    """z ~ Categorical over two components, started at its last category and indexing mu[z]:
+    the model's fingerprint (which keys the cached references) evaluates the density at points
+    about the start, and must stay inside z's support."""
+    import pymc as pm
+
+    with pm.Model() as model:
+        mu = pm.Normal("mu", 0.0, 10.0, shape=2)
+        z = pm.Categorical("z", p=np.array([0.5, 0.5]), shape=6, initval=np.ones(6, dtype=int))
+        pm.Normal("y", mu[z], 1.0, observed=np.array([-2.1, -1.8, -2.4, 2.2, 1.9, 2.5]))
+    references = generic.ModelReferences(model, generic.GENERIC_QUICK, 0, "mixture")
+    assert len(references.fingerprint) == 16
+
+
 @pytest.mark.slow
 def test_fail_fast_stops_at_the_first_failed_check(regression):
     """With fail_fast the checks run in FAIL_FAST_ORDER: a beta drawn with twice its covariance

@@ -66,8 +66,8 @@ from scipy.sparse.csgraph import connected_components
 from tqdm.auto import tqdm
 
 from hiercheck.cache import PICKLE, DiskCache, source_digest
-from hiercheck.errors import (NutsWarning, PriorError, SettingsError, UserFunctionError,
-                              require_integer)
+from hiercheck.errors import (DivergenceError, NutsWarning, PriorError, SettingsError,
+                              UserFunctionError, require_integer)
 
 from . import agreement, consistency, diagnostics, sbc
 from .pymc_model import CompiledModel, Variable
@@ -324,8 +324,8 @@ def _checked(block: Block, name: str, value, variables, size: int | None) -> np.
                                 f"model's {name!r} has shape {variable.shape}{batch}")
     if not np.isfinite(array).all():
         bad = array[~np.isfinite(array)].flat[0]
-        raise UserFunctionError(f"{block.label} returned {bad} for {name!r}: every value must be "
-                                "finite")
+        raise DivergenceError(f"{block.label} returned {bad} for {name!r}: every value must be "
+                              "finite")
     if variable.discrete:
         if not np.array_equal(array, np.round(array)):
             raise UserFunctionError(f"{block.label} returned a non-integer for the discrete "
@@ -600,8 +600,74 @@ class _SweepRun:
         self.sbc_unit = SBC_BATCH_UNIT if self.batched else SBC_UNIT
         self.geweke_group = GEWEKE_BATCH_GROUP if self.batched else GEWEKE_GROUP
 
-    def sweep(self, rng, states, batch: Batch) -> dict:
-        return sweep(rng, states, batch, self.blocks, self.references.variables)
+    def sweep(self, rng, states, batch: Batch, excursion: list | None = None) -> dict:
+        """One sweep of the batch (`sweep`). With `excursion`, a chain's record (empty at its
+        start): the first function whose output left the plausible range (`plausible`) is
+        appended to it, and a failure in the sweep after that, or a value that is not finite,
+        is a `DivergenceError` naming it.
+        """
+        states = dict(states)
+        for block in self.blocks:
+            try:
+                new = call_batch(block, rng, states, batch, self.references.variables)
+            except UserFunctionError as error:
+                if excursion is None or not (excursion or isinstance(error, DivergenceError)):
+                    raise
+                raise DivergenceError(self.divergence(str(error), excursion)) from error
+            if excursion is not None and not excursion:
+                excursion += self._left_plausible(block, new)
+            states.update(new)
+        return states
+
+    @cached_property
+    def plausible(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """What the model makes plausible, per element of each real or positive variable: the
+        range of 2000 prior draws (else NUTS's, for an improper prior, if it ran; else nothing),
+        widened by its own width on each side (for a positive variable, on the log scale).
+        Only names the culprit of a divergence, never a verdict.
+        """
+        references = self.references
+        if references.prior_problem is None:
+            draws, _ = references.compiled.simulate_prior(2000, 0)
+        elif "nuts" in vars(references):
+            draws = {name: values.reshape(-1, *values.shape[2:])
+                     for name, values in references.nuts.items()}
+        else:
+            return {}
+        ranges = {}
+        for name, variable in references.variables.items():
+            if variable.discrete or variable.transform not in (None, "log"):
+                continue
+            values = np.asarray(draws[name], dtype=float).reshape(len(draws[name]), -1)
+            scale = np.log if variable.transform == "log" else (lambda v: v)
+            with np.errstate(all="ignore"):
+                low, high = np.quantile(scale(values), [0.001, 0.999], axis=0)
+            low, high = 2 * low - high, 2 * high - low
+            ranges[name] = (np.exp(low), np.exp(high)) if variable.transform == "log" else (
+                low, high)
+        return ranges
+
+    def _left_plausible(self, block: Block, new: dict[str, np.ndarray]) -> list[str]:
+        """["<function>'s <variable> (<value>)"] if the block's output left `plausible` in any
+        state of the batch, else [].
+        """
+        for name, values in new.items():
+            if name not in self.plausible:
+                continue
+            low, high = self.plausible[name]
+            values = np.asarray(values).reshape(len(values), -1)
+            outside = ~((values >= low) & (values <= high))
+            if outside.any():
+                return [f"{block.label}'s {name} ({values[outside].flat[0]:.3g})"]
+        return []
+
+    def divergence(self, what: str, excursion: list) -> str:
+        """The message of a `DivergenceError`: what failed, and the first function whose output
+        left the plausible range before it (if one did).
+        """
+        first = (f"; the first value past what the model makes plausible was {excursion[0]}"
+                 if excursion else "")
+        return f"the sweep diverged: {what}{first}"
 
     @cached_property
     def posterior(self) -> dict[str, np.ndarray]:
@@ -638,8 +704,9 @@ def _sweep_chains(run: _SweepRun, stream: np.random.SeedSequence, starts: dict
     rng = np.random.default_rng(stream)
     kept = {name: np.empty((chains, settings.sweep_draws, *v.shape))
             for name, v in references.variables.items()}
+    excursion = []
     for step in range(settings.sweep_tune + settings.sweep_draws):
-        states = run.sweep(rng, states, batch)
+        states = run.sweep(rng, states, batch, excursion)
         if step >= settings.sweep_tune:
             for name, values in states.items():
                 kept[name][:, step - settings.sweep_tune] = values
@@ -1633,12 +1700,24 @@ def _geweke_group(run: _SweepRun, stream: np.random.SeedSequence, chains: int,
     start_seed, observe_seed, chain_seed = stream.spawn(3)
     states, observed = compiled.simulate_prior(chains, start_seed)
     rng = np.random.default_rng(chain_seed)
-    steps = []
+    steps, excursion = [], []
     for step in range(settings.geweke_steps):
-        states = run.sweep(rng, states, Batch.of(compiled, chains, observed))
-        observed = compiled.simulate_observed(states, observe_seed if step == 0 else None)
+        states = run.sweep(rng, states, Batch.of(compiled, chains, observed), excursion)
+        observed = _observations(run, states, observe_seed if step == 0 else None, excursion)
         steps.append(_indicators(_quantities(compiled, states, observed), thresholds))
     return {k: np.stack([values[k] for values in steps], axis=1) for k in steps[0]}
+
+
+def _observations(run: _SweepRun, states: dict, seed, excursion: list) -> dict:
+    """New observations given the sweep's states (`CompiledModel.simulate_observed`); PyMC's
+    simulator failing there (a Poisson rate too large to draw) is a `DivergenceError`.
+    """
+    try:
+        return run.references.compiled.simulate_observed(states, seed)
+    except Exception as error:  # the states the user's functions produced broke the simulator
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DivergenceError(run.divergence(
+            f"the model's simulation of the observations failed ({reason})", excursion)) from error
 
 
 def _indicator_ess(series: np.ndarray) -> np.ndarray:
@@ -1724,10 +1803,11 @@ def _sbc_unit(run: _SweepRun, stream: np.random.SeedSequence, size: int, thin: i
         states = {name: values[cells] for name, values in truth.items()}
         batch = Batch.of(compiled, cells.stop - cells.start,
                          {name: values[cells] for name, values in observed.items()})
+        excursion = []
         for _ in range(settings.sbc_tune):
-            states = run.sweep(rng, states, batch)
+            states = run.sweep(rng, states, batch, excursion)
         for k in range(draws * thin):
-            states = run.sweep(rng, states, batch)
+            states = run.sweep(rng, states, batch, excursion)
             if (k + 1) % thin == 0:
                 for name, values in states.items():
                     kept[name][cells, k // thin] = values
@@ -1801,7 +1881,9 @@ def _model_fingerprint(compiled: CompiledModel) -> str:
     points = {}
     for name, variable in compiled.variables.items():
         base = np.asarray(start[model.rvs_to_values[model[name]].name])
-        step = (probe.integers(0, 2, (3, *base.shape)) if variable.discrete
+        # a discrete variable stays at its starting value: one more could leave its support
+        # (a categorical index into a vector of means)
+        step = (np.zeros((3, *base.shape), dtype=base.dtype) if variable.discrete
                 else probe.normal(0.0, 0.1, (3, *base.shape)))
         points[name] = (base + step).astype(base.dtype)
     terms, _ = compiled.evaluate(points)
@@ -1902,9 +1984,25 @@ def check_gibbs(model: pm.Model, conditionals: Mapping, *, seed: SeedLike = 0, q
                                                    progress=progress and not side_by_side),
               p_value_summary),
     }
+    runs = {check: _divergence_fails(check, runner) for check, runner in runs.items()}
     outcomes = _run_checks(run, selected, runs, side_by_side, out, progress, fail_fast)
     subject = f"check_gibbs({', '.join(f'{b.key}={b.label}' for b in blocks)}) on {references.name}"
     return Verdict(tuple(outcomes), subject=subject, references=references)
+
+
+def _divergence_fails(check: str, runner: Callable[[], CheckOutcome]
+                      ) -> Callable[[], CheckOutcome]:
+    """runner, with a `DivergenceError` in it made the check's failure: a row whose statistic
+    is the error's message (value NaN), so that a sweep that diverges gets a verdict, FAILED.
+    """
+    def outcome() -> CheckOutcome:
+        start = time.perf_counter()
+        try:
+            return runner()
+        except DivergenceError as error:
+            return CheckOutcome(check, str(error), math.nan, ALPHA, False,
+                                time.perf_counter() - start, pd.DataFrame({"divergence": [str(error)]}))
+    return outcome
 
 
 def _run_checks(run: _SweepRun, checks: list[str], runs: dict[str, Callable[[], CheckOutcome]],

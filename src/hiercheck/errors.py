@@ -11,7 +11,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConjugacyError", "ConvergenceWarning", "DataError", "HiercheckError", "HiercheckWarning", "NutsWarning",
-    "PriorError", "QuadratureError", "SettingsError", "StoreMismatchError", "UserFunctionError",
+    "PriorError", "QuadratureError", "SettingsError", "StoreMismatchError", "UserFunctionError", "DivergenceError",
     "require_integer",
 ]
 
@@ -41,6 +41,15 @@ class ConjugacyError(SettingsError):
 class UserFunctionError(HiercheckError):
     """A user's function (a draw function, a likelihood) returned something that cannot be right:
     the wrong shape or type, NaN or infinity, a non-positive precision.
+    """
+
+
+class DivergenceError(UserFunctionError):
+    """A chain of the user's sweep left the model's support or overflowed: a function returned a
+    value that is not finite, or failed (or the model's simulation of the observations failed)
+    at a state that earlier draws had carried past what the model makes plausible. Evidence
+    against the sweep: the check in which it happened fails, naming the function whose output
+    first left that range.
     """
 
 
