@@ -498,7 +498,11 @@ class ModelReferences:
         The seeds of NUTS and of the consistency states, spawned from `seed`.
     cache : hiercheck.cache.DiskCache
         The cache of NUTS's draws.
+    nuts_divergences : int
+        NUTS's divergent transitions, once it has run (0 before).
     """
+
+    nuts_divergences: int = 0
 
     def __init__(self, model: pm.Model, settings: GenericSettings = GENERIC_QUICK,
                  seed: SeedLike = 0, name: str | None = None, cache: DiskCache | None = None):
@@ -541,6 +545,7 @@ class ModelReferences:
         parts = {"model": self.fingerprint, "draws": settings.nuts_draws,
                  "tune": settings.nuts_tune, "chains": CHAINS, "seed": self.nuts_seed}
         samples, divergences = self.cache.get("generic-nuts", parts, sample, PICKLE)
+        self.nuts_divergences = int(divergences)
         if divergences:
             warnings.warn(f"NUTS on {self.name}: {divergences} divergent transitions; the "
                           "agreement check's reference may be biased", NutsWarning, stacklevel=2)
@@ -1622,20 +1627,23 @@ def agreement_check(run: _SweepRun, alpha: float = ALPHA) -> CheckOutcome:
     start = time.perf_counter()
     references = run.references
     variables = references.variables
-    mixes, reason, mixing = _mixing_gate(run.posterior, variables)
     nuts_mixes, nuts_reason, nuts_mixing = _mixing_gate(references.nuts, variables)
+    nuts = _scalar_inference_data(references.nuts, variables, "nuts")
     seconds = lambda: time.perf_counter() - start  # noqa: E731
+    # NUTS first: the sweep's chains start at its last draws, so where NUTS's chains sit in
+    # different modes the sweep's do too, and its R-hat would blame the user for NUTS's trouble
+    if not nuts_mixes:
+        return cannot_verify("agreement vs nuts", "the reference, NUTS, does not mix ("
+                             f"{nuts_reason}{_apart(nuts, nuts_mixing)}"
+                             f"{_divergent(references)}), so the sweep cannot be compared with it",
+                             np.nan, diagnostics.ESS_FLOOR, seconds(), nuts_mixing)
+    mixes, reason, mixing = _mixing_gate(run.posterior, variables)
     if not mixes:
         return cannot_verify("agreement vs nuts", f"the sweep does not mix ({reason}); more "
                              "draws (quick=False) may let it be verified",
                              mixing[["ess_bulk", "ess_tail"]].min().min(),
                              diagnostics.ESS_FLOOR, seconds(), mixing)
-    if not nuts_mixes:
-        return cannot_verify("agreement vs nuts", f"the reference, NUTS, does not mix "
-                             f"({nuts_reason}), so the sweep cannot be compared with it",
-                             np.nan, diagnostics.ESS_FLOOR, seconds(), mixing)
     mine = _scalar_inference_data(run.posterior, variables, "your sweep")
-    nuts = _scalar_inference_data(references.nuts, variables, "nuts")
     discrete = [label for name, v in variables.items() if v.discrete for label in v.element_names()]
     continuous = [name for name in mixing.variable if name not in discrete]
     tables = ([agreement.compare(mine, nuts, var_names=continuous, alpha=alpha).table]
@@ -1652,8 +1660,35 @@ def agreement_check(run: _SweepRun, alpha: float = ALPHA) -> CheckOutcome:
                      ignore_index=True)
     result = agreement.Agreement(table=table, alpha=alpha, engines=("your sweep", "nuts"),
                                  mixing=both)
+    if not result.passed and references.nuts_divergences:
+        # a reference with divergent transitions may be biased where they happened: its
+        # disagreement with the sweep is not evidence against the sweep
+        return cannot_verify("agreement vs nuts", "the sweep disagrees with the reference, "
+                             f"NUTS, which had {references.nuts_divergences} divergent "
+                             "transitions and may be biased there", float(table.p_holm.min()),
+                             alpha, seconds(), table)
     return CheckOutcome("agreement vs nuts", MIN_HOLM_P, float(table.p_holm.min()),
                         alpha, result.passed, seconds(), table, result)
+
+
+def _apart(draws, mixing: pd.DataFrame) -> str:
+    """"; its chains sit apart in <scalar> (chain means ..., within-chain SD ...)" when the
+    scalar of the largest R-hat has chains whose means differ by more than 3 of their own SDs
+    (modes: label switching, a multimodal posterior), else "".
+    """
+    label = mixing.loc[mixing.r_hat.idxmax(), "variable"]
+    values = draws.posterior[label].to_numpy()
+    means, within = values.mean(axis=1), values.std(axis=1).mean()
+    if not np.ptp(means) > 3 * within:
+        return ""
+    shown = ", ".join(f"{m:.3g}" for m in means)
+    return (f"; its chains sit apart in {label} (chain means {shown}, within-chain SD "
+            f"{within:.3g}): modes it does not cross")
+
+
+def _divergent(references: ModelReferences) -> str:
+    divergences = references.nuts_divergences
+    return f"; {divergences} divergent transitions" if divergences else ""
 
 
 # -- Geweke -------------------------------------------------------------------------------------
