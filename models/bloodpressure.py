@@ -69,8 +69,8 @@ class BloodPressurePriors:
     Raises
     ------
     PriorError
-        If a parameter is not a finite number, a, b or phi is negative, c or d is not positive
-        (as `Priors` refuses), or phi_beta is not positive.
+        If a parameter is not a finite number or `Priors` refuses it, c or d is not positive
+        (this model writes omega's prior as a proper Gamma), or phi_beta is not positive.
     """
 
     a: float = 1.0
@@ -85,6 +85,9 @@ class BloodPressurePriors:
         shared = Priors(**{f.name: getattr(self, f.name) for f in fields(Priors)})
         for name, value in asdict(shared).items():
             object.__setattr__(self, name, value)
+        if not (self.c > 0 and self.d > 0):
+            raise PriorError(f"priors c and d (omega's Gamma prior) must be positive for the "
+                             f"blood-pressure model, got c = {self.c:g}, d = {self.d:g}")
         phi_beta = self.phi_beta
         if isinstance(phi_beta, bool) or not isinstance(phi_beta, (int, float, np.integer,
                                                                    np.floating)):

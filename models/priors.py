@@ -4,18 +4,56 @@
     omega = 1/tau^2   ~ Gamma(c, d)      shape c, rate d
     mu                ~ N(nu, 1/phi)     phi a precision
 
-independent a priori; `Priors` holds (a, b, c, d, nu, phi) and evaluates and samples them.
+independent a priori; `Priors` holds (a, b, c, d, nu, phi) and evaluates and samples them. A
+Gamma(shape, rate) with a shape or rate that is not positive stands for its kernel,
+x^(shape-1) e^(-rate x): an improper prior, written without a normalizing constant.
 
-The limits a = b = 0 (Jeffreys' prior on sigma^2, p(lam) proportional to 1/lam; any a, b >= 0
-gives p(lam) proportional to lam^(a-1) e^(-b lam)) and phi = 0 (a flat prior on mu) are allowed:
-the posterior stays proper for every data set the package accepts (at least two schools, some
-within-school variation), because with theta and mu integrated out lam's density is proportional
-to lam^(a + (N - 1)/2 - 1) e^(-(b + Q/2) lam) with Q > 0, and omega's prior stays proper. c and d
-must be positive: with d = 0 the prior on omega does not vanish as omega -> inf (tau -> 0), where
-the likelihood tends to that of tau = 0, a positive constant, so the posterior is improper. An
-improper prior has no normalizing constant: its log density is written up to one, and it cannot
-be simulated (SBC and Geweke need proper priors). The exercise sheet's choice, a flat mu,
-Jeffreys' sigma^2 and tau^2 ~ inverse-Gamma(1/2, 1/2), is `Priors.course()`.
+Which improper limits keep the posterior proper. The data set has m schools (at least two), N
+scores and some within-school variation, SS = sum_i ss_i > 0. Integrate theta, mu and lam out
+(docs/derivation.md, sections 5.1 and 5.8). With w_i = n_i omega / (n_i + omega), the precision
+of ybar_i about mu in units of lam, and a flat mu (phi = 0),
+
+    p(y | omega) = C (prod_i w_i)^(1/2) (sum_i w_i)^(-1/2) (b + (SS + Q(omega))/2)^(-(a + (N-1)/2))
+
+where Q(omega) = sum_i w_i (ybar_i - ybar_w)^2 about the w-weighted mean ybar_w, and C does not
+depend on omega. lam's integral is finite for every a, b >= 0 because SS > 0: lam enters as
+lam^(a + (N-1)/2 - 1) e^(-(b + (SS + Q)/2) lam), a Gamma kernel with positive shape and rate. So
+everything turns on omega, whose posterior is p(y | omega) omega^(c-1) e^(-d omega) on
+(0, inf), proper when it is integrable at both ends:
+
+    omega -> inf (tau -> 0): w_i -> n_i, so p(y | omega) tends to p(y | tau = 0), a positive
+        constant. The prior must be integrable there itself: d > 0 (any c), or d = 0 and c < 0.
+    omega -> 0 (tau -> inf): w_i = omega (1 + O(omega)), Q(omega) -> 0, so p(y | omega) is
+        const x omega^(m/2) / omega^(1/2) = const x omega^((m-1)/2): each school's mean
+        contributes omega^(1/2), and locating mu under its flat prior takes one back. The
+        posterior density behaves as omega^(c - 1 + (m-1)/2), integrable at 0 iff
+        c > -(m - 1)/2. A proper mu (phi > 0) leaves the m-th power: the school means'
+        density is (2 pi)^(-m/2) |C|^(-1/2) e^(-...), C = diag(1/p_i) + 11'/phi with
+        p_i = lam w_i, and |C|^(-1/2) = (prod_i p_i)^(1/2) (1 + sum_i p_i / phi)^(-1/2)
+        = const x omega^(m/2) (1 + O(omega)) at each lam, the exponent tending to 0, and so
+        after lam's integral too; so c > -m/2.
+
+The rule, with m' = m - 1 under a flat mu (phi = 0) and m' = m under a proper one:
+
+    the posterior is proper  iff  c > -m'/2,  and c < 0 when d = 0.
+
+The condition at infinity holds or fails whatever the data, so `Priors` refuses d = 0 with
+c >= 0 (p(omega) proportional to 1/omega, say) when it is built; the one at 0 depends on m, and
+the engines check it against their data
+(`Priors.require_proper_posterior`). The flat prior on tau^2, p(tau^2) proportional to 1, is
+p(omega) proportional to omega^(-2): c = -1, d = 0, proper for m >= 4 schools under a flat mu,
+m >= 3 under a proper one. A flat prior on tau is c = -1/2, d = 0 (m >= 3, flat mu).
+
+The same two ends decide which posterior moments exist: E[omega^k | y] is finite iff
+c + k > -m'/2, and c + k < 0 when d = 0 (`Priors.omega_moment_exists`). Under the flat prior on
+tau^2, E[omega | y] is infinite for every data set, E[tau | y] = E[omega^(-1/2) | y] needs
+m' >= 4 and E[tau^2 | y] needs m' >= 5. tests/test_flat_tau2.py checks both exponents against
+the slopes of the posterior density of log omega, integrated numerically over lam.
+
+lam's limits a = b = 0 (Jeffreys' prior on sigma^2, p(lam) proportional to 1/lam) and phi = 0 (a
+flat prior on mu) are always allowed: lam's integral above is finite for every a, b >= 0. An
+improper prior cannot be simulated (SBC and Geweke need proper priors). The exercise sheet's
+choice, a flat mu, Jeffreys' sigma^2 and tau^2 ~ inverse-Gamma(1/2, 1/2), is `Priors.course()`.
 """
 
 from __future__ import annotations
@@ -63,6 +101,16 @@ class Priors:
     tau = between-SD / within-SD mostly between 0.3 and 2 (88% prior mass); mu ~ N(0, 100^2).
     For scores on other scales use `Priors.weakly_informative(data)`, which the CLI does.
 
+    Improper limits are allowed wherever the posterior stays proper (the module docstring
+    derives the rule): a = b = 0 (Jeffreys' prior on sigma^2), phi = 0 (a flat mu), and omega's
+    prior omega^(c-1) e^(-d omega) whenever, for data of m schools,
+
+        c > -m'/2  and  (d > 0 or c < 0),    m' = m - 1 if phi = 0, else m.
+
+    c = -1, d = 0 is the flat prior on tau^2 (proper for m >= 4 under a flat mu). The half of
+    the rule that holds for every data set is checked here; the half that needs m is checked by
+    `require_proper_posterior`, which every engine calls on its data.
+
     Parameters
     ----------
     a : float, default 1.0
@@ -70,9 +118,10 @@ class Priors:
     b : float, default 1.0
         Rate of lam's Gamma prior; >= 0.
     c : float, default 1.0
-        Shape of omega's Gamma prior; positive.
+        Shape of omega's Gamma prior; any number (<= 0: an improper prior), negative when
+        d = 0, and above -m'/2 for the data (above).
     d : float, default 0.25
-        Rate of omega's Gamma prior; positive.
+        Rate of omega's Gamma prior; >= 0.
     nu : float, default 0.0
         Mean of mu's normal prior.
     phi : float, default 1e-4
@@ -81,8 +130,8 @@ class Priors:
     Raises
     ------
     PriorError
-        If a parameter is not a finite number, a, b or phi is negative, or c or d is not
-        positive (the posterior would be improper; see the module docstring).
+        If a parameter is not a finite number, a, b, d or phi is negative, or d = 0 with
+        c >= 0 (the posterior would be improper for every data set; see the module docstring).
     """
 
     a: float = 1.0
@@ -98,26 +147,86 @@ class Priors:
                 raise PriorError(f"prior {name} must be a number, got {value!r}")
             if not math.isfinite(value):
                 raise PriorError(f"prior {name} must be finite, got {value}")
-            role = {"a": "shape of lam", "b": "rate of lam", "c": "shape of omega",
-                    "d": "rate of omega", "phi": "precision of mu"}.get(name)
-            if name in ("c", "d") and value <= 0:
-                raise PriorError(f"prior {name} (the {role}) must be positive: an improper prior "
-                                 f"on omega = 1/tau^2 makes the posterior improper, got {value}")
-            if name in ("a", "b", "phi") and value < 0:
+            role = {"a": "shape of lam", "b": "rate of lam", "d": "rate of omega",
+                    "phi": "precision of mu"}.get(name)
+            if name in ("a", "b", "d", "phi") and value < 0:
                 raise PriorError(f"prior {name} (the {role}) must be >= 0 (0 is the improper "
                                  f"limit), got {value}")
             object.__setattr__(self, name, float(value))
+        if self.d == 0 and self.c >= 0:
+            # the likelihood tends to a positive constant as omega -> inf (module docstring)
+            raise PriorError(f"the posterior is improper: with d = 0, omega's prior "
+                             f"omega^(c-1) needs c < 0 (the likelihood tends to a positive "
+                             f"constant as omega = 1/tau^2 -> inf); got c = {self.c:g}")
 
     @property
     def is_proper(self) -> bool:
-        """True when every prior integrates to one (a, b and phi positive).
+        """True when every prior integrates to one (a, b, c, d and phi positive).
 
         Returns
         -------
         bool
             Whether the priors can be simulated.
         """
-        return self.a > 0 and self.b > 0 and self.phi > 0
+        return all(value > 0 for value in (self.a, self.b, self.c, self.d, self.phi))
+
+    def _omega_degrees(self, m: int) -> int:
+        """m' = m - 1 under a flat mu (phi = 0), which spends one school mean on locating mu,
+        else m: p(y | omega) behaves as omega^(m'/2) as omega -> 0 (module docstring).
+        """
+        return m - 1 if self.phi == 0 else m
+
+    def omega_moment_exists(self, k: float, m: int) -> bool:
+        """Whether E[omega^k | y] is finite for data of m schools: c + k > -m'/2, and c + k < 0
+        when d = 0 (m' = m - 1 when phi = 0, else m; the module docstring derives both ends).
+
+        Parameters
+        ----------
+        k : float
+            The power: 1 for omega's mean, 2 for its second moment, -1/2 and -1 for tau's.
+        m : int
+            The number of schools.
+
+        Returns
+        -------
+        bool
+            Whether the moment exists (for priors under which the posterior is proper).
+
+        Examples
+        --------
+        >>> from hiercheck import Priors
+        >>> flat_tau2 = Priors(a=0, b=0, c=-1, d=0, phi=0)
+        >>> flat_tau2.omega_moment_exists(1, 100), flat_tau2.omega_moment_exists(-0.5, 100)
+        (False, True)
+        """
+        return self.c + k > -self._omega_degrees(m) / 2 and (self.d > 0 or self.c + k < 0)
+
+    def require_proper_posterior(self, m: int) -> None:
+        """Refuse priors under which the posterior of data of m schools is improper: omega's
+        prior omega^(c-1) e^(-d omega) needs c > -m'/2, with m' = m - 1 under a flat mu
+        (phi = 0) and m' = m under a proper one (the module docstring derives it; c < 0 when
+        d = 0 is checked on construction).
+
+        Parameters
+        ----------
+        m : int
+            The number of schools of the data.
+
+        Raises
+        ------
+        PriorError
+            If c <= -m'/2; the message states the rule.
+        """
+        degrees = self._omega_degrees(m)
+        if self.c > -degrees / 2:
+            return
+        bound = "-(m - 1)/2" if self.phi == 0 else "-m/2"
+        needs = f"{bound} < c < 0" if self.d == 0 else f"c > {bound}"
+        given = [part for part, holds in (("d = 0", self.d == 0),
+                                          ("a flat mu (phi = 0)", self.phi == 0)) if holds]
+        under = f"with {' and '.join(given)}, " if given else ""
+        raise PriorError(f"the posterior is improper: {under}omega's prior needs {needs} for m "
+                         f"schools; got c = {self.c:g}, m = {m}")
 
     def require_proper(self, purpose: str) -> None:
         """Refuse improper priors for a computation that simulates from them.
@@ -130,13 +239,13 @@ class Priors:
         Raises
         ------
         PriorError
-            If a, b or phi is 0.
+            If a, b, c, d or phi is not positive.
         """
         if not self.is_proper:
-            improper = [name for name in ("a", "b", "phi") if getattr(self, name) == 0]
+            improper = [f"{name} = {value:g}" for name, value in self.as_dict().items()
+                        if name != "nu" and value <= 0]
             raise PriorError(f"{purpose} needs proper priors, and these are improper "
-                             f"({', '.join(f'{n} = 0' for n in improper)}): give a, b and phi "
-                             "positive values")
+                             f"({', '.join(improper)}): give a, b, c, d and phi positive values")
 
     @classmethod
     def course(cls) -> Priors:
@@ -209,8 +318,7 @@ class Priors:
         Raises
         ------
         PriorError
-            If a setting is not NAME=NUMBER with a known NAME, or the result is not a proper
-            prior.
+            If a setting is not NAME=NUMBER with a known NAME, or `Priors` refuses the result.
         """
         values = asdict(base or cls())
         for item in filter(None, (part.strip() for part in text.split(","))):
@@ -254,7 +362,8 @@ class Priors:
         return _gamma_logpdf(lam, self.a, self.b)
 
     def logpdf_omega(self, omega: ArrayLike) -> np.ndarray:
-        """log Gamma(omega; c, d) = c log d - lgamma(c) + (c - 1) log omega - d omega
+        """log Gamma(omega; c, d) = c log d - lgamma(c) + (c - 1) log omega - d omega (without
+        the constant c log d - lgamma(c) when c or d is not positive: the improper limit)
 
         Parameters
         ----------

@@ -71,9 +71,12 @@ def build_model(data: GroupedData, priors: Priors, parametrization: str = "cente
 
     Raises
     ------
+    PriorError
+        If the posterior is improper under the priors (`Priors.require_proper_posterior`).
     SettingsError
         If `parametrization` is not one of `PARAMETRIZATIONS`.
     """
+    priors.require_proper_posterior(data.m)
     _check_settings("pymc", parametrization, 0)
     coords = {"school": data.labels, "student": np.arange(data.N)}
     with pm.Model(coords=coords) as model:
@@ -96,7 +99,8 @@ def build_model(data: GroupedData, priors: Priors, parametrization: str = "cente
 
 def _hyperparameters(priors: Priors):
     """lam ~ Gamma(a, b), omega ~ Gamma(c, d), mu ~ N(nu, 1/phi) in the model being built;
-    a = b = 0 is Jeffreys' 1/lam (any a, b with a zero: lam^(a-1) e^(-b lam)), phi = 0 a flat mu.
+    a = b = 0 is Jeffreys' 1/lam (any a, b with a zero: lam^(a-1) e^(-b lam)), c = -1, d = 0 the
+    flat prior on tau^2 (any c, d not both positive: omega^(c-1) e^(-d omega)), phi = 0 a flat mu.
     """
     # PyTensor stores a Python float that float32 represents exactly (2.0, 0.25) as a float32
     # constant, and then computes log(b) etc. in single precision: pass float64 scalars
@@ -106,7 +110,11 @@ def _hyperparameters(priors: Priors):
     else:  # the improper limit, written as a flat positive lam and its log density
         lam = pm.HalfFlat("lam")
         pm.Potential("lam_prior", (a - 1.0) * pm.math.log(lam) - b * lam)
-    omega = pm.Gamma("omega", alpha=c, beta=d)
+    if c > 0 and d > 0:
+        omega = pm.Gamma("omega", alpha=c, beta=d)
+    else:  # the improper kernel, as for lam
+        omega = pm.HalfFlat("omega")
+        pm.Potential("omega_prior", (c - 1.0) * pm.math.log(omega) - d * omega)
     mu = pm.Normal("mu", mu=nu, tau=phi) if phi > 0 else pm.Flat("mu")
     return lam, omega, mu
 
@@ -129,8 +137,10 @@ def build_collapsed_model(data: GroupedData, priors: Priors) -> pm.Model:
 
     independent, and with Jacobian 1 (H_i is orthogonal), so the log density is exactly
     log p(y, mu, lam, omega). It shares no code with `hiercheck.samplers.marginal`;
-    tests/test_reference.py compares it with scipy's dense multivariate normal density.
+    tests/test_reference.py compares it with scipy's dense multivariate normal density. Priors
+    under which the posterior is improper raise PriorError (`Priors.require_proper_posterior`).
     """
+    priors.require_proper_posterior(data.m)
     rotated = [helmert(size, full=True) @ data.values[data.codes == i]
                for i, size in enumerate(data.n)]
     totals = np.array([scores[0] for scores in rotated])  # 1'y_i / sqrt(n_i)

@@ -20,6 +20,12 @@ than any power of the spacing. Every summary follows from the grid's weights w_k
 
 and the marginal CDFs of log lam and log omega come from sinc interpolation of their marginal
 densities on the grid, which has the same accuracy. See docs/derivation.md, section 5.
+
+Under an improper prior on omega (c <= 0 or d = 0, allowed where the posterior is proper:
+`hiercheck.models.priors`) a moment of omega, tau or mu may not exist: under the flat prior on
+tau^2 the posterior density of omega falls off only as omega^(-2), so E[omega | y] = inf. The
+grid then holds the mass and the variances that exist, and `ExactPosterior.mean` and `sd` say
+inf (NaN for an undefined mean of mu) for the others; CDFs, quantiles and draws are unchanged.
 """
 
 from __future__ import annotations
@@ -370,15 +376,43 @@ def _mean_sd(weights, values):
     return mean, math.sqrt(weights @ (values - mean) ** 2)
 
 
-def _variance_summaries(weights: np.ndarray, log_lam: np.ndarray, log_omega: np.ndarray):
-    """(total mass, means, SDs) of lam, sigma, omega, tau = exp(power x), x = log lam or
-    log omega, power 1 or -1/2, from trapezoidal weights on the grid log_lam x log_omega.
+# For each axis (log lam, log omega), the quantities exp(power x) whose moments the grid must
+# hold, as (power, order): order 2 where the posterior variance exists, 1 where only the mean does.
+Moments = tuple[tuple[tuple[float, int], ...], tuple[tuple[float, int], ...]]
+EVERY_MOMENT: Moments = (((1.0, 2), (-0.5, 2)), ((1.0, 2), (-0.5, 2)))
+
+
+def _variance_summaries(weights: np.ndarray, log_lam: np.ndarray, log_omega: np.ndarray,
+                        moments: Moments):
+    """(total mass, means, scales) of exp(power x), x = log lam or log omega, for each axis's
+    (power, order) in `moments`, from trapezoidal weights on the grid log_lam x log_omega. A
+    quantity's scale is its SD where its variance exists (order 2), else its mean.
     """
     total = weights.sum()
-    pairs = [_mean_sd(weights.sum(axis=1 - axis) / total, np.exp(power * nodes))
-             for axis, nodes in enumerate((log_lam, log_omega)) for power in (1.0, -0.5)]
-    means, sds = zip(*pairs)
-    return total, np.array(means), np.array(sds)
+    means, scales = [], []
+    for axis, nodes in enumerate((log_lam, log_omega)):
+        for power, order in moments[axis]:
+            mean, sd = _mean_sd(weights.sum(axis=1 - axis) / total, np.exp(power * nodes))
+            means.append(mean)
+            scales.append(sd if order == 2 else mean)
+    return total, np.array(means), np.array(scales)
+
+
+def _existing_moments(priors: Priors, m: int) -> Moments:
+    """The moments of lam, sigma, omega and tau (powers 1 and -1/2) that the posterior has:
+    every one of lam's, and of omega's those `Priors.omega_moment_exists` finds for m schools
+    (under an improper prior on omega one may not exist: the flat prior on tau^2 has
+    E[omega | y] = inf). Only these weigh in the grid's edge and resolution checks: a moment
+    that does not exist has a tail no grid can hold, and the summaries say it is infinite
+    instead (`_without_moments`).
+    """
+    omega = []
+    for power in (1.0, -0.5):
+        if priors.omega_moment_exists(2 * power, m):
+            omega.append((power, 2))
+        elif priors.omega_moment_exists(power, m):
+            omega.append((power, 1))
+    return EVERY_MOMENT[0], tuple(omega)
 
 
 @dataclass(frozen=True)
@@ -396,12 +430,17 @@ class VarianceGrid:
         log p(u_j, v_k, y), shape (len(log_lam), len(log_omega)).
     step : numpy.ndarray
         The spacing of the nodes of each axis, shape (2,).
+    held : tuple, default EVERY_MOMENT
+        For each axis, the quantities lam^power or omega^power whose moments the edge and
+        resolution checks weigh, as (power, order) (`_existing_moments`): order 2 for a mean
+        and a variance, 1 for a mean alone.
     """
 
     log_lam: np.ndarray
     log_omega: np.ndarray
     log_density: np.ndarray
     step: np.ndarray
+    held: Moments = EVERY_MOMENT
 
     @property
     def axes(self) -> tuple[np.ndarray, np.ndarray]:
@@ -455,7 +494,9 @@ class VarianceGrid:
         node, weights x 2) fall from the whole grid: in the total mass (relative) and in the
         means and SDs of lam, sigma, omega and tau (in posterior SDs). It estimates the
         half-grid's quadrature error, which bounds the whole grid's: halving the step cuts the
-        error at least fourfold, and beyond any power once the density is resolved.
+        error at least fourfold, and beyond any power once the density is resolved. Only the
+        moments that exist (`held`) are compared, a mean without a variance relative to
+        itself: one that does not exist has no value the half-grids could approach.
 
         Returns
         -------
@@ -463,33 +504,37 @@ class VarianceGrid:
             The largest disagreement of each axis, shape (2,).
         """
         weights = self.weights
-        _, means, sds = _variance_summaries(weights, *self.axes)
+        _, means, scales = _variance_summaries(weights, *self.axes, self.held)
+        with_sd = np.array([order == 2 for axis in self.held for _, order in axis], dtype=bool)
         errors = np.zeros(2)
         for axis in range(2):
             for first in (0, 1):
                 every_other = [slice(None), slice(None)]
                 every_other[axis] = slice(first, None, 2)
                 axes = [nodes[every_other[index]] for index, nodes in enumerate(self.axes)]
-                total, half_means, half_sds = _variance_summaries(
-                    2.0 * weights[tuple(every_other)], *axes)
+                total, half_means, half_scales = _variance_summaries(
+                    2.0 * weights[tuple(every_other)], *axes, self.held)
                 errors[axis] = max(errors[axis], abs(total - 1.0),
-                                   np.max(np.abs(half_means - means) / sds),
-                                   np.max(np.abs(half_sds - sds) / sds))
+                                   np.max(np.abs(half_means - means) / scales),
+                                   np.max(np.abs(half_scales - scales)[with_sd] / scales[with_sd],
+                                          initial=0.0))
         return errors
 
     def _tail_shares(self, axis: int) -> np.ndarray:
-        """Each node's share (along one axis, the other summed) of the mass and of the variances
-        of the two quantities on that axis (lam and sigma, or omega and tau):
-        w_j (1 + z_j^2 + z'_j^2) / sum, z the standardized values. The variances weight the far
-        tails more than the mass does: the tail of log omega toward 0 carries tau^2 = 1/omega.
+        """Each node's share (along one axis, the other summed) of the mass and of the moments
+        of the two quantities on that axis (lam and sigma, or omega and tau) that exist
+        (`held`): w_j (1 + z_j^2 + z'_j^2) / sum, z the standardized values, or x_j / E[x]
+        in place of z_j^2 for a quantity x with a mean but no variance. The variances weight the
+        far tails more than the mass does: the tail of log omega toward 0 carries tau^2 = 1/omega.
         """
         weights, nodes = self.marginal(axis), self.axes[axis]
         importance = np.ones_like(nodes)
-        for power in (1.0, -0.5):
+        for power, order in self.held[axis]:
             values = np.exp(power * nodes)
             mean, sd = _mean_sd(weights, values)
+            share = ((values - mean) / sd) ** 2 if order == 2 else values / mean
             # capped so that far-off nodes of negligible weight cannot overflow
-            importance += np.minimum(((values - mean) / sd) ** 2, 1e150)
+            importance += np.minimum(share, 1e150)
         shares = weights * importance
         return shares / shares.sum()
 
@@ -550,7 +595,8 @@ class VarianceGrid:
         strip = _log_density_table(stats, priors, *axes)
         parts = (strip, self.log_density) if side == 0 else (self.log_density, strip)
         axes[axis] = np.concatenate((new, nodes) if side == 0 else (nodes, new))
-        return VarianceGrid(axes[0], axes[1], np.concatenate(parts, axis=axis), self.step)
+        return VarianceGrid(axes[0], axes[1], np.concatenate(parts, axis=axis), self.step,
+                            self.held)
 
 
 def _grid_around(stats: SchoolStats, priors: Priors, centre: np.ndarray, sds: np.ndarray,
@@ -567,7 +613,7 @@ def _grid_around(stats: SchoolStats, priors: Priors, centre: np.ndarray, sds: np
         nodes = centre[axis] + spacing[axis] * sds[axis] * np.arange(-reach, reach + 1)
         axes.append(nodes[np.abs(nodes) <= LOG_LIMIT])
     return VarianceGrid(axes[0], axes[1], _log_density_table(stats, priors, *axes),
-                        spacing * sds)
+                        spacing * sds, _existing_moments(priors, stats.m))
 
 
 def _hold_mass(grid: VarianceGrid, stats: SchoolStats, priors: Priors, spacing: np.ndarray,
@@ -620,9 +666,12 @@ def variance_grid(stats: SchoolStats, priors: Priors, *, spacing: float = DEFAUL
 
     Raises
     ------
+    PriorError
+        If the posterior is improper under the priors (`Priors.require_proper_posterior`).
     QuadratureError
         If no grid resolves the posterior.
     """
+    priors.require_proper_posterior(stats.m)
     _check_settings(spacing, edge_tol)
     centre, sds = _laplace(stats, priors)
     spacings = np.full(2, float(spacing))
@@ -815,6 +864,45 @@ class _ShrinkageCoefficient:
         return 1.0 / (1.0 + self.n / np.exp(np.asarray(v)[..., None]))
 
 
+@dataclass(frozen=True)
+class _WithoutMoments:
+    """A quantity whose posterior mean or variance does not exist (`Priors.omega_moment_exists`;
+    derived in hiercheck.models.priors): its mean is `undefined_mean` where the mean does not
+    exist (+inf for a positive quantity, NaN for mu, whose mean is then undefined) and its SD
+    +inf where the variance does not; its CDF and quantiles, which always exist, are the
+    quantity's own. A grid's sums would give finite values here, set by where it stops.
+    """
+
+    variable: _PowerOfVariance | _NormalMixture
+    mean_exists: bool
+    variance_exists: bool
+    undefined_mean: float
+
+    def mean(self):
+        return self.variable.mean() if self.mean_exists else self.undefined_mean
+
+    def sd(self):
+        return self.variable.sd() if self.variance_exists else math.inf
+
+    def cdf(self, x) -> np.ndarray:
+        return self.variable.cdf(x)
+
+    def quantile(self, q) -> np.ndarray:
+        return self.variable.quantile(q)
+
+
+def _without_moments(variable, priors: Priors, m: int, power: float, undefined_mean: float):
+    """`variable` as is if its mean and variance exist, else wrapped in `_WithoutMoments`; they
+    exist when E[omega^power | y] and E[omega^(2 power) | y] do: power 1 for omega, -1/2 for tau
+    and for mu under a flat prior (given the variances mu is N(M, V), V of order
+    1/(lam omega) as omega -> 0, so E|mu| needs E[omega^(-1/2)] and Var mu E[1/omega]).
+    """
+    mean_exists, variance_exists = (priors.omega_moment_exists(k, m) for k in (power, 2 * power))
+    if mean_exists and variance_exists:
+        return variable
+    return _WithoutMoments(variable, mean_exists, variance_exists, undefined_mean)
+
+
 # -- exact draws --------------------------------------------------------------------------------
 
 def _draw_unit_exponential(rng: np.random.Generator, k) -> np.ndarray:
@@ -929,12 +1017,16 @@ class ExactPosterior:
         theta_mean, theta_variance = theta_given_variances(stats, priors, lam, omega)
         log_lam = _SincMarginal(grid.log_lam, grid.marginal(0), grid.step[0])
         log_omega = _SincMarginal(grid.log_omega, grid.marginal(1), grid.step[1])
+        mu = _NormalMixture(weights, mu_mean.ravel(), np.sqrt(mu_variance.ravel()))
         self._variables = {
-            "mu": _NormalMixture(weights, mu_mean.ravel(), np.sqrt(mu_variance.ravel())),
+            # a proper prior on mu bounds its conditional variance by 1/phi
+            "mu": mu if priors.phi > 0 else _without_moments(mu, priors, stats.m, -0.5, math.nan),
             "lam": _PowerOfVariance(log_lam, 1.0),
-            "omega": _PowerOfVariance(log_omega, 1.0),
+            "omega": _without_moments(_PowerOfVariance(log_omega, 1.0), priors, stats.m, 1.0,
+                                      math.inf),
             "sigma": _PowerOfVariance(log_lam, -0.5),
-            "tau": _PowerOfVariance(log_omega, -0.5),
+            "tau": _without_moments(_PowerOfVariance(log_omega, -0.5), priors, stats.m, -0.5,
+                                    math.inf),
             "theta": _NormalMixture(weights, theta_mean.reshape(weights.size, stats.m),
                                     np.sqrt(theta_variance.reshape(weights.size, stats.m))),
             "kappa": _ShrinkageCoefficient(log_omega, stats.n),
@@ -957,7 +1049,8 @@ class ExactPosterior:
         return self._variables[name]
 
     def mean(self, name: str) -> float | np.ndarray:
-        """Posterior mean; for theta an array over schools.
+        """Posterior mean; for theta an array over schools. inf where it does not exist (omega
+        or tau under some improper priors on omega; NaN for mu's: the module docstring).
 
         Parameters
         ----------
@@ -972,7 +1065,8 @@ class ExactPosterior:
         return self._variable(name).mean()
 
     def sd(self, name: str) -> float | np.ndarray:
-        """Posterior SD; for theta an array over schools.
+        """Posterior SD; for theta an array over schools. inf where the variance does not exist
+        (omega, tau or mu under some improper priors on omega: the module docstring).
 
         Parameters
         ----------

@@ -635,7 +635,14 @@ def run(rng: np.random.Generator, stats: SchoolStats, priors: Priors, state: Gib
     -------
     dict of str to numpy.ndarray
         The kept draws of theta, mu, lam and omega, draws first.
+
+    Raises
+    ------
+    PriorError
+        If the posterior of m schools is improper under the priors
+        (`Priors.require_proper_posterior`); a sweep would run on regardless.
     """
+    priors.require_proper_posterior(stats.m)
     check_schedule(tune, draws, thin)
     state = broadcast_state(state, stats)
     kernel = _kernel_for(rng, sweep, conditionals)

@@ -40,8 +40,9 @@ def pytest_runtest_protocol(item, nextitem):
 # idled while the other finished them.
 COSTLIEST_FIRST = ("test_generic.py", "test_suite.py", "test_sbc.py", "test_notebook.py",
                    "test_generic_flagship.py", "test_consistency.py", "test_report.py",
-                   "test_bloodpressure.py", "test_reference.py", "test_benchmarks.py",
-                   "test_exact.py", "test_cli.py", "test_cheese.py", "test_kill_resume.py")
+                   "test_student.py", "test_bloodpressure.py", "test_reference.py",
+                   "test_benchmarks.py", "test_exact.py", "test_cli.py", "test_cheese.py",
+                   "test_kill_resume.py")
 
 
 def pytest_collection_modifyitems(items):

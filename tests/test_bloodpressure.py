@@ -176,6 +176,7 @@ def test_bad_data_raise_one_line_naming_the_place(data, change, message):
 @pytest.mark.parametrize("settings, message", [
     ({"phi_beta": 0.0}, "phi_beta"), ({"phi_beta": "x"}, "phi_beta must be a number"),
     ({"a": -1.0}, "prior a"), ({"nu": float("nan")}, "prior nu must be finite"),
+    ({"c": -1.0}, "must be positive for the blood-pressure model"),
 ])
 def test_bad_priors_raise_prior_error(settings, message):
     with pytest.raises(PriorError, match=message):

@@ -21,8 +21,9 @@ def test_the_sheets_line_is_the_course_priors():
 
 
 @pytest.mark.parametrize("setting, message", [
-    ("c=0", "improper prior on omega"), ("d=0", "improper prior on omega"),
-    ("a=-1", "must be >= 0"), ("phi=-0.5", "must be >= 0")])
+    ("d=0", "with d = 0, omega's prior .* needs c < 0"),
+    ("c=0,d=0", "with d = 0, omega's prior .* needs c < 0"),
+    ("a=-1", "must be >= 0"), ("d=-1", "must be >= 0"), ("phi=-0.5", "must be >= 0")])
 def test_priors_that_leave_the_posterior_improper_are_refused(setting, message):
     with pytest.raises(PriorError, match=message):
         Priors.from_string(setting, base=Priors.course())

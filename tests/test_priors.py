@@ -50,8 +50,9 @@ def test_same_seed_same_draws():
 @pytest.mark.parametrize("field, value, message", [
     ("a", -0.5, "a (the shape of lam) must be >= 0"),
     ("b", -1.0, "b (the rate of lam) must be >= 0"),
-    ("c", -2.0, "c (the shape of omega) must be positive"),
-    ("d", 0.0, "d (the rate of omega) must be positive"),
+    ("d", -0.5, "d (the rate of omega) must be >= 0"),
+    ("d", 0.0, "with d = 0, omega's prior omega^(c-1) needs c < 0 (the likelihood tends to a "
+               "positive constant as omega = 1/tau^2 -> inf); got c = 1"),
     ("phi", -1e-3, "phi (the precision of mu) must be >= 0"),
     ("nu", float("nan"), "nu must be finite"),
     ("b", float("inf"), "b must be finite"),

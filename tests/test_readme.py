@@ -52,13 +52,13 @@ def test_the_first_example_checks_a_sampler_of_ones_own_within_80_lines():
     assert first <= 80
 
 
-@pytest.mark.parametrize("page", ["README.md", "docs/guide.md"])
+@pytest.mark.parametrize("page", ["README.md", "docs/guide.md", "docs/five-minutes.md"])
 def test_no_paragraph_is_over_150_words(page):
     long = [p[:60] for p in prose_paragraphs((ROOT / page).read_text()) if len(p.split()) > 150]
     assert not long, f"{page}: paragraphs over 150 words begin {long}"
 
 
-@pytest.mark.parametrize("page", ["README.md", "docs/guide.md"])
+@pytest.mark.parametrize("page", ["README.md", "docs/guide.md", "docs/five-minutes.md"])
 def test_every_relative_link_resolves(page):
     source = ROOT / page
     for target in LINK.findall(source.read_text()):

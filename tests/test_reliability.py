@@ -198,12 +198,11 @@ def test_new_scores_must_be_finite(bad, message):
 
 # -- priors ---------------------------------------------------------------------------------------
 
-ROLES = {"a": "shape of lam", "b": "rate of lam", "c": "shape of omega", "d": "rate of omega",
-         "phi": "precision of mu"}
+ROLES = {"a": "shape of lam", "b": "rate of lam", "d": "rate of omega", "phi": "precision of mu"}
+D_ZERO = "with d = 0, omega's prior omega^(c-1) needs c < 0"
 BAD_PRIORS = (
-    [({name: value}, f"prior {name} (the {role}) must be "
-      + ("positive" if name in ("c", "d") else ">= 0"))
-     for name, role in ROLES.items() for value in (-1.5,) + ((0,) if name in ("c", "d") else ())]
+    [({name: -1.5}, f"prior {name} (the {role}) must be >= 0") for name, role in ROLES.items()]
+    + [({"d": 0}, D_ZERO), ({"c": 0, "d": 0}, D_ZERO)]
     + [({name: value}, f"prior {name} must be finite") for name in ("a", "nu", "phi")
        for value in (np.inf, -np.inf, np.nan)]
     + [({"b": "1"}, "prior b must be a number, got '1'"), ({"c": True}, "must be a number, got True")]
@@ -219,8 +218,8 @@ def test_bad_prior_names_the_parameter(settings, message):
 
 @pytest.mark.parametrize("setting, message", [
     ("a=-1", "prior a (the shape of lam) must be >= 0"),
-    ("c=-1", "prior c (the shape of omega) must be positive"),
-    ("d=0", "prior d (the rate of omega) must be positive"),
+    ("d=-1", "prior d (the rate of omega) must be >= 0"),
+    ("d=0", D_ZERO),
     ("phi=-2", "prior phi (the precision of mu) must be >= 0"),
     ("nu=inf", "prior nu must be finite"),
     ("a=nan", "prior a must be finite"),

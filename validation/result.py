@@ -413,7 +413,8 @@ def timed(check: str, statistic: str, run: Callable[[], object],
 
 def p_value_summary(result: object) -> tuple[float, float, bool, pd.DataFrame]:
     """(smallest Holm-adjusted p, the level it was tested at, passed, table) of a result with
-    `table`, `alpha` and `passed`: ALPHA, or ALPHA/2 for each stage of a check in stages.
+    `table`, `alpha` and `passed`: ALPHA, or ALPHA/2 for each stage of a check in stages, whose
+    value is then the smallest p of the stage that decided (the last).
 
     Parameters
     ----------
@@ -425,7 +426,10 @@ def p_value_summary(result: object) -> tuple[float, float, bool, pd.DataFrame]:
     tuple
         What `timed` summarizes a check of p-values by.
     """
-    return min_holm_p(result.table), result.alpha, result.passed, result.table
+    table = result.table
+    # a check in stages is decided by its last: its value is that stage's (`in_stages`)
+    decided = table[table.stage == table.stage.max()] if "stage" in table else table
+    return min_holm_p(decided), result.alpha, result.passed, table
 
 
 def not_applicable(check: str, reason: str) -> CheckOutcome:

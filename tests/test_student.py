@@ -1,0 +1,125 @@
+"""The math-test hierarchy written the student's way (`hiercheck.models.student`,
+`hiercheck.samplers.student`): the correct sweep passes the checks that apply under the course's
+improper priors, each slip of a port fails consistency at its own block, the model is the
+flagship's under `Priors.course()`, and docs/five-minutes.md prints what it shows."""
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hiercheck import check_gibbs
+from hiercheck.errors import SettingsError
+from hiercheck.models import Priors
+from hiercheck.models.student import student_model
+from hiercheck.samplers.student import SLIPS, student_conditionals
+from tests.test_readme import python_blocks, text_blocks, without_seconds
+
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "five-minutes.md"
+APPLICABLE = ("consistency", "agreement vs nuts")  # Geweke and SBC need a proper prior
+
+
+@pytest.fixture(scope="module")
+def references(mathtest):
+    """The compiled model and NUTS on the math-test data, shared by every check below."""
+    from hiercheck.validation.generic import ModelReferences
+
+    return ModelReferences(student_model(mathtest), seed=0)
+
+
+@pytest.mark.slow
+def test_the_students_sweep_passes_the_checks_that_apply(mathtest, references):
+    """Consistency and agreement with NUTS pass (p 0.22 and 0.86 at seed 0); Geweke's test and
+    SBC are left out: under the flat mu and Jeffreys' sigma^2 they say "not applicable", which
+    makes a verdict of all four "incomplete" (docs/five-minutes.md shows that verdict)."""
+    verdict = check_gibbs(references.model, student_conditionals(mathtest), checks=APPLICABLE,
+                          references=references)
+    assert [(o.check, o.status) for o in verdict.outcomes] == [(c, "passed") for c in APPLICABLE]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("slip", sorted(SLIPS))
+def test_each_slip_fails_consistency_at_its_own_block(mathtest, references, slip):
+    """Every slip's p-value underflows to 0, and only at the block of the variable it draws: the
+    other three functions, each started from its own exact conditional, pass."""
+    verdict = check_gibbs(references.model, student_conditionals(mathtest, slip),
+                          checks=("consistency",), references=references)
+    outcome = verdict["consistency"]
+    assert outcome.status == "failed" and outcome.value < 1e-15
+    smallest = outcome.table.groupby("block")["p_holm"].min()
+    assert list(smallest[smallest < outcome.threshold].index) == [SLIPS[slip][0]]
+
+
+def test_an_unknown_slip_is_refused(mathtest):
+    with pytest.raises(SettingsError, match="unknown slip 'draw_mu_wrong'; slips are"):
+        student_conditionals(mathtest, "draw_mu_wrong")
+
+
+def test_the_functions_draw_one_state_from_raw_scores(mathtest):
+    """A state of the model's shapes in, draws of the same shapes out, from the scores alone."""
+    state = {"theta": np.full(mathtest.m, 48.0), "mu": np.array(48.0),
+             "sigma2": np.array(85.0), "tau2": np.array(0.3)}
+    rng = np.random.default_rng(0)
+    for name, draw in student_conditionals(mathtest).items():
+        assert np.shape(draw(rng, state, {"y": mathtest.values})) == np.shape(state[name])
+
+
+def test_the_sampler_needs_no_pymc():
+    code = "import sys, hiercheck.samplers.student; print('pymc' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.stdout.strip() == "False", done.stderr
+
+
+@pytest.mark.slow
+def test_the_students_model_is_the_flagship_under_the_course_priors(mathtest):
+    """The student's log density in (theta, mu, sigma2, tau2) against the flagship's reference
+    model under `Priors.course()` at lam = 1/sigma2, omega = 1/tau2: densities of variables
+    related by lam = 1/sigma2, omega = 1/tau2 differ by the log Jacobian
+    log |d(lam, omega)/d(sigma2, tau2)| = -2 log sigma2 - 2 log tau2, and by a constant (the
+    flagship writes omega's Gamma(1/2, 1/2) with its normalizing constant, and so does PyMC's
+    inverse gamma, but either may add others); four random points."""
+    from pymc.model.transform.conditioning import remove_value_transforms
+
+    from hiercheck.models.reference import joint_logp_function
+
+    model = remove_value_transforms(student_model(mathtest))
+    student = model.compile_logp()
+    flagship = joint_logp_function(mathtest, Priors.course())
+    rng = np.random.default_rng(7)
+    differences = []
+    for _ in range(4):
+        theta, mu = rng.normal(48, 3, mathtest.m), rng.normal(48, 1)
+        sigma2, tau2 = rng.gamma(50, 85 / 50), rng.gamma(20, 0.3 / 20)
+        mine = float(student({"mu": mu, "sigma2": sigma2, "tau2": tau2, "theta": theta}))
+        theirs = flagship(theta, mu, 1 / sigma2, 1 / tau2)
+        differences.append(mine - theirs - (-2 * math.log(sigma2) - 2 * math.log(tau2)))
+    np.testing.assert_allclose(differences, differences[0], atol=1e-8)
+
+
+@pytest.mark.slow
+def test_the_five_minute_page_prints_what_it_shows(capsys):
+    """Every code block of docs/five-minutes.md runs, in order, in one namespace; what the
+    blocks that print print is the page's text block after them, cell for cell but for a
+    verdict's seconds. The correct sweep is incomplete (Geweke and SBC not applicable), the
+    slip fails, at sigma2 alone."""
+    text = PAGE.read_text()
+    blocks, shown = python_blocks(text), text_blocks(text)
+    printing = [block for block in blocks if "print(" in block]
+    assert len(printing) == len(shown) == 3
+    namespace: dict = {}
+    for block in blocks:
+        exec(block, namespace)
+        if block in printing:
+            printed, expected = capsys.readouterr().out, shown[printing.index(block)]
+            if "check_gibbs(" in block:
+                assert without_seconds(printed) == without_seconds(expected)
+            else:
+                assert printed.split() == expected.split()
+    verdict, slip = namespace["verdict"], namespace["slip"]
+    assert verdict.status == "incomplete"
+    assert [o.status for o in verdict.outcomes] == ["passed", "passed", "incomplete", "incomplete"]
+    assert slip.status == "failed" and slip["consistency"].value < 1e-15
