@@ -1205,6 +1205,7 @@ def _consistency_tests(run: _SweepRun, seed, alpha: float, factor: int = 1) -> G
                 exact_parts.append(tested.exact)
         if len(exact_parts) > 1:
             rows += _pooled_rows(block.key, exact_parts)
+        rows.append(_repeatability_row(run, block, states, seed))
     table = pd.DataFrame(rows) if rows else _empty_table()
     # each block its share of alpha: a small joint block's few tests beside a latent vector's
     # thousands keep their power
@@ -1212,6 +1213,41 @@ def _consistency_tests(run: _SweepRun, seed, alpha: float, factor: int = 1) -> G
     table["agree"] = table.p_holm > alpha
     return GenericConsistency(table=table, alpha=alpha, unsupported=unsupported,
                               skipped=tuple(skipped))
+
+
+def _repeatability_row(run: _SweepRun, block: Block, states: list, seed) -> dict:
+    """Whether the block's function depends on (rng, state, data) alone: called at the first
+    state with a generator, then again with a generator in the same state after three sweeps
+    of the whole sweep from the last state (where a value kept between calls, or a global
+    random generator, would change), it must return the same. A row of the consistency table,
+    p = 0 if it does not (failing the check, the function named), else 1.
+    """
+    compiled, variables = run.references.compiled, run.references.variables
+    batch = Batch.of(compiled, 1)
+    (origin, x, _), (_, elsewhere, _) = states[0], states[-1]
+    at = {name: np.asarray(value)[None] for name, value in x.items()}
+
+    def call() -> np.ndarray:
+        returned = call_batch(block, np.random.default_rng([int(seed), 1]), at, batch, variables)
+        return np.concatenate([np.ravel(returned[name]) for name in block.names]).astype(float)
+    first = call()
+    # the block's own stream: sweeps that repeated another block's would leave a kept value
+    # as that block's check left it
+    other = {name: np.asarray(value)[None] for name, value in elsewhere.items()}
+    rng = np.random.default_rng([int(seed), 2, zlib.crc32(" ".join(block.names).encode())])
+    try:
+        for _ in range(3):
+            other = run.sweep(rng, other, batch)
+    except UserFunctionError:
+        pass  # a sweep that fails there is the other checks' evidence; the calls ran
+    difference = float(np.max(np.abs(call() - first)))
+    # rounding may differ between two runs of one BLAS call; a kept value or another generator
+    # changes the draw itself
+    alike = difference <= 1e-9 * (1.0 + float(np.max(np.abs(first))))
+    return {"block": block.key, "point": 0, "origin": origin, "moved": np.nan,
+            "coordinate": f"{block.label} called twice alike", "test": "repeatable",
+            "statistic": difference, "p": 1.0 if alike else 0.0, "reference": "itself",
+            "draws": 2}
 
 
 class _ExactParts(NamedTuple):
