@@ -73,8 +73,8 @@ from . import agreement, consistency, diagnostics, sbc
 from .pymc_model import CompiledModel, Variable
 from .forked import forked_map, in_order
 from .result import (ALPHA, MIN_HOLM_P, CheckOutcome, CheckTable, Verdict, cannot_verify,
-                     in_stages, integer_seeds, not_applicable, p_value_summary, seed_streams,
-                     timed)
+                     in_stages, integer_seeds, not_applicable, p_value_summary, run_tasks,
+                     seed_streams, timed)
 from .statistics import holm_adjust, holm_adjust_per_group, two_sample_tests, welch_z, whiten
 from .store import UnitStore
 
@@ -2079,33 +2079,24 @@ def _divergence_fails(check: str, runner: Callable[[], CheckOutcome]
 def _run_checks(run: _SweepRun, checks: list[str], runs: dict[str, Callable[[], CheckOutcome]],
                 side_by_side: bool, out, progress: bool, fail_fast: bool = False
                 ) -> list[CheckOutcome]:
-    """runs[check]() for each check, in order, or side by side in `run.jobs` forked processes
-    (`forked.forked_map`), each check's files saved in `out` (if given) by the process that ran
-    it; with `fail_fast`, one at a time until one fails. Before forking, this process computes
-    what more than one check reads: the compiled functions, the model's fingerprint, and the
-    sweep's chains on the data (the agreement check compares them with NUTS, SBC thins by their
-    autocorrelation). A check's own tasks (chains, replications) then run one after another in
-    its worker.
+    """runs[check]() for each check (`result.run_tasks`): one at a time, or side by side in
+    `run.jobs` forked processes, or with `fail_fast` one at a time until one fails. Before
+    forking, this process computes what more than one check reads: the compiled functions, the
+    model's fingerprint, and the sweep's chains on the data (the agreement check compares them
+    with NUTS, SBC thins by their autocorrelation). A check's own tasks (chains, replications)
+    then run one after another in its worker.
     """
-    def outcome(index: int) -> CheckOutcome:
-        checked = runs[checks[index]]()
-        return checked if out is None else checked.saved(Path(out))
-
-    if side_by_side:
+    def before_forking() -> None:
         _warm_up(run.references.compiled)
         run.references.fingerprint  # noqa: B018  (keys the consistency references and SBC)
         if "consistency" in checks:
             run.references.conjugate  # noqa: B018  (recognized once, not in the worker)
         if {"agreement vs nuts", "sbc"} & set(checks):
             run.posterior  # noqa: B018
-        finished = forked_map(outcome, len(checks), run.jobs)
-        return in_order(tqdm(finished, total=len(checks), desc="checks", disable=not progress))
-    outcomes = []
-    for index in tqdm(range(len(checks)), desc="checks", disable=not progress):
-        outcomes.append(outcome(index))
-        if fail_fast and outcomes[-1].status == "failed":
-            break
-    return outcomes
+
+    return run_tasks([lambda check=check: [runs[check]()] for check in checks],
+                     jobs=run.jobs if side_by_side else 1, fail_fast=fail_fast,
+                     out=out and Path(out), progress=progress, before_forking=before_forking)
 
 
 def _consistency_outcome(run: _SweepRun, seed) -> CheckOutcome:

@@ -1,7 +1,8 @@
 """What every check shares: its result (`CheckTable`, a row per test), its row of a verdict
 (`CheckOutcome`), the verdict itself (`Verdict`), the level it is held to (`ALPHA`), its random
 stream (`integer_seeds`, `seed_streams`), its timing (`timed`), the decision in two stages of a
-test whose first stage is in doubt (`in_stages`), and the detection matrix written as Markdown
+test whose first stage is in doubt (`in_stages`), the loop that runs a harness's checks one at a
+time or side by side (`run_tasks`), and the detection matrix written as Markdown
 (`matrix_markdown`, `replace_matrix_block`). Both harnesses, `check_sampler` and
 `check_gibbs`, and every check build on this module; it imports no check.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 __all__ = [
     "ALPHA", "AMBIGUOUS_P", "LATER_STAGE_DRAWS", "MATRIX_END", "MATRIX_START", "MIN_HOLM_P", "CheckOutcome", "CheckTable", "Figured",
-    "Verdict", "cannot_verify", "in_stages", "integer_seeds", "matrix_markdown", "not_applicable",
+    "Verdict", "cannot_verify", "in_stages", "run_tasks", "integer_seeds", "matrix_markdown", "not_applicable",
     "p_value_summary", "replace_matrix_block", "seed_streams", "timed",
 ]
 
@@ -21,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -29,7 +30,11 @@ import pandas as pd
 from hiercheck._typing import SeedLike
 from hiercheck.errors import DataError
 
+from .forked import forked_map, in_order
 from .statistics import min_holm_p
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # Per statistical check. Six of them at 0.001 make a correct derivation fail `hiercheck validate`
 # less than 0.6% of the time, and keep a check's expected false alarms over 20 seeds at 0.02.
@@ -198,11 +203,16 @@ class Verdict:
     references : object or None
         The references the checks compared against, for a further call to share
         (`check_sampler`'s `References`, `check_gibbs`'s `ModelReferences`).
+    blocks : tuple
+        The sweep `check_gibbs` checked, as its `generic.Block`s (each function with the
+        variables it draws, and whether it takes a batch): what `diagnose` calls again. Empty
+        for a verdict of `check_sampler`.
     """
 
     outcomes: tuple[CheckOutcome, ...]
     subject: str
     references: object | None = field(default=None, repr=False)
+    blocks: tuple = field(default=(), repr=False)
 
     def with_outcome(self, outcome: CheckOutcome) -> Verdict:
         """The verdict with one more check's outcome.
@@ -217,7 +227,7 @@ class Verdict:
         Verdict
             A new verdict; this one is unchanged.
         """
-        return Verdict(self.outcomes + (outcome,), self.subject, self.references)
+        return replace(self, outcomes=self.outcomes + (outcome,))
 
     @property
     def status(self) -> str:
@@ -271,6 +281,64 @@ class Verdict:
             Columns check, statistic, value, threshold, passed, status, seconds.
         """
         return self.table
+
+    def diagnose(self, draws: int | None = None, seed: int = 0) -> pd.DataFrame:
+        """Where the slip is: a row per coordinate of each block that failed the consistency
+        check, at the state where it differs most, with the user's draws measured against the
+        exact conditional (`hiercheck.validation.diagnose.diagnose`, which says what each column
+        holds).
+
+        Parameters
+        ----------
+        draws : int, optional
+            Calls of the user's function per block and state; default as many as the
+            consistency check made there.
+        seed : int, default 0
+            Fixes the starts and the calls: the same seed gives the same frame.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns `hiercheck.validation.diagnose.COLUMNS`; no rows when no block failed.
+
+        Raises
+        ------
+        SettingsError
+            For a verdict of `check_sampler`, or one without a consistency check to read.
+        """
+        from .diagnose import diagnose  # the draw functions' machinery, only when asked
+
+        return diagnose(self, draws=draws, seed=seed)
+
+    def plot_diagnosis(self, coordinate: str | None = None, draws: int | None = None,
+                       seed: int = 0) -> Figure:
+        """The user's draws of one failing coordinate against its exact conditional: histogram
+        and density, empirical and exact CDF (`hiercheck.validation.diagnose.plot_diagnosis`).
+
+        Parameters
+        ----------
+        coordinate : str, optional
+            A coordinate of `diagnose()`'s frame; default its first (worst) one that has an
+            exact conditional.
+        draws : int, optional
+            As for `diagnose`.
+        seed : int, default 0
+            As for `diagnose`: the figure shows that frame's draws.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            The figure, two panels.
+
+        Raises
+        ------
+        SettingsError
+            As `diagnose`, and when no failing coordinate (or not `coordinate`) has an exact
+            conditional to draw.
+        """
+        from .diagnose import plot_diagnosis  # matplotlib, only for a figure
+
+        return plot_diagnosis(self, coordinate=coordinate, draws=draws, seed=seed)
 
     def _repr_html_(self) -> str:
         color = {"passed": "#1a6b1a", "failed": "#a11", "incomplete": "#a60"}[self.status]
@@ -361,6 +429,59 @@ def in_stages(run_stage: Callable[[int, int], CheckTable], alpha: float) -> list
         if not alpha / 2 < min_holm_p(results[-1].table) <= AMBIGUOUS_P:
             break
     return results
+
+
+def run_tasks(tasks: Sequence[Callable[[], list[CheckOutcome]]], *, jobs: int = 1,
+              fail_fast: bool = False, out: Path | None = None, progress: bool = False,
+              here: Iterable[int] = (), before_forking: Callable[[], None] | None = None
+              ) -> list[CheckOutcome]:
+    """The outcomes of a harness's tasks (each runs one or more checks), in the tasks' order: one
+    at a time when `fail_fast` (stopping after the first task with a failed outcome) or with one
+    job, else side by side in `jobs` forked processes (`forked.forked_map`), the tasks `here` in
+    this process meanwhile. Each outcome is saved in `out` (if given) by the process that ran it.
+
+    Parameters
+    ----------
+    tasks : sequence of callable
+        task() -> the outcomes of its checks.
+    jobs : int, default 1
+        Processes at most.
+    fail_fast : bool, default False
+        One at a time, stopping at the first failure (the caller orders the tasks).
+    out : pathlib.Path, optional
+        Where each check's files are written as it finishes (`CheckOutcome.saved`).
+    progress : bool, default False
+        A progress bar over the tasks.
+    here : iterable of int, optional
+        Tasks that run in this process while the workers run the others (they need what is
+        costly to compute and this process keeps afterwards).
+    before_forking : callable, optional
+        Called once before the workers are forked: what more than one task reads, computed once.
+
+    Returns
+    -------
+    list of CheckOutcome
+        Every outcome of the tasks run.
+    """
+    from tqdm.auto import tqdm
+
+    def run(index: int) -> list[CheckOutcome]:
+        outcomes = tasks[index]()
+        return outcomes if out is None else [outcome.saved(out) for outcome in outcomes]
+
+    if fail_fast or min(jobs, len(tasks)) < 2:
+        outcomes = []
+        for index in tqdm(range(len(tasks)), desc="checks", disable=not progress):
+            outcomes += run(index)
+            if fail_fast and any(outcome.status == "failed" for outcome in outcomes):
+                break
+        return outcomes
+    if before_forking is not None:
+        before_forking()
+    finished = forked_map(run, len(tasks), jobs, here=tuple(here))
+    return [outcome for result in in_order(tqdm(finished, total=len(tasks), desc="checks",
+                                                disable=not progress))
+            for outcome in result]
 
 
 def seed_streams(seed: SeedLike, names: Sequence[str]) -> dict[str, int]:

@@ -56,10 +56,9 @@ from hiercheck.samplers.marginal import log_marginal_likelihood as correct_log_m
 
 from . import agreement, consistency, diagnostics, geweke, likelihood, sbc, statsmodels_check
 from .engines import NUTS_SBC_THIN
-from .forked import forked_map, in_order
 from .mutants import CATALOGUE, Mutant
-from .result import (ALPHA, MIN_HOLM_P, CheckOutcome, Verdict, p_value_summary, seed_streams,
-                     timed)
+from .result import (ALPHA, MIN_HOLM_P, CheckOutcome, Verdict, p_value_summary, run_tasks,
+                     seed_streams, timed)
 
 # Geweke, SBC and the second consistency check work on eight schools of 1 to 12 students under
 # informative priors: small enough that the prior's constants move every conditional, so slips
@@ -600,34 +599,17 @@ def check_sampler(conditionals: gibbs.Conditionals | None = None, *,
     if log_marginal_likelihood is not None or restricted_log_likelihood is not None:
         tasks.append((("eb vs statsmodels",), lambda: [statsmodels_comparison_check(
             log_marginal_likelihood, restricted_log_likelihood, data)]))
-    tasks = [(names, _saving(task, out)) for names, task in tasks if names and names[0] in checks]
+    tasks = [(names, task) for names, task in tasks if names and names[0] in checks]
     if fail_fast:
         tasks.sort(key=lambda pair: FAIL_FAST_ORDER.index(pair[0][0]))
-    if fail_fast or min(jobs, len(tasks)) < 2:
-        outcomes = []
-        for _, task in tqdm(tasks, desc="checks", disable=not progress):
-            outcomes += task()
-            if fail_fast and any(outcome.status == "failed" for outcome in outcomes):
-                break
-    else:
-        # the agreement checks run here: they alone need the reference posteriors (and ArviZ,
-        # seconds to import), which this process keeps for the plots, and the workers forked
-        # before them run every other check meanwhile
-        here = [i for i, (names, _) in enumerate(tasks) if names[0].startswith("agreement")]
-        finished = forked_map(lambda i: tasks[i][1](), len(tasks), jobs, here=here)
-        outcomes = [outcome for result in in_order(tqdm(finished, total=len(tasks), desc="checks",
-                                                        disable=not progress))
-                    for outcome in result]
+    # the agreement checks run here: they alone need the reference posteriors (and ArviZ,
+    # seconds to import), which this process keeps for the plots, and the workers forked
+    # before them run every other check meanwhile
+    here = [i for i, (names, _) in enumerate(tasks) if names[0].startswith("agreement")]
+    outcomes = run_tasks([task for _, task in tasks], jobs=jobs, fail_fast=fail_fast, out=out,
+                         progress=progress, here=here)
     subject = _describe(conditionals, log_marginal_likelihood, restricted_log_likelihood, scheme)
     return Verdict(tuple(outcomes), subject=f"{subject} on {data.name}", references=references)
-
-
-def _saving(task: Callable[[], list[CheckOutcome]], out: Path | None
-            ) -> Callable[[], list[CheckOutcome]]:
-    """`task`, its outcomes `saved` in `out` as soon as it finishes (unchanged if `out` is None)."""
-    if out is None:
-        return task
-    return lambda: [outcome.saved(out) for outcome in task()]
 
 
 def _describe(conditionals, log_marginal_likelihood, restricted_log_likelihood,
