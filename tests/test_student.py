@@ -32,7 +32,7 @@ def references(mathtest):
 
 @pytest.mark.slow
 def test_the_students_sweep_passes_the_checks_that_apply(mathtest, references):
-    """Consistency and agreement with NUTS pass (p 0.22 and 0.86 at seed 0); Geweke's test and
+    """Consistency and agreement with NUTS pass (p 0.30 and 0.86 at seed 0); Geweke's test and
     SBC are left out: under the flat mu and Jeffreys' sigma^2 they say "not applicable", which
     makes a verdict of all four "incomplete" (docs/five-minutes.md shows that verdict)."""
     verdict = check_gibbs(references.model, student_conditionals(mathtest), checks=APPLICABLE,
@@ -105,11 +105,11 @@ def test_the_five_minute_page_prints_what_it_shows(capsys):
     """Every code block of docs/five-minutes.md runs, in order, in one namespace; what the
     blocks that print print is the page's text block after them, cell for cell but for a
     verdict's seconds. The correct sweep is incomplete (Geweke and SBC not applicable), the
-    slip fails, at sigma2 alone."""
+    slip fails, at sigma2 alone, and its diagnosis has the one row of sigma2."""
     text = PAGE.read_text()
     blocks, shown = python_blocks(text), text_blocks(text)
     printing = [block for block in blocks if "print(" in block]
-    assert len(printing) == len(shown) == 3
+    assert len(printing) == len(shown) == 4
     namespace: dict = {}
     for block in blocks:
         exec(block, namespace)
@@ -123,3 +123,4 @@ def test_the_five_minute_page_prints_what_it_shows(capsys):
     assert verdict.status == "incomplete"
     assert [o.status for o in verdict.outcomes] == ["passed", "passed", "incomplete", "incomplete"]
     assert slip.status == "failed" and slip["consistency"].value < 1e-15
+    assert list(namespace["diagnosis"].block) == ["sigma2"]

@@ -756,8 +756,9 @@ class GenericConsistency(CheckTable):
         Why each block the check cannot test cannot be tested (one that couples discrete
         elements with others).
     skipped : tuple of str
-        "block at state k" for each prior state at which a conditional of the block was too
-        flat to tabulate (posterior states are never skipped).
+        "block at <origin> state k (why)" for each state at which the block's conditional
+        could not be tabulated: no reference, so the block is not judged there and the check
+        is at best incomplete.
     """
 
     alpha: float
@@ -833,7 +834,11 @@ def _log_terms(compiled: CompiledModel, layout: _Layout, base: dict, values: np.
 def _dependencies(compiled, layout: _Layout, base: dict) -> np.ndarray:
     """(size, T) booleans: the terms of the joint log density that change when one element of
     the block moves (by 1% of its magnitude on the unconstrained scale, or by one for a discrete
-    element, towards the inside of its support).
+    element, towards the inside of its support), and for a scalar variable every term that has
+    it among its inputs in the graph (`CompiledModel.term_inputs`: a change point or an
+    indicator moves a term only when the variable crosses a step, which a small move need not).
+    A vector's elements keep the move's answer alone: the graph says which terms read the
+    vector, not which of its elements.
     """
     center = layout.flat(base)[0]
     step = np.where(layout.discrete, 1.0, 0.01 * np.maximum(1.0, np.abs(center)))
@@ -841,8 +846,13 @@ def _dependencies(compiled, layout: _Layout, base: dict) -> np.ndarray:
     terms = _log_terms(compiled, layout, base, values)
     up, down = terms[1:layout.size + 1], terms[layout.size + 1:]
     use_down = ~np.isfinite(up.sum(1)) & np.isfinite(down.sum(1))  # stepped out of the support
-    moved = np.where(use_down[:, None], down, up)
-    return moved != terms[0]
+    moved = np.where(use_down[:, None], down, up) != terms[0]
+    owners = compiled.term_owners
+    for name in layout.names:
+        if layout.variables[name].shape == ():
+            reads = [name in compiled.term_inputs[owner] for owner in owners]
+            moved[layout.slices[name]] |= np.array(reads)
+    return moved
 
 
 def _components(dependencies: np.ndarray, wholes: Iterable[np.ndarray] = ()) -> list[np.ndarray]:
@@ -934,6 +944,7 @@ def _grid_conditionals(log_densities, start: np.ndarray) -> list[consistency.Gri
         raise PriorError("a conditional density does not fall off within "
                          f"{16 * consistency.GRID_HALF_WIDTH:g} Laplace scales of its mode: "
                          "is the posterior proper?")
+    _require_resolved(log_density)
     conditionals = []
     for j in range(mode.size):
         density = np.exp(log_density[:, j])
@@ -942,6 +953,30 @@ def _grid_conditionals(log_densities, start: np.ndarray) -> list[consistency.Gri
         conditionals.append(consistency.GridConditional(u[:, j], density, cdf / cdf[-1],
                                                         positive=False))
     return conditionals
+
+
+# the most a tabulated log density may change between neighbouring grid points where it holds
+# its mass: a smooth one changes by at most about 0.2 (28 Laplace scales over 2000 steps), a
+# step of the density (a change point) by its jump, which the trapezoidal CDF smears
+MAX_GRID_JUMP = 1.0
+
+
+def _require_resolved(log_density: np.ndarray) -> None:
+    """Refuse grids (points, elements) on which a log density, above e^-20 of its peak, jumps
+    by more than MAX_GRID_JUMP from one point to the next: no certified reference there.
+
+    Raises
+    ------
+    PriorError
+        Naming the jump.
+    """
+    with np.errstate(invalid="ignore"):
+        steps = np.abs(np.diff(log_density, axis=0))
+    held = (log_density[1:] > -20) | (log_density[:-1] > -20)
+    jump = float(np.max(np.where(held, np.nan_to_num(steps, nan=np.inf, posinf=np.inf), 0.0)))
+    if jump > MAX_GRID_JUMP:
+        raise PriorError(f"its log density jumps by {jump:.3g} between neighbouring points of "
+                         "the grid (a step, as at a change point): the grid cannot resolve it")
 
 
 @dataclass(frozen=True)
@@ -1193,12 +1228,10 @@ def _consistency_tests(run: _SweepRun, seed, alpha: float, factor: int = 1) -> G
             try:
                 tested = _block_at_state(run, block, layout, dependencies, singles, coupled,
                                          x, u, rng, point, origin, seed, factor)
-            except PriorError:
-                if origin != "prior":
-                    raise
-                # a prior draw far in a tail (a Gamma shape near 0, say) can leave a conditional
-                # too flat to tabulate; the posterior states are never skipped
-                skipped.append(f"{block.key} at state {point}")
+            except PriorError as error:
+                # a conditional the grid cannot resolve (a prior draw far in a tail, a density
+                # with steps: a change point) is no reference: the block is not judged there
+                skipped.append(f"{block.key} at {origin} state {point} ({error})")
                 continue
             rows += tested.rows
             if tested.exact is not None:
@@ -2058,7 +2091,7 @@ def check_gibbs(model: pm.Model, conditionals: Mapping, *, seed: SeedLike = 0, q
     runs = {check: _divergence_fails(check, runner) for check, runner in runs.items()}
     outcomes = _run_checks(run, selected, runs, side_by_side, out, progress, fail_fast)
     subject = f"check_gibbs({', '.join(f'{b.key}={b.label}' for b in blocks)}) on {references.name}"
-    return Verdict(tuple(outcomes), subject=subject, references=references)
+    return Verdict(tuple(outcomes), subject=subject, references=references, blocks=blocks)
 
 
 def _divergence_fails(check: str, runner: Callable[[], CheckOutcome]
@@ -2107,7 +2140,7 @@ def _consistency_outcome(run: _SweepRun, seed) -> CheckOutcome:
                     p_value_summary)
     result = outcome.result
     unchecked = [*result.unsupported,
-                 *(["skipped (too flat to tabulate): " + ", ".join(result.skipped)]
+                 *(["no reference could be tabulated for " + "; ".join(result.skipped)]
                    if result.skipped else [])]
     if outcome.passed and unchecked:
         return cannot_verify("consistency", "; ".join(unchecked), outcome.value, ALPHA,

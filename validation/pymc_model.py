@@ -281,6 +281,20 @@ class CompiledModel:
         return np.concatenate([np.full(np.size(t), owner) for t, owner in
                                zip(outputs[:count], owners)])
 
+    @cached_property
+    def term_inputs(self) -> dict[str, frozenset[str]]:
+        """The free variables among the inputs of each term of the joint log density (by the
+        owner's name, as `term_owners` names the columns), read from the graph: a term that
+        depends on a variable through a step (a change point, an indicator) is seen here where
+        a small move of the variable changes nothing.
+        """
+        from pytensor.graph.basic import ancestors
+
+        model = self.model
+        names = {model.rvs_to_values[rv]: rv.name for rv in model.free_RVs}
+        return {owner: frozenset(names[node] for node in ancestors([term]) if node in names)
+                for owner, term in joint_terms(self.model, jacobian=True).items()}
+
     def log_likelihood(self, u: dict[str, np.ndarray],
                        observed: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """log p(y | free variables) at K points (u as for `evaluate`): shape (K,).
