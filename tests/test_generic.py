@@ -794,6 +794,36 @@ def test_a_categorical_at_its_last_category_does_not_break_the_fingerprint():
 
 
 @pytest.mark.slow
+def test_a_whole_sweep_is_checked_as_a_whole(regression):
+    """sweep=f, the regression's two draws in one function: consistency says it cannot test a
+    whole sweep (the verdict is incomplete), Geweke's test passes the right sweep and fails one
+    whose beta is drawn with twice its covariance; mapping and sweep together are refused."""
+    def whole(draw_beta):
+        def sweep(rng, state, data):
+            beta = draw_beta(rng, state, data)
+            return {"beta": beta, "tau": draw_tau(rng, {**state, "beta": beta}, data)}
+        return sweep
+
+    def draw_beta_twice_as_wide(rng, state, data):
+        mean, covariance = _beta_conditional(state, data, 0.01)
+        return rng.multivariate_normal(mean, 2 * covariance)
+
+    checks = ("consistency", "geweke")
+    right = generic.check_gibbs(regression.model, sweep=whole(draw_beta_block),
+                                references=regression, checks=checks)
+    rows = {o.check: o for o in right.outcomes}
+    assert rows["consistency"].statistic == f"not applicable: {generic.WHOLE_SWEEP}"
+    assert rows["geweke"].status == "passed" and right.status == "incomplete"
+    wrong = generic.check_gibbs(regression.model, sweep=whole(draw_beta_twice_as_wide),
+                                references=regression, checks=checks)
+    assert wrong.status == "failed" and {o.check: o.status for o in wrong.outcomes}["geweke"] \
+        == "failed"
+    with pytest.raises(SettingsError, match="needs the conditionals .* or a whole sweep"):
+        generic.check_gibbs(regression.model, REGRESSION, sweep=whole(draw_beta_block),
+                            references=regression)
+
+
+@pytest.mark.slow
 def test_fail_fast_stops_at_the_first_failed_check(regression):
     """With fail_fast the checks run in FAIL_FAST_ORDER: a beta drawn with twice its covariance
     fails consistency and nothing else runs; the correct sweep runs every check asked for,

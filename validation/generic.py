@@ -6,7 +6,9 @@ variables to draw functions, `draw(rng, state, data)`, in the order of the sweep
     check_gibbs(model, {"theta": draw_theta, "beta": draw_beta, ("lam", "omega"): draw_both})
 
 A key names one free variable, or a tuple of names drawn jointly (the function then returns a
-tuple in the key's order, or a dict by name). `state` holds every free variable's current value
+tuple in the key's order, or a dict by name). Code not split into conditionals goes in whole,
+`check_gibbs(model, sweep=f)` with f(rng, state, data) -> the next state; consistency, which
+tests conditionals, then says it cannot run. `state` holds every free variable's current value
 on its natural scale, `data` every observed variable and every pm.Data by name. A function may
 draw directly from its conditional, or be a Markov kernel (Metropolis, slice) that leaves it
 invariant.
@@ -86,6 +88,8 @@ if TYPE_CHECKING:
     from .conjugate import ConjugateConditional
 
 GENERIC_CHECKS = ("consistency", "agreement vs nuts", "geweke", "sbc")
+WHOLE_SWEEP = ("a whole sweep (sweep=f) has no conditional to test; hand in one function per "
+               "block to check each")
 # fail_fast's order: the most telling first (consistency found every slip of the students'
 # samplers alone, docs/validation.md), SBC, the longest, last
 FAIL_FAST_ORDER = ("consistency", "geweke", "agreement vs nuts", "sbc")
@@ -1997,7 +2001,8 @@ def _model_fingerprint(compiled: CompiledModel) -> str:
 
 # -- the verdict ----------------------------------------------------------------------------------
 
-def check_gibbs(model: pm.Model, conditionals: Mapping, *, seed: SeedLike = 0, quick: bool = True,
+def check_gibbs(model: pm.Model, conditionals: Mapping | None = None, *,
+                sweep: Callable | None = None, seed: SeedLike = 0, quick: bool = True,
                 checks: Iterable[str] = GENERIC_CHECKS, references: ModelReferences | None = None,
                 jobs: int = 1, out: Path | str | None = None, progress: bool = False,
                 name: str | None = None, batched: bool = False, fail_fast: bool = False
@@ -2008,9 +2013,14 @@ def check_gibbs(model: pm.Model, conditionals: Mapping, *, seed: SeedLike = 0, q
     ----------
     model : pymc.Model
         The reference: priors, likelihood and observed data.
-    conditionals : Mapping
+    conditionals : Mapping, optional
         {free variable name, or tuple of names drawn jointly: draw(rng, state, data)}, in the
         order of the sweep.
+    sweep : callable, optional
+        In place of `conditionals`, for code not split into conditionals: sweep(rng, state,
+        data) -> the next state, {every free variable: its new value}. Consistency, which tests
+        each conditional, then cannot run: its row says so and the verdict is at best
+        incomplete; agreement, Geweke and SBC check the sweep as a whole.
     seed : int, default 0
         The same seed gives the same verdict (a SeedSequence or Generator is not accepted: it
         goes to `numpy.random.SeedSequence` as entropy).
@@ -2053,12 +2063,15 @@ def check_gibbs(model: pm.Model, conditionals: Mapping, *, seed: SeedLike = 0, q
     ------
     SettingsError
         For an unknown check, `jobs` not a positive integer, references computed for another
-        model, a model without observed data, or a mapping that does not match the model's
-        free variables.
+        model, a model without observed data, a mapping that does not match the model's free
+        variables, or neither or both of `conditionals` and `sweep`.
     UserFunctionError
-        When a draw function raises an exception, or returns the wrong shape or type, or a value
-        that is not finite.
+        When a draw function raises an exception, or returns the wrong shape or type (a value
+        that is not finite, in a chain, fails the check instead: `DivergenceError`).
     """
+    if (conditionals is None) == (sweep is None):
+        raise SettingsError("check_gibbs needs the conditionals (a mapping) or a whole sweep "
+                            "(sweep=f), one of the two")
     checks = tuple(checks)
     require_integer("jobs", jobs)
     unknown = sorted(set(checks) - set(GENERIC_CHECKS))
@@ -2068,6 +2081,8 @@ def check_gibbs(model: pm.Model, conditionals: Mapping, *, seed: SeedLike = 0, q
         references = ModelReferences(model, GENERIC_QUICK if quick else GENERIC_FULL, seed, name)
     elif references.model is not model:
         raise SettingsError("references were computed for another model")
+    if sweep is not None:
+        conditionals = {tuple(references.variables): sweep}
     blocks = parse_conditionals(conditionals, references.variables, references.compiled.observed,
                                 batched)
     streams = _streams(seed)
@@ -2077,7 +2092,8 @@ def check_gibbs(model: pm.Model, conditionals: Mapping, *, seed: SeedLike = 0, q
     selected = [check for check in order if check in checks]
     side_by_side = jobs > 1 and len(selected) > 1 and not fail_fast
     runs = {
-        "consistency": lambda: _consistency_outcome(run, streams["consistency"]),
+        "consistency": lambda: not_applicable("consistency", WHOLE_SWEEP) if sweep else
+        _consistency_outcome(run, streams["consistency"]),
         "agreement vs nuts": lambda: agreement_check(run),
         "geweke": lambda: not_applicable("geweke", prior_problem) if prior_problem else
         timed("geweke", MIN_HOLM_P, lambda: geweke_check(run, streams["geweke"]),
