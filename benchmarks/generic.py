@@ -38,7 +38,7 @@ consistency states) of seed 0: each check's smallest Holm-adjusted p-value at ea
 Evaluation: seconds per call of `CompiledModel.evaluate` at K points of the covariance model of
 tests/test_generic_resized.py (40 observations of N_3(m, Sigma), Sigma inverse Wishart), one
 BLAS thread, best of 5, compiled with the batched linear algebra
-(`pymc_model._batched_linear_algebra`, as shipped) and without it (PyTensor's Blockwise loop).
+(`pymc_model.batched_linear_algebra`, as shipped) and without it (PyTensor's Blockwise loop).
 Cheese Sigma: the consistency check of the built-in cheese model's Sigma block alone (10
 log-Cholesky coordinates), for the shipped draw and the `Sigma-half-df` mutant, at quick settings
 with 2 posterior states taken from the package's Gibbs engine (4 chains of 200 draws, in place of
@@ -250,14 +250,14 @@ def evaluation(points: int) -> dict:
     natural = {"m": rng.normal(size=(points, covariance.P)),
                "Sigma": stats.invwishart.rvs(8, covariance.TRUE_SIGMA, size=points,
                                              random_state=rng)}
-    shipped, results = pymc_model._batched_linear_algebra, {}
+    shipped, results = pymc_model.batched_linear_algebra, {}
     for label, rewrite in (("batched", shipped), ("blockwise loop", lambda outputs: outputs)):
-        pymc_model._batched_linear_algebra = rewrite
+        pymc_model.batched_linear_algebra = rewrite
         try:
             compiled = pymc_model.CompiledModel(covariance.covariance_model())
             compiled.term_owners  # noqa: B018 (compiles)
         finally:
-            pymc_model._batched_linear_algebra = shipped
+            pymc_model.batched_linear_algebra = shipped
         u = compiled.to_unconstrained(natural)
         seconds = []
         with threadpool_limits(1):

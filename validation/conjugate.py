@@ -81,7 +81,7 @@ from hiercheck.errors import ConjugacyError, require_integer
 from hiercheck.models.joint import joint_terms
 from hiercheck.samplers.distributions import draw_inverse_wishart
 
-from .pymc_model import CompiledModel, _batched_like, _batched_linear_algebra, _quiet_pytensor
+from .pymc_model import CompiledModel, batched_like, batched_linear_algebra, quiet_pytensor
 
 if TYPE_CHECKING:
     import arviz as az
@@ -143,8 +143,8 @@ class _Density:
         # in the order of the function's arguments, `variables` then `observed`: the clone
         # without transforms may list its free variables in another order than the model
         values = {name: natural.rvs_to_values[natural[name]] for name in self.variables}
-        batched = {value: _batched_like(value, name) for name, value in values.items()}
-        batched |= {natural.rvs_to_values[natural[name]]: _batched_like(
+        batched = {value: batched_like(value, name) for name, value in values.items()}
+        batched |= {natural.rvs_to_values[natural[name]]: batched_like(
             natural.rvs_to_values[natural[name]], f"{name}_observed") for name in self.observed}
         sums = vectorize_graph([term.sum() for term in self._terms.values()], replace=batched)
         wrt = [batched[values[name]] for name in self.differentiable]
@@ -152,9 +152,9 @@ class _Density:
         # PyTensor's (2.38) rewrite of log(det(X)) into slogdet asserts a single matrix, and
         # fails on the batched determinant of a Wishart's density: left out
         mode = pytensor.compile.mode.get_default_mode().excluding("slogdet_specialization")
-        with _quiet_pytensor():
+        with quiet_pytensor():
             return pytensor.function(list(batched.values()),
-                                     _batched_linear_algebra([*sums, *gradients]),
+                                     batched_linear_algebra([*sums, *gradients]),
                                      on_unused_input="ignore", mode=mode)
 
     def __call__(self, points: dict[str, np.ndarray], observed: dict[str, np.ndarray]

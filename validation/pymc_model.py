@@ -23,17 +23,19 @@ p(p+1)/2 for p^2, a Dirichlet's simplex K - 1 for K (`Variable.unconstrained_sha
 turns a Python loop over grid points, chains or replications into one call, and
 `vectorize_graph` does it without changing the model. The model's small linear algebra (a
 multivariate normal's Cholesky factor and solves) is then batched by numpy rather than looped
-over points (`_batched_linear_algebra`).
+over points (`batched_linear_algebra`).
 
 `sample_nuts` runs PyMC's NUTS (compound steps for discrete variables) on the model's data.
 """
 
 from __future__ import annotations
 
-__all__ = ["CompiledModel", "Variable", "IMPROPER_PRIORS"]
+__all__ = ["CompiledModel", "IMPROPER_PRIORS", "Variable", "batched_like", "batched_linear_algebra",
+           "quiet_pytensor"]
 
 import logging
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -46,6 +48,7 @@ from hiercheck.models.joint import joint_terms
 
 if TYPE_CHECKING:
     import pymc as pm
+    from pytensor.tensor import TensorVariable
 
     from hiercheck._typing import SeedLike
 
@@ -229,12 +232,12 @@ class CompiledModel:
         natural = model.replace_rvs_by_values(model.free_RVs)
         value_vars = [model.rvs_to_values[rv] for rv in model.free_RVs]
         observed_values = [model.rvs_to_values[rv] for rv in model.observed_RVs]
-        batched = {var: _batched_like(var, var.name) for var in value_vars}
-        batched |= {var: _batched_like(var, f"{rv.name}_observed")
+        batched = {var: batched_like(var, var.name) for var in value_vars}
+        batched |= {var: batched_like(var, f"{rv.name}_observed")
                     for rv, var in zip(model.observed_RVs, observed_values)}
-        outputs = _batched_linear_algebra(vectorize_graph([*terms.values(), *natural],
+        outputs = batched_linear_algebra(vectorize_graph([*terms.values(), *natural],
                                                           replace=batched))
-        with _quiet_pytensor():
+        with quiet_pytensor():
             function = pytensor.function(list(batched.values()), outputs,
                                          on_unused_input="ignore")
         return function, list(terms), len(terms)
@@ -326,9 +329,9 @@ class CompiledModel:
         for rv in model.free_RVs:
             transform = model.rvs_to_transforms.get(rv)
             graphs.append(rv if transform is None else transform.forward(rv, *rv.owner.inputs))
-        inputs = {rv: _batched_like(rv, rv.name) for rv in model.free_RVs}
+        inputs = {rv: batched_like(rv, rv.name) for rv in model.free_RVs}
         outputs = vectorize_graph(graphs, replace=inputs)
-        with _quiet_pytensor():
+        with quiet_pytensor():
             return pytensor.function(list(inputs.values()), outputs, on_unused_input="ignore")
 
     def to_unconstrained(self, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -358,10 +361,10 @@ class CompiledModel:
 
         model = self.model
         natural = model.replace_rvs_by_values(model.free_RVs)
-        inputs = {model.rvs_to_values[rv]: _batched_like(model.rvs_to_values[rv], rv.name)
+        inputs = {model.rvs_to_values[rv]: batched_like(model.rvs_to_values[rv], rv.name)
                   for rv in model.free_RVs}
         outputs = vectorize_graph(natural, replace=inputs)
-        with _quiet_pytensor():
+        with quiet_pytensor():
             return pytensor.function(list(inputs.values()), outputs, on_unused_input="ignore")
 
     def to_natural(self, u: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -398,7 +401,7 @@ class CompiledModel:
                  if not (set(ancestors(rv.owner.inputs)) & random)}
         with _batch_axes_from_every_parameter():
             outputs = vectorize_graph(model.free_RVs + model.observed_RVs, replace=roots)
-        with _quiet_pytensor():
+        with quiet_pytensor():
             return compile_pymc([size], outputs, random_seed=0)
 
     def simulate_prior(self, size: int, seed: SeedLike) -> tuple[dict, dict]:
@@ -431,10 +434,10 @@ class CompiledModel:
         from pytensor.graph.replace import vectorize_graph
 
         model = self.model
-        inputs = {rv: _batched_like(rv, rv.name) for rv in model.free_RVs}
+        inputs = {rv: batched_like(rv, rv.name) for rv in model.free_RVs}
         with _batch_axes_from_every_parameter():
             outputs = vectorize_graph(model.observed_RVs, replace=inputs)
-        with _quiet_pytensor():
+        with quiet_pytensor():
             return compile_pymc(list(inputs.values()), outputs, random_seed=0,
                                 on_unused_input="ignore")
 
@@ -492,7 +495,7 @@ class CompiledModel:
 
         # one BLAS thread: the model's small linear algebra (a 4 x 4 triangular solve, say) is
         # microseconds on one thread and milliseconds when BLAS threads contend for two cores
-        with _quiet_pytensor(), warnings.catch_warnings(), threadpool_limits(1):
+        with quiet_pytensor(), warnings.catch_warnings(), threadpool_limits(1):
             warnings.simplefilter("ignore", RuntimeWarning)
             trace = pm.sample(model=self.model, draws=draws, tune=tune, chains=chains,
                               cores=min(chains, 2), random_seed=seed, progressbar=False,
@@ -502,14 +505,27 @@ class CompiledModel:
         return draws_by_name, int(diverging.sum()) if diverging is not None else 0
 
 
-def _batched_like(variable, name: str):
-    """A tensor like `variable` with one more, leading, axis of any length."""
+def batched_like(variable: TensorVariable, name: str) -> TensorVariable:
+    """A tensor like `variable` with one more, leading, axis of any length.
+
+    Parameters
+    ----------
+    variable : pytensor.tensor.TensorVariable
+        The variable whose type (shape, dtype) the batch repeats.
+    name : str
+        The new tensor's name.
+
+    Returns
+    -------
+    pytensor.tensor.TensorVariable
+        A tensor of shape (None, *variable's shape).
+    """
     import pytensor.tensor as pt
 
     return pt.tensor(name=name, shape=(None, *variable.type.shape), dtype=variable.type.dtype)
 
 
-def _batched_linear_algebra(outputs: list) -> list:
+def batched_linear_algebra(outputs: list) -> list:
     """The graph of `outputs` with its batched small linear algebra done by numpy's batched
     routines; the same algebra, to rounding.
 
@@ -526,6 +542,16 @@ def _batched_linear_algebra(outputs: list) -> list:
        definite) solve is computed by numpy over all batch axes at once (`Blockwise`'s
        `gufunc_spec`): `_cholesky_lower`, `_solve_lower`, `_solve`, NaN where PyTensor's own
        would give NaN.
+
+    Parameters
+    ----------
+    outputs : list of pytensor.tensor.TensorVariable
+        The graphs, vectorized over a leading batch axis.
+
+    Returns
+    -------
+    list of pytensor.tensor.TensorVariable
+        The rewritten graphs, in the same order.
     """
     from pytensor.graph.rewriting.basic import in2out, node_rewriter
     from pytensor.graph.rewriting.utils import rewrite_graph
@@ -570,7 +596,7 @@ def _solve_vectors_as_columns(fgraph, node):
 
 def _numpy_batched(fgraph, node):
     """A Blockwise lower Cholesky, lower triangular solve (of matrices) or solve (of matrices)
-    -> the same Blockwise computed by numpy's batched routines (`_batched_linear_algebra`).
+    -> the same Blockwise computed by numpy's batched routines (`batched_linear_algebra`).
     """
     from pytensor.tensor.blockwise import Blockwise
     from pytensor.tensor.slinalg import Cholesky, Solve, SolveTriangular
@@ -689,9 +715,15 @@ def _reseed(function, seed) -> None:
 
 
 @contextmanager
-def _quiet_pytensor():
+def quiet_pytensor() -> Iterator[None]:
     """PyMC's INFO chatter and PyTensor's rewrite tracebacks (a skipped fusion costs speed, not
     correctness) off while compiling and sampling.
+
+    Yields
+    ------
+    None
+        Inside the block the loggers are silent and BLAS link warnings ignored; their levels
+        are restored after it.
     """
     loggers = [logging.getLogger(name) for name in ("pymc", "pytensor.graph.rewriting.basic")]
     levels = [logger.level for logger in loggers]
