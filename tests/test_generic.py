@@ -144,9 +144,11 @@ POISSON_GAMMA_BATCH = {"theta": draw_theta_batch, "beta": draw_beta_batch,
                        "alpha": draw_alpha_batch}
 
 
-def regression_model(seed=2, n=100, flat=False):
+def regression_model(seed=2, n=100, flat=False, beta_precision=None):
     """y = X beta + e, e ~ N(0, 1/tau), beta ~ N(0, 10^2 I) (or flat), tau ~ Gamma(2, 1); the
-    columns of X correlated (0.8, 0.5, 0.6), so beta's conditional is strongly correlated."""
+    columns of X correlated (0.8, 0.5, 0.6), so beta's conditional is strongly correlated. With
+    `beta_precision`, that is pm.Data "beta_precision" and beta ~ N(0, 1/beta_precision), or
+    flat for 0 (the Data then only carries the constant to the functions)."""
     import pymc as pm
 
     rng = np.random.default_rng(seed)
@@ -155,7 +157,12 @@ def regression_model(seed=2, n=100, flat=False):
     y = x @ np.array([1.0, -0.5, 2.0]) + rng.standard_normal(n) / 2
     with pm.Model() as model:
         design = pm.Data("X", x)
-        beta = pm.Flat("beta", shape=3) if flat else pm.Normal("beta", 0.0, 10.0, shape=3)
+        if beta_precision is not None:
+            precision = pm.Data("beta_precision", beta_precision)
+            flat = beta_precision == 0
+        beta = (pm.Flat("beta", shape=3) if flat else
+                pm.Normal("beta", 0.0, 1 / pm.math.sqrt(precision), shape=3)
+                if beta_precision is not None else pm.Normal("beta", 0.0, 10.0, shape=3))
         tau = pm.Gamma("tau", 2.0, 1.0)
         pm.Normal("y", design @ beta, tau=tau, observed=y)
     return model
@@ -791,6 +798,32 @@ def test_a_categorical_at_its_last_category_does_not_break_the_fingerprint():
         pm.Normal("y", mu[z], 1.0, observed=np.array([-2.1, -1.8, -2.4, 2.2, 1.9, 2.5]))
     references = generic.ModelReferences(model, generic.GENERIC_QUICK, 0, "mixture")
     assert len(references.fingerprint) == 16
+
+
+@pytest.mark.slow
+def test_geweke_and_sbc_run_on_a_proper_neighbour_of_an_improper_model():
+    """beta ~ Flat: Geweke and SBC cannot simulate; with simulate_with, a model whose beta has a
+    proper prior and whose functions read its precision from data["beta_precision"], they run
+    there and pass the right functions, and fail a draw that types the flat prior in (where the
+    neighbour's prior matters: N(0, 0.1^2) against a likelihood precision of about 200)."""
+    improper = _references(lambda: regression_model(beta_precision=0.0), "flat regression")
+    proper = regression_model(beta_precision=100.0)  # beta ~ N(0, 0.1^2): a prior that matters
+
+    def draw_beta_reading_the_prior(rng, state, data):
+        return draw_beta_block(rng, state, data, prior_precision=float(data["beta_precision"]))
+
+    checks = ("geweke", "sbc")
+    right = generic.check_gibbs(improper.model, {"beta": draw_beta_reading_the_prior,
+                                                 "tau": draw_tau},
+                                references=improper, checks=checks, simulate_with=proper)
+    assert [o.status for o in right.outcomes] == ["passed", "passed"], str(right)
+    assert right.subject.endswith("; geweke and sbc on flat regression, proper")
+    typed_in = generic.check_gibbs(improper.model, {"beta": draw_beta_flat, "tau": draw_tau},
+                                   references=improper, checks=checks, simulate_with=proper)
+    assert typed_in.status == "failed", str(typed_in)
+    without = generic.check_gibbs(improper.model, {"beta": draw_beta_flat, "tau": draw_tau},
+                                  references=improper, checks=checks)
+    assert {o.status for o in without.outcomes} == {"incomplete"}
 
 
 @pytest.mark.slow

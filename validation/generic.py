@@ -2002,7 +2002,8 @@ def _model_fingerprint(compiled: CompiledModel) -> str:
 # -- the verdict ----------------------------------------------------------------------------------
 
 def check_gibbs(model: pm.Model, conditionals: Mapping | None = None, *,
-                sweep: Callable | None = None, seed: SeedLike = 0, quick: bool = True,
+                sweep: Callable | None = None, simulate_with: pm.Model | None = None,
+                seed: SeedLike = 0, quick: bool = True,
                 checks: Iterable[str] = GENERIC_CHECKS, references: ModelReferences | None = None,
                 jobs: int = 1, out: Path | str | None = None, progress: bool = False,
                 name: str | None = None, batched: bool = False, fail_fast: bool = False
@@ -2021,6 +2022,12 @@ def check_gibbs(model: pm.Model, conditionals: Mapping | None = None, *,
         data) -> the next state, {every free variable: its new value}. Consistency, which tests
         each conditional, then cannot run: its row says so and the verdict is at best
         incomplete; agreement, Geweke and SBC check the sweep as a whole.
+    simulate_with : pymc.Model, optional
+        For a model whose prior cannot be simulated (an improper prior, a pm.Potential): a
+        proper neighbour with the same free and observed variables, on which Geweke's test and
+        SBC run the same functions. Its prior's constants must reach the functions through
+        `data` (pm.Data, present in both models), which the functions read instead of typing
+        them in: the functions are then right for both models or for neither.
     seed : int, default 0
         The same seed gives the same verdict (a SeedSequence or Generator is not accepted: it
         goes to `numpy.random.SeedSequence` as entropy).
@@ -2087,7 +2094,11 @@ def check_gibbs(model: pm.Model, conditionals: Mapping | None = None, *,
                                 batched)
     streams = _streams(seed)
     run = _SweepRun(blocks, references, streams["sweep"], jobs)
-    prior_problem = references.prior_problem
+    simulated, prior_problem = run, references.prior_problem
+    if simulate_with is not None and prior_problem:
+        simulated = _SweepRun(blocks, _neighbour(references, simulate_with, seed),
+                              streams["sweep"], jobs)
+        prior_problem = simulated.references.prior_problem
     order = FAIL_FAST_ORDER if fail_fast else GENERIC_CHECKS
     selected = [check for check in order if check in checks]
     side_by_side = jobs > 1 and len(selected) > 1 and not fail_fast
@@ -2096,10 +2107,10 @@ def check_gibbs(model: pm.Model, conditionals: Mapping | None = None, *,
         _consistency_outcome(run, streams["consistency"]),
         "agreement vs nuts": lambda: agreement_check(run),
         "geweke": lambda: not_applicable("geweke", prior_problem) if prior_problem else
-        timed("geweke", MIN_HOLM_P, lambda: geweke_check(run, streams["geweke"]),
+        timed("geweke", MIN_HOLM_P, lambda: geweke_check(simulated, streams["geweke"]),
               p_value_summary),
         "sbc": lambda: not_applicable("sbc", prior_problem) if prior_problem else
-        timed("sbc", MIN_HOLM_P, lambda: sbc_check(run, streams["sbc"],
+        timed("sbc", MIN_HOLM_P, lambda: sbc_check(simulated, streams["sbc"],
                                                    out=out and Path(out) / "sbc",
                                                    progress=progress and not side_by_side),
               p_value_summary),
@@ -2107,7 +2118,31 @@ def check_gibbs(model: pm.Model, conditionals: Mapping | None = None, *,
     runs = {check: _divergence_fails(check, runner) for check, runner in runs.items()}
     outcomes = _run_checks(run, selected, runs, side_by_side, out, progress, fail_fast)
     subject = f"check_gibbs({', '.join(f'{b.key}={b.label}' for b in blocks)}) on {references.name}"
+    if simulated is not run:
+        subject += f"; geweke and sbc on {simulated.references.name}"
     return Verdict(tuple(outcomes), subject=subject, references=references, blocks=blocks)
+
+
+def _neighbour(references: ModelReferences, model: pm.Model, seed) -> ModelReferences:
+    """The references of `simulate_with`, after checking that it has the same free variables
+    (names and shapes) and observed variables as the checked model.
+
+    Raises
+    ------
+    SettingsError
+        Naming the first difference.
+    """
+    neighbour = ModelReferences(model, references.settings, seed, f"{references.name}, proper",
+                                references.cache)
+    mine, theirs = references.variables, neighbour.variables
+    for name in sorted(set(mine) | set(theirs)):
+        if name not in mine or name not in theirs or mine[name].shape != theirs[name].shape:
+            raise SettingsError(f"simulate_with must have the checked model's free variables; "
+                                f"{name!r} differs")
+    if set(references.compiled.observed) != set(neighbour.compiled.observed):
+        raise SettingsError("simulate_with must observe the variables the checked model "
+                            f"observes: {', '.join(references.compiled.observed)}")
+    return neighbour
 
 
 def _divergence_fails(check: str, runner: Callable[[], CheckOutcome]
