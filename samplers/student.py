@@ -37,12 +37,14 @@ fails each.
 
 from __future__ import annotations
 
-__all__ = ["SLIPS", "student_conditionals", "student_model"]
+__all__ = ["SLIPS", "mutants", "previous_mu_conditionals", "sample", "student_conditionals",
+           "student_model"]
 
 from collections.abc import Callable
 
 import numpy as np
 
+from hiercheck._typing import SeedLike
 from hiercheck.errors import SettingsError
 from hiercheck.models import GroupedData
 from hiercheck.models.student import student_model
@@ -150,3 +152,96 @@ def student_conditionals(data: GroupedData, slip: str | None = None) -> dict[str
         draw_theta_variance_as_sd, draw_theta_schools_for_students, draw_sigma2_rate_as_scale,
         draw_tau2_misses_sigma2)}
     return {**sweep, SLIPS[slip][0]: mistakes[slip]}
+
+
+def previous_mu_conditionals(data: GroupedData) -> dict[str, Callable]:
+    """The sweep with sigma^2 and tau^2 drawn given the mu of the previous sweep, which draw_mu
+    keeps before it draws the new one: a student's slip that leaves every marginal nearly right
+    and that only a test of the functions' repeatability sees (the functions read a kept value,
+    not their arguments).
+
+    Parameters
+    ----------
+    data : GroupedData
+        The design, as for `student_conditionals`.
+
+    Returns
+    -------
+    dict of str to callable
+        The draw functions by variable, in the sweep's order.
+    """
+    sweep, kept = student_conditionals(data), {}
+
+    def draw_mu(rng, state, data_):
+        kept["mu"] = state["mu"]
+        return sweep["mu"](rng, state, data_)
+
+    def given_kept_mu(name: str) -> Callable:
+        def draw(rng, state, data_):
+            return sweep[name](rng, {**state, "mu": kept.get("mu", state["mu"])}, data_)
+        draw.__name__ = draw.__qualname__ = f"draw_{name}"
+        return draw
+    return {**sweep, "mu": draw_mu, "sigma2": given_kept_mu("sigma2"),
+            "tau2": given_kept_mu("tau2")}
+
+
+def mutants(data: GroupedData) -> dict[str, dict[str, Callable]]:
+    """Every slip as a whole sweep, by name: those of `SLIPS` and "previous-mu"
+    (`previous_mu_conditionals`), for the detection matrix (`hiercheck mutants --model student`).
+
+    Parameters
+    ----------
+    data : GroupedData
+        The design.
+
+    Returns
+    -------
+    dict of str to dict
+        Mutant name -> its sweep.
+    """
+    return {**{slip: student_conditionals(data, slip) for slip in SLIPS},
+            "previous-mu": previous_mu_conditionals(data)}
+
+
+def sample(data: GroupedData, *, draws: int = 1000, chains: int = 4, seed: SeedLike = 0,
+           tune: int = 200):
+    """The student's sweep run as a Gibbs sampler on the scores: `chains` chains of `draws`
+    sweeps after `tune`, each started at the school means, the grand mean and their spreads.
+
+    Parameters
+    ----------
+    data : GroupedData
+        The scores.
+    draws, chains : int
+        Sweeps kept per chain, and chains.
+    seed : SeedLike
+        Seeds every chain (each its own stream).
+    tune : int, default 200
+        Sweeps dropped at the start of each chain.
+
+    Returns
+    -------
+    arviz.InferenceData
+        Posterior draws of theta, mu, sigma2 and tau2, attributed to the engine "student".
+    """
+    from hiercheck.models.engine import az
+
+    sweep = student_conditionals(data)
+    scores = {"y": np.asarray(data.values, dtype=float)}
+    means = np.bincount(data.codes, weights=scores["y"]) / np.bincount(data.codes)
+    start = {"theta": means, "mu": float(means.mean()),
+             "sigma2": float(np.var(scores["y"] - means[data.codes])),
+             "tau2": float(np.var(means) / np.var(scores["y"] - means[data.codes]))}
+    kept = {name: np.empty((chains, draws, *np.shape(value))) for name, value in start.items()}
+    for chain, stream in enumerate(np.random.SeedSequence(seed).spawn(chains)):
+        rng, state = np.random.default_rng(stream), dict(start)
+        for step in range(tune + draws):
+            for name, draw in sweep.items():
+                state[name] = draw(rng, state, scores)
+            if step >= tune:
+                for name in kept:
+                    kept[name][chain, step - tune] = state[name]
+    posterior = az.from_dict(posterior=kept, dims={"theta": ["school"]},
+                             coords={"school": data.labels})
+    posterior.posterior.attrs["engine"] = "student"
+    return posterior

@@ -27,6 +27,7 @@ SUMMARIZED = {
     "hierarchy-small": FLAGSHIP_SCALARS,  # its 8 schools' theta_i are left out
     "bloodpressure": ["mu", "beta", "lam", "omega", "sigma", "tau"],
     "cheese": ["m[intercept]", "m[log_price]", "m[disp]", "m[log_price:disp]", "lam", "sigma"],
+    "student": ["mu", "sigma2", "tau2"],
 }
 
 

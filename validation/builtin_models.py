@@ -22,7 +22,9 @@ so adding a model is one line; `BuiltinModel.sample_nuts` samples any of them wi
 `hiercheck.samplers` (docs/derivation.md, sections 7 and 8). The flagship hierarchy comes twice:
 `mathtest` on the math-test data under the weakly informative priors, and `hierarchy-small` on
 eight simulated schools of 1 to 12 students, the flagship's small design, under its informative
-priors (where slips in the prior's constants show). Both run the package's own conditionals
+priors (where slips in the prior's constants show). `student` is the math-test hierarchy as
+students write it (`hiercheck.samplers.student`: sigma^2 and tau^2, the course's improper
+priors, one-state functions over the raw scores), with the slips of their ports as mutants. Both run the package's own conditionals
 (`hiercheck.samplers.gibbs`) and the mutants of `hiercheck.validation.mutants.CATALOGUE`, each
 wrapped into the generic signature, and the flagship's Gibbs sampler as their engine.
 """
@@ -30,7 +32,7 @@ wrapped into the generic signature, and the flagship's Gibbs sampler as their en
 from __future__ import annotations
 
 __all__ = ["BUILTIN_MODELS", "BuiltinModel", "course_model", "detection_matrix", "flagship_model",
-           "get_builtin", "models_with_engine", "wrap_flagship"]
+           "get_builtin", "models_with_engine", "student_entry", "wrap_flagship"]
 
 import importlib
 import time
@@ -314,11 +316,33 @@ def course_model(module: str, batched: bool = False) -> BuiltinModel:
                         batched=batched)
 
 
+def student_entry() -> BuiltinModel:
+    """The math-test hierarchy written the student's way (`hiercheck.samplers.student`): in
+    sigma^2 and tau^2 under the course's improper priors, one-state functions over the raw
+    scores, and the slips found in students' ports as its mutants.
+
+    Returns
+    -------
+    BuiltinModel
+        On the math-test data; its engine runs the student's own sweep. It is the flagship
+        hierarchy (`flagship`): its report is `hiercheck report --dataset mathtest`.
+    """
+    def student():
+        return importlib.import_module("hiercheck.samplers.student")
+
+    return BuiltinModel(load=_mathtest, build_model=lambda data: student().student_model(data),
+                        conditionals=lambda: student().student_conditionals(_mathtest()),
+                        mutants=lambda: student().mutants(_mathtest()),
+                        sample=lambda data, **settings: student().sample(data, **settings),
+                        flagship=True)
+
+
 BUILTIN_MODELS: dict[str, BuiltinModel] = {
     "mathtest": flagship_model(_mathtest, Priors.weakly_informative),
     "hierarchy-small": flagship_model(_small_hierarchy, _small_priors),
     "bloodpressure": course_model("bloodpressure", batched=True),
     "cheese": course_model("cheese", batched=True),
+    "student": student_entry(),
 }
 
 
@@ -403,14 +427,17 @@ def detection_matrix(name: str, *, quick: bool = True, seed: int = 0,
     for subject, conditionals in tqdm(subjects.items(), desc="derivations", disable=not progress):
         caught = {check: _caught(model, conditionals, references, seed, check, builtin.batched)
                   for check in GENERIC_CHECKS}
-        rows.append({"derivation": subject, **caught, "caught_by": sum(map(bool, caught.values()))})
+        rows.append({"derivation": subject, **caught, "caught_by": sum(
+            cell is True or cell == "raised" for cell in caught.values())})
     return pd.DataFrame(rows)
 
 
 def _caught(model, conditionals, references, seed: int, check: str, batched: bool
             ) -> bool | str:
-    """Whether `check` fails the derivation, or "raised" when one of its functions raised an
-    exception (a wrong precision that is not positive definite, say) during the check.
+    """Whether `check` fails the derivation, "raised" when one of its functions raised an
+    exception (a wrong precision that is not positive definite, say) during the check, or
+    "n/a" when the check does not apply to the model (an improper prior: no derivation of it
+    can be judged).
     """
     from .generic import check_gibbs
 
@@ -419,4 +446,6 @@ def _caught(model, conditionals, references, seed: int, check: str, batched: boo
                                 checks=(check,), batched=batched).outcomes
     except UserFunctionError:
         return "raised"
+    if outcome.statistic.startswith("not applicable"):
+        return "n/a"
     return not outcome.passed

@@ -542,8 +542,36 @@ def run_model_validation(args) -> int:
                           fail_fast=args.fail_fast)
     written = verdict.save(folder)
     print(verdict)
+    written += print_diagnosis(verdict, folder)
     print(f"wrote {len(written)} files to {folder}", file=sys.stderr)
     return VERDICT_EXIT_CODES[verdict.status]
+
+
+DIAGNOSIS_COLUMNS = ["block", "coordinate", "state", "origin", "mean_shift", "sd_ratio",
+                     "exact", "fitted"]
+
+
+def print_diagnosis(verdict, folder: Path) -> list[Path]:
+    """After a verdict whose consistency check failed: where the slip is (`Verdict.diagnose`),
+    its worst rows printed, all of them in diagnosis.csv, and the worst coordinate's draws
+    against its exact conditional in diagnosis.png (when it has one).
+    """
+    from .plots import save
+
+    outcome = next((o for o in verdict.outcomes if o.check == "consistency"), None)
+    if outcome is None or outcome.status != "failed" or "divergence" in outcome.table:
+        return []
+    frame = verdict.diagnose()
+    written = [folder / "diagnosis.csv"]
+    frame.to_csv(written[0], index=False)
+    print("\nwhere the slip is (Verdict.diagnose(); every row in diagnosis.csv):")
+    print(frame[DIAGNOSIS_COLUMNS].head(8).to_string(index=False))
+    try:
+        save(verdict.plot_diagnosis(), folder / "diagnosis.png")
+        written.append(folder / "diagnosis.png")
+    except SettingsError:
+        pass  # no failing coordinate has an exact conditional to draw against
+    return written
 
 
 def write_posterior_densities(verdict, folder: Path) -> list[Path]:

@@ -291,7 +291,7 @@ class CompiledModel:
         depends on a variable through a step (a change point, an indicator) is seen here where
         a small move of the variable changes nothing.
         """
-        from pytensor.graph.basic import ancestors
+        from pytensor.graph.traversal import ancestors
 
         model = self.model
         names = {model.rvs_to_values[rv]: rv.name for rv in model.free_RVs}
