@@ -41,6 +41,7 @@ __all__ = ["SLIPS", "mutants", "previous_mu_conditionals", "sample", "student_co
            "student_model"]
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -48,6 +49,9 @@ from hiercheck._typing import SeedLike
 from hiercheck.errors import SettingsError
 from hiercheck.models import GroupedData
 from hiercheck.models.student import student_model
+
+if TYPE_CHECKING:
+    import arviz as az
 
 # each slip: the variable whose function it replaces, and what it gets wrong
 SLIPS = {
@@ -204,7 +208,7 @@ def mutants(data: GroupedData) -> dict[str, dict[str, Callable]]:
 
 
 def sample(data: GroupedData, *, draws: int = 1000, chains: int = 4, seed: SeedLike = 0,
-           tune: int = 200):
+           tune: int = 200) -> az.InferenceData:
     """The student's sweep run as a Gibbs sampler on the scores: `chains` chains of `draws`
     sweeps after `tune`, each started at the school means, the grand mean and their spreads.
 
