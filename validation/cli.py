@@ -559,9 +559,12 @@ def print_diagnosis(verdict, folder: Path) -> list[Path]:
     from .plots import save
 
     outcome = next((o for o in verdict.outcomes if o.check == "consistency"), None)
-    if outcome is None or outcome.status != "failed" or "divergence" in outcome.table:
+    if outcome is None or outcome.status != "failed":
         return []
-    frame = verdict.diagnose()
+    try:
+        frame = verdict.diagnose()
+    except SettingsError:  # diagnose says why it cannot read this failure (a divergence)
+        return []
     written = [folder / "diagnosis.csv"]
     frame.to_csv(written[0], index=False)
     print("\nwhere the slip is (Verdict.diagnose(); every row in diagnosis.csv):")

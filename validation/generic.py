@@ -426,7 +426,8 @@ def call_batch(block: Block, rng: np.random.Generator, states: dict, batch: Batc
 
 
 def sweep(rng: np.random.Generator, states: dict, batch: Batch, blocks: tuple[Block, ...],
-          variables: Mapping[str, Variable]) -> dict:
+          variables: Mapping[str, Variable],
+          after: Callable[[Block, dict[str, np.ndarray]], None] | None = None) -> dict:
     """One sweep of a batch of states: every block in turn, each given the states as updated
     so far.
 
@@ -444,6 +445,8 @@ def sweep(rng: np.random.Generator, states: dict, batch: Batch, blocks: tuple[Bl
     variables : Mapping
         The model's free variables by name (`CompiledModel.variables`), against which each
         function's return is checked.
+    after : callable, optional
+        after(block, new values) once each block has drawn.
 
     Returns
     -------
@@ -458,7 +461,10 @@ def sweep(rng: np.random.Generator, states: dict, batch: Batch, blocks: tuple[Bl
     """
     states = dict(states)
     for block in blocks:
-        states.update(call_batch(block, rng, states, batch, variables))
+        new = call_batch(block, rng, states, batch, variables)
+        if after is not None:
+            after(block, new)
+        states.update(new)
     return states
 
 
@@ -615,18 +621,17 @@ class _SweepRun:
         appended to it, and a failure in the sweep after that, or a value that is not finite,
         is a `DivergenceError` naming it.
         """
-        states = dict(states)
-        for block in self.blocks:
-            try:
-                new = call_batch(block, rng, states, batch, self.references.variables)
-            except UserFunctionError as error:
-                if excursion is None or not (excursion or isinstance(error, DivergenceError)):
-                    raise
-                raise DivergenceError(self.divergence(str(error), excursion)) from error
-            if excursion is not None and not excursion:
-                excursion += self._left_plausible(block, new)
-            states.update(new)
-        return states
+        def record(block: Block, new: dict[str, np.ndarray]) -> None:
+            if not excursion:
+                excursion.extend(self._left_plausible(block, new))
+
+        try:
+            return sweep(rng, states, batch, self.blocks, self.references.variables,
+                         None if excursion is None else record)
+        except UserFunctionError as error:
+            if excursion is None or not (excursion or isinstance(error, DivergenceError)):
+                raise
+            raise DivergenceError(self.divergence(str(error), excursion)) from error
 
     @cached_property
     def plausible(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -1341,9 +1346,10 @@ def _pooled_rows(block_key: str, parts: list[_ExactParts]) -> list[dict]:
             np.concatenate([(z**2).sum(1) for z in mine]),
             np.concatenate([(z**2).sum(1) for z in theirs])), draws))
         for j in range(max(z.shape[1] for z in mine)):
-            rows.append(row(components, f"pooled z[{j}]", welch_z(
-                np.concatenate([z[:, j] for z in mine if z.shape[1] > j]),
-                np.concatenate([z[:, j] for z in theirs if z.shape[1] > j])), draws))
+            mine_j = np.concatenate([z[:, j] for z in mine if z.shape[1] > j])
+            theirs_j = np.concatenate([z[:, j] for z in theirs if z.shape[1] > j])
+            rows.append(row(components, f"pooled z[{j}]", welch_z(mine_j, theirs_j),
+                            mine_j.size))
     return rows
 
 
