@@ -55,8 +55,11 @@ elements are coupled (the subset is connected in the precision's graph) is liste
 variables' elements, flattened row-major, concatenated in that order (blood pressure's
 (mu, beta)).
 
-The model is compiled once (`_Density`: the joint log density on the natural scale term by term
-and its gradient, batched over points). One state costs a few evaluations of the model.
+The joint log density on the natural scale, term by term, and its gradient are compiled batched
+over points: once for the whole model, which recognition uses for every block it tries, and once
+per recognized block for its Markov blanket's terms alone, which `parameters` and `draw` use. One
+state costs a few evaluations of the blanket: a block that no observation reads (a hyperprior's
+covariance) never evaluates the likelihood.
 """
 
 from __future__ import annotations
@@ -101,9 +104,11 @@ ZERO_COUPLING = 1e-9      # |P_ij| below this times sqrt(P_ii P_jj): conditional
 # -- the model's density, compiled once ------------------------------------------------------------
 
 class _Density:
-    """log p(x, y) on the natural scale (no Jacobian), summed per owner (free variable, observed
-    variable, potential), and its gradient in every variable on R, on x > 0 or on (0, 1),
-    batched over a leading axis of K points.
+    """log p(x, y) on the natural scale (no Jacobian), term by term (one term per free variable,
+    observed variable and potential: its owner), and which variables each term reads.
+    Evaluated through `_Evaluator`s: the whole model's (recognition tries many blocks with one
+    compiled function) and each block's Markov blanket's (a conditional's draws evaluate only
+    the terms that read it).
     """
 
     def __init__(self, model: pm.Model):
@@ -117,16 +122,19 @@ class _Density:
         self.differentiable = tuple(name for name, support in self.supports.items()
                                     if support in ("real", "positive", "unit"))
         natural = remove_value_transforms(model)
-        self._natural = natural
-        self._terms = joint_terms(natural, jacobian=False)
-        self.owners = tuple(self._terms)
-        value_of = {natural.rvs_to_values[rv]: rv.name for rv in natural.free_RVs}
-        # which free variables each owner's term reads: the Markov blankets
-        self.reads = {owner: frozenset(value_of[v] for v in ancestors([term]) if v in value_of)
-                      for owner, term in self._terms.items()}
-        size = sum(v.size for v in self.variables.values()) + sum(
-            np.size(self.compiled.data[name]) for name in self.observed)
-        self.chunk = max(1, TERMS_PER_CALL // max(size, 1))
+        self.natural = natural
+        self.terms = joint_terms(natural, jacobian=False)
+        self.owners = tuple(self.terms)
+        # the inputs of the compiled functions, in their order: `variables` then `observed`
+        # (the clone without transforms may list its free variables in another order)
+        self.values = {name: natural.rvs_to_values[natural[name]]
+                       for name in (*self.variables, *self.observed)}
+        name_of = {value: name for name, value in self.values.items()}
+        # which variables (free and observed) each owner's term reads: the Markov blankets
+        self.inputs = {owner: frozenset(name_of[v] for v in ancestors([term]) if v in name_of)
+                       for owner, term in self.terms.items()}
+        self.reads = {owner: read & set(self.variables) for owner, read in self.inputs.items()}
+        self._blankets: dict[tuple[str, ...], _Evaluator] = {}
 
     @cached_property
     def initial_point(self) -> dict[str, np.ndarray]:
@@ -134,57 +142,20 @@ class _Density:
         return self.compiled.model.initial_point()
 
     @cached_property
-    def _function(self):
-        import pytensor
-        import pytensor.tensor as pt
-        from pytensor.graph.replace import vectorize_graph
+    def whole(self) -> _Evaluator:
+        """Every term, and the gradient in every differentiable variable."""
+        return _Evaluator(self, self.owners, self.differentiable)
 
-        natural = self._natural
-        # in the order of the function's arguments, `variables` then `observed`: the clone
-        # without transforms may list its free variables in another order than the model
-        values = {name: natural.rvs_to_values[natural[name]] for name in self.variables}
-        batched = {value: batched_like(value, name) for name, value in values.items()}
-        batched |= {natural.rvs_to_values[natural[name]]: batched_like(
-            natural.rvs_to_values[natural[name]], f"{name}_observed") for name in self.observed}
-        sums = vectorize_graph([term.sum() for term in self._terms.values()], replace=batched)
-        wrt = [batched[values[name]] for name in self.differentiable]
-        gradients = pt.grad(pt.add(*sums).sum(), wrt, disconnected_inputs="ignore") if wrt else []
-        # PyTensor's (2.38) rewrite of log(det(X)) into slogdet asserts a single matrix, and
-        # fails on the batched determinant of a Wishart's density: left out
-        mode = pytensor.compile.mode.get_default_mode().excluding("slogdet_specialization")
-        with quiet_pytensor():
-            return pytensor.function(list(batched.values()),
-                                     batched_linear_algebra([*sums, *gradients]),
-                                     on_unused_input="ignore", mode=mode)
-
-    def __call__(self, points: dict[str, np.ndarray], observed: dict[str, np.ndarray]
-                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """(K, owners) log density per owner and {name: (K, *shape)} gradients at K points;
-        -inf and NaN for the points of a chunk in which a value failed PyMC's checks.
+    def blanket_evaluator(self, names: tuple[str, ...]) -> _Evaluator:
+        """The terms that read the block, and the gradient in its variables: compiled once per
+        block.
         """
-        from pymc.logprob.utils import ParameterValueError
-
-        size = len(next(iter(points.values())))
-        sums = np.empty((size, len(self.owners)))
-        gradients = {name: np.empty((size, *self.variables[name].shape))
-                     for name in self.differentiable}
-        for start in range(0, size, self.chunk):
-            part = slice(start, start + self.chunk)
-            try:
-                outputs = self._function(
-                    *(np.asarray(points[name][part], dtype=self.compiled.model[name].dtype)
-                      for name in self.variables),
-                    *(observed[name][part] for name in self.observed))
-            except ParameterValueError:  # a value outside its support (a Wishart's check)
-                sums[part] = -np.inf
-                for gradient in gradients.values():
-                    gradient[part] = np.nan
-                continue
-            sums[part] = np.column_stack(outputs[:len(self.owners)])
-            for name, gradient in zip(self.differentiable, outputs[len(self.owners):]):
-                gradients[name][part] = gradient
-        sums[np.isnan(sums)] = -np.inf
-        return sums, gradients
+        if names not in self._blankets:
+            owners = tuple(owner for owner, read in zip(self.owners, self.blanket(names))
+                           if read)
+            self._blankets[names] = _Evaluator(
+                self, owners, tuple(name for name in names if name in self.differentiable))
+        return self._blankets[names]
 
     def blanket(self, names: tuple[str, ...]) -> np.ndarray:
         """Whether each owner's term reads any of `names`: the block's Markov blanket."""
@@ -198,6 +169,71 @@ class _Density:
         free = set().union(*(self.reads[owner] for owner in reading)) - set(names)
         return ([name for name in self.variables if name in free]
                 + [name for name in self.observed if name in reading])
+
+
+class _Evaluator:
+    """Some of the model's terms, each summed, and their gradient in some variables (on R,
+    x > 0 or (0, 1)), batched over a leading axis of K points; compiled on first use, with the
+    variables the terms read as its only inputs.
+    """
+
+    def __init__(self, density: _Density, owners: tuple[str, ...], wrt: tuple[str, ...]):
+        self.density, self.owners, self.wrt = density, owners, wrt
+        read = set().union(*(density.inputs[owner] for owner in owners))
+        self.inputs = tuple(name for name in density.values if name in read)
+        size = sum(density.variables[name].size if name in density.variables
+                   else np.size(density.compiled.data[name]) for name in self.inputs)
+        self.chunk = max(1, TERMS_PER_CALL // max(size, 1))
+
+    @cached_property
+    def _function(self):
+        import pytensor
+        import pytensor.tensor as pt
+        from pytensor.graph.replace import vectorize_graph
+
+        density = self.density
+        batched = {density.values[name]: batched_like(density.values[name], name)
+                   for name in self.inputs}
+        sums = vectorize_graph([density.terms[owner].sum() for owner in self.owners],
+                               replace=batched)
+        wrt = [batched[density.values[name]] for name in self.wrt]
+        gradients = pt.grad(pt.add(*sums).sum(), wrt, disconnected_inputs="ignore") if wrt else []
+        # PyTensor's (2.38) rewrite of log(det(X)) into slogdet asserts a single matrix, and
+        # fails on the batched determinant of a Wishart's density: left out
+        mode = pytensor.compile.mode.get_default_mode().excluding("slogdet_specialization")
+        with quiet_pytensor():
+            return pytensor.function(list(batched.values()),
+                                     batched_linear_algebra([*sums, *gradients]),
+                                     on_unused_input="ignore", mode=mode)
+
+    def __call__(self, points: dict[str, np.ndarray]
+                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(K, owners) log density per owner and {name: (K, *shape)} gradients at K points
+        (`points`: every input by name, free and observed); -inf and NaN for the points of a
+        chunk in which a value failed PyMC's checks.
+        """
+        from pymc.logprob.utils import ParameterValueError
+
+        model = self.density.compiled.model
+        size = len(next(iter(points.values())))
+        sums = np.empty((size, len(self.owners)))
+        gradients = {name: np.empty((size, *self.density.variables[name].shape))
+                     for name in self.wrt}
+        for start in range(0, size, self.chunk):
+            part = slice(start, start + self.chunk)
+            try:
+                outputs = self._function(*(np.asarray(points[name][part], dtype=model[name].dtype)
+                                           for name in self.inputs))
+            except ParameterValueError:  # a value outside its support (a Wishart's check)
+                sums[part] = -np.inf
+                for gradient in gradients.values():
+                    gradient[part] = np.nan
+                continue
+            sums[part] = np.column_stack(outputs[:len(self.owners)])
+            for name, gradient in zip(self.wrt, outputs[len(self.owners):]):
+                gradients[name][part] = gradient
+        sums[np.isnan(sums)] = -np.inf
+        return sums, gradients
 
 
 def _support(model: pm.Model, rv) -> str | None:
@@ -230,30 +266,33 @@ def _density_of(model: pm.Model) -> _Density:
 # -- a block at a batch of states -----------------------------------------------------------------
 
 class _At:
-    """A block at B states: its flat values x0 (B, n), and the model's density with the block
-    set to other values, every other variable and the observations held at each state.
+    """A block at B states: its flat values x0 (B, n), and the log density of its Markov
+    blanket with the block set to other values, every other variable and the observations held
+    at each state, through `evaluator`.
     """
 
-    def __init__(self, density: _Density, names: tuple[str, ...], state: dict, observed: dict):
-        self.density, self.names = density, names
+    def __init__(self, density: _Density, names: tuple[str, ...], state: dict, observed: dict,
+                 evaluator: _Evaluator):
+        self.density, self.names, self.evaluator = density, names, evaluator
         self.size = len(next(iter(state.values())))
         self.state, self.observed = state, observed
         self.shapes = [density.variables[name].shape for name in names]
         self.x0 = np.concatenate([np.reshape(state[name], (self.size, -1)) for name in names],
                                  axis=1)
-        self.columns = density.blanket(names)
+        blanket = dict(zip(density.owners, density.blanket(names)))
+        self.columns = np.array([blanket[owner] for owner in evaluator.owners])
 
     def evaluate(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """The blanket's log density (B, K) and the gradient in the block (B, K, n), or None
         when the block is not differentiable, with the block at `values` (B, K, n).
         """
         count = values.shape[1]
-        points = {name: np.repeat(np.asarray(value), count, axis=0)
-                  for name, value in self.state.items()}
+        held = self.state | self.observed
+        points = {name: np.repeat(np.asarray(held[name]), count, axis=0)
+                  for name in self.evaluator.inputs if name not in self.names}
         points |= {name: value.reshape(self.size * count, *value.shape[2:])
                    for name, value in _split(values, self.names, self.density.variables).items()}
-        observed = {name: np.repeat(value, count, axis=0) for name, value in self.observed.items()}
-        sums, gradients = self.density(points, observed)
+        sums, gradients = self.evaluator(points)
         log_density = sums[:, self.columns].sum(axis=1).reshape(self.size, count)
         if not all(name in gradients for name in self.names):
             return log_density, None
@@ -727,7 +766,8 @@ class ConjugateConditional:
     def _parameters(self, state: Mapping, data: Mapping | None
                     ) -> tuple[dict[str, np.ndarray], bool]:
         """The named parameters with a leading batch axis, and whether `state` was a batch."""
-        at, batched = _block_at(self._density, self.names, state, data)
+        at, batched = _block_at(self._density, self.names, state, data,
+                                self._density.blanket_evaluator(self.names))
         fitted, ok = self._rule.fit(at)
         if not ok.all():
             label = ", ".join(self.names)
@@ -772,10 +812,10 @@ class ConjugateConditional:
 
 
 def _block_at(density: _Density, names: tuple[str, ...], state: Mapping,
-              data: Mapping | None) -> tuple[_At, bool]:
+              data: Mapping | None, evaluator: _Evaluator) -> tuple[_At, bool]:
     """The block at the states of `state` (one, or a batch when the block's first variable has
     one more axis than its shape), with the observations of `data` (the model's by default),
-    and whether it was a batch.
+    evaluated through `evaluator`, and whether it was a batch.
     """
     first = density.variables[names[0]]
     batched = np.ndim(state[names[0]]) == len(first.shape) + 1
@@ -787,7 +827,7 @@ def _block_at(density: _Density, names: tuple[str, ...], state: Mapping,
     observed = {name: np.broadcast_to(np.asarray(data.get(name, model_data[name])),
                                       (size, *np.shape(model_data[name])))
                 .astype(density.compiled.model[name].dtype) for name in density.observed}
-    return _At(density, names, states, observed), batched
+    return _At(density, names, states, observed, evaluator), batched
 
 
 def _recognition_states(density: _Density, seed: SeedLike) -> list[dict[str, np.ndarray]]:
@@ -848,7 +888,7 @@ def _recognized(density: _Density, names: tuple[str, ...], rule, states: list[di
     """Whether the rule fits the block at every recognition state."""
     try:
         with np.errstate(all="ignore"):  # a point far from the family's form overflows
-            _, ok = rule.fit(_block_at(density, names, _stacked(states), None)[0])
+            _, ok = rule.fit(_block_at(density, names, _stacked(states), None, density.whole)[0])
     except np.linalg.LinAlgError:
         return False
     return bool(ok.all())
@@ -868,7 +908,7 @@ def _precision_pattern(density: _Density, names: tuple[str, ...], states: list[d
     n = sum(density.variables[name].size for name in names)
     rule = _Quadratic(np.arange(n)[None], "joint")
     with np.errstate(all="ignore"):
-        fitted, ok = rule.fit(_block_at(density, names, _stacked(states), None)[0])
+        fitted, ok = rule.fit(_block_at(density, names, _stacked(states), None, density.whole)[0])
     if not ok.all():
         return None
     precision = fitted["precision"][:, 0]
