@@ -224,3 +224,33 @@ slip = get_mutant("omega-rate-missing-lam")
 print(slip.description)
 print(check_sampler(slip.conditionals, data=mathtest, priors=priors, seed=0,
                     checks=["consistency", "geweke"], references=verdict.references))
+
+# %% [markdown]
+# ## 9. Where is the slip?
+#
+# A FAILED verdict names a check; `Verdict.diagnose()` says which function, which coordinate,
+# and how its draws differ from the exact conditional. It reads verdicts of `check_gibbs`, the
+# harness for samplers written as students write them: here the math-test hierarchy in sigma^2
+# and tau^2 (`hiercheck.samplers.student`, docs/five-minutes.md), with theta's conditional
+# ported from R with rnorm's sd given the variance. Each failing coordinate comes at the state
+# where it differs most: `mean_shift` is the draws' mean minus the exact mean in exact SDs,
+# `sd_ratio` their SD over the exact SD, beside the exact normal and the normal fitted to the
+# draws.
+
+# %%
+from hiercheck import check_gibbs  # noqa: E402
+from hiercheck.samplers.student import student_conditionals, student_model  # noqa: E402
+from hiercheck.validation.diagnose import SHOWN_COLUMNS  # noqa: E402
+
+ported = check_gibbs(student_model(mathtest),
+                     student_conditionals(mathtest, slip="draw_theta_variance_as_sd"),
+                     checks=["consistency"], seed=0, name="mathtest (student)")
+print(ported)
+print(ported.diagnose()[SHOWN_COLUMNS].head(6).to_string(index=False))
+
+# %% [markdown]
+# The worst coordinate's draws against its exact conditional: the spread is off, the centre
+# right, as a variance passed for an SD would do.
+
+# %%
+show(ported.plot_diagnosis(), "diagnosis")

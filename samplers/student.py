@@ -30,7 +30,8 @@ have them: one state at a time (`state["theta"]` of shape (P,), the rest scalars
 scores `data["y"]` that `check_gibbs` hands over, the school index and the school sizes held in
 a closure, the priors' constants typed in, and the R idioms translated: rnorm(n, mean, sd) is
 rng.normal(mean, sd), rgamma(n, shape, rate) is rng.gamma(shape, 1/rate) (numpy wants the
-scale), and an inverse-Gamma draw is 1/rgamma. `student_conditionals(data, slip=NAME)` puts in
+scale), and an inverse-Gamma draw is 1/rgamma (or scipy's invgamma.rvs(shape, scale=rate): its
+scale is the rate). `student_conditionals(data, slip=NAME)` puts in
 one of `SLIPS`, a mistake of the kind a port makes; tests/test_student.py shows consistency
 fails each.
 """
@@ -44,6 +45,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy import stats
 
 from hiercheck._typing import SeedLike
 from hiercheck.errors import SettingsError
@@ -63,6 +65,9 @@ SLIPS = {
                                             "the scale"),
     "draw_tau2_misses_sigma2": ("tau2", "the rate (1 + S_b)/2, without S_b's factor "
                                         "1/sigma^2: theta's variance taken as tau^2"),
+    "draw_tau2_scipy_scale_as_inverse_rate": ("tau2", "scipy's invgamma given scale=1/rate, as "
+                                                      "scipy's gamma would want it; invgamma's "
+                                                      "scale is the rate itself"),
 }
 
 
@@ -147,6 +152,12 @@ def student_conditionals(data: GroupedData, slip: str | None = None) -> dict[str
         between = np.sum((state["theta"] - state["mu"]) ** 2)
         return 1 / rng.gamma((P + 1) / 2, 1 / ((1 + between) / 2))
 
+    def draw_tau2_scipy_scale_as_inverse_rate(rng, state, data):
+        """draw_tau2 through scipy.stats.invgamma with scale 1/rate (right: scale=rate)."""
+        between = np.sum((state["theta"] - state["mu"]) ** 2)
+        rate = (1 + between / state["sigma2"]) / 2
+        return stats.invgamma.rvs((P + 1) / 2, scale=1 / rate, random_state=rng)
+
     sweep = {"theta": draw_theta, "mu": draw_mu, "sigma2": draw_sigma2, "tau2": draw_tau2}
     if slip is None:
         return sweep
@@ -154,7 +165,7 @@ def student_conditionals(data: GroupedData, slip: str | None = None) -> dict[str
         raise SettingsError(f"unknown slip {slip!r}; slips are {', '.join(SLIPS)}")
     mistakes = {function.__name__: function for function in (
         draw_theta_variance_as_sd, draw_theta_schools_for_students, draw_sigma2_rate_as_scale,
-        draw_tau2_misses_sigma2)}
+        draw_tau2_misses_sigma2, draw_tau2_scipy_scale_as_inverse_rate)}
     return {**sweep, SLIPS[slip][0]: mistakes[slip]}
 
 

@@ -107,7 +107,7 @@ def test_every_builtin_has_a_gibbs_engine_and_report_model_keeps_its_choices(cap
     """The flagship's entries have the flagship's engine; their report stays `report --dataset`,
     which shows every engine of the flagship."""
     assert all(builtin.sample is not None for builtin in BUILTIN_MODELS.values())
-    assert models_with_engine() == ("bloodpressure", "cheese")
+    assert models_with_engine() == ("bloodpressure", "cheese", "student")
     with pytest.raises(SystemExit) as stopped:
         main(["report", "--model", "mathtest", "--out", str(tmp_path)])
     assert stopped.value.code == 2 and "invalid choice: 'mathtest'" in capsys.readouterr().err

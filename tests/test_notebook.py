@@ -41,7 +41,15 @@ def test_math_tests_notebook_runs_and_draws_its_figures(tmp_path):
                 if line.endswith(": PASSED") or ": FAILED" in line]
     assert verdicts[0].endswith("mathtest: PASSED"), verdicts
     assert verdicts[1].endswith("mathtest: FAILED (consistency, geweke)"), verdicts
-    assert_figures_drawn(tmp_path, ("school_means", "theta_forest", "shrinkage", "sbc"))
+    # the student's port with the variance as theta's SD, and where diagnose() finds the slip
+    assert verdicts[2].endswith("mathtest (student): FAILED (consistency)"), verdicts
+    diagnosis = run.stdout.split(verdicts[2])[1].splitlines()
+    header = next(line.split() for line in diagnosis if line.startswith("block coordinate"))
+    rows = [line.split() for line in diagnosis if line.startswith("theta ")]
+    assert header[:6] == ["block", "coordinate", "state", "origin", "mean_shift", "sd_ratio"]
+    assert rows and all(float(row[5]) > 1.4 for row in rows)  # sqrt of theta_i's variance
+    assert_figures_drawn(tmp_path, ("school_means", "theta_forest", "shrinkage", "sbc",
+                                    "diagnosis"))
 
 
 def pooled_t(treated: np.ndarray, control: np.ndarray) -> tuple[float, float]:

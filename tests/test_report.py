@@ -333,3 +333,40 @@ def test_model_report_refuses_data_options_and_models_without_an_engine(capsys, 
         main(["report", "--model", "mathtest", "--out", str(tmp_path)])
     assert stopped.value.code == 2
     assert not (tmp_path / "index.html").exists()
+
+
+@pytest.mark.slow
+def test_a_mutants_report_shows_where_the_slip_is(tmp_path):
+    """The student's sampler with rnorm's sd given theta's variance: the page's verdict is FAILED
+    and its diagnosis names theta, its draws' SD far from the exact one, with the figure of the
+    worst coordinate."""
+    from dataclasses import replace
+
+    from hiercheck.validation.generic import GENERIC_QUICK
+    from hiercheck.validation.report import write_model_report
+
+    small = replace(GENERIC_QUICK, posterior_points=1, prior_points=1, consistency_draws=500,
+                    nuts_draws=300, nuts_tune=300, sweep_draws=600, sweep_tune=100)
+    path, verdict = write_model_report("student", tmp_path, settings=small,
+                                       mutant="draw_theta_variance_as_sd")
+    page = path.read_text(encoding="utf-8")
+    parser = PageParser()
+    parser.feed(page)
+    parser.close()
+    assert parser.mismatches == [] and parser.open == []
+    assert verdict.status == "failed"
+    assert "its mutant <code>draw_theta_variance_as_sd</code>" in page
+    assert ('<h3 id="diagnosis">' in page and "<td>theta</td>" in page
+            and "<th>sd_ratio</th>" in page)
+    frame = verdict.diagnose()
+    assert set(frame.block) == {"theta"}
+    # the variance v_i = sigma^2/(n_i + 1/tau^2) given as the SD: the ratio is sqrt(v_i), at
+    # least 1.6 for the largest school (sigma^2 about 85, n_i at most 32); 500 draws put about
+    # 3% of Monte Carlo error on a ratio
+    assert (frame.sd_ratio.dropna() > 1.4).all() and frame.sd_ratio.notna().any()
+    assert len(embedded_pngs(parser)) == 2  # the diagnosis, the densities
+
+
+def test_mutant_without_model_is_refused(capsys, tmp_path):
+    assert main(["report", "--mutant", "draw_theta_variance_as_sd", "--out", str(tmp_path)]) == 2
+    assert "--mutant is an option of --model" in capsys.readouterr().err

@@ -53,6 +53,24 @@ def test_each_slip_fails_consistency_at_its_own_block(mathtest, references, slip
     assert list(smallest[smallest < outcome.threshold].index) == [SLIPS[slip][0]]
 
 
+@pytest.mark.slow
+def test_scipys_inverse_gamma_with_the_rate_as_scale_passes(mathtest, references):
+    """The slip draw_tau2_scipy_scale_as_inverse_rate is the scale's only wrong reading: scipy's
+    invgamma.rvs(shape, scale=rate) is tau^2's conditional, and consistency passes it."""
+    from scipy import stats
+
+    P = mathtest.m
+
+    def draw_tau2(rng, state, data):
+        rate = (1 + np.sum((state["theta"] - state["mu"]) ** 2) / state["sigma2"]) / 2
+        return stats.invgamma.rvs((P + 1) / 2, scale=rate, random_state=rng)
+
+    sweep = {**student_conditionals(mathtest), "tau2": draw_tau2}
+    verdict = check_gibbs(references.model, sweep, checks=("consistency",),
+                          references=references)
+    assert verdict["consistency"].status == "passed", verdict
+
+
 def test_an_unknown_slip_is_refused(mathtest):
     with pytest.raises(SettingsError, match="unknown slip 'draw_mu_wrong'; slips are"):
         student_conditionals(mathtest, "draw_mu_wrong")

@@ -22,17 +22,19 @@ so adding a model is one line; `BuiltinModel.sample_nuts` samples any of them wi
 `hiercheck.samplers` (docs/derivation.md, sections 7 and 8). The flagship hierarchy comes twice:
 `mathtest` on the math-test data under the weakly informative priors, and `hierarchy-small` on
 eight simulated schools of 1 to 12 students, the flagship's small design, under its informative
-priors (where slips in the prior's constants show). `student` is the math-test hierarchy as
-students write it (`hiercheck.samplers.student`: sigma^2 and tau^2, the course's improper
-priors, one-state functions over the raw scores), with the slips of their ports as mutants. Both run the package's own conditionals
+priors (where slips in the prior's constants show). Both run the package's own conditionals
 (`hiercheck.samplers.gibbs`) and the mutants of `hiercheck.validation.mutants.CATALOGUE`, each
-wrapped into the generic signature, and the flagship's Gibbs sampler as their engine.
+wrapped into the generic signature, and the flagship's Gibbs sampler as their engine. `student`
+is the math-test hierarchy as students write it (`hiercheck.samplers.student`: sigma^2 and
+tau^2, the course's improper priors, one-state functions over the raw scores), with the slips
+of their ports as mutants and its own sweep as its engine.
 """
 
 from __future__ import annotations
 
 __all__ = ["BUILTIN_MODELS", "BuiltinModel", "course_model", "detection_matrix", "flagship_model",
-           "get_builtin", "models_with_engine", "student_entry", "wrap_flagship"]
+           "get_builtin", "models_with_engine", "student_entry", "sweep_to_check",
+           "wrap_flagship"]
 
 import importlib
 import time
@@ -324,8 +326,8 @@ def student_entry() -> BuiltinModel:
     Returns
     -------
     BuiltinModel
-        On the math-test data; its engine runs the student's own sweep. It is the flagship
-        hierarchy (`flagship`): its report is `hiercheck report --dataset mathtest`.
+        On the math-test data; its engine runs the student's own sweep, so its report is
+        `hiercheck report --model student` (with `--mutant`, a slip's and where it is).
     """
     def student():
         return importlib.import_module("hiercheck.samplers.student")
@@ -333,8 +335,7 @@ def student_entry() -> BuiltinModel:
     return BuiltinModel(load=_mathtest, build_model=lambda data: student().student_model(data),
                         conditionals=lambda: student().student_conditionals(_mathtest()),
                         mutants=lambda: student().mutants(_mathtest()),
-                        sample=lambda data, **settings: student().sample(data, **settings),
-                        flagship=True)
+                        sample=lambda data, **settings: student().sample(data, **settings))
 
 
 BUILTIN_MODELS: dict[str, BuiltinModel] = {
@@ -369,6 +370,36 @@ def get_builtin(name: str) -> BuiltinModel:
     except KeyError:
         raise SettingsError(f"unknown model {name!r}; built-in models are "
                             f"{', '.join(BUILTIN_MODELS)}") from None
+
+
+def sweep_to_check(name: str, mutant: str | None = None) -> Mapping:
+    """A built-in model's hand-derived sweep, or one of its mutants (a slip put in on purpose).
+
+    Parameters
+    ----------
+    name : str
+        A key of `BUILTIN_MODELS`.
+    mutant : str, optional
+        The name of one of the model's `mutants()`.
+
+    Returns
+    -------
+    Mapping
+        {name or tuple of names: draw(rng, state, data)}, in sweep order.
+
+    Raises
+    ------
+    SettingsError
+        If no built-in model has the name, or the model no mutant of that name.
+    """
+    builtin = get_builtin(name)
+    if mutant is None:
+        return builtin.conditionals()
+    mutants = builtin.mutants()
+    if mutant not in mutants:
+        raise SettingsError(f"the model {name} has no mutant {mutant!r}; its mutants are "
+                            f"{', '.join(mutants)}")
+    return mutants[mutant]
 
 
 def models_with_engine() -> tuple[str, ...]:

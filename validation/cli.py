@@ -228,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a built-in model with its own data and Gibbs engine: its sampler "
                              "beside NUTS and check_gibbs's verdict "
                              f"({', '.join(models_with_engine())})")
+    report.add_argument("--mutant", metavar="NAME",
+                        help="with --model: check one of the model's mutants (`hiercheck "
+                             "mutants --model NAME`) in place of its sweep; the page shows "
+                             "where the slip is")
     report.set_defaults(run=run_report)
 
     mutants = commands.add_parser(
@@ -516,7 +520,7 @@ def refuse_data_options(args, *others: tuple[str, object]) -> None:
 
 def run_model_validation(args) -> int:
     """`validate --model NAME`: check_gibbs on a built-in model with its own data and sweep."""
-    from .builtin_models import get_builtin
+    from .builtin_models import get_builtin, sweep_to_check
     from .generic import check_gibbs
 
     require_integer("--jobs", args.jobs)
@@ -525,13 +529,7 @@ def run_model_validation(args) -> int:
         raise SettingsError("--scheme is an option of the flagship's checks; with --model, "
                             "check_gibbs runs the model's own sweep through every check")
     builtin = get_builtin(args.model)
-    conditionals = builtin.conditionals()
-    if args.mutant:
-        mutants = builtin.mutants()
-        if args.mutant not in mutants:
-            raise SettingsError(f"the model {args.model} has no mutant {args.mutant!r}; its "
-                                f"mutants are {', '.join(mutants)}")
-        conditionals = mutants[args.mutant]
+    conditionals = sweep_to_check(args.model, args.mutant)
     folder = output_folder(args)
     subject = f"the mutant {args.mutant}" if args.mutant else "the hand-derived sweep"
     print(f"validating {subject} of the built-in model {args.model} with check_gibbs, "
@@ -547,33 +545,24 @@ def run_model_validation(args) -> int:
     return VERDICT_EXIT_CODES[verdict.status]
 
 
-DIAGNOSIS_COLUMNS = ["block", "coordinate", "state", "origin", "mean_shift", "sd_ratio",
-                     "exact", "fitted"]
-
-
 def print_diagnosis(verdict, folder: Path) -> list[Path]:
-    """After a verdict whose consistency check failed: where the slip is (`Verdict.diagnose`),
-    its worst rows printed, all of them in diagnosis.csv, and the worst coordinate's draws
-    against its exact conditional in diagnosis.png (when it has one).
+    """After a verdict whose consistency check failed: where the slip is
+    (`diagnose.explain_failure`), its worst rows printed, all of them in diagnosis.csv, and the
+    worst coordinate's draws against its exact conditional in diagnosis.png (when it has one).
     """
+    from .diagnose import SHOWN_COLUMNS, explain_failure
     from .plots import save
 
-    outcome = next((o for o in verdict.outcomes if o.check == "consistency"), None)
-    if outcome is None or outcome.status != "failed":
-        return []
-    try:
-        frame = verdict.diagnose()
-    except SettingsError:  # diagnose says why it cannot read this failure (a divergence)
+    frame, figure = explain_failure(verdict)
+    if frame is None:
         return []
     written = [folder / "diagnosis.csv"]
     frame.to_csv(written[0], index=False)
     print("\nwhere the slip is (Verdict.diagnose(); every row in diagnosis.csv):")
-    print(frame[DIAGNOSIS_COLUMNS].head(8).to_string(index=False))
-    try:
-        save(verdict.plot_diagnosis(), folder / "diagnosis.png")
+    print(frame[SHOWN_COLUMNS].head(8).to_string(index=False))
+    if figure is not None:
+        save(figure, folder / "diagnosis.png")
         written.append(folder / "diagnosis.png")
-    except SettingsError:
-        pass  # no failing coordinate has an exact conditional to draw against
     return written
 
 
@@ -846,9 +835,12 @@ def run_report(args) -> int:
         print(f"report on the built-in model {args.model} (check_gibbs, quick settings)",
               file=sys.stderr)
         path, verdict = write_model_report(args.model, output_folder(args), seed=args.seed,
-                                           progress=True)
+                                           progress=True, mutant=args.mutant)
         print(f"validation {verdict.status.upper()}; wrote {path}")
         return 0
+    if args.mutant:
+        raise SettingsError("--mutant is an option of --model: the report of the flagship's "
+                            "data checks the package's own derivation")
     data = load_data(args)
     priors = load_priors(args, data)
     print(f"report on {data.name} ({data.N} students in {data.m} schools)", file=sys.stderr)

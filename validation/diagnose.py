@@ -49,7 +49,7 @@ mean and variance z-scores.
 
 from __future__ import annotations
 
-__all__ = ["COLUMNS", "diagnose", "plot_diagnosis"]
+__all__ = ["COLUMNS", "SHOWN_COLUMNS", "diagnose", "explain_failure", "plot_diagnosis"]
 
 import zlib
 from collections.abc import Callable
@@ -73,6 +73,9 @@ if TYPE_CHECKING:
 
 COLUMNS = ["block", "coordinate", "state", "origin", "test", "p_holm", "mean_z", "var_z", "draws",
            "mean_shift", "sd_ratio", "corr_diff", "corr_pair", "family", "exact", "fitted"]
+# what a reader sees first (the command's printout, the report's table); the rest is in the frame
+SHOWN_COLUMNS = ["block", "coordinate", "state", "origin", "mean_shift", "sd_ratio", "exact",
+                 "fitted"]
 
 
 class _Marginal(NamedTuple):
@@ -239,6 +242,38 @@ def plot_diagnosis(verdict: Verdict, coordinate: str | None = None, draws: int |
                     f"({row.origin}): mean shift {row.mean_shift:.3g} exact SDs, "
                     f"SD ratio {row.sd_ratio:.3g}", fontsize=11)
     return figure
+
+
+def explain_failure(verdict: Verdict) -> tuple[pd.DataFrame | None, Figure | None]:
+    """What a command or a report shows after a verdict: the diagnosis when its consistency
+    check failed, and the worst coordinate's draws against its exact conditional.
+
+    Parameters
+    ----------
+    verdict : Verdict
+        Any verdict, of `check_gibbs` or `check_sampler`.
+
+    Returns
+    -------
+    frame : pandas.DataFrame or None
+        `diagnose(verdict)`; None when no consistency check failed, or when `diagnose` cannot
+        read the failure (a verdict of `check_sampler`, a sweep that diverged).
+    figure : matplotlib.figure.Figure or None
+        `plot_diagnosis(verdict)`; None with no frame, or when no failing coordinate has an
+        exact conditional to draw.
+    """
+    outcome = next((o for o in verdict.outcomes if o.check == "consistency"), None)
+    if outcome is None or outcome.status != "failed":
+        return None, None
+    try:
+        frame = diagnose(verdict)
+    except SettingsError:  # diagnose cannot read this failure, and has said why in its message
+        return None, None
+    try:
+        figure = plot_diagnosis(verdict)
+    except SettingsError:  # no failing coordinate has an exact conditional to draw against
+        figure = None
+    return frame, figure
 
 
 # -- the diagnosis -------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from hiercheck.models import GroupedData, Priors
 from hiercheck.models.engine import az
 from hiercheck.samplers import empirical_bayes
 
-from .builtin_models import get_builtin, models_with_engine
+from .builtin_models import get_builtin, models_with_engine, sweep_to_check
 from .engines import estimates_table, posterior_mean_kappa
 from .plots import figure_of, new_axes, plot_school_means
 from .result import ALPHA, Verdict
@@ -464,6 +464,7 @@ def validation_section(verdict: Verdict) -> list[str]:
         f"{status}</strong>. Each check holds its false-alarm rate at {ALPHA} (Holm-corrected "
         "inside it); value is the check's statistic, compared with the threshold.</p>",
         html_table(verdict_table, _verdict_class),
+        *diagnosis_section(verdict),
     ]
     for outcome in verdict.outcomes:
         if not outcome.check.startswith("sbc") or outcome.result is None:
@@ -476,6 +477,33 @@ def validation_section(verdict: Verdict) -> list[str]:
             "rank of each true value among its posterior draws is uniform, so the histograms "
             "are flat and the ECDF differences stay inside their 95% bands.",
             f"{outcome.check} rank histograms and ECDF plots"))
+    return parts
+
+
+def diagnosis_section(verdict: Verdict) -> list[str]:
+    """Where the slip is, after a verdict whose consistency check failed
+    (`diagnose.explain_failure`): the failing coordinates and the worst one's draws against its
+    exact conditional; nothing otherwise.
+    """
+    from .diagnose import SHOWN_COLUMNS, explain_failure
+
+    frame, figure = explain_failure(verdict)
+    if frame is None:
+        return []
+    parts = [
+        '<h3 id="diagnosis">Where the slip is</h3>',
+        "<p>Each failing draw function's coordinates at the consistency state where they "
+        "differ most (<code>Verdict.diagnose()</code>). mean_shift: the mean of the function's "
+        "draws minus the exact conditional's, in its SDs; sd_ratio: their SD over the exact "
+        "one (1 and 0 for a right function, within Monte Carlo error); exact and fitted: the "
+        "conditional's parameters, and the same family fitted to the function's draws.</p>",
+        html_table(frame[SHOWN_COLUMNS]),
+    ]
+    if figure is not None:
+        parts.append(figure_html(
+            figure, "The worst coordinate: the function's draws (histogram, empirical CDF) "
+                    "against its exact conditional (line).",
+            "the worst coordinate's draws against its exact conditional"))
     return parts
 
 
@@ -581,15 +609,21 @@ def plot_tracked_densities(sampled: Mapping[str, Mapping[str, np.ndarray]], data
     return axes
 
 
-def render_model(name: str, data, verdict: Verdict, sampled: dict, seconds: float) -> str:
-    """The page of a built-in model as a string."""
+def render_model(name: str, data, verdict: Verdict, sampled: dict, seconds: float,
+                 mutant: str | None = None) -> str:
+    """The page of a built-in model as a string; `mutant` names the sweep checked when it is
+    not the model's own.
+    """
     title = html.escape(name)
     status = verdict.status.upper()
+    checked = ("the derivation" if mutant is None else
+               f"its mutant <code>{html.escape(mutant)}</code>, a slip put in on purpose (the "
+               "Gibbs sampler above is the model's own, correct)")
     parts = [
         *page_head(title),
         f"<p>The built-in model {title}: its hand-derived Gibbs sampler beside PyMC's NUTS on "
         "the same PyMC model, under the data's default priors, and the verdict of "
-        f"<code>check_gibbs</code> on the derivation: <strong class=\"verdict-"
+        f"<code>check_gibbs</code> on {checked}: <strong class=\"verdict-"
         f"{verdict.status}\">{status}</strong>. Computed in {seconds:.0f} s.</p>",
         '<nav><a href="#data">data</a><a href="#engines">engines</a>'
         '<a href="#validation">validation</a></nav>',
@@ -611,10 +645,10 @@ def render_model(name: str, data, verdict: Verdict, sampled: dict, seconds: floa
 
 
 def write_model_report(name: str, folder: Path, *, seed: int = 0, quick: bool = True,
-                       settings: GenericSettings | None = None, progress: bool = False
-                       ) -> tuple[Path, Verdict]:
-    """`check_gibbs` on a built-in model's own sweep, its Gibbs engine and NUTS, drawn into
-    `folder/index.html`; returns its path and the verdict.
+                       settings: GenericSettings | None = None, progress: bool = False,
+                       mutant: str | None = None) -> tuple[Path, Verdict]:
+    """`check_gibbs` on a built-in model's own sweep (or one of its mutants), its Gibbs engine
+    and NUTS, drawn into `folder/index.html`; returns its path and the verdict.
 
     Parameters
     ----------
@@ -631,6 +665,9 @@ def write_model_report(name: str, folder: Path, *, seed: int = 0, quick: bool = 
         check_gibbs's settings, for a smaller run than the quick one.
     progress : bool, default False
         Show the checks' progress on stderr.
+    mutant : str, optional
+        One of the model's mutants to check in place of its own sweep; a failed verdict's page
+        shows where the slip is (`diagnosis_section`).
 
     Returns
     -------
@@ -642,7 +679,8 @@ def write_model_report(name: str, folder: Path, *, seed: int = 0, quick: bool = 
     Raises
     ------
     SettingsError
-        If `name` is not a built-in model, or one without its own Gibbs engine.
+        If `name` is not a built-in model, or one without its own Gibbs engine, or without the
+        mutant.
     """
     from . import generic
 
@@ -650,13 +688,14 @@ def write_model_report(name: str, folder: Path, *, seed: int = 0, quick: bool = 
     if name not in models_with_engine():
         raise SettingsError(f"the report of {name!r} is `hiercheck report --dataset`; --model "
                             f"serves {', '.join(models_with_engine())}")
+    sweep = sweep_to_check(name, mutant)
     started = time.perf_counter()
     data = builtin.load()
     model = builtin.build_model(data)
     if settings is None:
         settings = generic.GENERIC_QUICK if quick else generic.GENERIC_FULL
     references = generic.ModelReferences(model, settings, seed, name)
-    verdict = generic.check_gibbs(model, builtin.conditionals(), seed=seed,
+    verdict = generic.check_gibbs(model, sweep, seed=seed,
                                   references=references, progress=progress,
                                   batched=builtin.batched)
     gibbs = builtin.sample(data, draws=MODEL_DRAWS, chains=4, seed=seed)
@@ -664,7 +703,8 @@ def write_model_report(name: str, folder: Path, *, seed: int = 0, quick: bool = 
     sampled = {"gibbs": tracked_draws({v: gibbs.posterior[v].values for v in variables},
                                       variables),
                "nuts": tracked_draws(references.nuts, variables)}
-    page = render_model(name, data, verdict, sampled, time.perf_counter() - started)
+    page = render_model(name, data, verdict, sampled, time.perf_counter() - started,
+                        mutant)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "index.html"
     path.write_text(page, encoding="utf-8")
