@@ -84,7 +84,7 @@ from hiercheck.errors import ConjugacyError, require_integer
 from hiercheck.models.joint import joint_terms
 from hiercheck.samplers.distributions import draw_inverse_wishart
 
-from .pymc_model import CompiledModel, batched_like, batched_linear_algebra, quiet_pytensor
+from .pymc_model import CompiledModel, batched_like, compile_batched
 
 if TYPE_CHECKING:
     import arviz as az
@@ -187,7 +187,6 @@ class _Evaluator:
 
     @cached_property
     def _function(self):
-        import pytensor
         import pytensor.tensor as pt
         from pytensor.graph.replace import vectorize_graph
 
@@ -198,13 +197,7 @@ class _Evaluator:
                                replace=batched)
         wrt = [batched[density.values[name]] for name in self.wrt]
         gradients = pt.grad(pt.add(*sums).sum(), wrt, disconnected_inputs="ignore") if wrt else []
-        # PyTensor's (2.38) rewrite of log(det(X)) into slogdet asserts a single matrix, and
-        # fails on the batched determinant of a Wishart's density: left out
-        mode = pytensor.compile.mode.get_default_mode().excluding("slogdet_specialization")
-        with quiet_pytensor():
-            return pytensor.function(list(batched.values()),
-                                     batched_linear_algebra([*sums, *gradients]),
-                                     on_unused_input="ignore", mode=mode)
+        return compile_batched(list(batched.values()), [*sums, *gradients])
 
     def __call__(self, points: dict[str, np.ndarray]
                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:

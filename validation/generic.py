@@ -104,6 +104,10 @@ GEWEKE_LEVELS = (0.1, 0.5, 0.9)
 SBC_UNIT, SBC_BATCH_UNIT = 10, 50
 GEWEKE_GROUP, GEWEKE_BATCH_GROUP = 25, 100
 MAX_SBC_THIN = 50
+CHAIN_ROUNDS = (25, 75, 300)  # steps of each kind of a coupled reference's chains, per round
+OVERDISPERSION = 3.0       # half the reference chains start this much wider than the others
+CERTIFY_ALPHA = 0.001      # their two halves differ below this (Holm within the component)
+MIN_MOVES = 5              # accepted independence proposals per reference chain in its last round
 TERMS_PER_CALL = 2_000_000  # rows x terms of one batched evaluation (memory, not speed)
 SUPPORT_HINTS = {"log-cholesky": " (a covariance matrix must be symmetric positive definite)",
                  "simplex": " (the values must be positive and sum to one)"}
@@ -470,6 +474,20 @@ def sweep(rng: np.random.Generator, states: dict, batch: Batch, blocks: tuple[Bl
 
 # -- what every check of one model shares ---------------------------------------------------------
 
+def _refuse_untransformed_matrices(model: pm.Model) -> None:
+    """A free `pm.Wishart` has no transform in PyMC 5.28: NUTS cannot move it (PyMC says so),
+    and a step of its entries leaves the symmetric positive definite matrices, where its density
+    raises. The checks need both, so such a model is refused, with what to write instead.
+    """
+    for rv in model.free_RVs:
+        if "Wishart" in type(rv.owner.op).__name__ and model.rvs_to_transforms.get(rv) is None:
+            raise SettingsError(
+                f"the free variable {rv.name!r} is a pm.Wishart, which PyMC gives no transform: "
+                "NUTS cannot sample it and the checks cannot move it; write its inverse with "
+                "hiercheck.models.inverse_wishart.inverse_wishart (a covariance), or a "
+                "covariance with pm.LKJCholeskyCov")
+
+
 class ModelReferences:
     """The compiled model, NUTS on its data and the consistency states, computed once and shared
     by every `check_gibbs` call on the same model (a set of mutants, say).
@@ -492,7 +510,8 @@ class ModelReferences:
     Raises
     ------
     SettingsError
-        If the model has no observed variable or no free variable (`CompiledModel`).
+        If the model has no observed variable or no free variable (`CompiledModel`), or a free
+        `pm.Wishart` (`_refuse_untransformed_matrices`).
 
     Attributes
     ----------
@@ -518,6 +537,7 @@ class ModelReferences:
                  seed: SeedLike = 0, name: str | None = None, cache: DiskCache | None = None):
         self.model = model
         self.compiled = CompiledModel(model)
+        _refuse_untransformed_matrices(model)
         self.cache = cache if cache is not None else DiskCache()
         self.settings = settings
         self.name = name or model.name or "the PyMC model"
@@ -758,7 +778,8 @@ class GenericConsistency(CheckTable):
     ----------
     table : pandas.DataFrame
         The tests, with `reference` (what the block was compared with at the state: "exact
-        <family>", "grid", "enumeration" or "chains"), `p_holm` and `agree`.
+        <family>", "grid", "enumeration" or "chains"; for chains, their acceptance rate and
+        their certification's p-value, `_halves_agree`), `p_holm` and `agree`.
     alpha : float
         The family-wise false-alarm rate.
     unsupported : tuple of str
@@ -766,8 +787,8 @@ class GenericConsistency(CheckTable):
         elements with others).
     skipped : tuple of str
         "block at <origin> state k (why)" for each state at which the block's conditional
-        could not be tabulated: no reference, so the block is not judged there and the check
-        is at best incomplete.
+        could not be tabulated, or its reference chains were not certified: no reference, so
+        the block is not judged there and the check is at best incomplete.
     """
 
     alpha: float
@@ -1054,12 +1075,27 @@ def _discrete_tests(draws: np.ndarray, conditional: _DiscreteConditional) -> lis
 
 @dataclass(frozen=True)
 class _JointReference:
-    """Draws of a coupled component's conditional, and the affine map that whitens it."""
+    """Draws of a coupled component's conditional, the affine map that whitens it, the chains'
+    acceptance rate, and the Holm-adjusted p-value of their certification (`_halves_agree`).
+    """
 
     draws: np.ndarray
     center: np.ndarray
     cholesky: np.ndarray
     acceptance: float
+    certification: float
+    moves: float
+
+    @property
+    def certified(self) -> bool:
+        """Whether its chains accepted at least `MIN_MOVES` independence proposals each (on
+        average) in their last round, and their two halves agree there.
+        """
+        return self.moves >= MIN_MOVES and self.certification > CERTIFY_ALPHA
+
+
+class UncertifiedReference(Exception):
+    """Reference chains that did not pass their certification: the block is not judged there."""
 
 
 def _joint_reference(log_density, start: np.ndarray, size: int, rng) -> _JointReference:
@@ -1075,12 +1111,17 @@ def _joint_references(log_density, starts: np.ndarray, size: int, rng) -> list[_
     component's log conditional density, which must not depend on the other components (they
     share no term of the joint density), so one evaluation of the model serves all C.
 
-    Each draw comes from its own Markov chain, started from a multivariate t (5 degrees of
-    freedom) about the component's Laplace approximation and moved by alternating independence
-    Metropolis-Hastings steps (that t as proposal) and random-walk steps, 25 of each; 100 of
-    each if some component's independence proposals are accepted less than 25% of the time.
-    The chains' law approaches the conditional geometrically in the number of steps; each
-    component's acceptance rate is reported.
+    Each draw comes from its own Markov chain, moved by alternating independence
+    Metropolis-Hastings steps (a multivariate t, 5 degrees of freedom, about the component's
+    Laplace approximation, as proposal) and random-walk steps. Every other chain starts from that
+    t, the rest from it spread `OVERDISPERSION` times wider about the mode. The chains run in
+    `CHAIN_ROUNDS` of steps of each kind, until every component's proposals are accepted at
+    least 25% of the time and it is `certified`: each chain took `MIN_MOVES` independence
+    proposals on average in the round (random-walk steps may all be accepted where they are
+    too small to leave a neck; a chain that never jumps stays where it started), and its two sets of chains agree (`_halves_agree`; had they not forgotten their
+    starts, the two would differ). The chains' law approaches the conditional geometrically in
+    the number of steps; the acceptance rate, the moves and the certification's p-value are
+    reported, and the caller refuses a component that was never certified.
     """
     count, d = starts.shape
     modes, negative_hessians = _joint_modes(log_density, starts)  # the Laplace approximations
@@ -1102,9 +1143,12 @@ def _joint_references(log_density, starts: np.ndarray, size: int, rng) -> list[_
         return -0.5 * (nu + d) * np.log1p((z**2).sum(-1) / nu)
 
     u = proposal()
+    wide = np.arange(size) % 2 == 1
+    u[wide] = modes + OVERDISPERSION * (u[wide] - modes)
     current, current_q = log_density(u), log_q(u)
-    for steps in (25, 75):
-        accepted = np.zeros(count)
+    current[np.isnan(current)] = -np.inf  # a start without a density: its first move is taken
+    for steps in CHAIN_ROUNDS:
+        accepted, moves = np.zeros(count), np.zeros(count)
         for _ in range(steps):
             candidate = proposal()
             candidate_lp, candidate_q = log_density(candidate), log_q(candidate)
@@ -1113,16 +1157,35 @@ def _joint_references(log_density, starts: np.ndarray, size: int, rng) -> list[_
             u[accept], current[accept] = candidate[accept], candidate_lp[accept]
             current_q[accept] = candidate_q[accept]
             accepted += accept.mean(axis=0) / steps
+            moves += accept.mean(axis=0)
             walk = u + 2.38 / np.sqrt(d) * np.einsum(
                 "cij,scj->sci", choleskys, rng.standard_normal((size, count, d)))
             walk_lp, walk_q = log_density(walk), log_q(walk)
             accept = np.log(rng.uniform(size=(size, count))) < walk_lp - current
             u[accept], current[accept] = walk[accept], walk_lp[accept]
             current_q[accept] = walk_q[accept]
-        if accepted.min() >= 0.25:
+        certification = _halves_agree(np.einsum("cij,scj->sci", inverses, u - modes), wide)
+        references = [_JointReference(u[:, c].copy(), modes[c], choleskys[c], float(accepted[c]),
+                                      float(certification[c]), float(moves[c]))
+                      for c in range(count)]
+        if accepted.min() >= 0.25 and all(reference.certified for reference in references):
             break
-    return [_JointReference(u[:, c].copy(), modes[c], choleskys[c], float(accepted[c]))
-            for c in range(count)]
+    return references
+
+
+def _halves_agree(z: np.ndarray, wide: np.ndarray) -> np.ndarray:
+    """For each of C components, the smallest Holm-adjusted p-value of two-sample
+    Kolmogorov-Smirnov tests between the chains started wide and the others: of each whitened
+    coordinate, and of |z|^2 (z (size, C, d)). Chains that have forgotten their starts are two
+    samples of one law.
+    """
+    with np.errstate(invalid="ignore"):
+        features = np.concatenate([z, (z**2).sum(-1, keepdims=True)], axis=-1)  # (size, C, d+1)
+    finite = np.isfinite(features).all(axis=(1, 2))
+    if finite.sum() < 0.9 * len(z) or (finite & wide).sum() < 2 or (finite & ~wide).sum() < 2:
+        return np.zeros(z.shape[1])  # chains with no density are not a reference
+    p = st.ks_2samp(features[finite & wide], features[finite & ~wide], axis=0).pvalue  # (C, d+1)
+    return np.array([holm_adjust(row).min() for row in np.atleast_2d(p)])
 
 
 def _by_size(components: list[np.ndarray]) -> list[list[np.ndarray]]:
@@ -1237,9 +1300,10 @@ def _consistency_tests(run: _SweepRun, seed, alpha: float, factor: int = 1) -> G
             try:
                 tested = _block_at_state(run, block, layout, dependencies, singles, coupled,
                                          x, u, rng, point, origin, seed, factor)
-            except PriorError as error:
+            except (PriorError, UncertifiedReference) as error:
                 # a conditional the grid cannot resolve (a prior draw far in a tail, a density
-                # with steps: a change point) is no reference: the block is not judged there
+                # with steps: a change point), or chains that did not converge (a funnel), is no
+                # reference: the block is not judged there
                 skipped.append(f"{block.key} at {origin} state {point} ({error})")
                 continue
             rows += tested.rows
@@ -1465,7 +1529,7 @@ def _exact_reference(conditional: ConjugateConditional, compiled, layout, single
         whitening = flat[2 * size:, component]
         joints.append((component, _JointReference(
             flat[:2 * size, component], whitening.mean(axis=0),
-            np.linalg.cholesky(np.cov(whitening, rowvar=False)), 1.0)))
+            np.linalg.cholesky(np.cov(whitening, rowvar=False)), 1.0, 1.0, np.inf)))
     return _BlockReference(flat[:size], singles, scalars, np.array([], dtype=int), [], joints,
                            conditional.family)
 
@@ -1499,6 +1563,13 @@ def _block_reference(compiled, layout, dependencies, singles, coupled, u, size, 
             return _summed(_log_terms(compiled, layout, u, full), columns)
         references_of_group = _joint_references(log_density, center[indices], 2 * size, rng)
         for component, reference in zip(group, references_of_group):
+            if not reference.certified:
+                raise UncertifiedReference(
+                    f"the reference chains of {_component_name(layout, component)} were not "
+                    f"certified in {sum(CHAIN_ROUNDS)} steps of each kind: in the last "
+                    f"{CHAIN_ROUNDS[-1]}, each took {reference.moves:.3g} independence proposals "
+                    f"on average (at least {MIN_MOVES} needed), and those started {OVERDISPERSION:g} "
+                    f"times wider differ from the others with p {reference.certification:.2g}")
             starts[:, component] = reference.draws[:size]
             joints.append((component, reference))
     return _BlockReference(starts, continuous, grids, discrete, pmfs, joints)
@@ -1582,7 +1653,8 @@ def _block_at_state(run, block, layout, dependencies, singles, coupled, x, u, rn
         name = _component_name(layout, component)
         rows += [common | {"coordinate": name, "test": test, "statistic": s, "p": p,
                            "reference": reference.kind("chains"),
-                           "reference_acceptance": joint.acceptance}
+                           "reference_acceptance": joint.acceptance,
+                           "reference_certification": joint.certification}
                  for test, s, p in two_sample_tests(mine, theirs)]
         whitened[0].append(mine)
         whitened[1].append(theirs)
@@ -2189,6 +2261,15 @@ def _run_checks(run: _SweepRun, checks: list[str], runs: dict[str, Callable[[], 
                      out=out and Path(out), progress=progress, before_forking=before_forking)
 
 
+def _skipped_summary(skipped: tuple[str, ...]) -> str:
+    """The states the consistency check could not judge, for the verdict's line: the first in
+    full, the rest counted (`GenericConsistency.skipped` lists every one).
+    """
+    more = (f"; and {len(skipped) - 1} more (the consistency result's `skipped` lists them)"
+            if len(skipped) > 1 else "")
+    return f"no reference could be made for {skipped[0]}{more}"
+
+
 def _consistency_outcome(run: _SweepRun, seed) -> CheckOutcome:
     """The consistency check's row: failed where a tested block differs, else incomplete where
     a block could not be tested or a state was skipped, else passed.
@@ -2196,10 +2277,9 @@ def _consistency_outcome(run: _SweepRun, seed) -> CheckOutcome:
     outcome = timed("consistency", MIN_HOLM_P, lambda: consistency_check(run, seed),
                     p_value_summary)
     result = outcome.result
-    unchecked = [*result.unsupported,
-                 *(["no reference could be tabulated for " + "; ".join(result.skipped)]
-                   if result.skipped else [])]
+    unchecked = [*result.unsupported, *([_skipped_summary(result.skipped)] if result.skipped
+                                        else [])]
     if outcome.passed and unchecked:
         return cannot_verify("consistency", "; ".join(unchecked), outcome.value, ALPHA,
-                             outcome.seconds, outcome.table)
+                             outcome.seconds, outcome.table, result)
     return outcome

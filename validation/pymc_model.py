@@ -31,7 +31,7 @@ over points (`batched_linear_algebra`).
 from __future__ import annotations
 
 __all__ = ["CompiledModel", "IMPROPER_PRIORS", "Variable", "batched_like", "batched_linear_algebra",
-           "quiet_pytensor"]
+           "compile_batched", "quiet_pytensor"]
 
 import logging
 import warnings
@@ -224,7 +224,6 @@ class CompiledModel:
 
     @cached_property
     def _evaluate(self):
-        import pytensor
         from pytensor.graph.replace import vectorize_graph
 
         model = self.model
@@ -235,11 +234,8 @@ class CompiledModel:
         batched = {var: batched_like(var, var.name) for var in value_vars}
         batched |= {var: batched_like(var, f"{rv.name}_observed")
                     for rv, var in zip(model.observed_RVs, observed_values)}
-        outputs = batched_linear_algebra(vectorize_graph([*terms.values(), *natural],
-                                                          replace=batched))
-        with quiet_pytensor():
-            function = pytensor.function(list(batched.values()), outputs,
-                                         on_unused_input="ignore")
+        function = compile_batched(list(batched.values()),
+                                   vectorize_graph([*terms.values(), *natural], replace=batched))
         return function, list(terms), len(terms)
 
     def evaluate(self, u: dict[str, np.ndarray], observed: dict[str, np.ndarray] | None = None
@@ -321,7 +317,6 @@ class CompiledModel:
 
     @cached_property
     def _to_unconstrained(self):
-        import pytensor
         from pytensor.graph.replace import vectorize_graph
 
         model = self.model
@@ -330,9 +325,7 @@ class CompiledModel:
             transform = model.rvs_to_transforms.get(rv)
             graphs.append(rv if transform is None else transform.forward(rv, *rv.owner.inputs))
         inputs = {rv: batched_like(rv, rv.name) for rv in model.free_RVs}
-        outputs = vectorize_graph(graphs, replace=inputs)
-        with quiet_pytensor():
-            return pytensor.function(list(inputs.values()), outputs, on_unused_input="ignore")
+        return compile_batched(list(inputs.values()), vectorize_graph(graphs, replace=inputs))
 
     def to_unconstrained(self, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """PyMC's forward transforms applied to natural values x (every variable, (K, *shape)).
@@ -356,16 +349,13 @@ class CompiledModel:
 
     @cached_property
     def _to_natural(self):
-        import pytensor
         from pytensor.graph.replace import vectorize_graph
 
         model = self.model
         natural = model.replace_rvs_by_values(model.free_RVs)
         inputs = {model.rvs_to_values[rv]: batched_like(model.rvs_to_values[rv], rv.name)
                   for rv in model.free_RVs}
-        outputs = vectorize_graph(natural, replace=inputs)
-        with quiet_pytensor():
-            return pytensor.function(list(inputs.values()), outputs, on_unused_input="ignore")
+        return compile_batched(list(inputs.values()), vectorize_graph(natural, replace=inputs))
 
     def to_natural(self, u: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """PyMC's backward transforms applied to unconstrained values u (every variable,
@@ -523,6 +513,34 @@ def batched_like(variable: TensorVariable, name: str) -> TensorVariable:
     import pytensor.tensor as pt
 
     return pt.tensor(name=name, shape=(None, *variable.type.shape), dtype=variable.type.dtype)
+
+
+def compile_batched(inputs: list, outputs: list):
+    """A PyTensor function of graphs vectorized over a leading batch axis, their linear algebra
+    batched by numpy (`batched_linear_algebra`), compiled quietly.
+
+    PyTensor's (2.38) rewrite of log(det(X)) into slogdet asserts a single matrix and fails on
+    the batched determinant of a Wishart's density, so it is left out.
+
+    Parameters
+    ----------
+    inputs : list of pytensor.tensor.TensorVariable
+        The function's arguments, in order; those the outputs do not read are accepted and
+        ignored.
+    outputs : list of pytensor.tensor.TensorVariable
+        The graphs, vectorized over a leading batch axis.
+
+    Returns
+    -------
+    pytensor.compile.function.types.Function
+        The compiled function, returning one array per output.
+    """
+    import pytensor
+
+    mode = pytensor.compile.mode.get_default_mode().excluding("slogdet_specialization")
+    with quiet_pytensor():
+        return pytensor.function(inputs, batched_linear_algebra(outputs),
+                                 on_unused_input="ignore", mode=mode)
 
 
 def batched_linear_algebra(outputs: list) -> list:

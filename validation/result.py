@@ -573,7 +573,7 @@ def not_applicable(check: str, reason: str) -> CheckOutcome:
 
 
 def cannot_verify(check: str, reason: str, value: float, threshold: float, seconds: float,
-                  table: pd.DataFrame) -> CheckOutcome:
+                  table: pd.DataFrame, result: object = None) -> CheckOutcome:
     """A check that could not reach a verdict: it refuses to pass, and is incomplete.
 
     Parameters
@@ -588,6 +588,8 @@ def cannot_verify(check: str, reason: str, value: float, threshold: float, secon
         How long it took.
     table : pandas.DataFrame
         Its table.
+    result : object, optional
+        Its full result, where it has one (what it did check, and what it could not).
 
     Returns
     -------
@@ -595,7 +597,7 @@ def cannot_verify(check: str, reason: str, value: float, threshold: float, secon
         Its row, incomplete, its statistic "cannot verify: <reason>".
     """
     return CheckOutcome(check, f"cannot verify: {reason}", float(value), float(threshold), False,
-                        seconds, table, unverified=f"cannot verify: {reason}")
+                        seconds, table, result, unverified=f"cannot verify: {reason}")
 
 
 # -- the detection matrix as Markdown -------------------------------------------------------------
