@@ -248,7 +248,7 @@ def test_a_batch_of_states_gets_each_states_own_conditional(values, states, shar
     batch = assert_each_state_alone((gibbs.beta_conditional, gibbs.m_conditional,
                                      gibbs.Sigma_conditional, gibbs.lam_conditional),
                                     [near, far], data, alone, rtol=1e-10)
-    for sampler in [gibbs.conditionals()] + [sweep for _, sweep in gibbs.MUTANTS.values()]:
+    for sampler in [gibbs.conditionals()] + [mutant for _, mutant in gibbs.MUTANTS.values()]:
         for name, draw in sampler.items():
             drawn = draw(np.random.default_rng(0), batch, data)
             assert np.shape(drawn) == (2, *np.shape(near[name])), (draw.__name__, name)
