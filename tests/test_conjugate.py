@@ -578,3 +578,19 @@ def test_check_gibbs_refuses_a_free_wishart_with_what_to_write_instead():
     with pytest.raises(SettingsError, match="'Lam' is a pm.Wishart, which PyMC gives no "
                                             "transform.*inverse_wishart"):
         check_gibbs(model, auto_gibbs(model), batched=True)
+
+
+def test_a_rate_far_in_a_tail_is_fitted_about_the_mode():
+    """theta_i | a, y ~ Gamma(a + y_i, 2) asked at tiny theta, where (alpha - 1)/x drowns the
+    rate in rounding: the parameters are those of the closed form at any state, from 1e-200 to
+    1e30 (before, the fit failed at 1e-30 and the rate was 6e-7 off at 1e-9)."""
+    counts = np.array([0, 2, 1, 5])
+    with pm.Model() as model:
+        a = pm.Exponential("a", 20.0)
+        theta = pm.Gamma("theta", a, 1.0, shape=counts.size)
+        pm.Poisson("y", theta, observed=counts)
+    conditional = conjugate_conditionals(model)["theta"]
+    for x in (1e-200, 1e-30, 1e-9, 1.0, 1e30):
+        found = conditional.parameters({"a": 0.0529, "theta": np.full(counts.size, x)})
+        np.testing.assert_allclose(found["alpha"], 0.0529 + counts, rtol=1e-9)
+        np.testing.assert_allclose(found["beta"], 2.0, rtol=1e-9)

@@ -30,6 +30,11 @@ How each family is fitted, at one state or a batch of them in one evaluation of 
   gradient of the log density is eta . T'(x) (gamma: (alpha - 1)/x - beta), linear in eta, so
   two points give eta; two more, every element moved by its own factor, must agree with it to
   `RTOL` of the gradient's scale. An element whose conditional reads another element fails that.
+  Far in a tail one term of the gradient drowns the other in rounding (a gamma's (alpha - 1)/x
+  beside its rate at x = 1e-30: the fit failed there, and at 1e-9 its rate was 6e-7 off); where a
+  parameter's rounding error exceeds
+  `DETERMINED` of itself, every element is fitted again about its mode on the line scale, found
+  by bisecting the sign of the slope there.
 - The quadratic families (normal, mvnormal), on R^n: the gradient is affine, h - P x, exactly
   when the log density is quadratic. P is found by moving the elements (all of a colour at once,
   when the structure is known), the mean is x + P^{-1} g(x), and the gradient at two draws of
@@ -95,6 +100,10 @@ if TYPE_CHECKING:
 FAMILIES = ("normal", "mvnormal", "gamma", "inversegamma", "beta", "dirichlet", "wishart",
             "inversewishart")
 RTOL = 1e-7               # a fit's residual, relative to the scale of what it fits
+ROUNDING = 1e-13          # a gradient's rounding error, relative to its largest term
+DETERMINED = 1e-6         # a parameter's rounding error, relative to itself, at most
+LINE_DOUBLINGS = 11       # brackets of a scalar's mode: steps of 1, 2, 4, ... on the line scale
+LINE_BISECTIONS = 40      # then halvings of the bracket
 RECOGNITION_STATES = 3
 MAX_TUPLE_VARIABLES = 6   # 2^6 subsets of normal variables at most are tried as tuples
 TERMS_PER_CALL = 4_000_000  # points x model size of one evaluation (memory, not speed)
@@ -321,25 +330,76 @@ class _Scalar:
 
     family: str
     structure = "elementwise"
+    line_limit: float  # |z| beyond which x(z) rounds to an end of the interval
 
     def fit(self, at: _At) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Parameters (B, n) each, and whether each state passed (B,)."""
+        """Parameters (B, n) each, and whether each state passed (B,). Where rounding leaves a
+        parameter undetermined at the state (far in a tail: a gamma's rate beside (alpha - 1)/x
+        at x = 1e-30), every element is fitted again about its mode on the line scale
+        (`_line_modes`); a parameter still undetermined there fails the state.
+        """
         z0 = self.to_line(at.x0)
+        parameters, ok, determined = self._fit_about(at, z0)
+        if not determined.all():
+            parameters, ok, determined = self._fit_about(at, self._line_modes(at, z0))
+        return parameters, ok & determined.all(axis=1)
+
+    def _fit_about(self, at: _At, z0: np.ndarray
+                   ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """Parameters fitted at z0 -+ 0.25 (line scale, (B, n)) and verified at two more
+        points, whether each state passed (B,), and whether each element's parameters are
+        determined (B, n): eta's error from rounding the gradient (`ROUNDING` of its scale,
+        through the features) below `DETERMINED` of each parameter (each is eta + a constant).
+        """
         offsets = np.stack([np.full(z0.shape[1], -0.25), np.full(z0.shape[1], 0.25),
                             *_verification_offsets((2, z0.shape[1]))])  # (4, n)
         x = self.from_line(z0[:, None, :] + offsets)
         _, g = at.evaluate(x)
         phi = self.features(x)  # (B, 4, n, 2)
         a, b = phi[:, :2, :, 0], phi[:, :2, :, 1]
-        det = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
-        eta = np.stack([(g[:, 0] * b[:, 1] - g[:, 1] * b[:, 0]) / det,
-                        (a[:, 0] * g[:, 1] - a[:, 1] * g[:, 0]) / det], axis=-1)  # (B, n, 2)
-        terms = phi[:, 2:] * eta[:, None]
-        scale = np.abs(terms).sum(-1) + np.abs(g[:, 2:])
-        exact = np.abs(terms.sum(-1) - g[:, 2:]) <= RTOL * scale
-        parameters = self.parameters(eta[..., 0], eta[..., 1])
-        proper = np.all([np.all(value > 0, axis=-1) for value in parameters.values()], axis=0)
-        return parameters, np.all(exact, axis=(1, 2)) & proper & np.isfinite(eta).all((1, 2))
+        # far in a tail the terms overflow or cancel; `determined` then says so
+        with np.errstate(all="ignore"):
+            det = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+            eta = np.stack([(g[:, 0] * b[:, 1] - g[:, 1] * b[:, 0]) / det,
+                            (a[:, 0] * g[:, 1] - a[:, 1] * g[:, 0]) / det], axis=-1)  # (B, n, 2)
+            terms = phi[:, 2:] * eta[:, None]
+            scale = np.abs(terms).sum(-1) + np.abs(g[:, 2:])
+            exact = np.abs(terms.sum(-1) - g[:, 2:]) <= RTOL * scale
+            parameters = self.parameters(eta[..., 0], eta[..., 1])
+            proper = np.all([np.all(value > 0, axis=-1) for value in parameters.values()],
+                            axis=0)
+            ok = np.all(exact, axis=(1, 2)) & proper & np.isfinite(eta).all((1, 2))
+            fit_scale = np.abs(g[:, :2]) + np.abs(phi[:, :2] * eta[:, None]).sum(-1)  # (B, 2, n)
+            error = ROUNDING * (fit_scale[..., None] / np.abs(phi[:, :2])).max(axis=1)
+            values = np.stack(list(parameters.values()), axis=-1)                  # (B, n, 2)
+            determined = np.all(error <= DETERMINED * np.abs(values), axis=-1)
+        return parameters, ok, determined
+
+    def _line_modes(self, at: _At, z0: np.ndarray) -> np.ndarray:
+        """Each element's mode on the line scale, where the slope of log p(x(z)) + log x'(z)
+        changes sign: bracketed by steps doubling from z0 towards it (`LINE_DOUBLINGS`), then
+        bisected (`LINE_BISECTIONS`). An element without a sign change stays at the far end
+        of its bracket, where its fit fails.
+        """
+        def sign_of_slope(z):
+            x = self.from_line(np.clip(z, -self.line_limit, self.line_limit))
+            _, g = at.evaluate(x[:, None, :])
+            with np.errstate(all="ignore"):
+                return np.sign(self.line_slope(x, g[:, 0]))
+
+        direction = sign_of_slope(z0)
+        inner, outer = z0.copy(), z0 + direction
+        for _ in range(LINE_DOUBLINGS):
+            crossed = sign_of_slope(outer) != direction
+            if crossed.all():
+                break
+            inner = np.where(crossed, inner, outer)
+            outer = np.where(crossed, outer, z0 + 2 * (outer - z0))
+        for _ in range(LINE_BISECTIONS):
+            middle = (inner + outer) / 2
+            before = sign_of_slope(middle) == direction
+            inner, outer = np.where(before, middle, inner), np.where(before, outer, middle)
+        return np.clip((inner + outer) / 2, -self.line_limit, self.line_limit)
 
 
 class _Gamma(_Scalar):
@@ -348,6 +408,12 @@ class _Gamma(_Scalar):
     family = "gamma"
     natural = "(alpha - 1) log {x} - beta {x} + const"
     to_line, from_line = staticmethod(np.log), staticmethod(np.exp)
+    line_limit = 700.0  # e^700 is finite
+
+    @staticmethod
+    def line_slope(x, g):
+        """d/dz of log p(e^z) + z: alpha - beta x for the gamma."""
+        return x * g + 1
 
     @staticmethod
     def features(x):
@@ -386,6 +452,12 @@ class _Beta(_Scalar):
 
     family = "beta"
     natural = "(alpha - 1) log {x} + (beta - 1) log(1 - {x}) + const"
+    line_limit = 36.0  # 1 - expit(36) is still above 0
+
+    @staticmethod
+    def line_slope(x, g):
+        """d/dz of log p(expit z) + log x(1 - x): alpha (1 - x) - beta x."""
+        return x * (1 - x) * g + 1 - 2 * x
 
     @staticmethod
     def to_line(x):

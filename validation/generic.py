@@ -107,6 +107,7 @@ MAX_SBC_THIN = 50
 CHAIN_ROUNDS = (25, 75, 300)  # steps of each kind of a coupled reference's chains, per round
 OVERDISPERSION = 3.0       # half the reference chains start this much wider than the others
 CERTIFY_ALPHA = 0.001      # their two halves differ below this (Holm within the component)
+UNREPRESENTABLE = 1e-9     # a conditional's mass beyond floating point: no reference above it
 MIN_MOVES = 5              # accepted independence proposals per reference chain in its last round
 TERMS_PER_CALL = 2_000_000  # rows x terms of one batched evaluation (memory, not speed)
 SUPPORT_HINTS = {"log-cholesky": " (a covariance matrix must be symmetric positive definite)",
@@ -1524,6 +1525,14 @@ def _exact_reference(conditional: ConjugateConditional, compiled, layout, single
     # a scalar family's block is one variable, so flat element j is the variable's element j
     scalars = [_ExactScalar(conditional.family, tuple(
         float(np.reshape(parameters[p], -1)[j]) for p in family.parameters)) for j in singles]
+    for j, scalar in zip(singles, scalars):
+        beyond = _mass_beyond_floats(family, scalar.parameters)
+        if beyond > UNREPRESENTABLE:
+            shown = ", ".join(f"{p}={v:.3g}" for p, v in zip(family.parameters, scalar.parameters))
+            raise UncertifiedReference(
+                f"{layout.labels[j]}'s conditional, {conditional.family}({shown}), puts "
+                f"{beyond:.2g} of its mass where floating point has no number but the end of "
+                "its support (any draw of it, the user's too, rounds to 0 or 1 there)")
     joints = []
     for component in coupled:
         whitening = flat[2 * size:, component]
@@ -1532,6 +1541,20 @@ def _exact_reference(conditional: ConjugateConditional, compiled, layout, single
             np.linalg.cholesky(np.cov(whitening, rowvar=False)), 1.0, 1.0, np.inf)))
     return _BlockReference(flat[:size], singles, scalars, np.array([], dtype=int), [], joints,
                            conditional.family)
+
+
+def _mass_beyond_floats(family: _ScalarFamily, parameters: tuple[float, ...]) -> float:
+    """The probability the family gives to values that round to an end of its support: below
+    the smallest normal float (and, for a beta, above 1 - 2^-53, where x rounds to 1).
+    """
+    if family.transform is None:
+        return 0.0
+    tiny = np.finfo(float).tiny
+    if family.transform == "log":
+        low, high = np.log(tiny), np.log(np.finfo(float).max)
+    else:
+        low, high = np.log(tiny), np.log1p(-2.0**-53) - np.log(2.0**-53)
+    return float(family.cdf(low, *parameters) + 1 - family.cdf(high, *parameters))
 
 
 def _block_reference(compiled, layout, dependencies, singles, coupled, u, size, rng
