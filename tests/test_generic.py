@@ -833,7 +833,9 @@ def test_a_funnel_block_drawn_exactly_is_never_failed_for_its_reference():
     independence proposals (about a Laplace approximation in the neck) are almost never taken,
     and the exact draw was FAILED with p = 0 at every state. Now the chains are not certified
     there, and the block cannot be verified, with the reason. The states are 400 sweeps of the
-    exact sampler, in place of NUTS (which diverges in this funnel)."""
+    exact sampler, in place of NUTS (which diverges in this funnel). A theta drawn with the
+    precision 1/tau^2 alone is left to Geweke's test, which fails it (one that draws theta from
+    its prior, the data ignored, passed Geweke's test at these settings)."""
     references = _references(eight_schools_model, "eight schools", posterior_points=2,
                              prior_points=1)
     sweep = {("theta", "tau"): draw_theta_and_tau, "mu": draw_school_mean}
@@ -851,6 +853,17 @@ def test_a_funnel_block_drawn_exactly_is_never_failed_for_its_reference():
     assert "were not certified" in outcome.statistic and "independence proposals" \
         in outcome.statistic
     assert (outcome.table[outcome.table.block == "mu"].p_holm > ALPHA).all()
+
+    def draw_theta_with_the_data_as_prior(rng, state, data):
+        """tau right, then theta_j with the precision 1/tau^2 alone (1/s_j^2 left out) and
+        the mean (y_j/s_j^2 + mu/tau^2) tau^2."""
+        _, tau = draw_theta_and_tau(rng, state, data)
+        mean = (data["y"] / SCHOOLS_SD**2 + state["mu"] / tau**2) * tau**2
+        return rng.normal(mean, tau), tau
+
+    wrong = {("theta", "tau"): draw_theta_with_the_data_as_prior, "mu": draw_school_mean}
+    [consistency, geweke] = _check(references, wrong, checks=("consistency", "geweke")).outcomes
+    assert consistency.status != "passed" and geweke.status == "failed"
 
 
 ROBUST_NU = 4.0

@@ -1137,8 +1137,9 @@ def _named_draw(conditional: ConjugateConditional) -> Callable:
 
 def sample(model: pm.Model | str, *, draws: int = 1000, chains: int = 4,
            seed: SeedLike = None, tune: int = 500) -> az.InferenceData:
-    """The `auto_gibbs` sampler as an engine: `chains` chains, swept together as one batch,
-    each started at the model's initial point jittered on PyMC's unconstrained scale.
+    """The `auto_gibbs` sampler as an engine: `chains` chains, swept together as one batch by
+    the sweep `check_gibbs` runs (`generic.sweep`), each started at the model's initial point
+    jittered on PyMC's unconstrained scale.
 
     Parameters
     ----------
@@ -1169,6 +1170,7 @@ def sample(model: pm.Model | str, *, draws: int = 1000, chains: int = 4,
     from hiercheck.samplers.sweeps import to_inference_data
 
     from .builtin_models import get_builtin
+    from .generic import Batch, parse_conditionals, sweep
 
     if isinstance(model, str):
         builtin = get_builtin(model)
@@ -1176,15 +1178,15 @@ def sample(model: pm.Model | str, *, draws: int = 1000, chains: int = 4,
     require_integer("draws", draws)
     require_integer("chains", chains)
     require_integer("tune", tune, least=0)
-    sampler = auto_gibbs(model)
     density = _density_of(model)
+    blocks = parse_conditionals(auto_gibbs(model), density.variables, batched=True)
+    batch = Batch.of(density.compiled, chains)
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
     state = _stacked([_jittered(density, rng, 1.0) for _ in range(chains)])
     kept = {name: np.empty((chains, draws, *v.shape)) for name, v in density.variables.items()}
     for step in range(tune + draws):
-        for name, draw in sampler.items():
-            state[name] = draw(rng, state, density.compiled.data)
+        state = sweep(rng, state, batch, blocks, density.variables)
         if step >= tune:
             for name in kept:
                 kept[name][:, step - tune] = state[name]

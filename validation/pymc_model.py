@@ -48,6 +48,7 @@ from hiercheck.models.joint import joint_terms
 
 if TYPE_CHECKING:
     import pymc as pm
+    from pytensor.compile.function.types import Function
     from pytensor.tensor import TensorVariable
 
     from hiercheck._typing import SeedLike
@@ -515,7 +516,7 @@ def batched_like(variable: TensorVariable, name: str) -> TensorVariable:
     return pt.tensor(name=name, shape=(None, *variable.type.shape), dtype=variable.type.dtype)
 
 
-def compile_batched(inputs: list, outputs: list):
+def compile_batched(inputs: list, outputs: list) -> Function:
     """A PyTensor function of graphs vectorized over a leading batch axis, their linear algebra
     batched by numpy (`batched_linear_algebra`), compiled quietly.
 
