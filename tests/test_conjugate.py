@@ -561,7 +561,7 @@ def test_auto_gibbs_passes_consistency_and_geweke_on_the_test_models(build):
     from hiercheck.validation.generic import GENERIC_QUICK, ModelReferences
 
     model = build()
-    settings = SMALL | {"posterior_points": 0, "prior_points": 3}
+    settings = SMALL | {"posterior_points": 0, "prior_points": 2}
     references = ModelReferences(model, replace(GENERIC_QUICK, **settings), 0, build.__name__)
     verdict = check_gibbs(model, auto_gibbs(model), references=references, batched=True,
                           checks=("consistency", "geweke"))

@@ -837,7 +837,8 @@ def test_a_funnel_block_drawn_exactly_is_never_failed_for_its_reference():
     precision 1/tau^2 alone is left to Geweke's test, which fails it (one that draws theta from
     its prior, the data ignored, passed Geweke's test at these settings)."""
     references = _references(eight_schools_model, "eight schools", posterior_points=2,
-                             prior_points=1)
+                             prior_points=1, joint_draws=250, geweke_chains=50,
+                             geweke_steps=100)
     sweep = {("theta", "tau"): draw_theta_and_tau, "mu": draw_school_mean}
     rng, state, data = np.random.default_rng(3), {"mu": 4.0, "tau": 3.0}, {"y": SCHOOLS_Y}
     draws = {"theta": [], "tau": [], "mu": []}
