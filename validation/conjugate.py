@@ -32,9 +32,8 @@ How each family is fitted, at one state or a batch of them in one evaluation of 
   `RTOL` of the gradient's scale. An element whose conditional reads another element fails that.
   Far in a tail one term of the gradient drowns the other in rounding (a gamma's (alpha - 1)/x
   beside its rate at x = 1e-30: the fit failed there, and at 1e-9 its rate was 6e-7 off); where a
-  parameter's rounding error exceeds
-  `DETERMINED` of itself, every element is fitted again about its mode on the line scale, found
-  by bisecting the sign of the slope there.
+  parameter's rounding error exceeds `DETERMINED` of itself, every element is fitted again about
+  its mode on the line scale, found by bisecting the sign of the slope there.
 - The quadratic families (normal, mvnormal), on R^n: the gradient is affine, h - P x, exactly
   when the log density is quadratic. P is found by moving the elements (all of a colour at once,
   when the structure is known), the mean is x + P^{-1} g(x), and the gradient at two draws of
@@ -131,7 +130,6 @@ class _Density:
         self.differentiable = tuple(name for name, support in self.supports.items()
                                     if support in ("real", "positive", "unit"))
         natural = remove_value_transforms(model)
-        self.natural = natural
         self.terms = joint_terms(natural, jacobian=False)
         self.owners = tuple(self.terms)
         # the inputs of the compiled functions, in their order: `variables` then `observed`

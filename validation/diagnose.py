@@ -198,9 +198,13 @@ def plot_diagnosis(verdict: Verdict, coordinate: str | None = None, draws: int |
         As `diagnose`; and when no failing coordinate (or none named `coordinate`) has an exact
         conditional to draw.
     """
+    return _figure(*_diagnosis(verdict, draws, seed), coordinate)
+
+
+def _figure(frame: pd.DataFrame, evidence: dict, coordinate: str | None) -> Figure:
+    """`plot_diagnosis`'s figure from a diagnosis already made (`_diagnosis`)."""
     from .plots import new_axes  # matplotlib, only for a figure
 
-    frame, evidence = _diagnosis(verdict, draws, seed)
     drawn = frame[frame.family != ""]
     if coordinate is not None:
         drawn = drawn[drawn.coordinate == coordinate]
@@ -266,11 +270,11 @@ def explain_failure(verdict: Verdict) -> tuple[pd.DataFrame | None, Figure | Non
     if outcome is None or outcome.status != "failed":
         return None, None
     try:
-        frame = diagnose(verdict)
+        frame, evidence = _diagnosis(verdict, None, 0)
     except SettingsError:  # diagnose cannot read this failure, and has said why in its message
         return None, None
     try:
-        figure = plot_diagnosis(verdict)
+        figure = _figure(frame, evidence, None)
     except SettingsError:  # no failing coordinate has an exact conditional to draw against
         figure = None
     return frame, figure

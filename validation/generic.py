@@ -1119,8 +1119,9 @@ def _joint_references(log_density, starts: np.ndarray, size: int, rng) -> list[_
     `CHAIN_ROUNDS` of steps of each kind, until every component's proposals are accepted at
     least 25% of the time and it is `certified`: each chain took `MIN_MOVES` independence
     proposals on average in the round (random-walk steps may all be accepted where they are
-    too small to leave a neck; a chain that never jumps stays where it started), and its two sets of chains agree (`_halves_agree`; had they not forgotten their
-    starts, the two would differ). The chains' law approaches the conditional geometrically in
+    too small to leave a neck; a chain that never jumps stays where it started), and its two
+    sets of chains agree (`_halves_agree`; had they not forgotten their starts, the two would
+    differ). The chains' law approaches the conditional geometrically in
     the number of steps; the acceptance rate, the moves and the certification's p-value are
     reported, and the caller refuses a component that was never certified.
     """
@@ -1149,7 +1150,7 @@ def _joint_references(log_density, starts: np.ndarray, size: int, rng) -> list[_
     current, current_q = log_density(u), log_q(u)
     current[np.isnan(current)] = -np.inf  # a start without a density: its first move is taken
     for steps in CHAIN_ROUNDS:
-        accepted, moves = np.zeros(count), np.zeros(count)
+        moves = np.zeros(count)  # accepted independence proposals per chain, in this round
         for _ in range(steps):
             candidate = proposal()
             candidate_lp, candidate_q = log_density(candidate), log_q(candidate)
@@ -1157,7 +1158,6 @@ def _joint_references(log_density, starts: np.ndarray, size: int, rng) -> list[_
                                                                  - candidate_q + current_q)
             u[accept], current[accept] = candidate[accept], candidate_lp[accept]
             current_q[accept] = candidate_q[accept]
-            accepted += accept.mean(axis=0) / steps
             moves += accept.mean(axis=0)
             walk = u + 2.38 / np.sqrt(d) * np.einsum(
                 "cij,scj->sci", choleskys, rng.standard_normal((size, count, d)))
@@ -1165,6 +1165,7 @@ def _joint_references(log_density, starts: np.ndarray, size: int, rng) -> list[_
             accept = np.log(rng.uniform(size=(size, count))) < walk_lp - current
             u[accept], current[accept] = walk[accept], walk_lp[accept]
             current_q[accept] = walk_q[accept]
+        accepted = moves / steps
         certification = _halves_agree(np.einsum("cij,scj->sci", inverses, u - modes), wide)
         references = [_JointReference(u[:, c].copy(), modes[c], choleskys[c], float(accepted[c]),
                                       float(certification[c]), float(moves[c]))
@@ -1549,11 +1550,9 @@ def _mass_beyond_floats(family: _ScalarFamily, parameters: tuple[float, ...]) ->
     """
     if family.transform is None:
         return 0.0
-    tiny = np.finfo(float).tiny
-    if family.transform == "log":
-        low, high = np.log(tiny), np.log(np.finfo(float).max)
-    else:
-        low, high = np.log(tiny), np.log1p(-2.0**-53) - np.log(2.0**-53)
+    low = np.log(np.finfo(float).tiny)
+    high = (np.log(np.finfo(float).max) if family.transform == "log"
+            else np.log1p(-2.0**-53) - np.log(2.0**-53))  # logit(1 - 2^-53)
     return float(family.cdf(low, *parameters) + 1 - family.cdf(high, *parameters))
 
 
@@ -1590,9 +1589,10 @@ def _block_reference(compiled, layout, dependencies, singles, coupled, u, size, 
                 raise UncertifiedReference(
                     f"the reference chains of {_component_name(layout, component)} were not "
                     f"certified in {sum(CHAIN_ROUNDS)} steps of each kind: in the last "
-                    f"{CHAIN_ROUNDS[-1]}, each took {reference.moves:.3g} independence proposals "
-                    f"on average (at least {MIN_MOVES} needed), and those started {OVERDISPERSION:g} "
-                    f"times wider differ from the others with p {reference.certification:.2g}")
+                    f"{CHAIN_ROUNDS[-1]}, each took {reference.moves:.3g} independence "
+                    f"proposals on average (at least {MIN_MOVES} needed), and those started "
+                    f"{OVERDISPERSION:g} times wider differ from the others with p "
+                    f"{reference.certification:.2g}")
             starts[:, component] = reference.draws[:size]
             joints.append((component, reference))
     return _BlockReference(starts, continuous, grids, discrete, pmfs, joints)
