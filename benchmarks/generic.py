@@ -14,6 +14,7 @@ false-alarm rate of its multivariate test.
     python benchmarks/generic.py --coupled-power 200        # a covariance 10% too large, 200 seeds
     python benchmarks/generic.py --wishart-power 200        # an inverse Wishart's scale 5% off
     python benchmarks/generic.py --certification-false-alarms 100  # chains that mix, certified?
+    python benchmarks/generic.py --blanket                  # cheese's conjugate fits, two ways
     ... --json generic.json                                 # and save what was measured
 
 Timing: each model's check_gibbs(quick=True, seed=0) from a fresh ModelReferences, so NUTS and
@@ -56,7 +57,10 @@ false alarms: a logistic regression's coefficients (3, 80 observations; not conj
 their reference is certified chains) drawn by 50 random-walk Metropolis steps, consistency
 alone at seeds 0..N-1 with the references of seed 0: the verdicts that are not "passed"
 (a "cannot verify" there is a certification that failed chains that mix), and each seed's
-smallest certification p-value.
+smallest certification p-value. Blanket: each recognized conjugate block of the built-in
+cheese model, `parameters` at one state and at a batch of 50 (the model's initial point
+jittered), evaluated through the block's Markov blanket alone (as shipped) and through every
+term of the model (the whole-model function recognition uses), best of 5 each, in one run.
 """
 
 from __future__ import annotations
@@ -406,6 +410,35 @@ def certification_false_alarms(seeds: int) -> dict:
             "statuses": statuses, "smallest certification p": smallest}
 
 
+def blanket() -> dict:
+    """Seconds per conjugate fit of each cheese block, blanket against whole model."""
+    from hiercheck.validation import conjugate
+    from hiercheck.validation.builtin_models import get_builtin
+
+    builtin = get_builtin("cheese")
+    model = builtin.build_model(builtin.load())
+    found = conjugate.conjugate_conditionals(model)
+    density = conjugate._density_of(model)
+    state = conjugate._recognition_states(density, 0)[0]
+    batch = {name: np.repeat(np.asarray(value)[None], 50, axis=0) for name, value in state.items()}
+    results = {}
+    for key, conditional in found.items():
+        names = conditional.names
+        for label, states in (("one state", state), ("50 states", batch)):
+            for way, evaluator in (("blanket", density.blanket_evaluator(names)),
+                                   ("whole model", density.whole)):
+                at = conjugate._block_at(density, names, states, None, evaluator)[0]
+                conditional._rule.fit(at)  # compiled, and warm
+                seconds = []
+                for _ in range(5):
+                    started = time.perf_counter()
+                    conditional._rule.fit(at)
+                    seconds.append(time.perf_counter() - started)
+                results[f"{key}, {label}, {way}"] = min(seconds)
+                print(f"cheese {key}, {label}, {way}: {min(seconds) * 1e3:.3g} ms", flush=True)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timing", action="store_true")
@@ -421,6 +454,7 @@ def main() -> None:
     parser.add_argument("--coupled-power", type=int, default=0, metavar="SEEDS")
     parser.add_argument("--wishart-power", type=int, default=0, metavar="SEEDS")
     parser.add_argument("--certification-false-alarms", type=int, default=0, metavar="SEEDS")
+    parser.add_argument("--blanket", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     measured = {}
@@ -451,6 +485,8 @@ def main() -> None:
     if args.certification_false_alarms:
         measured["certification false alarms"] = certification_false_alarms(
             args.certification_false_alarms)
+    if args.blanket:
+        measured["blanket"] = blanket()
     if args.json:
         args.json.write_text(json.dumps(measured, indent=1))
 
